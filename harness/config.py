@@ -1,0 +1,93 @@
+"""Typed configuration of one trial: what a study's fixed settings plus one Optuna sample resolve to.
+
+Every field has the default of the embedded setting (tiny model, synthetic data, CPU). Paper values
+are noted where the paper states them (Elmakies et al. 2025, section 4).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from harness.models.tiny import TinySpec
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DataConfig(Strict):
+    source: str = "synthetic"  # 'synthetic', or a local path (issue 5: LibriSQA / CoVoST2 loaders)
+    train_size: int = Field(256, ge=1)
+    validation_size: int = Field(48, ge=1)
+    test_size: int = Field(64, ge=1)
+    seed: int = 0  # the data seed; the trial seed is separate so seeds vary training, not data
+
+
+class ModelConfig(Strict):
+    name: str = "tiny"  # 'tiny' (built from config, cached) or a local dir / hub name of a checkpoint
+    trainable: Literal["all", "projector+lora"] = "all"
+    lora_rank: int = Field(8, ge=1)
+    lora_alpha: int = Field(16, ge=1)
+    system_prompt: str = "You are a helpful assistant that listens to audio and answers in text."
+    tiny: TinySpec = TinySpec()
+
+
+class TrainConfig(Strict):
+    steps: int = Field(60, ge=0)
+    batch_size: int = Field(8, ge=1)  # prompts per step (GRPO: each with G samples)
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    warmup_steps: int = Field(0, ge=0)
+    max_grad_norm: float = Field(1.0, gt=0)
+    eval_every: int = Field(20, ge=1)  # validation (greedy) every n steps; the best step is kept
+
+
+class GRPOConfig(Strict):
+    reward: str = "bleu"  # a metric or weighted sum, e.g. 'bleu+0.5*bertscore'
+    group_size: int = Field(8, ge=2)  # G (paper: 8, searched 4-12)
+    beta: float = Field(0.02, ge=0)  # KL coefficient (paper: 0.02); 0 loads no reference model
+    epsilon: float = Field(0.2, gt=0, lt=1)
+    epsilon_high: float | None = Field(None, gt=0)  # DAPO clip-higher; None = epsilon
+    iterations: int = Field(1, ge=1)  # mu: updates per generated batch
+    temperature: float = Field(1.0, gt=0)  # rollout temperature (paper: 1.0)
+    top_p: float = Field(1.0, gt=0, le=1)
+    max_new_tokens: int = Field(32, ge=1)  # paper: 200
+    scale_rewards: Literal["group", "batch", "none"] = "group"
+    loss_type: Literal["dapo", "grpo"] = "dapo"  # paper: DAPO token-level average
+    mp_grpo: bool = False  # Mixed-Policy GRPO: G-1 samples + the ground-truth reference
+
+    @field_validator("reward")
+    @classmethod
+    def _known_reward(cls, spec: str) -> str:
+        from harness.rewards import parse_reward
+
+        parse_reward(spec)  # raises RewardSpecError (a ValueError) naming the bad metric
+        return spec
+
+
+class EvalConfig(Strict):
+    max_new_tokens: int = Field(40, ge=1)
+    sampling_passes: int = Field(0, ge=0)  # k passes with the paper's sampling, averaged; 0 = greedy only
+    temperature: float = Field(0.9, gt=0)  # paper: 0.9
+    top_p: float = Field(0.9, gt=0, le=1)  # paper: 0.9
+    batch_size: int = Field(32, ge=1)
+    bertscore: bool = True
+
+
+class TrialConfig(Strict):
+    task: Literal["sqa", "ast"] = "sqa"
+    method: Literal["base-eval", "sft", "grpo"] = "grpo"
+    seed: int = 0
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    train: TrainConfig = TrainConfig()
+    grpo: GRPOConfig = GRPOConfig()
+    eval: EvalConfig = EvalConfig()
+
+    @model_validator(mode="after")
+    def _mp_needs_room(self) -> "TrialConfig":
+        if self.method == "grpo" and self.grpo.mp_grpo and self.grpo.group_size < 3:
+            raise ValueError("grpo.mp_grpo needs group_size >= 3 (G-1 >= 2 on-policy samples plus the reference)")
+        return self

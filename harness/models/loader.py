@@ -1,0 +1,62 @@
+"""One loader for speech-aware LMs: the `tiny` preset or a real Granite Speech checkpoint.
+
+Trainable-parameter policies:
+- `all`: every weight is trained (the tiny preset's default);
+- `projector+lora`: the public Granite Speech fine-tuning recipe: the Q-Former projector and a LoRA
+  adapter on the decoder's attention are trained, the rest is frozen. A checkpoint that ships its
+  own adapter (Granite Speech 3.3 does) trains that adapter; otherwise a new one is added.
+
+The LoRA adapter is switched on here and stays on: `SpeechLM` never calls `generate()`, whose
+Granite Speech override is the only thing that toggles it, so every sampling and log-prob pass
+runs with it (a real checkpoint's `forward()` alone would otherwise run without it).
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from transformers import AutoTokenizer, GraniteSpeechForConditionalGeneration
+
+from harness.config import ModelConfig
+from harness.models.speech_lm import SpeechLM
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def load_speech_lm(cfg: ModelConfig, device: torch.device | None = None) -> SpeechLM:
+    device = device or default_device()
+    if cfg.name == "tiny":
+        from harness.train.base_model import ensure_tiny_base  # the base is trained by our own SFT code
+
+        path, dtype = str(ensure_tiny_base(cfg.tiny)), torch.float32
+    else:
+        path, dtype = cfg.name, (torch.bfloat16 if device.type == "cuda" else torch.float32)
+    model = GraniteSpeechForConditionalGeneration.from_pretrained(path, dtype=dtype).to(device)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    set_trainable(model, cfg)
+    return SpeechLM(model, tokenizer, system_prompt=cfg.system_prompt if cfg.name != "tiny" else None)
+
+
+def set_trainable(model: GraniteSpeechForConditionalGeneration, cfg: ModelConfig) -> None:
+    if cfg.trainable == "all":
+        model.requires_grad_(True)
+        return
+    model.requires_grad_(False)
+    if not getattr(model, "_hf_peft_config_loaded", False):
+        from peft import LoraConfig
+
+        model.add_adapter(LoraConfig(r=cfg.lora_rank, lora_alpha=cfg.lora_alpha, lora_dropout=0.0,
+                                     target_modules=["q_proj", "v_proj"]))
+    model.enable_adapters()
+    for name, param in model.named_parameters():
+        if "lora_" in name or ".projector." in name:
+            param.requires_grad_(True)
+
+
+def frozen_copy(lm: SpeechLM) -> SpeechLM:
+    """The reference policy for the KL term: the starting weights, frozen, adapter state included."""
+    model = copy.deepcopy(lm.model).eval().requires_grad_(False)
+    return SpeechLM(model, lm.tokenizer, lm.system_prompt)

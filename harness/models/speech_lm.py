@@ -1,0 +1,204 @@
+"""A speech-aware LM as the training code sees it: prompts in, sampled completions and log-probs out.
+
+`SpeechLM` wraps a transformers Granite Speech model (the tiny preset or a real checkpoint) with its
+tokenizer. It does three things, each in one method:
+
+- `embed_prompts`: encode each prompt's audio once (conformer encoder + Q-Former projector) and
+  merge it into the prompt's token embeddings at the `<|audio|>` positions;
+- `sample`: draw G completions per prompt from those embeddings with a lean KV-cache loop
+  (the prompt is prefilled once and its cache repeated G times);
+- `completion_logprobs`: per-token log-probs (and entropy) of given completions, the one
+  differentiable pass the losses need.
+
+Both sampling and log-probs reuse the prompt embeddings, so the audio encoder runs once per
+prompt, not once per sample.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from harness.models.features import num_audio_tokens
+
+AUDIO_TOKEN = "<|audio|>"
+
+
+@dataclass
+class Prompts:
+    """A left-padded batch of prompts with their audio features."""
+
+    input_ids: torch.Tensor  # [B, Lp], audio placeholders expanded to one token per audio embedding
+    attention_mask: torch.Tensor  # [B, Lp]
+    features: torch.Tensor  # [B, T, 160] log-mel features, padded
+    features_mask: torch.Tensor  # [B, A] which projector outputs are real audio (not padding)
+
+
+@dataclass
+class Completions:
+    """Right-padded completions, row b*G + g belongs to prompt b."""
+
+    ids: torch.Tensor  # [N, Lc]
+    mask: torch.Tensor  # [N, Lc] 1 up to and including EOS
+    truncated: torch.Tensor  # [N] bool: no EOS within the token budget
+
+
+class SpeechLM:
+    def __init__(self, model, tokenizer, system_prompt: str | None = None):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.system_prompt = system_prompt
+        self.audio_token_id = model.config.audio_token_id
+        self.eos_id = tokenizer.eos_token_id
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos_id
+        # Never sample these: an audio token without audio makes the model raise, pad/bos are noise.
+        self.suppress_ids = sorted(
+            {i for i in (self.audio_token_id, tokenizer.pad_token_id, tokenizer.bos_token_id) if i is not None}
+            - {self.eos_id}
+        )
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    # ----------------------------------------------------------------------------- text
+    def format_prompt(self, prompt: str) -> str:
+        """Prompt text -> model input text (the checkpoint's chat template, with a fixed system prompt)."""
+        if getattr(self.tokenizer, "chat_template", None):
+            messages = [{"role": "user", "content": prompt}]
+            if self.system_prompt:
+                messages.insert(0, {"role": "system", "content": self.system_prompt})
+            return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        return prompt + "\n"
+
+    def tokenize_targets(self, texts: list[str]) -> list[list[int]]:
+        """Reference answers as completion token ids, EOS-terminated."""
+        return [self.tokenizer(t, add_special_tokens=False)["input_ids"] + [self.eos_id] for t in texts]
+
+    def decode(self, completions: Completions) -> list[str]:
+        texts = []
+        for ids, mask in zip(completions.ids.tolist(), completions.mask.tolist()):
+            kept = [i for i, m in zip(ids, mask) if m and i != self.eos_id]
+            texts.append(self.tokenizer.decode(kept, skip_special_tokens=True).strip())
+        return texts
+
+    def prepare(self, prompts: list[str], features: list[torch.Tensor]) -> Prompts:
+        """Tokenise prompts, expanding each `<|audio|>` to as many tokens as the clip has embeddings."""
+        rows, n_audio = [], []
+        for text, feats in zip(prompts, features):
+            if text.count(AUDIO_TOKEN) != 1:
+                raise ValueError(f"prompt must contain exactly one {AUDIO_TOKEN}: {text!r}")
+            n = num_audio_tokens(feats.shape[0], self.model.config.window_size, self.model.config.downsample_rate)
+            n_audio.append(n)
+            formatted = self.format_prompt(text).replace(AUDIO_TOKEN, AUDIO_TOKEN * n)
+            rows.append(self.tokenizer(formatted, add_special_tokens=False)["input_ids"])
+        length = max(map(len, rows))
+        input_ids = torch.full((len(rows), length), self.pad_id, dtype=torch.long)
+        attention_mask = torch.zeros((len(rows), length), dtype=torch.long)
+        for b, row in enumerate(rows):  # left padding: completions start at the same column
+            input_ids[b, length - len(row):] = torch.tensor(row)
+            attention_mask[b, length - len(row):] = 1
+        frames = max(f.shape[0] for f in features)
+        padded = torch.stack([F.pad(f, (0, 0, 0, frames - f.shape[0]), value=float(f.min())) for f in features])
+        max_audio = max(n_audio)
+        features_mask = torch.arange(max_audio)[None, :] < torch.tensor(n_audio)[:, None]
+        device = self.device
+        return Prompts(input_ids.to(device), attention_mask.to(device), padded.to(device, self.model.dtype),
+                       features_mask.to(device))
+
+    # ----------------------------------------------------------------------------- model passes
+    def embed_prompts(self, prompts: Prompts) -> torch.Tensor:
+        """[B, Lp, H] prompt embeddings with the audio encoded once per prompt."""
+        core = self.model.model
+        audio = core.get_audio_features(prompts.features, return_dict=True).pooler_output
+        audio = audio[:, : prompts.features_mask.shape[1]]
+        return core.get_merged_audio_embeddings(prompts.input_ids, audio, prompts.features_mask)
+
+    def _embed_tokens(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.model.get_input_embeddings()(ids)
+
+    def completion_logprobs(
+        self, prompt_embeds: torch.Tensor, prompt_mask: torch.Tensor, completions: Completions,
+        with_entropy: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """log pi(token) for each completion token, [N, Lc]; prompts are repeated to match N rows."""
+        n, lc = completions.ids.shape
+        repeats = n // prompt_embeds.shape[0]
+        embeds = torch.cat([prompt_embeds.repeat_interleave(repeats, 0), self._embed_tokens(completions.ids)], 1)
+        mask = torch.cat([prompt_mask.repeat_interleave(repeats, 0), completions.mask.to(prompt_mask.dtype)], 1)
+        positions = (mask.cumsum(1) - 1).clamp(min=0)
+        logits = self.model(inputs_embeds=embeds, attention_mask=mask, position_ids=positions,
+                            use_cache=False, logits_to_keep=lc + 1).logits[:, :-1].float()
+        logp_all = logits.log_softmax(-1)
+        logp = logp_all.gather(-1, completions.ids.unsqueeze(-1)).squeeze(-1)
+        entropy = None
+        if with_entropy:
+            with torch.no_grad():
+                entropy = -(logp_all.exp() * logp_all).sum(-1)
+        return logp, entropy
+
+    @torch.no_grad()
+    def sample(
+        self, prompt_embeds: torch.Tensor, prompt_mask: torch.Tensor, group_size: int, max_new_tokens: int,
+        temperature: float = 1.0, top_p: float = 1.0, greedy: bool = False,
+        generator: torch.Generator | None = None,
+    ) -> Completions:
+        """G completions per prompt. The prompt is prefilled once; its KV cache is repeated G times."""
+        positions = (prompt_mask.cumsum(1) - 1).clamp(min=0)
+        out = self.model(inputs_embeds=prompt_embeds, attention_mask=prompt_mask, position_ids=positions,
+                         use_cache=True, logits_to_keep=1)
+        cache = out.cache
+        if group_size > 1:
+            cache.batch_repeat_interleave(group_size)
+        logits = out.logits[:, -1].float().repeat_interleave(group_size, 0)
+        mask = prompt_mask.repeat_interleave(group_size, 0)
+        position = positions[:, -1].repeat_interleave(group_size, 0)
+        n = logits.shape[0]
+        tokens = torch.full((n, max_new_tokens), self.pad_id, dtype=torch.long, device=logits.device)
+        finished = torch.zeros(n, dtype=torch.bool, device=logits.device)
+        for t in range(max_new_tokens):
+            logits[:, self.suppress_ids] = float("-inf")
+            token = _choose(logits, temperature, top_p, greedy, generator)
+            token = torch.where(finished, self.pad_id, token)
+            tokens[:, t] = token
+            finished |= token == self.eos_id
+            if bool(finished.all()) or t == max_new_tokens - 1:
+                break
+            mask = torch.cat([mask, torch.ones_like(mask[:, :1])], 1)
+            position = position + 1
+            out = self.model(input_ids=token[:, None], attention_mask=mask, position_ids=position[:, None],
+                             cache=cache, use_cache=True)
+            cache = out.cache
+            logits = out.logits[:, -1].float()
+        tokens = tokens[:, : t + 1]
+        is_eos = tokens == self.eos_id
+        after_eos = (is_eos.cumsum(1) - is_eos.long()) > 0  # strictly after the first EOS
+        completion_mask = (~after_eos).long()
+        return Completions(tokens, completion_mask, ~is_eos.any(1))
+
+
+def _choose(logits: torch.Tensor, temperature: float, top_p: float, greedy: bool,
+            generator: torch.Generator | None) -> torch.Tensor:
+    """Next token by greedy choice, or temperature + nucleus (top-p) sampling."""
+    if greedy:
+        return logits.argmax(-1)
+    probs = (logits / temperature).softmax(-1)
+    if top_p < 1.0:
+        sorted_probs, order = probs.sort(-1, descending=True)
+        keep = sorted_probs.cumsum(-1) - sorted_probs < top_p  # smallest set whose mass reaches top_p
+        sorted_probs = sorted_probs * keep
+        probs = torch.zeros_like(probs).scatter_(-1, order, sorted_probs)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+
+
+def completions_from_targets(targets: list[list[int]], pad_id: int, device) -> Completions:
+    """Reference answers (token ids, EOS included) as right-padded completions."""
+    length = max(map(len, targets))
+    ids = torch.full((len(targets), length), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(targets), length), dtype=torch.long)
+    for i, row in enumerate(targets):
+        ids[i, : len(row)] = torch.tensor(row)
+        mask[i, : len(row)] = 1
+    return Completions(ids.to(device), mask.to(device), torch.zeros(len(targets), dtype=torch.bool, device=device))

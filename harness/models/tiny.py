@@ -1,0 +1,85 @@
+"""The `tiny` preset: a random-initialised Granite Speech model built from config, for CPU.
+
+Same classes as Granite Speech 3.3 2B/8B (conformer encoder -> windowed Q-Former projector ->
+Granite decoder), shrunk to widths of 64-128 and a byte-level BPE vocabulary trained offline on
+the text the model will see. `TinySpec` is the whole recipe; its hash names the cached base model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+
+from pydantic import BaseModel, ConfigDict
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import GraniteSpeechConfig, GraniteSpeechForConditionalGeneration, PreTrainedTokenizerFast
+
+from harness.models.speech_lm import AUDIO_TOKEN
+
+SPECIAL_TOKENS = ["<|pad|>", "<|bos|>", "<|eos|>", AUDIO_TOKEN]
+
+
+class TinySpec(BaseModel):
+    """Sizes of the tiny speech-aware LM and of the pretraining that makes it speech-aware."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    vocab_size: int = 512
+    encoder_hidden: int = 96
+    encoder_layers: int = 2
+    encoder_heads: int = 4
+    projector_hidden: int = 64
+    projector_layers: int = 1
+    text_hidden: int = 128
+    text_layers: int = 2
+    text_heads: int = 4
+    # Pretraining (ASR + AST on sentences disjoint from the study's data), like Granite Speech's.
+    pretrain_examples: int = 1500
+    pretrain_ast_fraction: float = 0.3
+    pretrain_steps: int = 900
+    pretrain_batch_size: int = 16
+    pretrain_lr: float = 2e-3
+    seed: int = 0
+
+    def digest(self) -> str:
+        return hashlib.sha256(json.dumps(self.model_dump(), sort_keys=True).encode()).hexdigest()[:12]
+
+
+def train_tokenizer(texts: Iterable[str], vocab_size: int) -> PreTrainedTokenizerFast:
+    """Byte-level BPE trained in milliseconds on the corpus: no unknown tokens, short sequences."""
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    tok.train_from_iterator(texts, trainer)
+    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<|pad|>", bos_token="<|bos|>",
+                                   eos_token="<|eos|>", extra_special_tokens={"audio_token": AUDIO_TOKEN})
+
+
+def build_tiny(spec: TinySpec, tokenizer: PreTrainedTokenizerFast) -> GraniteSpeechForConditionalGeneration:
+    """Random-initialised Granite Speech model of the spec's sizes, matched to the tokenizer."""
+    vocab = len(tokenizer)
+    config = GraniteSpeechConfig(
+        encoder_config=dict(input_dim=160, num_layers=spec.encoder_layers, hidden_dim=spec.encoder_hidden,
+                            num_heads=spec.encoder_heads, feedforward_mult=4, output_dim=42, context_size=200,
+                            max_pos_emb=512, dropout=0.0, conv_kernel_size=15, conv_expansion_factor=2),
+        projector_config=dict(model_type="blip_2_qformer", hidden_size=spec.projector_hidden,
+                              num_hidden_layers=spec.projector_layers, num_attention_heads=4,
+                              intermediate_size=4 * spec.projector_hidden, encoder_hidden_size=spec.encoder_hidden,
+                              cross_attention_frequency=1, hidden_dropout_prob=0.0,
+                              attention_probs_dropout_prob=0.0, max_position_embeddings=2048),
+        text_config=dict(model_type="granite", vocab_size=vocab, hidden_size=spec.text_hidden,
+                         intermediate_size=4 * spec.text_hidden, num_hidden_layers=spec.text_layers,
+                         num_attention_heads=spec.text_heads, num_key_value_heads=spec.text_heads,
+                         max_position_embeddings=1024, pad_token_id=tokenizer.pad_token_id,
+                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                         tie_word_embeddings=True, attention_dropout=0.0, embedding_multiplier=1.0,
+                         logits_scaling=1.0, residual_multiplier=1.0, attention_multiplier=1.0 / (spec.text_hidden // spec.text_heads) ** 0.5),
+        audio_token_index=tokenizer.convert_tokens_to_ids(AUDIO_TOKEN),
+        has_lora_adapter=False,
+        downsample_rate=5,
+        window_size=15,
+    )
+    return GraniteSpeechForConditionalGeneration(config)

@@ -1,0 +1,68 @@
+"""Evaluation as in the paper's tables: decode a split, score it with every metric (x100).
+
+Greedy decoding gives the primary numbers; with `sampling_passes = k > 0` the paper's sampling
+(top-p 0.9, T 0.9) is run k times and the metrics averaged over passes (reported as `sampled/*`).
+Per-example scores are returned too, for paired significance tests in the reports.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from harness.config import EvalConfig
+from harness.data.dataset import SpokenSet
+from harness.eval.metrics import corpus_scores, example_scores
+from harness.models.speech_lm import SpeechLM
+from harness.train.sft import sft_loss
+
+
+@dataclass
+class Evaluation:
+    scores: dict[str, float]  # corpus-level metrics x100 (+ 'nll', and 'sampled/<metric>' if k > 0)
+    per_example: dict[str, np.ndarray] = field(default_factory=dict)  # greedy, x100
+    hypotheses: list[str] = field(default_factory=list)
+
+
+@torch.no_grad()
+def decode(lm: SpeechLM, data: SpokenSet, cfg: EvalConfig, greedy: bool = True,
+           generator: torch.Generator | None = None) -> list[str]:
+    lm.model.eval()
+    texts = []
+    for start in range(0, len(data), cfg.batch_size):
+        examples, feats = data.batch(range(start, min(start + cfg.batch_size, len(data))))
+        prompts = lm.prepare([ex.prompt for ex in examples], feats)
+        out = lm.sample(lm.embed_prompts(prompts), prompts.attention_mask, 1, cfg.max_new_tokens,
+                        temperature=cfg.temperature, top_p=cfg.top_p, greedy=greedy, generator=generator)
+        texts += lm.decode(out)
+    return texts
+
+
+@torch.no_grad()
+def validation_nll(lm: SpeechLM, data: SpokenSet, batch_size: int) -> float:
+    lm.model.eval()
+    total, tokens = 0.0, 0
+    for start in range(0, len(data), batch_size):
+        examples, feats = data.batch(range(start, min(start + batch_size, len(data))))
+        loss, n = sft_loss(lm, lm.prepare([ex.prompt for ex in examples], feats), [ex.answer for ex in examples])
+        total, tokens = total + loss.item() * n, tokens + n
+    return total / tokens
+
+
+def evaluate(lm: SpeechLM, data: SpokenSet, cfg: EvalConfig, seed: int = 0, full: bool = True) -> Evaluation:
+    """`full=False` (used during training) scores greedy BLEU/ROUGE/METEOR and NLL only: cheap."""
+    refs = [ex.answer for ex in data.examples]
+    hyps = decode(lm, data, cfg)
+    metrics = None if full and cfg.bertscore else [m for m in ("bleu", "rouge1", "rouge2", "rougeL", "meteor")]
+    scores = corpus_scores(hyps, refs, metrics=metrics)
+    scores["nll"] = validation_nll(lm, data, cfg.batch_size)
+    per_example = example_scores(hyps, refs, metrics=metrics) if full else {}
+    if full and cfg.sampling_passes:
+        generator = torch.Generator(device=lm.device).manual_seed(seed)
+        passes = [corpus_scores(decode(lm, data, cfg, greedy=False, generator=generator), refs, metrics=metrics)
+                  for _ in range(cfg.sampling_passes)]
+        for key in passes[0]:
+            scores[f"sampled/{key}"] = float(np.mean([p[key] for p in passes]))
+    return Evaluation(scores, per_example, hyps)

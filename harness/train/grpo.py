@@ -1,0 +1,138 @@
+"""One GRPO / MP-GRPO step: sample a group per prompt, score it, update the policy mu times.
+
+The objective itself lives in `grpo_loss.py`; this file only produces its inputs:
+rollouts (G samples per prompt, or G-1 plus the ground truth for MP-GRPO), rewards, group
+advantages, reference log-probs, and the log-probs at sampling time (pi_old).
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+
+from harness.config import GRPOConfig
+from harness.models.speech_lm import Completions, Prompts, SpeechLM, completions_from_targets
+from harness.rewards import Reward
+from harness.train.grpo_loss import group_advantages, grpo_loss
+
+
+def add_references(lm: SpeechLM, samples: Completions, answers: list[str], group_size: int) -> Completions:
+    """MP-GRPO groups: each prompt's G-1 samples followed by its ground-truth answer (row g = G-1)."""
+    refs = completions_from_targets(lm.tokenize_targets(answers), lm.pad_id, lm.device)
+    length = max(samples.ids.shape[1], refs.ids.shape[1])
+
+    def pad(x: torch.Tensor, value: int) -> torch.Tensor:
+        return torch.nn.functional.pad(x, (0, length - x.shape[1]), value=value)
+
+    b = len(answers)
+    ids = torch.cat([pad(samples.ids, lm.pad_id).view(b, group_size - 1, length),
+                     pad(refs.ids, lm.pad_id)[:, None]], 1).view(b * group_size, length)
+    mask = torch.cat([pad(samples.mask, 0).view(b, group_size - 1, length), pad(refs.mask, 0)[:, None]], 1)
+    truncated = torch.cat([samples.truncated.view(b, group_size - 1), refs.truncated[:, None]], 1)
+    return Completions(ids, mask.view(b * group_size, length), truncated.view(-1))
+
+
+def grpo_step(
+    policy: SpeechLM,
+    reference: SpeechLM | None,
+    optimizer: torch.optim.Optimizer,
+    scheduler,
+    prompts: Prompts,
+    answers: list[str],
+    reward: Reward,
+    cfg: GRPOConfig,
+    max_grad_norm: float,
+    generator: torch.Generator,
+) -> dict[str, float]:
+    """Returns the step's metrics (what practitioners watch); also `samples` for logging."""
+    t0 = time.perf_counter()
+    b, g = len(answers), cfg.group_size
+    n_sampled = g - 1 if cfg.mp_grpo else g
+
+    # Rollout from the current policy (= pi_old for all mu updates below).
+    policy.model.eval()
+    with torch.no_grad():
+        embeds = policy.embed_prompts(prompts)
+        samples = policy.sample(embeds, prompts.attention_mask, n_sampled, cfg.max_new_tokens,
+                                temperature=cfg.temperature, top_p=cfg.top_p, generator=generator)
+    completions = add_references(policy, samples, answers, g) if cfg.mp_grpo else samples
+    off_policy = torch.zeros(b, g, dtype=torch.bool, device=policy.device)
+    if cfg.mp_grpo:
+        off_policy[:, -1] = True
+    off_policy = off_policy.view(-1)
+    t_rollout = time.perf_counter()
+
+    # Rewards and group advantages (over the mixed group for MP-GRPO).
+    texts = policy.decode(completions)
+    refs = [a for a in answers for _ in range(g)]
+    total, parts = reward(texts, refs)
+    rewards = torch.as_tensor(total, dtype=torch.float32, device=policy.device).view(b, g)
+    advantages = group_advantages(rewards, cfg.scale_rewards).view(-1)
+    t_reward = time.perf_counter()
+
+    ref_logp = None
+    if cfg.beta != 0.0:
+        with torch.no_grad():
+            ref_logp, _ = reference.completion_logprobs(reference.embed_prompts(prompts), prompts.attention_mask,
+                                                        completions)
+
+    # mu policy updates on this batch; pi_old is the policy that sampled (its log-probs come for free
+    # from the first forward pass, so no extra pass is spent on them).
+    policy.model.train()
+    old_logp, losses = None, []
+    for it in range(cfg.iterations):
+        logp, entropy = policy.completion_logprobs(policy.embed_prompts(prompts), prompts.attention_mask,
+                                                   completions, with_entropy=(it == 0))
+        if it == 0:
+            old_logp, first_entropy = logp.detach(), entropy
+        loss, stats = grpo_loss(logp, old_logp, advantages, completions.mask, off_policy, ref_logp,
+                                beta=cfg.beta, epsilon=cfg.epsilon, epsilon_high=cfg.epsilon_high,
+                                aggregation=cfg.loss_type)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"GRPO loss is {loss.item()} at inner iteration {it}")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(policy.model.parameters(), max_grad_norm)
+        optimizer.step()
+        losses.append(loss.item())
+    scheduler.step()
+    t_update = time.perf_counter()
+
+    on = ~off_policy
+    mask = completions.mask.bool()
+    lengths = completions.mask.sum(1).float()
+    rewards_on = rewards.view(-1)[on]
+    metrics = {
+        "loss": float(np.mean(losses)),
+        "reward": float(rewards_on.mean()),
+        "reward_std": float(rewards.std(dim=1).mean()),  # mean within-group std
+        "frac_zero_std_groups": float((rewards.std(dim=1) < 1e-6).float().mean()),
+        "kl": stats.kl,
+        "clip_low": stats.clip_low,
+        "clip_high": stats.clip_high,
+        "ratio_mean": stats.ratio_mean,
+        "entropy": float(first_entropy[mask & on[:, None]].mean()),
+        "completion_len_mean": float(lengths[on].mean()),
+        "completion_len_max": float(lengths[on].max()),
+        "truncated_frac": float(completions.truncated[on].float().mean()),
+        "grad_norm": float(grad_norm),
+        "lr": scheduler.get_last_lr()[0],
+        "tokens_per_s": float(completions.mask[on].sum()) / (t_rollout - t0),
+        "time_rollout_s": t_rollout - t0,
+        "time_reward_s": t_reward - t_rollout,
+        "time_update_s": t_update - t_reward,
+        "step_time_s": t_update - t0,
+    }
+    for name, values in parts.items():
+        on_values = np.asarray(values).reshape(-1)[on.cpu().numpy()]
+        metrics[f"reward/{name}"] = float(on_values.mean())
+        metrics[f"reward_std/{name}"] = float(on_values.std())
+    if cfg.mp_grpo:
+        metrics["reward_reference"] = float(rewards[:, -1].mean())
+    metrics["samples"] = [  # a few rows for the sample-generation table
+        {"prompt": i // g, "reference": refs[i], "completion": texts[i], "reward": float(total[i]),
+         "off_policy": bool(off_policy[i])} for i in range(min(len(texts), 2 * g))
+    ]
+    return metrics

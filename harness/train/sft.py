@@ -1,0 +1,33 @@
+"""Supervised fine-tuning: cross-entropy on the answer tokens only (prompt and audio are context)."""
+
+from __future__ import annotations
+
+import time
+
+import torch
+
+from harness.models.speech_lm import Prompts, SpeechLM, completions_from_targets
+
+
+def sft_loss(lm: SpeechLM, prompts: Prompts, answers: list[str]) -> tuple[torch.Tensor, int]:
+    """Mean negative log-likelihood of the reference answers (EOS included); returns (loss, tokens)."""
+    targets = completions_from_targets(lm.tokenize_targets(answers), lm.pad_id, lm.device)
+    logp, _ = lm.completion_logprobs(lm.embed_prompts(prompts), prompts.attention_mask, targets)
+    mask = targets.mask.to(logp.dtype)
+    return -(logp * mask).sum() / mask.sum(), int(mask.sum())
+
+
+def sft_step(policy, optimizer, scheduler, prompts, answers, max_grad_norm) -> dict[str, float]:
+    t0 = time.perf_counter()
+    policy.model.train()
+    loss, tokens = sft_loss(policy, prompts, answers)
+    if not torch.isfinite(loss):
+        raise FloatingPointError(f"SFT loss is {loss.item()}")
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    grad_norm = torch.nn.utils.clip_grad_norm_(policy.model.parameters(), max_grad_norm)
+    optimizer.step()
+    scheduler.step()
+    elapsed = time.perf_counter() - t0
+    return {"loss": loss.item(), "grad_norm": float(grad_norm), "lr": scheduler.get_last_lr()[0],
+            "tokens_per_s": tokens / elapsed, "step_time_s": elapsed}

@@ -1,0 +1,133 @@
+"""One trial end to end: data -> model -> SFT or GRPO steps with validation -> best checkpoint -> test.
+
+`run_trial` knows nothing of Optuna or MLflow: it calls `log(metrics, step)` for per-step and
+validation metrics and `report(value, step)` after each validation (the sweep turns that into an
+Optuna report + prune decision by raising `optuna.TrialPruned`).
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from harness.config import TrialConfig
+from harness.data.dataset import BatchSampler, SpokenSet
+from harness.models.loader import frozen_copy, load_speech_lm
+from harness.rewards import parse_reward
+from harness.runtime import configure_threads
+from harness.train.evaluate import Evaluation, evaluate
+from harness.train.grpo import grpo_step
+from harness.train.sft import sft_step
+
+SELECT_METRIC = "bleu"  # best checkpoint = highest validation BLEU (the paper's selection)
+
+
+@dataclass
+class TrialResult:
+    test: Evaluation
+    validation: dict[str, float]  # at the selected step
+    best_step: int
+    steps: int
+    generated_tokens: int
+    times: dict[str, float]  # seconds per stage
+    samples: dict[int, list[dict]] = field(default_factory=dict)  # step -> sample generations
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def load_task_data(cfg: TrialConfig) -> dict[str, SpokenSet]:
+    from harness.data.synthetic import load_synthetic
+
+    if cfg.data.source != "synthetic":
+        raise NotImplementedError(f"data.source={cfg.data.source!r}: only 'synthetic' is available yet")
+    sizes = {"train": cfg.data.train_size, "validation": cfg.data.validation_size, "test": cfg.data.test_size}
+    splits = load_synthetic(cfg.task, sizes, seed=cfg.data.seed)
+    return {name: SpokenSet.from_examples(examples) for name, examples in splits.items()}
+
+
+def run_trial(
+    cfg: TrialConfig,
+    log: Callable[[dict, int], None] = lambda metrics, step: None,
+    report: Callable[[float, int], None] = lambda value, step: None,
+    sample_steps: int = 3,
+) -> TrialResult:
+    times: dict[str, float] = {}
+    configure_threads()
+    t = time.perf_counter()
+    seed_everything(cfg.seed)
+    data = load_task_data(cfg)
+    times["data_s"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    policy = load_speech_lm(cfg.model)
+    grpo = cfg.method == "grpo"
+    reference = frozen_copy(policy) if grpo and cfg.grpo.beta != 0.0 else None
+    reward = parse_reward(cfg.grpo.reward) if grpo else None
+    times["model_s"] = time.perf_counter() - t
+
+    steps = 0 if cfg.method == "base-eval" else cfg.train.steps
+    params = [p for p in policy.model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
+    warmup = max(cfg.train.warmup_steps, 1)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warmup))
+    sampler = BatchSampler(len(data["train"]), cfg.train.batch_size, cfg.seed)
+    generator = torch.Generator(device=policy.device).manual_seed(cfg.seed)
+
+    def validate(step: int) -> dict[str, float]:
+        scores = evaluate(policy, data["validation"], cfg.eval, seed=cfg.seed, full=False).scores
+        log({f"val/{k}": v for k, v in scores.items()}, step)
+        report(scores[SELECT_METRIC], step)
+        return scores
+
+    t = time.perf_counter()
+    best_scores, best_step = validate(0), 0
+    best_state = copy.deepcopy(policy.model.state_dict()) if steps else None
+    times["validation_s"] = time.perf_counter() - t
+    samples: dict[int, list[dict]] = {}
+    sample_at = set(np.linspace(1, steps, sample_steps, dtype=int).tolist()) if steps else set()
+    generated, t_train = 0, 0.0
+
+    for step in range(1, steps + 1):
+        t = time.perf_counter()
+        examples, feats = data["train"].batch(sampler.next())
+        prompts = policy.prepare([ex.prompt for ex in examples], feats)
+        answers = [ex.answer for ex in examples]
+        if grpo:
+            metrics = grpo_step(policy, reference, optimizer, scheduler, prompts, answers, reward, cfg.grpo,
+                                cfg.train.max_grad_norm, generator)
+            rows = metrics.pop("samples")
+            if step in sample_at:
+                samples[step] = [dict(r, prompt=examples[r["prompt"]].prompt) for r in rows]
+            generated += int(metrics["completion_len_mean"] * len(answers) * cfg.grpo.group_size)
+        else:
+            metrics = sft_step(policy, optimizer, scheduler, prompts, answers, cfg.train.max_grad_norm)
+        t_train += time.perf_counter() - t
+        log(metrics, step)
+
+        if step % cfg.train.eval_every == 0 or step == steps:
+            t = time.perf_counter()
+            scores = validate(step)
+            if scores[SELECT_METRIC] > best_scores[SELECT_METRIC]:
+                best_scores, best_step = scores, step
+                best_state = copy.deepcopy(policy.model.state_dict())
+            times["validation_s"] += time.perf_counter() - t
+    times["train_s"] = t_train
+
+    if best_state is not None:
+        policy.model.load_state_dict(best_state)
+    t = time.perf_counter()
+    test = evaluate(policy, data["test"], cfg.eval, seed=cfg.seed, full=True)
+    times["test_s"] = time.perf_counter() - t
+    log({"best_step": best_step}, steps)
+    return TrialResult(test, best_scores, best_step, steps, generated, times, samples)
+
