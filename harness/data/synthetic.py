@@ -678,14 +678,16 @@ def generate_texts(task: str, sizes: Mapping[str, int], seed: int = 0) -> dict[s
 
 
 def generate_pretraining_texts(
-    sizes: Mapping[str, int], seed: int = 0, exclude: Iterable[str] = (), ast_fraction: float = 0.5
+    sizes: Mapping[str, int], seed: int = 0, exclude: Iterable[str] = (), ast_fraction: float = 0.5,
+    sqa_fraction: float = 0.0,
 ) -> dict[str, list[_TextItem]]:
-    """Texts of :func:`load_pretraining`: a shuffled mix per split of AST pairs (``ast_fraction``)
-    and ASR items (half SQA-style passages, half AST-style sentences), all spoken texts distinct
-    and disjoint (after :func:`normalize_text`) from ``exclude``."""
+    """Texts of :func:`load_pretraining`: a shuffled mix per split of AST pairs (``ast_fraction``),
+    spoken QA items (``sqa_fraction``) and ASR items (half SQA-style passages, half AST-style
+    sentences), all spoken texts distinct, in the pretraining part of the text space, and disjoint
+    (after :func:`normalize_text`) from ``exclude``."""
     sizes = _check_sizes(sizes)
-    if not 0.0 <= ast_fraction <= 1.0:
-        raise ValueError("ast_fraction must be in [0, 1]")
+    if not (0.0 <= ast_fraction and 0.0 <= sqa_fraction and ast_fraction + sqa_fraction <= 1.0):
+        raise ValueError("ast_fraction and sqa_fraction must be >= 0 and sum to at most 1")
     rng = random.Random(f"pretraining:v{GENERATOR_VERSION}:{seed}")
     seen = {normalize_text(t) for t in exclude}
 
@@ -700,11 +702,12 @@ def generate_pretraining_texts(
     out: dict[str, list[_TextItem]] = {}
     for split in _ordered_splits(sizes):
         n = sizes[split]
-        n_ast = round(n * ast_fraction)
-        n_passage = (n - n_ast) // 2
-        n_sentence = n - n_ast - n_passage
+        n_ast, n_sqa = round(n * ast_fraction), round(n * sqa_fraction)
+        n_passage = (n - n_ast - n_sqa) // 2
+        n_sentence = n - n_ast - n_sqa - n_passage
         items = (
             _unique_stream(_ast_text, rng, seen, n_ast, pretraining=True)
+            + _unique_stream(_sqa_text, rng, seen, n_sqa, pretraining=True)
             + _unique_stream(asr_passage, rng, seen, n_passage, pretraining=True)
             + _unique_stream(asr_sentence, rng, seen, n_sentence, pretraining=True)
         )
@@ -870,6 +873,7 @@ def load_pretraining(
     exclude: Iterable[str] = (),
     cache_dir: Path | None = None,
     ast_fraction: float = 0.5,
+    sqa_fraction: float = 0.0,
     workers: int | None = None,
 ) -> dict[str, list[Example]]:
     """Pretraining data for the tiny base model: ASR (task "asr", answer = transcript) and AST
@@ -886,6 +890,7 @@ def load_pretraining(
         "seed": seed,
         "sizes": sizes,
         "ast_fraction": ast_fraction,
+        "sqa_fraction": sqa_fraction,
         "exclude": _digest(excluded, 64),
         "n_excluded": len(excluded),
         "voice": VOICE,
@@ -896,7 +901,7 @@ def load_pretraining(
         f"pretrain-{_digest(key)}",
         _data_root(cache_dir),
         _ordered_splits(sizes),
-        lambda: generate_pretraining_texts(sizes, seed, excluded, ast_fraction),
+        lambda: generate_pretraining_texts(sizes, seed, excluded, ast_fraction, sqa_fraction),
         "pre",
         key,
         workers,

@@ -34,10 +34,12 @@ class TinySpec(BaseModel):
     text_hidden: int = 128
     text_layers: int = 2
     text_heads: int = 4
-    # Pretraining (ASR + AST on sentences disjoint from the study's data), like Granite Speech's.
+    # Pretraining on speech whose texts are disjoint from every study split: mostly ASR, some AST and
+    # a little spoken QA, so the base model, like Granite Speech, starts with some skill at both tasks.
     pretrain_examples: int = 1500
     pretrain_ast_fraction: float = 0.3
-    pretrain_steps: int = 900
+    pretrain_sqa_fraction: float = 0.15
+    pretrain_steps: int = 1200
     pretrain_batch_size: int = 16
     pretrain_lr: float = 2e-3
     seed: int = 0

@@ -16,12 +16,14 @@ from pathlib import Path
 
 import torch
 
+from harness.config import EvalConfig
 from harness.data.dataset import BatchSampler, SpokenSet
 from harness.data.synthetic import PROMPTS, load_pretraining, vocabulary
 from harness.models.speech_lm import SpeechLM
 from harness.models.tiny import TinySpec, build_tiny, train_tokenizer
 from harness.paths import cache_dir
 from harness.runtime import configure_threads
+from harness.train.evaluate import evaluate
 from harness.train.sft import sft_step
 
 log = logging.getLogger(__name__)
@@ -48,10 +50,9 @@ def ensure_tiny_base(spec: TinySpec) -> Path:
 def pretrain_tiny(spec: TinySpec, out: Path) -> dict:
     t0 = time.perf_counter()
     configure_threads()
-    n_ast = int(spec.pretrain_examples * spec.pretrain_ast_fraction)
     # Disjoint from every SQA/AST split by construction (see synthetic.reserved_for_pretraining).
     splits = load_pretraining({"train": spec.pretrain_examples, "validation": 64}, seed=spec.seed,
-                              ast_fraction=spec.pretrain_ast_fraction)
+                              ast_fraction=spec.pretrain_ast_fraction, sqa_fraction=spec.pretrain_sqa_fraction)
     train, validation = SpokenSet.from_examples(splits["train"]), SpokenSet.from_examples(splits["validation"])
     # The tokenizer sees the closed vocabulary of the synthetic world and the prompts, not task data.
     corpus = [ex.answer for ex in train.examples] + list(PROMPTS.values()) + sorted(vocabulary())
@@ -63,6 +64,7 @@ def pretrain_tiny(spec: TinySpec, out: Path) -> dict:
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: min((s + 1) / warmup, max(0.05, 1 - s / spec.pretrain_steps)))
     sampler = BatchSampler(len(train), spec.pretrain_batch_size, spec.seed)
+    lm.model.train()  # learns the conformer's BatchNorm statistics; fine-tuning later freezes them
     losses = []
     for step in range(1, spec.pretrain_steps + 1):
         examples, feats = train.batch(sampler.next())
@@ -70,13 +72,15 @@ def pretrain_tiny(spec: TinySpec, out: Path) -> dict:
         losses.append(sft_step(lm, optimizer, scheduler, prompts, [ex.answer for ex in examples], 1.0)["loss"])
         if step % 100 == 0:
             log.info("tiny base pretraining step %d/%d loss %.3f", step, spec.pretrain_steps, losses[-1])
-
-    from harness.config import EvalConfig
-    from harness.train.evaluate import evaluate
-
-    scores = evaluate(lm, validation, EvalConfig(bertscore=False), full=False).scores
+        if step % 500 == 0 or step == spec.pretrain_steps:
+            scores = evaluate(lm, validation, EvalConfig(bertscore=False), full=False).scores
+            lm.model.train()
+            log.info("tiny base pretraining step %d validation %s", step,
+                     {k: round(v, 2) for k, v in scores.items()})
     lm.model.save_pretrained(out)
     tokenizer.save_pretrained(out)
-    return {"spec": spec.model_dump(), "train_examples": len(train), "ast_examples": n_ast,
+    return {"spec": spec.model_dump(), "train_examples": len(train),
+            "tasks": {t: sum(ex.task == t for ex in train.examples) for t in ("asr", "ast", "sqa")},
             "final_loss": sum(losses[-20:]) / len(losses[-20:]), "validation": scores,
             "seconds": time.perf_counter() - t0}
+

@@ -52,7 +52,6 @@ def grpo_step(
     n_sampled = g - 1 if cfg.mp_grpo else g
 
     # Rollout from the current policy (= pi_old for all mu updates below).
-    policy.model.eval()
     with torch.no_grad():
         embeds = policy.embed_prompts(prompts)
         samples = policy.sample(embeds, prompts.attention_mask, n_sampled, cfg.max_new_tokens,
@@ -80,7 +79,6 @@ def grpo_step(
 
     # mu policy updates on this batch; pi_old is the policy that sampled (its log-probs come for free
     # from the first forward pass, so no extra pass is spent on them).
-    policy.model.train()
     old_logp, losses = None, []
     for it in range(cfg.iterations):
         logp, entropy = policy.completion_logprobs(policy.embed_prompts(prompts), prompts.attention_mask,

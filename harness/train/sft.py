@@ -18,8 +18,8 @@ def sft_loss(lm: SpeechLM, prompts: Prompts, answers: list[str]) -> tuple[torch.
 
 
 def sft_step(policy, optimizer, scheduler, prompts, answers, max_grad_norm) -> dict[str, float]:
+    """One optimiser step. The caller sets train/eval mode (fine-tuning runs in eval mode, see trial.py)."""
     t0 = time.perf_counter()
-    policy.model.train()
     loss, tokens = sft_loss(policy, prompts, answers)
     if not torch.isfinite(loss):
         raise FloatingPointError(f"SFT loss is {loss.item()}")

@@ -70,6 +70,9 @@ def run_trial(
 
     t = time.perf_counter()
     policy = load_speech_lm(cfg.model)
+    # Fine-tuning runs in eval mode: no dropout and frozen BatchNorm statistics (the conformer has
+    # BatchNorm), so the policy that samples is exactly the policy whose log-probs are trained.
+    policy.model.eval()
     grpo = cfg.method == "grpo"
     reference = frozen_copy(policy) if grpo and cfg.grpo.beta != 0.0 else None
     reward = parse_reward(cfg.grpo.reward) if grpo else None

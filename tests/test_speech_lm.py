@@ -1,0 +1,89 @@
+"""The lean rollout / log-prob path against transformers' own Granite Speech forward pass."""
+
+import numpy as np
+import pytest
+import torch
+
+from harness.models.features import log_mel, num_audio_tokens
+from harness.models.speech_lm import SpeechLM, completions_from_targets
+from harness.models.tiny import TinySpec, build_tiny, train_tokenizer
+
+
+@pytest.fixture(scope="module")
+def lm():
+    tok = train_tokenizer(["Anna lives in Berlin.", "Anna wohnt in Berlin.", "listen to the speech"] * 5, 300)
+    torch.manual_seed(0)
+    return SpeechLM(build_tiny(TinySpec(), tok), tok)
+
+
+def _prompts(lm, lengths=(32000, 48000, 24000)):
+    rng = np.random.RandomState(0)
+    feats = [log_mel(rng.randn(n).astype(np.float32) * 0.1) for n in lengths]
+    return lm.prepare(["<|audio|> listen to the speech and translate it into German."] * len(lengths), feats)
+
+
+def test_audio_token_count_matches_granite_formula(lm):
+    # ceil(((samples // 160 + 1) // 2) / 15) * 3: a 2 s clip gives 21 audio tokens.
+    assert num_audio_tokens((32000 // 160 + 1) // 2) == 21
+    prompts = _prompts(lm)
+    n_audio = (prompts.input_ids == lm.audio_token_id).sum(1).tolist()
+    assert n_audio == [21, 30, 15]
+    assert prompts.features_mask.sum(1).tolist() == n_audio
+
+
+def test_logprobs_equal_transformers_forward(lm):
+    prompts = _prompts(lm)
+    with torch.no_grad():
+        embeds = lm.embed_prompts(prompts)
+        sampled = lm.sample(embeds, prompts.attention_mask, 2, 12, generator=torch.Generator().manual_seed(1))
+        logp, _ = lm.completion_logprobs(embeds, prompts.attention_mask, sampled)
+        # Independent: transformers' forward with input_ids + input_features on the full sequences.
+        ids = torch.cat([prompts.input_ids.repeat_interleave(2, 0), sampled.ids], 1)
+        mask = torch.cat([prompts.attention_mask.repeat_interleave(2, 0), sampled.mask], 1)
+        out = lm.model(input_ids=ids, input_features=prompts.features.repeat_interleave(2, 0),
+                       input_features_mask=prompts.features_mask.repeat_interleave(2, 0),
+                       attention_mask=mask, position_ids=(mask.cumsum(1) - 1).clamp(min=0))
+        lp = prompts.input_ids.shape[1]
+        ref = out.logits[:, lp - 1:-1].log_softmax(-1).gather(-1, sampled.ids[..., None]).squeeze(-1)
+    valid = sampled.mask.bool()
+    assert torch.allclose(logp[valid], ref[valid], atol=1e-4)
+
+
+def test_greedy_sampling_is_argmax_and_masks_after_eos(lm):
+    prompts = _prompts(lm)
+    with torch.no_grad():
+        embeds = lm.embed_prompts(prompts)
+        greedy = lm.sample(embeds, prompts.attention_mask, 1, 10, greedy=True)
+        ids = torch.cat([prompts.input_ids, greedy.ids], 1)
+        mask = torch.cat([prompts.attention_mask, greedy.mask], 1)
+        out = lm.model(input_ids=ids, input_features=prompts.features, input_features_mask=prompts.features_mask,
+                       attention_mask=mask, position_ids=(mask.cumsum(1) - 1).clamp(min=0))
+    argmax = out.logits[:, prompts.input_ids.shape[1] - 1:-1]
+    argmax[..., lm.suppress_ids] = float("-inf")
+    valid = greedy.mask.bool()
+    assert torch.equal(argmax.argmax(-1)[valid], greedy.ids[valid])
+    for row, row_mask, trunc in zip(greedy.ids, greedy.mask, greedy.truncated):
+        eos = (row == lm.eos_id).nonzero()
+        if len(eos):  # mask is 1 up to and including the first EOS, 0 after
+            assert row_mask[: eos[0] + 1].all() and not row_mask[eos[0] + 1:].any() and not trunc
+        else:
+            assert row_mask.all() and trunc
+
+
+def test_seeded_sampling_is_reproducible_and_never_emits_suppressed_tokens(lm):
+    prompts = _prompts(lm)
+    with torch.no_grad():
+        embeds = lm.embed_prompts(prompts)
+        a = lm.sample(embeds, prompts.attention_mask, 4, 16, top_p=0.9, generator=torch.Generator().manual_seed(3))
+        b = lm.sample(embeds, prompts.attention_mask, 4, 16, top_p=0.9, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(a.ids, b.ids)
+    assert a.ids.shape[0] == 12
+    for token in lm.suppress_ids:
+        assert not (a.ids[a.mask.bool()] == token).any()
+
+
+def test_targets_are_eos_terminated(lm):
+    targets = completions_from_targets(lm.tokenize_targets(["Anna wohnt in Berlin.", "Ja."]), lm.pad_id, "cpu")
+    assert targets.ids[0, targets.mask[0].sum() - 1] == lm.eos_id
+    assert targets.ids[1, targets.mask[1].sum() - 1] == lm.eos_id
+    assert lm.decode(targets) == ["Anna wohnt in Berlin.", "Ja."]
