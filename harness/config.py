@@ -6,15 +6,44 @@ are noted where the paper states them (Elmakies et al. 2025, section 4).
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from harness.models.tiny import TinySpec
 
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+class TinySpec(Strict):
+    """Sizes of the tiny speech-aware LM and of the pretraining that makes it speech-aware."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    vocab_size: int = 512
+    encoder_hidden: int = 96
+    encoder_layers: int = 2
+    encoder_heads: int = 4
+    projector_hidden: int = 64
+    projector_layers: int = 1
+    text_hidden: int = 128
+    text_layers: int = 2
+    text_heads: int = 4
+    # Pretraining on speech whose texts are disjoint from every study split: mostly ASR, some AST and
+    # a little spoken QA, so the base model, like Granite Speech, starts with some skill at both tasks.
+    pretrain_examples: int = 1500
+    pretrain_ast_fraction: float = 0.3
+    pretrain_sqa_fraction: float = 0.15
+    pretrain_steps: int = 1200
+    pretrain_batch_size: int = 16
+    pretrain_lr: float = 2e-3
+    seed: int = 0
+
+    def digest(self) -> str:
+        return hashlib.sha256(json.dumps(self.model_dump(), sort_keys=True).encode()).hexdigest()[:12]
 
 
 class DataConfig(Strict):
@@ -37,7 +66,7 @@ class ModelConfig(Strict):
 class TrainConfig(Strict):
     steps: int = Field(60, ge=0)
     batch_size: int = Field(8, ge=1)  # prompts per step (GRPO: each with G samples)
-    lr: float = Field(1e-3, gt=0)
+    lr: float = Field(3e-4, gt=0)
     weight_decay: float = Field(0.0, ge=0)
     warmup_steps: int = Field(0, ge=0)
     max_grad_norm: float = Field(1.0, gt=0)

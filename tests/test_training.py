@@ -26,28 +26,28 @@ def _series(logged, key):
 
 def test_sft_lowers_validation_loss():
     _, result, logged, reported = _run({
-        "task": "sqa", "method": "sft", "data": SMALL_DATA,
-        "train": {"steps": 30, "batch_size": 8, "lr": 1e-3, "eval_every": 15},
+        "task": "ast", "method": "sft",
+        "train": {"steps": 30, "batch_size": 8, "lr": 3e-4, "eval_every": 15},
         "eval": {"bertscore": False, "max_new_tokens": 24},
-    })
+    })  # default data sizes (256 / 48 / 64): with 64 training examples SFT overfits at once
     nll = _series(logged, "val/nll")
     assert [s for s, _ in nll] == [0, 15, 30]
-    assert nll[-1][1] < nll[0][1] - 0.3, nll  # answers become much more likely
+    assert nll[-1][1] < nll[0][1] - 0.05, nll  # references become more likely
     assert [s for s, _ in reported] == [0, 15, 30]  # validation BLEU goes to the pruner
     assert set(result.test.scores) >= {"bleu", "rouge1", "rouge2", "rougeL", "meteor", "nll"}
-    assert all(len(v) == 16 for v in result.test.per_example.values())
+    assert all(len(v) == 64 for v in result.test.per_example.values())
 
 
 def test_grpo_raises_training_reward():
     _, result, logged, _ = _run({
-        "task": "sqa", "method": "grpo", "data": SMALL_DATA,
-        "train": {"steps": 30, "batch_size": 8, "lr": 1e-3, "eval_every": 30},
-        "grpo": {"reward": "bleu", "group_size": 6, "beta": 0.02, "max_new_tokens": 24},
+        "task": "sqa", "method": "grpo",
+        "train": {"steps": 40, "batch_size": 8, "lr": 3e-4, "eval_every": 40},
+        "grpo": {"reward": "bleu", "group_size": 8, "beta": 0.02, "max_new_tokens": 24},
         "eval": {"bertscore": False, "max_new_tokens": 24},
     })
     rewards = [r for _, r in _series(logged, "reward")]
-    assert len(rewards) == 30
-    assert np.mean(rewards[-8:]) > np.mean(rewards[:8]) + 0.03, rewards
+    assert len(rewards) == 40
+    assert np.mean(rewards[-10:]) > np.mean(rewards[:10]) + 0.03, rewards
     steps = [m for s, m in logged if "reward" in m]
     for m in steps:  # the metrics practitioners watch are all there and sane
         assert 0 <= m["frac_zero_std_groups"] <= 1 and m["kl"] >= 0 and m["entropy"] >= 0

@@ -2,50 +2,21 @@
 
 Same classes as Granite Speech 3.3 2B/8B (conformer encoder -> windowed Q-Former projector ->
 Granite decoder), shrunk to widths of 64-128 and a byte-level BPE vocabulary trained offline on
-the text the model will see. `TinySpec` is the whole recipe; its hash names the cached base model.
+the text the model will see. `harness.config.TinySpec` is the whole recipe; its hash names the
+cached base model.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Iterable
 
-from pydantic import BaseModel, ConfigDict
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import GraniteSpeechConfig, GraniteSpeechForConditionalGeneration, PreTrainedTokenizerFast
 
+from harness.config import TinySpec
 from harness.models.speech_lm import AUDIO_TOKEN
 
 SPECIAL_TOKENS = ["<|pad|>", "<|bos|>", "<|eos|>", AUDIO_TOKEN]
-
-
-class TinySpec(BaseModel):
-    """Sizes of the tiny speech-aware LM and of the pretraining that makes it speech-aware."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    vocab_size: int = 512
-    encoder_hidden: int = 96
-    encoder_layers: int = 2
-    encoder_heads: int = 4
-    projector_hidden: int = 64
-    projector_layers: int = 1
-    text_hidden: int = 128
-    text_layers: int = 2
-    text_heads: int = 4
-    # Pretraining on speech whose texts are disjoint from every study split: mostly ASR, some AST and
-    # a little spoken QA, so the base model, like Granite Speech, starts with some skill at both tasks.
-    pretrain_examples: int = 1500
-    pretrain_ast_fraction: float = 0.3
-    pretrain_sqa_fraction: float = 0.15
-    pretrain_steps: int = 1200
-    pretrain_batch_size: int = 16
-    pretrain_lr: float = 2e-3
-    seed: int = 0
-
-    def digest(self) -> str:
-        return hashlib.sha256(json.dumps(self.model_dump(), sort_keys=True).encode()).hexdigest()[:12]
 
 
 def train_tokenizer(texts: Iterable[str], vocab_size: int) -> PreTrainedTokenizerFast:

@@ -1,0 +1,201 @@
+"""The ``harness`` command: run studies, join them as a worker, report, browse, debug one trial.
+
+    harness sweep STUDY.yaml [--workers N] [--storage URL] [--tracking-uri URI] [--no-report]
+    harness worker STUDY.yaml                 # one more process on a running study
+    harness report STUDY(.yaml|name) [--tracking-uri URI] [--out DIR]
+    harness ui [--port 5000]                  # MLflow UI on 127.0.0.1 over the local store
+    harness trial CONFIG.yaml                 # one TrialConfig, no Optuna/MLflow: prints test scores
+
+User errors (a bad study or config file, an unknown reward, a missing file, a bad storage URL) print
+one message to stderr and exit with code 2.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Speech-LM GRPO/SFT experiment harness: studies tracked with MLflow, searched with Optuna.")
+
+STORAGE_HELP = "Optuna storage: a journal file path or an RDB URL (postgresql://...). Env: HARNESS_OPTUNA_STORAGE."
+TRACKING_HELP = "MLflow tracking URI (default sqlite:///mlruns/mlflow.db). Env: MLFLOW_TRACKING_URI."
+
+
+def _user_errors(command):
+    """Turn the errors a user can fix into one line on stderr and exit code 2 (no traceback)."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        from harness.rewards import RewardSpecError
+        from harness.study import StudyError
+        from harness.sweep import StorageError, mask_url
+
+        try:
+            return command(*args, **kwargs)
+        except (StudyError, StorageError, RewardSpecError) as err:
+            typer.echo(f"error: {mask_url(str(err))}", err=True)
+        except FileNotFoundError as err:
+            typer.echo(f"error: {err.filename or err}: file not found. Fix: check the path.", err=True)
+        except KeyboardInterrupt:
+            typer.echo("interrupted: run the same command again to resume.", err=True)
+            raise typer.Exit(130)
+        raise typer.Exit(2)
+
+    return wrapper
+
+
+def _terminate_as_interrupt() -> None:
+    """SIGTERM ends a sweep like Ctrl-C: the running trial is recorded FAIL/KILLED, not left RUNNING."""
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+@app.command()
+@_user_errors
+def sweep(
+    study_file: Annotated[Path, typer.Argument(metavar="STUDY.yaml", help="The study to run or resume.")],
+    workers: Annotated[int, typer.Option(min=1, help="Local worker processes sharing the study.")] = 1,
+    storage: Annotated[Optional[str], typer.Option(help=STORAGE_HELP)] = None,
+    tracking_uri: Annotated[Optional[str], typer.Option(help=TRACKING_HELP)] = None,
+    report: Annotated[bool, typer.Option("--report/--no-report", help="Build reports/<study> at the end.")] = True,
+) -> None:
+    """Run a study (or resume it: finished trials are not repeated)."""
+    from harness.study import load_study
+    from harness.sweep import resolve_tracking_uri, run_sweep
+
+    study = load_study(study_file)
+    _terminate_as_interrupt()
+    optuna_study = run_sweep(study, storage=storage, tracking_uri=tracking_uri, workers=workers, progress=True)
+    _summary(optuna_study, study)
+    if report:
+        _build_report(study.name, Path("reports") / study.name, resolve_tracking_uri(tracking_uri))
+
+
+@app.command()
+@_user_errors
+def worker(
+    study_file: Annotated[Path, typer.Argument(metavar="STUDY.yaml")],
+    storage: Annotated[Optional[str], typer.Option(help=STORAGE_HELP)] = None,
+    tracking_uri: Annotated[Optional[str], typer.Option(help=TRACKING_HELP)] = None,
+    index: Annotated[Optional[int], typer.Option(hidden=True, help="Worker index (sampler seed offset).")] = None,
+) -> None:
+    """Join a running study as one more worker process."""
+    from harness.study import load_study
+    from harness.sweep import join_sweep
+
+    study = load_study(study_file)
+    _terminate_as_interrupt()
+    join_sweep(study, storage=storage, tracking_uri=tracking_uri, worker=index, progress=True)
+
+
+@app.command("report")
+@_user_errors
+def report_cmd(
+    study: Annotated[str, typer.Argument(metavar="STUDY", help="A study file (.yaml) or a study name.")],
+    tracking_uri: Annotated[Optional[str], typer.Option(help=TRACKING_HELP)] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Output directory (default reports/<study>).")] = None,
+) -> None:
+    """Build the report of a study from its MLflow runs."""
+    from harness.sweep import resolve_tracking_uri
+
+    name = study
+    if study.endswith((".yaml", ".yml")) or Path(study).is_file():
+        from harness.study import load_study
+
+        name = load_study(study).name
+    if not _build_report(name, out or Path("reports") / name, resolve_tracking_uri(tracking_uri)):
+        raise typer.Exit(1)
+
+
+@app.command()
+@_user_errors
+def ui(
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port on 127.0.0.1.")] = 5000,
+    tracking_uri: Annotated[Optional[str], typer.Option(help="Backend store (default sqlite:///mlruns/mlflow.db).")] = None,
+) -> None:
+    """Serve the MLflow UI over the local tracking store until Ctrl-C."""
+    from harness.sweep import STORE_DIR, artifact_root, mask_url, resolve_tracking_uri
+
+    uri = resolve_tracking_uri(tracking_uri)
+    if uri.startswith(("http://", "https://")):
+        typer.echo(f"error: {mask_url(uri)} is already a tracking server: open it in a browser.", err=True)
+        raise typer.Exit(2)
+    artifacts = artifact_root(uri) or str(Path(STORE_DIR, "artifacts").resolve())
+    with socket.socket() as probe:
+        if probe.connect_ex(("127.0.0.1", port)) == 0:
+            typer.echo(f"error: port {port} on 127.0.0.1 is in use. Fix: pass --port with a free port.", err=True)
+            raise typer.Exit(2)
+    cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri, "--default-artifact-root",
+           artifacts, "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    server = subprocess.Popen(cmd, env=env)
+    typer.echo(f"MLflow UI: http://127.0.0.1:{port}  (store {mask_url(uri)}; Ctrl-C to stop)")
+    _terminate_as_interrupt()
+    try:
+        while server.poll() is None:
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        server.terminate()
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        return
+    raise typer.Exit(server.returncode or 1)
+
+
+@app.command()
+@_user_errors
+def trial(config: Annotated[Path, typer.Argument(metavar="CONFIG.yaml", help="A TrialConfig YAML.")]) -> None:
+    """Run one TrialConfig without Optuna or MLflow and print its test scores (for debugging)."""
+    from harness.study import load_trial_config
+    from harness.train.trial import run_trial
+
+    cfg = load_trial_config(config)
+    result = run_trial(cfg, log=lambda metrics, step: typer.echo(
+        f"step {step}: " + " ".join(f"{k}={v:.4g}" for k, v in metrics.items() if isinstance(v, (int, float))),
+        err=True))
+    for metric, value in result.test.scores.items():
+        typer.echo(f"test/{metric}\t{value:.2f}")
+    typer.echo(f"best_step\t{result.best_step}")
+
+
+def _summary(optuna_study, study) -> None:
+    from optuna.trial import TrialState
+
+    trials = optuna_study.get_trials(deepcopy=False)
+    counts = {s.name: sum(t.state == s for t in trials) for s in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)}
+    line = f"study {study.name}: " + ", ".join(f"{n} {k.lower()}" for k, n in counts.items())
+    completed = [t for t in trials if t.state == TrialState.COMPLETE]
+    if completed:
+        best = optuna_study.best_trial
+        line += f"; best {study.objective.metric}={best.value:.2f} (trial {best.number}, {best.user_attrs.get('label')})"
+    typer.echo(line, err=True)
+
+
+def _build_report(name: str, out: Path, tracking_uri: str) -> bool:
+    try:
+        from harness.report import build_report
+    except ImportError as err:
+        typer.echo(f"warning: no report built (harness.report is not available: {err}).", err=True)
+        return False
+    build_report(name, out, tracking_uri)
+    typer.echo(f"report: {out}", err=True)
+    return True
+
+
+if __name__ == "__main__":
+    app()

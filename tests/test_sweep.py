@@ -1,0 +1,423 @@
+"""Sweeps: MLflow layout, Optuna storage, failures, pruning, resume after a kill, several workers.
+
+Fast tests replace `run_trial` in-process with a fake; the `slow` ones train the tiny model for real
+(tiny trial configs) and drive the `harness` CLI in subprocesses. The tiny base model is built once
+into HARNESS_CACHE (default: the checkout's .cache/harness).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import optuna
+import pytest
+from mlflow import MlflowClient
+from optuna.trial import TrialState
+
+import harness.train.trial as trial_lib
+from harness.study import SEED, StudyError, load_study
+from harness.sweep import (
+    StorageError, create_study, ensure_experiment, mask_url, open_storage, run_sweep, suggest,
+)
+from harness.train.evaluate import Evaluation
+
+REPO = Path(__file__).resolve().parent.parent
+CACHE = os.environ.get("HARNESS_CACHE", str(REPO / ".cache" / "harness"))
+
+TINY = """
+fixed:
+  task: sqa
+  method: grpo
+  train: {steps: 2, batch_size: 2, eval_every: 1}
+  grpo: {group_size: 3}
+  data: {train_size: 8, validation_size: 4, test_size: 4}
+  eval: {bertscore: false, max_new_tokens: 8}
+"""
+
+
+def write_study(tmp_path: Path, body: str, name: str = "tiny") -> Path:
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(TINY.lstrip("\n") + textwrap.dedent(body).lstrip("\n"))
+    return path
+
+
+@pytest.fixture(scope="session")
+def empty_mlflow_db(tmp_path_factory) -> Path:
+    """An initialised MLflow sqlite store, copied into each test (creating one runs ~3 s of migrations)."""
+    path = tmp_path_factory.mktemp("mlflow-template") / "mlflow.db"
+    MlflowClient(f"sqlite:///{path}").search_experiments()
+    return path
+
+
+@pytest.fixture
+def stores(tmp_path: Path, empty_mlflow_db: Path) -> tuple[str, str]:
+    """(Optuna journal path, MLflow tracking URI) in tmp_path."""
+    shutil.copy(empty_mlflow_db, tmp_path / "mlflow.db")
+    return str(tmp_path / "optuna.log"), f"sqlite:///{tmp_path / 'mlflow.db'}"
+
+
+def journal(path: str) -> optuna.storages.BaseStorage:
+    return open_storage(path)
+
+
+def runs_of(uri: str, name: str) -> tuple[MlflowClient, object, list, list]:
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name(name)
+    runs = client.search_runs([experiment.experiment_id])
+    parents = [r for r in runs if r.data.tags.get("harness.role") == "study"]
+    trials = sorted((r for r in runs if r.data.tags.get("harness.role") == "trial"),
+                    key=lambda r: int(r.data.tags["harness.trial_number"]))
+    return client, experiment, parents, trials
+
+
+# ---------------------------------------------------------------------------------------------
+# A fake run_trial (in-process tests): same callbacks and result type as the real one
+# ---------------------------------------------------------------------------------------------
+
+
+def fake_trial(fail=lambda cfg: False, val=lambda cfg, step, call: 10.0 + step, sleep: float = 0.0):
+    calls = itertools.count()
+
+    def run_trial(cfg, log=lambda m, s: None, report=lambda v, s: None, sample_steps=3):
+        call = next(calls)
+        steps = 0 if cfg.method == "base-eval" else cfg.train.steps
+        for step in range(steps + 1):
+            time.sleep(sleep)
+            if step:
+                log({"reward": 0.1 * step, "loss": 1.0 / step, "kl": 0.0, "note": "not a number"}, step)
+                if fail(cfg) and step == steps:
+                    raise FloatingPointError(f"loss is NaN at step {step}")
+            value = val(cfg, step, call)
+            log({"val/bleu": value, "val/nll": 2.0}, step)
+            report(value, step)
+        test = Evaluation({"bleu": 12.5, "rouge1": 30.0, "nll": 2.0},
+                          {"bleu": np.array([10.0, 15.0]), "rouge1": np.array([20.0, 40.0])}, ["hyp a", "hyp b"])
+        samples = {1: [{"prompt": "p", "reference": "r", "completion": "c", "reward": 0.5, "off_policy": False}]}
+        return trial_lib.TrialResult(test, {"bleu": 14.0, "nll": 2.0}, 1, steps, 100,
+                                     {"data_s": 0.1, "train_s": 1.0}, samples)
+
+    return run_trial
+
+
+@pytest.fixture
+def fake(monkeypatch):
+    def install(**kwargs):
+        monkeypatch.setattr(trial_lib, "run_trial", fake_trial(**kwargs))
+        monkeypatch.setattr(trial_lib, "load_task_data", lambda cfg: {"test": SimpleNamespace(
+            examples=[SimpleNamespace(id="ex-0", answer="ref a"), SimpleNamespace(id="ex-1", answer="ref b")])})
+
+    return install
+
+
+# ---------------------------------------------------------------------------------------------
+# Fast: storage URLs
+# ---------------------------------------------------------------------------------------------
+
+
+def test_mask_url() -> None:
+    assert mask_url("postgresql://alice:s3cret@db.example:5432/optuna") == "postgresql://alice:***@db.example:5432/optuna"
+    assert mask_url("sqlite:////tmp/x.db") == "sqlite:////tmp/x.db"
+
+
+def test_open_storage_kinds(tmp_path: Path) -> None:
+    from optuna.storages.journal import JournalStorage
+
+    assert isinstance(open_storage(str(tmp_path / "a" / "j.log")), JournalStorage)
+    assert isinstance(open_storage(f"journal://{tmp_path / 'b.log'}"), JournalStorage)
+    rdb = open_storage(f"sqlite:///{tmp_path / 'o.db'}")
+    assert isinstance(rdb, optuna.storages.RDBStorage) and rdb.get_heartbeat_interval() == 60
+    with pytest.raises(StorageError, match="unknown scheme 'redis'"):
+        open_storage("redis://localhost:6379")
+    with pytest.raises(StorageError) as err:
+        open_storage("postgresql://alice:s3cret@127.0.0.1:1/optuna")
+    assert "alice:***@" in str(err.value) and "s3cret" not in str(err.value)
+
+
+# ---------------------------------------------------------------------------------------------
+# Fast: failures, pruning, recovery, resume (fake run_trial)
+# ---------------------------------------------------------------------------------------------
+
+
+def test_failing_trial_is_recorded_and_study_goes_on(tmp_path: Path, stores, fake) -> None:
+    fake(fail=lambda cfg: cfg.grpo.reward == "rouge1")
+    path = write_study(tmp_path, """
+        space:
+          grpo.reward: {choices: [bleu, rouge1, rouge2]}
+        """)
+    storage, uri = stores
+    study = run_sweep(load_study(path), storage=storage, tracking_uri=uri, progress=False)
+    states = {t.params["grpo.reward"]: t for t in study.trials}
+    assert states["rouge1"].state == TrialState.FAIL
+    assert states["rouge1"].user_attrs["error"] == "FloatingPointError: loss is NaN at step 2"
+    assert states["bleu"].state == states["rouge2"].state == TrialState.COMPLETE
+    client, _, parents, runs = runs_of(uri, "tiny")
+    failed = client.get_run(states["rouge1"].user_attrs["mlflow_run_id"])
+    assert failed.info.status == "FAILED"
+    assert failed.data.tags["harness.state"] == "FAIL"
+    assert failed.data.tags["harness.error"] == "FloatingPointError: loss is NaN at step 2"
+    assert "error.txt" in [a.path for a in client.list_artifacts(failed.info.run_id)]
+    assert {r.info.status for r in runs} == {"FINISHED", "FAILED"} and parents[0].info.status == "FINISHED"
+
+    # Running the study again re-runs the failed configuration (and only it).
+    fake()
+    study = run_sweep(load_study(path), storage=storage, tracking_uri=uri, progress=False)
+    complete = [t.params["grpo.reward"] for t in study.trials if t.state == TrialState.COMPLETE]
+    assert sorted(complete) == ["bleu", "rouge1", "rouge2"]
+    retry = [t for t in study.trials if t.user_attrs.get("retry_of") == states["rouge1"].number]
+    assert len(retry) == 1 and retry[0].state == TrialState.COMPLETE and "error" not in retry[0].user_attrs
+    _, _, parents_again, _ = runs_of(uri, "tiny")
+    assert len(parents_again) == 1  # the study's parent run is reused
+
+
+def test_pruned_trials(tmp_path: Path, stores, fake) -> None:
+    fake(val=lambda cfg, step, call: 20.0 if call == 0 else 1.0)  # only the first trial does well
+    path = write_study(tmp_path, """
+        space:
+          grpo.reward: {choices: [bleu, rouge1, rouge2]}
+        pruner: {type: median, options: {n_startup_trials: 1, n_warmup_steps: 0}}
+        objective: {metric: val/bleu}
+        """)
+    storage, uri = stores
+    study = run_sweep(load_study(path), storage=storage, tracking_uri=uri, progress=False)
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE, TrialState.PRUNED, TrialState.PRUNED]
+    assert study.trials[0].value == 14.0  # val/bleu at the selected step
+    client, _, _, runs = runs_of(uri, "tiny")
+    assert [r.data.tags["harness.state"] for r in runs] == ["COMPLETE", "PRUNED", "PRUNED"]
+    assert [r.info.status for r in runs] == ["FINISHED"] * 3
+    assert study.trials[1].intermediate_values == {0: 1.0}
+
+
+def test_dead_worker_trial_is_failed_killed_and_rerun(tmp_path: Path, stores, fake) -> None:
+    """A RUNNING trial whose process is gone (pid reused here) is FAIL, its MLflow run KILLED, and it runs again."""
+    fake()
+    path = write_study(tmp_path, """
+        space:
+          grpo.reward: {choices: [bleu, rouge1]}
+        """)
+    storage, uri = stores
+    cfg = load_study(path)
+    optuna_study = create_study(cfg, journal(storage))
+    orphan = optuna_study.ask()
+    params = suggest(cfg, orphan)
+    orphan.set_user_attr("worker", {"host": socket.gethostname(), "pid": os.getpid(), "started": 0.0})
+    client = MlflowClient(uri)
+    experiment_id = ensure_experiment(client, cfg.name, uri)
+    stale = client.create_run(experiment_id, tags={"harness.role": "trial", "harness.trial_number": "0"})
+
+    study = run_sweep(cfg, storage=storage, tracking_uri=uri, progress=False)
+    first = study.trials[0]
+    assert first.state == TrialState.FAIL and "died" in first.user_attrs["error"]
+    assert client.get_run(stale.info.run_id).info.status == "KILLED"
+    complete = [t.params for t in study.trials if t.state == TrialState.COMPLETE]
+    assert len(complete) == 2 and params in complete
+    assert not client.search_runs([experiment_id], filter_string="attributes.status = 'RUNNING'")
+
+
+def test_changed_study_is_not_resumed(tmp_path: Path, stores, fake) -> None:
+    fake()
+    path = write_study(tmp_path, "space:\n  grpo.reward: {choices: [bleu]}\n")
+    storage, uri = stores
+    run_sweep(load_study(path), storage=storage, tracking_uri=uri, progress=False)
+    path.write_text(path.read_text().replace("[bleu]", "[bleu, rouge1]"))
+    with pytest.raises(StudyError, match="different definition .*space.grpo.reward.choices.*Fix: set a new 'name:'"):
+        run_sweep(load_study(path), storage=storage, tracking_uri=uri, progress=False)
+
+
+def test_baselines_seeds_and_rdb_storage(tmp_path: Path, stores, fake) -> None:
+    fake()
+    path = write_study(tmp_path, """
+        space:
+          grpo.reward: {choices: [bleu, rouge1], when: {method: grpo}}
+        seeds: [0, 1]
+        baselines:
+          - {label: base, method: base-eval}
+          - {method: sft}
+        """)
+    _, uri = stores
+    study = run_sweep(load_study(path), storage=f"sqlite:///{tmp_path / 'optuna.db'}", tracking_uri=uri,
+                      progress=False)
+    assert len(study.trials) == 8 and all(t.state == TrialState.COMPLETE for t in study.trials)
+    first = study.trials[:4]  # baselines were enqueued first
+    assert [(t.user_attrs["label"], t.params) for t in first] == [
+        ("base", {SEED: 0}), ("base", {SEED: 1}), ("sft", {SEED: 0}), ("sft", {SEED: 1})]
+    _, _, _, runs = runs_of(uri, "tiny")
+    assert [r.data.tags["harness.label"] for r in runs] == ["base", "base", "sft", "sft", "grpo", "grpo", "grpo", "grpo"]
+    assert {r.data.params["method"] for r in runs[:2]} == {"base-eval"}
+    assert "grpo.reward" in runs[0].data.params  # every resolved field, whatever the method
+
+
+# ---------------------------------------------------------------------------------------------
+# Slow: the real tiny model
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def base_model() -> Path:
+    """Build the tiny base model once (minutes, cached in HARNESS_CACHE) outside any timed wait."""
+    from harness.config import TrialConfig
+    from harness.train.base_model import ensure_tiny_base
+
+    previous = os.environ.get("HARNESS_CACHE")
+    os.environ["HARNESS_CACHE"] = CACHE
+    try:
+        return ensure_tiny_base(TrialConfig().model.tiny)
+    finally:
+        if previous is None:
+            os.environ.pop("HARNESS_CACHE")
+        else:
+            os.environ["HARNESS_CACHE"] = previous
+
+
+def harness_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "harness.cli", *args]
+
+
+def cli_env(stores: tuple[str, str]) -> dict[str, str]:
+    storage, uri = stores
+    return {**os.environ, "HARNESS_CACHE": CACHE, "HARNESS_OPTUNA_STORAGE": storage, "MLFLOW_TRACKING_URI": uri}
+
+
+@pytest.mark.slow
+def test_end_to_end_sweep_mlflow_layout(tmp_path: Path, stores, base_model, monkeypatch) -> None:
+    monkeypatch.setenv("HARNESS_CACHE", CACHE)
+    path = write_study(tmp_path, """
+        description: two tiny GRPO trials
+        space:
+          grpo.reward: {choices: [bleu, rouge1]}
+        """, name="e2e")
+    storage, uri = stores
+    study = run_sweep(load_study(path), storage=storage, tracking_uri=uri, progress=False)
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 2
+
+    client, experiment, parents, runs = runs_of(uri, "e2e")
+    assert experiment.artifact_location == str(tmp_path / "artifacts")
+    (parent,) = parents
+    assert parent.info.run_name == "e2e" and parent.info.status == "FINISHED"
+    assert parent.data.params["study.space.grpo.reward.choices"] == '["bleu", "rouge1"]'
+    assert parent.data.params["sampler"] == "grid" and parent.data.params["pruner"] == "none"
+    assert parent.data.params["study.fixed.grpo.group_size"] == "3"
+    for key in ("harness.git_commit", "harness.version.torch", "harness.version.transformers",
+                "harness.version.mlflow", "harness.version.optuna"):
+        assert parent.data.tags[key]
+    study_yaml = Path(client.download_artifacts(parent.info.run_id, "study.yaml", str(tmp_path / "dl")))
+    assert study_yaml.read_text() == path.read_text()
+
+    assert len(runs) == 2
+    for trial, run in zip(study.trials, runs):
+        tags, params, metrics = run.data.tags, run.data.params, run.data.metrics
+        assert tags["mlflow.parentRunId"] == parent.info.run_id
+        assert (tags["harness.role"], tags["harness.state"], tags["harness.label"]) == ("trial", "COMPLETE", "grpo")
+        assert tags["harness.trial_number"] == str(trial.number)
+        assert trial.user_attrs["mlflow_run_id"] == run.info.run_id
+        assert params["grpo.reward"] == trial.params["grpo.reward"]
+        assert (params["task"], params["method"], params["seed"], params["grpo.group_size"]) == ("sqa", "grpo", "0", "3")
+        assert params["grpo.mp_grpo"] == "false" and params["train.lr"] == str(TrainConfig().lr)
+        assert metrics["test/bleu"] == pytest.approx(trial.value)
+        assert {"test/rouge1", "test/meteor", "best_step", "train_steps", "generated_tokens", "wall_time_s",
+                "time/train_s", "time/test_s"} <= set(metrics)
+        assert metrics["train_steps"] == 2
+        assert [m.step for m in client.get_metric_history(run.info.run_id, "reward")] == [1, 2]
+        assert [m.step for m in client.get_metric_history(run.info.run_id, "val/bleu")] == [0, 1, 2]
+
+        artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+        assert {"trial_config.yaml", "test_examples.json", "samples"} <= artifacts
+        samples = [a.path for a in client.list_artifacts(run.info.run_id, "samples")]
+        assert samples == ["samples/step_0001.json", "samples/step_0002.json"]
+        local = Path(client.download_artifacts(run.info.run_id, "test_examples.json", str(tmp_path / run.info.run_id)))
+        examples = json.loads(local.read_text())
+        assert len(examples["ids"]) == len(examples["references"]) == len(examples["hypotheses"]) == 4
+        assert set(examples["scores"]) >= {"bleu", "rouge1", "meteor"}
+        assert all(len(v) == 4 for v in examples["scores"].values())
+        table = json.loads(Path(client.download_artifacts(run.info.run_id, samples[0], str(tmp_path / "s"))).read_text())
+        assert {"prompt", "reference", "completion", "reward"} <= set(table["columns"])
+
+
+def wait_for(condition, timeout: float, what: str) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if condition():
+            return
+        time.sleep(0.3)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def in_flight(storage: str, name: str) -> bool:
+    """One trial COMPLETE and the next one RUNNING with its MLflow run started."""
+    try:
+        trials = optuna.load_study(study_name=name, storage=journal(storage)).get_trials(deepcopy=False)
+    except KeyError:
+        return False
+    return any(t.state == TrialState.COMPLETE for t in trials) and any(
+        t.state == TrialState.RUNNING and "mlflow_run_id" in t.user_attrs for t in trials)
+
+
+@pytest.mark.slow
+def test_killed_sweep_resumes_without_repeating(tmp_path: Path, stores, base_model) -> None:
+    path = write_study(tmp_path, "space:\n  grpo.reward: {choices: [bleu, rouge1, rouge2]}\n", name="killed")
+    storage, uri = stores
+    env = cli_env(stores)
+    proc = subprocess.Popen(harness_cmd("sweep", str(path), "--no-report"), cwd=tmp_path, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: in_flight(storage, "killed") or proc.poll() is not None, 300,
+                 "a trial running after the first one completed")
+        proc.send_signal(signal.SIGKILL)  # no chance to clean up: the running trial stays RUNNING
+        proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    before = optuna.load_study(study_name="killed", storage=journal(storage)).get_trials(deepcopy=False)
+    done_before = {t.number: t.params for t in before if t.state == TrialState.COMPLETE}
+    assert done_before
+
+    rerun = subprocess.run(harness_cmd("sweep", str(path), "--no-report"), cwd=tmp_path, env=env,
+                           capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    trials = optuna.load_study(study_name="killed", storage=journal(storage)).get_trials(deepcopy=False)
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    assert sorted(t.params["grpo.reward"] for t in complete) == ["bleu", "rouge1", "rouge2"]  # none twice
+    for number, params in done_before.items():
+        assert trials[number].state == TrialState.COMPLETE and trials[number].params == params
+    killed = [t for t in before if t.state == TrialState.RUNNING]
+    assert len(killed) == 1
+    for t in killed:
+        assert trials[t.number].state == TrialState.FAIL and "died" in trials[t.number].user_attrs["error"]
+    client, experiment, parents, runs = runs_of(uri, "killed")
+    assert not client.search_runs([experiment.experiment_id], filter_string="attributes.status = 'RUNNING'")
+    assert parents[0].info.status == "FINISHED"
+    assert sum(r.info.status == "KILLED" for r in runs) == len(killed)
+    assert sum(r.data.tags["harness.state"] == "COMPLETE" for r in runs) == 3
+
+
+@pytest.mark.slow
+def test_two_workers_run_distinct_trials(tmp_path: Path, stores, base_model) -> None:
+    path = write_study(tmp_path, """
+        space:
+          grpo.reward: {choices: [bleu, rouge1]}
+        seeds: [0, 1]
+        """, name="pair")
+    storage, uri = stores
+    result = subprocess.run(harness_cmd("sweep", str(path), "--workers", "2", "--no-report"), cwd=tmp_path,
+                            env=cli_env(stores), capture_output=True, text=True, timeout=400)
+    assert result.returncode == 0, result.stderr
+    trials = optuna.load_study(study_name="pair", storage=journal(storage)).get_trials(deepcopy=False)
+    assert len(trials) == 4 and all(t.state == TrialState.COMPLETE for t in trials)
+    points = {(t.params["grpo.reward"], t.params[SEED]) for t in trials}
+    assert len(points) == 4  # no point ran twice
+    assert len({t.user_attrs["worker"]["pid"] for t in trials}) == 2  # both workers ran trials
+    logs = sorted((tmp_path / "mlruns" / "logs").glob("pair-worker*.log"))
+    assert len(logs) == 2
+    _, _, _, runs = runs_of(uri, "pair")
+    assert len(runs) == 4 and {r.info.status for r in runs} == {"FINISHED"}
