@@ -134,6 +134,7 @@ class Study:
     experiment_id: str
     parent_run_id: str | None
     trials: list[Trial]
+    parent_tags: dict[str, str] = field(default_factory=dict)
     configs: list[Config] = field(default_factory=list)
 
 
@@ -181,7 +182,8 @@ def load_study(client: MlflowClient, experiment_name: str) -> Study:
     trials = sorted((_trial_from_run(r) for r in runs if _is_trial(r)),
                     key=lambda t: (t.number is None, t.number if t.number is not None else 0, t.run_id))
     study = Study(experiment_name, client.tracking_uri, experiment.experiment_id,
-                  parents[-1].info.run_id if parents else None, trials)
+                  parents[-1].info.run_id if parents else None, trials,
+                  dict(parents[-1].data.tags) if parents else {})
     study.configs = group_configs(trials)
     return study
 
@@ -690,6 +692,9 @@ def _header(w: ReportWriter, study: Study) -> None:
            f"- Generated: {datetime.now(timezone.utc).isoformat(timespec='seconds')}",
            f"- Tracking URI: `{study.tracking_uri}` (experiment `{study.name}`, id {study.experiment_id})",
            f"- Parent (study) run: `{study.parent_run_id or 'none found'}`",
+           f"- Produced by: `{study.parent_tags.get('harness.command', 'unknown')}` at commit "
+           f"`{study.parent_tags.get('harness.git_commit', 'unknown')}` on "
+           f"{study.parent_tags.get('harness.machine', 'an unrecorded machine')}",
            f"- Trials: {len(study.trials)} ({states}); configurations: {len(study.configs)}",
            "- Tracing: every number below is computed from the COMPLETE trial runs listed per configuration "
            "in [Appendix: runs per configuration](#appendix-runs-per-configuration) (MLflow run ids).",

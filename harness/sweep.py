@@ -191,13 +191,23 @@ def _param_value(value: Any) -> str:
 def _environment_tags() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
-    tags = {"harness.git_commit": _git_commit()}
+    tags = {"harness.git_commit": _git_commit(), "harness.machine": _machine(),
+            "harness.command": " ".join(["harness", *(mask_url(arg) for arg in sys.argv[1:])])}
     for package in ("torch", "transformers", "mlflow", "optuna"):
         try:
             tags[f"harness.version.{package}"] = version(package)
         except PackageNotFoundError:
             tags[f"harness.version.{package}"] = "not installed"
     return tags
+
+
+def _machine() -> str:
+    import platform
+
+    import torch
+
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    return f"{platform.platform()}, {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, {gpu}"
 
 
 def _git_commit() -> str:

@@ -344,3 +344,19 @@ def test_bad_arguments(tmp_path):
     with pytest.raises(ValueError, match="distinct"):
         S._unique_stream(lambda r: S._TextItem("ast", "same", "p", "a", 175), random.Random(0),
                          set(), 2)
+
+
+def test_pretraining_and_task_texts_never_meet_whatever_the_seed():
+    # The text space is hash-partitioned: the base model's pretraining can't contain any SQA/AST
+    # text of any split, for any data seed or size (no exclude list needed).
+    pre = S.generate_pretraining_texts({"train": 1500, "validation": 64}, seed=0, ast_fraction=0.3,
+                                       sqa_fraction=0.15)
+    pre_texts = {S.normalize_text(i.transcript) for items in pre.values() for i in items}
+    assert all(S.reserved_for_pretraining(t) for t in pre_texts)
+    assert {i.task for items in pre.values() for i in items} == {"asr", "ast", "sqa"}
+    for task in ("sqa", "ast"):
+        for seed in (0, 1, 7):
+            splits = S.generate_texts(task, {"train": 256, "validation": 128, "test": 256}, seed=seed)
+            task_texts = {S.normalize_text(i.transcript) for items in splits.values() for i in items}
+            assert not task_texts & pre_texts
+            assert not any(S.reserved_for_pretraining(t) for t in task_texts)

@@ -25,17 +25,17 @@ def _series(logged, key):
 
 
 def test_sft_lowers_validation_loss():
-    _, result, logged, reported = _run({
+    cfg, result, logged, reported = _run({
         "task": "ast", "method": "sft",
         "train": {"steps": 30, "batch_size": 8, "lr": 3e-4, "eval_every": 15},
         "eval": {"bertscore": False, "max_new_tokens": 24},
-    })  # default data sizes (256 / 48 / 64): with 64 training examples SFT overfits at once
+    })  # default data sizes: with 64 training examples SFT overfits at once
     nll = _series(logged, "val/nll")
     assert [s for s, _ in nll] == [0, 15, 30]
     assert nll[-1][1] < nll[0][1] - 0.05, nll  # references become more likely
     assert [s for s, _ in reported] == [0, 15, 30]  # validation BLEU goes to the pruner
     assert set(result.test.scores) >= {"bleu", "rouge1", "rouge2", "rougeL", "meteor", "nll"}
-    assert all(len(v) == 64 for v in result.test.per_example.values())
+    assert all(len(v) == cfg.data.test_size for v in result.test.per_example.values())
 
 
 def test_grpo_raises_training_reward():

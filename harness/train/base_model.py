@@ -24,6 +24,7 @@ from harness.models.tiny import TinySpec, build_tiny, train_tokenizer
 from harness.paths import cache_dir
 from harness.runtime import configure_threads
 from harness.train.evaluate import evaluate
+from harness.train.optimizer import make_optimizer
 from harness.train.sft import sft_step
 
 log = logging.getLogger(__name__)
@@ -59,10 +60,8 @@ def pretrain_tiny(spec: TinySpec, out: Path) -> dict:
     tokenizer = train_tokenizer(corpus, spec.vocab_size)
     torch.manual_seed(spec.seed)
     lm = SpeechLM(build_tiny(spec, tokenizer), tokenizer)
-    optimizer = torch.optim.AdamW(lm.model.parameters(), lr=spec.pretrain_lr, weight_decay=0.01)
-    warmup = max(spec.pretrain_steps // 20, 1)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: min((s + 1) / warmup, max(0.05, 1 - s / spec.pretrain_steps)))
+    optimizer, scheduler = make_optimizer(lm.model, spec.pretrain_lr, 0.01, spec.pretrain_steps // 20,
+                                          decay_steps=spec.pretrain_steps)
     sampler = BatchSampler(len(train), spec.pretrain_batch_size, spec.seed)
     lm.model.train()  # learns the conformer's BatchNorm statistics; fine-tuning later freezes them
     losses = []

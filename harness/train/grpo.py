@@ -16,6 +16,7 @@ from harness.config import GRPOConfig
 from harness.models.speech_lm import Completions, Prompts, SpeechLM, completions_from_targets
 from harness.rewards import Reward
 from harness.train.grpo_loss import group_advantages, grpo_loss
+from harness.train.optimizer import update
 
 
 def add_references(lm: SpeechLM, samples: Completions, answers: list[str], group_size: int) -> Completions:
@@ -88,12 +89,7 @@ def grpo_step(
         loss, stats = grpo_loss(logp, old_logp, advantages, completions.mask, off_policy, ref_logp,
                                 beta=cfg.beta, epsilon=cfg.epsilon, epsilon_high=cfg.epsilon_high,
                                 aggregation=cfg.loss_type)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"GRPO loss is {loss.item()} at inner iteration {it}")
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(policy.model.parameters(), max_grad_norm)
-        optimizer.step()
+        grad_norm = update(loss, policy.model, optimizer, max_grad_norm, f"GRPO loss at inner iteration {it}")
         losses.append(loss.item())
     scheduler.step()
     t_update = time.perf_counter()
@@ -115,7 +111,7 @@ def grpo_step(
         "completion_len_mean": float(lengths[on].mean()),
         "completion_len_max": float(lengths[on].max()),
         "truncated_frac": float(completions.truncated[on].float().mean()),
-        "grad_norm": float(grad_norm),
+        "grad_norm": grad_norm,
         "lr": scheduler.get_last_lr()[0],
         "tokens_per_s": float(completions.mask[on].sum()) / (t_rollout - t0),
         "time_rollout_s": t_rollout - t0,

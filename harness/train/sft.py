@@ -7,6 +7,7 @@ import time
 import torch
 
 from harness.models.speech_lm import Prompts, SpeechLM, completions_from_targets
+from harness.train.optimizer import update
 
 
 def sft_loss(lm: SpeechLM, prompts: Prompts, answers: list[str]) -> tuple[torch.Tensor, int]:
@@ -21,13 +22,8 @@ def sft_step(policy, optimizer, scheduler, prompts, answers, max_grad_norm) -> d
     """One optimiser step. The caller sets train/eval mode (fine-tuning runs in eval mode, see trial.py)."""
     t0 = time.perf_counter()
     loss, tokens = sft_loss(policy, prompts, answers)
-    if not torch.isfinite(loss):
-        raise FloatingPointError(f"SFT loss is {loss.item()}")
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    grad_norm = torch.nn.utils.clip_grad_norm_(policy.model.parameters(), max_grad_norm)
-    optimizer.step()
+    grad_norm = update(loss, policy.model, optimizer, max_grad_norm, "SFT loss")
     scheduler.step()
     elapsed = time.perf_counter() - t0
-    return {"loss": loss.item(), "grad_norm": float(grad_norm), "lr": scheduler.get_last_lr()[0],
+    return {"loss": loss.item(), "grad_norm": grad_norm, "lr": scheduler.get_last_lr()[0],
             "tokens_per_s": tokens / elapsed, "step_time_s": elapsed}

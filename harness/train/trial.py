@@ -23,6 +23,7 @@ from harness.rewards import parse_reward
 from harness.runtime import configure_threads
 from harness.train.evaluate import Evaluation, evaluate
 from harness.train.grpo import grpo_step
+from harness.train.optimizer import make_optimizer
 from harness.train.sft import sft_step
 
 SELECT_METRIC = "bleu"  # best checkpoint = highest validation BLEU (the paper's selection)
@@ -79,10 +80,7 @@ def run_trial(
     times["model_s"] = time.perf_counter() - t
 
     steps = 0 if cfg.method == "base-eval" else cfg.train.steps
-    params = [p for p in policy.model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
-    warmup = max(cfg.train.warmup_steps, 1)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warmup))
+    optimizer, scheduler = make_optimizer(policy.model, cfg.train.lr, cfg.train.weight_decay, cfg.train.warmup_steps)
     sampler = BatchSampler(len(data["train"]), cfg.train.batch_size, cfg.seed)
     generator = torch.Generator(device=policy.device).manual_seed(cfg.seed)
 

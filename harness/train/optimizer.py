@@ -1,0 +1,32 @@
+"""AdamW with linear warmup (then constant or linearly decaying), and one guarded update step."""
+
+from __future__ import annotations
+
+import torch
+
+
+def make_optimizer(model: torch.nn.Module, lr: float, weight_decay: float, warmup_steps: int,
+                   decay_steps: int | None = None, min_factor: float = 0.05):
+    """AdamW over the trainable parameters; lr warms up linearly over `warmup_steps`, then stays
+    constant, or decays linearly to `min_factor * lr` at `decay_steps` if given."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    warmup = max(warmup_steps, 1)
+
+    def factor(step: int) -> float:
+        decay = 1.0 if decay_steps is None else max(min_factor, 1 - step / decay_steps)
+        return min(1.0, (step + 1) / warmup, decay)
+
+    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def update(loss: torch.Tensor, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+           max_grad_norm: float, what: str) -> float:
+    """Backward + clip + step; a non-finite loss raises (the trial fails with the reason recorded)."""
+    if not torch.isfinite(loss):
+        raise FloatingPointError(f"{what} is {loss.item()}")
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
+    optimizer.step()
+    return float(grad_norm)
