@@ -79,3 +79,45 @@ def test_base_eval_trains_nothing():
                                  "eval": {"bertscore": False, "max_new_tokens": 16}})
     assert result.steps == 0 and result.best_step == 0
     assert not _series(logged, "loss")
+
+
+def test_projector_lora_policy_trains_only_those_and_keeps_the_adapter_on():
+    import torch
+
+    from harness.config import ModelConfig
+    from harness.models.loader import load_speech_lm
+    from harness.train.trial import load_task_data
+
+    lm = load_speech_lm(ModelConfig(trainable="projector+lora", lora_rank=4))
+    trainable = [n for n, p in lm.model.named_parameters() if p.requires_grad]
+    assert trainable and all("lora_" in n or ".projector." in n for n in trainable)
+    assert any("lora_" in n for n in trainable) and any(".projector." in n for n in trainable)
+    data = load_task_data(TrialConfig.model_validate({"task": "ast", "data": SMALL_DATA}))["test"]
+    examples, feats = data.batch(range(4))
+    prompts = lm.prepare([ex.prompt for ex in examples], feats)
+    answers = lm.tokenize_targets([ex.answer for ex in examples])
+    from harness.models.speech_lm import completions_from_targets
+
+    targets = completions_from_targets(answers, lm.pad_id, lm.device)
+    with torch.no_grad():
+        before, _ = lm.completion_logprobs(lm.embed_prompts(prompts), prompts.attention_mask, targets)
+        for name, param in lm.model.named_parameters():
+            if "lora_B" in name:
+                param.add_(0.05)  # LoRA B starts at 0: a live adapter must now change the log-probs
+        after, _ = lm.completion_logprobs(lm.embed_prompts(prompts), prompts.attention_mask, targets)
+    assert not torch.allclose(before, after)
+
+
+def test_sampled_evaluation_averages_k_passes():
+    from harness.config import EvalConfig
+    from harness.config import ModelConfig
+    from harness.models.loader import load_speech_lm
+    from harness.train.evaluate import evaluate
+    from harness.train.trial import load_task_data
+
+    lm = load_speech_lm(ModelConfig())
+    data = load_task_data(TrialConfig.model_validate({"task": "sqa", "data": SMALL_DATA}))["test"]
+    ev = evaluate(lm, data, EvalConfig(sampling_passes=2, bertscore=False, max_new_tokens=16), seed=0)
+    assert {"bleu", "sampled/bleu", "sampled/rougeL", "sampled/meteor"} <= set(ev.scores)
+    assert 0 <= ev.scores["sampled/bleu"] <= 100
+    assert len(ev.hypotheses) == len(data) and all(len(v) == len(data) for v in ev.per_example.values())

@@ -45,12 +45,15 @@ def set_trainable(model: GraniteSpeechForConditionalGeneration, cfg: ModelConfig
         model.requires_grad_(True)
         return
     model.requires_grad_(False)
-    if not getattr(model, "_hf_peft_config_loaded", False):
-        from peft import LoraConfig
+    if getattr(model, "_hf_peft_config_loaded", False):
+        model.enable_adapters()  # the checkpoint's own adapter (loaded by from_pretrained)
+    else:
+        # peft's in-place injection (transformers' `add_adapter` needs peft >= 0.22, not released):
+        # the LoRA layers replace the decoder's q/v projections and are always active.
+        from peft import LoraConfig, inject_adapter_in_model
 
-        model.add_adapter(LoraConfig(r=cfg.lora_rank, lora_alpha=cfg.lora_alpha, lora_dropout=0.0,
-                                     target_modules=["q_proj", "v_proj"]))
-    model.enable_adapters()
+        inject_adapter_in_model(LoraConfig(r=cfg.lora_rank, lora_alpha=cfg.lora_alpha, lora_dropout=0.0,
+                                           target_modules=["q_proj", "v_proj"]), model.model.language_model)
     for name, param in model.named_parameters():
         if "lora_" in name or ".projector." in name:
             param.requires_grad_(True)
