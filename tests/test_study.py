@@ -37,7 +37,7 @@ def test_shipped_study_sizes() -> None:
     assert load_study(STUDIES / "group_size.yaml").total_trials == 3
     assert load_study(STUDIES / "kl_sweep.yaml").total_trials == 4
     assert load_study(STUDIES / "mp_grpo.yaml").total_trials == 4
-    assert load_study(STUDIES / "paper_tables.yaml").total_trials == 6
+    assert load_study(STUDIES / "paper_tables.yaml").total_trials == 24
     tpe = load_study(STUDIES / "tune_tpe.yaml")
     assert (tpe.sampler.type, tpe.pruner.type, tpe.objective.metric, tpe.total_trials) == ("tpe", "median", "val/bleu", 8)
 

@@ -27,6 +27,7 @@ from mlflow import MlflowClient
 from optuna.trial import TrialState
 
 import harness.train.trial as trial_lib
+from harness.config import TrainConfig
 from harness.study import SEED, StudyError, load_study
 from harness.sweep import (
     StorageError, create_study, ensure_experiment, mask_url, open_storage, run_sweep, suggest,
