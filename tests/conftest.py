@@ -6,3 +6,40 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from harness.runtime import configure_threads  # noqa: E402
 
 configure_threads()
+
+
+# Fixtures shared by test_sweep.py and test_cli.py ---------------------------------------------
+import shutil  # noqa: E402
+from pathlib import Path  # noqa: E402
+from types import SimpleNamespace  # noqa: E402
+
+import pytest  # noqa: E402
+from mlflow import MlflowClient  # noqa: E402
+
+import harness.train.trial as trial_lib  # noqa: E402
+from fakes import fake_trial  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def empty_mlflow_db(tmp_path_factory) -> Path:
+    """An initialised MLflow sqlite store, copied into each test (creating one runs ~3 s of migrations)."""
+    path = tmp_path_factory.mktemp("mlflow-template") / "mlflow.db"
+    MlflowClient(f"sqlite:///{path}").search_experiments()
+    return path
+
+
+@pytest.fixture
+def stores(tmp_path: Path, empty_mlflow_db: Path) -> tuple[str, str]:
+    """(Optuna journal path, MLflow tracking URI) in tmp_path."""
+    shutil.copy(empty_mlflow_db, tmp_path / "mlflow.db")
+    return str(tmp_path / "optuna.log"), f"sqlite:///{tmp_path / 'mlflow.db'}"
+
+
+@pytest.fixture
+def fake(monkeypatch):
+    def install(**kwargs):
+        monkeypatch.setattr(trial_lib, "run_trial", fake_trial(**kwargs))
+        monkeypatch.setattr(trial_lib, "load_task_data", lambda cfg: {"test": SimpleNamespace(
+            examples=[SimpleNamespace(id="ex-0", answer="ref a"), SimpleNamespace(id="ex-1", answer="ref b")])})
+
+    return install

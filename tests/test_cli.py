@@ -16,7 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from harness.cli import app
-from test_sweep import TINY, empty_mlflow_db, fake, stores  # noqa: F401,F811 (shared fixtures)
+from fakes import TINY
 
 runner = CliRunner()
 
@@ -101,14 +101,19 @@ def test_report_without_report_module(tmp_path: Path, monkeypatch) -> None:
     assert result.exit_code == 1 and "no report built" in result.stderr
 
 
-def test_sweep_runs_and_prints_summary(tmp_path: Path, monkeypatch, stores, fake) -> None:
+def two_trial_sweep(tmp_path: Path, monkeypatch, stores, fake, name: str, *options: str):
+    """Run a 2-trial study (fake trials) through the CLI in tmp_path; returns (result, tracking URI)."""
     fake()
     monkeypatch.chdir(tmp_path)
     storage, uri = stores
-    study = tmp_path / "cli-study.yaml"
+    study = tmp_path / f"{name}.yaml"
     study.write_text(TINY + "space:\n  grpo.reward: {choices: [bleu, rouge1]}\n")
+    return invoke("sweep", str(study), "--storage", storage, "--tracking-uri", uri, *options), uri
+
+
+def test_sweep_runs_and_prints_summary(tmp_path: Path, monkeypatch, stores, fake) -> None:
     monkeypatch.setitem(sys.modules, "harness.report", None)
-    result = invoke("sweep", str(study), "--storage", storage, "--tracking-uri", uri)
+    result, _ = two_trial_sweep(tmp_path, monkeypatch, stores, fake, "cli-study")
     assert result.exit_code == 0, result.output
     assert "trial 0 [grpo] COMPLETE" in result.stderr and "trial 1 [grpo] COMPLETE" in result.stderr
     assert "study cli-study: 2 complete, 0 pruned, 0 fail" in result.stderr
@@ -134,12 +139,8 @@ def get_json(url: str, body: dict | None = None) -> dict:
 
 
 def test_ui_serves_the_store_over_rest(tmp_path: Path, monkeypatch, stores, fake) -> None:
-    fake()
-    monkeypatch.chdir(tmp_path)
-    storage, uri = stores
-    study = tmp_path / "ui-study.yaml"
-    study.write_text(TINY + "space:\n  grpo.reward: {choices: [bleu, rouge1]}\n")
-    assert invoke("sweep", str(study), "--storage", storage, "--tracking-uri", uri, "--no-report").exit_code == 0
+    result, uri = two_trial_sweep(tmp_path, monkeypatch, stores, fake, "ui-study", "--no-report")
+    assert result.exit_code == 0
 
     port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "harness.cli", "ui", "--port", str(port), "--tracking-uri", uri],

@@ -7,10 +7,8 @@ into HARNESS_CACHE (default: the checkout's .cache/harness).
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -18,55 +16,26 @@ import sys
 import textwrap
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
-import numpy as np
 import optuna
 import pytest
 from mlflow import MlflowClient
 from optuna.trial import TrialState
 
-import harness.train.trial as trial_lib
 from harness.config import TrainConfig
 from harness.study import SEED, StudyError, load_study
 from harness.sweep import (
     StorageError, create_study, ensure_experiment, mask_url, open_storage, run_sweep, suggest,
 )
-from harness.train.evaluate import Evaluation
+from fakes import TINY
 
 REPO = Path(__file__).resolve().parent.parent
 CACHE = os.environ.get("HARNESS_CACHE", str(REPO / ".cache" / "harness"))
-
-TINY = """
-fixed:
-  task: sqa
-  method: grpo
-  train: {steps: 2, batch_size: 2, eval_every: 1}
-  grpo: {group_size: 3}
-  data: {train_size: 8, validation_size: 4, test_size: 4}
-  eval: {bertscore: false, max_new_tokens: 8}
-"""
-
 
 def write_study(tmp_path: Path, body: str, name: str = "tiny") -> Path:
     path = tmp_path / f"{name}.yaml"
     path.write_text(TINY.lstrip("\n") + textwrap.dedent(body).lstrip("\n"))
     return path
-
-
-@pytest.fixture(scope="session")
-def empty_mlflow_db(tmp_path_factory) -> Path:
-    """An initialised MLflow sqlite store, copied into each test (creating one runs ~3 s of migrations)."""
-    path = tmp_path_factory.mktemp("mlflow-template") / "mlflow.db"
-    MlflowClient(f"sqlite:///{path}").search_experiments()
-    return path
-
-
-@pytest.fixture
-def stores(tmp_path: Path, empty_mlflow_db: Path) -> tuple[str, str]:
-    """(Optuna journal path, MLflow tracking URI) in tmp_path."""
-    shutil.copy(empty_mlflow_db, tmp_path / "mlflow.db")
-    return str(tmp_path / "optuna.log"), f"sqlite:///{tmp_path / 'mlflow.db'}"
 
 
 def journal(path: str) -> optuna.storages.BaseStorage:
@@ -81,45 +50,6 @@ def runs_of(uri: str, name: str) -> tuple[MlflowClient, object, list, list]:
     trials = sorted((r for r in runs if r.data.tags.get("harness.role") == "trial"),
                     key=lambda r: int(r.data.tags["harness.trial_number"]))
     return client, experiment, parents, trials
-
-
-# ---------------------------------------------------------------------------------------------
-# A fake run_trial (in-process tests): same callbacks and result type as the real one
-# ---------------------------------------------------------------------------------------------
-
-
-def fake_trial(fail=lambda cfg: False, val=lambda cfg, step, call: 10.0 + step, sleep: float = 0.0):
-    calls = itertools.count()
-
-    def run_trial(cfg, log=lambda m, s: None, report=lambda v, s: None, sample_steps=3):
-        call = next(calls)
-        steps = 0 if cfg.method == "base-eval" else cfg.train.steps
-        for step in range(steps + 1):
-            time.sleep(sleep)
-            if step:
-                log({"reward": 0.1 * step, "loss": 1.0 / step, "kl": 0.0, "note": "not a number"}, step)
-                if fail(cfg) and step == steps:
-                    raise FloatingPointError(f"loss is NaN at step {step}")
-            value = val(cfg, step, call)
-            log({"val/bleu": value, "val/nll": 2.0}, step)
-            report(value, step)
-        test = Evaluation({"bleu": 12.5, "rouge1": 30.0, "nll": 2.0},
-                          {"bleu": np.array([10.0, 15.0]), "rouge1": np.array([20.0, 40.0])}, ["hyp a", "hyp b"])
-        samples = {1: [{"prompt": "p", "reference": "r", "completion": "c", "reward": 0.5, "off_policy": False}]}
-        return trial_lib.TrialResult(test, {"bleu": 14.0, "nll": 2.0}, 1, steps, 100,
-                                     {"data_s": 0.1, "train_s": 1.0}, samples)
-
-    return run_trial
-
-
-@pytest.fixture
-def fake(monkeypatch):
-    def install(**kwargs):
-        monkeypatch.setattr(trial_lib, "run_trial", fake_trial(**kwargs))
-        monkeypatch.setattr(trial_lib, "load_task_data", lambda cfg: {"test": SimpleNamespace(
-            examples=[SimpleNamespace(id="ex-0", answer="ref a"), SimpleNamespace(id="ex-1", answer="ref b")])})
-
-    return install
 
 
 # ---------------------------------------------------------------------------------------------

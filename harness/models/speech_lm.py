@@ -113,7 +113,6 @@ class SpeechLM:
         """[B, Lp, H] prompt embeddings with the audio encoded once per prompt."""
         core = self.model.model
         audio = core.get_audio_features(prompts.features, return_dict=True).pooler_output
-        audio = audio[:, : prompts.features_mask.shape[1]]
         return core.get_merged_audio_embeddings(prompts.input_ids, audio, prompts.features_mask)
 
     def _embed_tokens(self, ids: torch.Tensor) -> torch.Tensor:

@@ -1,6 +1,6 @@
 """Offline WordNet 3.0 for nltk's METEOR, built from Debian's ``wordnet-base`` package.
 
-``nltk.download("wordnet")`` needs the network. Debian's ``wordnet-base`` and
+nltk's downloader needs the network, which these machines do not have. Debian's ``wordnet-base`` and
 ``wordnet-sense-index`` ship the same WordNet 3.0 database under ``/usr/share/wordnet``; nltk's
 reader additionally needs a ``lexnames`` file. :func:`ensure_wordnet` assembles
 ``<cache>/nltk_data/corpora/wordnet/`` from copies (not symlinks) of those files plus ``lexnames``,

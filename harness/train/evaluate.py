@@ -14,7 +14,7 @@ import torch
 
 from harness.config import EvalConfig
 from harness.data.dataset import SpokenSet
-from harness.eval.metrics import corpus_scores, example_scores
+from harness.eval.metrics import METRICS, corpus_scores, example_scores
 from harness.models.speech_lm import SpeechLM
 from harness.train.sft import sft_loss
 
@@ -26,38 +26,45 @@ class Evaluation:
     hypotheses: list[str] = field(default_factory=list)
 
 
+def _batches(lm: SpeechLM, data: SpokenSet, batch_size: int):
+    """(examples, prompts, prompt embeddings) per batch, the audio encoded once per batch."""
+    lm.model.eval()
+    for start in range(0, len(data), batch_size):
+        examples, feats = data.batch(range(start, min(start + batch_size, len(data))))
+        prompts = lm.prepare([ex.prompt for ex in examples], feats)
+        yield examples, prompts, lm.embed_prompts(prompts)
+
+
 @torch.no_grad()
 def decode(lm: SpeechLM, data: SpokenSet, cfg: EvalConfig, greedy: bool = True,
            generator: torch.Generator | None = None) -> list[str]:
-    lm.model.eval()
     texts = []
-    for start in range(0, len(data), cfg.batch_size):
-        examples, feats = data.batch(range(start, min(start + cfg.batch_size, len(data))))
-        prompts = lm.prepare([ex.prompt for ex in examples], feats)
-        out = lm.sample(lm.embed_prompts(prompts), prompts.attention_mask, 1, cfg.max_new_tokens,
-                        temperature=cfg.temperature, top_p=cfg.top_p, greedy=greedy, generator=generator)
+    for _, prompts, embeds in _batches(lm, data, cfg.batch_size):
+        out = lm.sample(embeds, prompts.attention_mask, 1, cfg.max_new_tokens, temperature=cfg.temperature,
+                        top_p=cfg.top_p, greedy=greedy, generator=generator)
         texts += lm.decode(out)
     return texts
 
 
 @torch.no_grad()
-def validation_nll(lm: SpeechLM, data: SpokenSet, batch_size: int) -> float:
-    lm.model.eval()
-    total, tokens = 0.0, 0
-    for start in range(0, len(data), batch_size):
-        examples, feats = data.batch(range(start, min(start + batch_size, len(data))))
-        loss, n = sft_loss(lm, lm.prepare([ex.prompt for ex in examples], feats), [ex.answer for ex in examples])
+def greedy_and_nll(lm: SpeechLM, data: SpokenSet, cfg: EvalConfig) -> tuple[list[str], float]:
+    """Greedy hypotheses and the per-token NLL of the references, sharing each batch's encoding."""
+    texts, total, tokens = [], 0.0, 0
+    for examples, prompts, embeds in _batches(lm, data, cfg.batch_size):
+        out = lm.sample(embeds, prompts.attention_mask, 1, cfg.max_new_tokens, greedy=True)
+        texts += lm.decode(out)
+        loss, n = sft_loss(lm, prompts, [ex.answer for ex in examples], embeds)
         total, tokens = total + loss.item() * n, tokens + n
-    return total / tokens
+    return texts, total / tokens
 
 
 def evaluate(lm: SpeechLM, data: SpokenSet, cfg: EvalConfig, seed: int = 0, full: bool = True) -> Evaluation:
     """`full=False` (used during training) scores greedy BLEU/ROUGE/METEOR and NLL only: cheap."""
     refs = [ex.answer for ex in data.examples]
-    hyps = decode(lm, data, cfg)
-    metrics = None if full and cfg.bertscore else [m for m in ("bleu", "rouge1", "rouge2", "rougeL", "meteor")]
+    hyps, nll = greedy_and_nll(lm, data, cfg)
+    metrics = None if full and cfg.bertscore else [m for m in METRICS if m != "bertscore"]
     scores = corpus_scores(hyps, refs, metrics=metrics)
-    scores["nll"] = validation_nll(lm, data, cfg.batch_size)
+    scores["nll"] = nll
     per_example = example_scores(hyps, refs, metrics=metrics) if full else {}
     if full and cfg.sampling_passes:
         generator = torch.Generator(device=lm.device).manual_seed(seed)

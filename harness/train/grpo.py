@@ -52,10 +52,12 @@ def grpo_step(
     b, g = len(answers), cfg.group_size
     n_sampled = g - 1 if cfg.mp_grpo else g
 
-    # Rollout from the current policy (= pi_old for all mu updates below).
+    # Rollout from the current policy (= pi_old for all mu updates below). The prompt embeddings are
+    # computed once with gradients: sampling reads them detached, the first update reuses them, so
+    # the audio encoder runs once per step for mu = 1 (not once to sample and again to train).
+    embeds = policy.embed_prompts(prompts)
     with torch.no_grad():
-        embeds = policy.embed_prompts(prompts)
-        samples = policy.sample(embeds, prompts.attention_mask, n_sampled, cfg.max_new_tokens,
+        samples = policy.sample(embeds.detach(), prompts.attention_mask, n_sampled, cfg.max_new_tokens,
                                 temperature=cfg.temperature, top_p=cfg.top_p, generator=generator)
     completions = add_references(policy, samples, answers, g) if cfg.mp_grpo else samples
     off_policy = torch.zeros(b, g, dtype=torch.bool, device=policy.device)
@@ -82,7 +84,9 @@ def grpo_step(
     # from the first forward pass, so no extra pass is spent on them).
     old_logp, losses = None, []
     for it in range(cfg.iterations):
-        logp, entropy = policy.completion_logprobs(policy.embed_prompts(prompts), prompts.attention_mask,
+        if it > 0:  # the policy changed: re-encode the prompts
+            embeds = policy.embed_prompts(prompts)
+        logp, entropy = policy.completion_logprobs(embeds, prompts.attention_mask,
                                                    completions, with_entropy=(it == 0))
         if it == 0:
             old_logp, first_entropy = logp.detach(), entropy

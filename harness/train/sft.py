@@ -10,10 +10,13 @@ from harness.models.speech_lm import Prompts, SpeechLM, completions_from_targets
 from harness.train.optimizer import update
 
 
-def sft_loss(lm: SpeechLM, prompts: Prompts, answers: list[str]) -> tuple[torch.Tensor, int]:
-    """Mean negative log-likelihood of the reference answers (EOS included); returns (loss, tokens)."""
+def sft_loss(lm: SpeechLM, prompts: Prompts, answers: list[str],
+             embeds: torch.Tensor | None = None) -> tuple[torch.Tensor, int]:
+    """Mean negative log-likelihood of the reference answers (EOS included); returns (loss, tokens).
+    Pass the prompts' embeddings if they are already computed."""
     targets = completions_from_targets(lm.tokenize_targets(answers), lm.pad_id, lm.device)
-    logp, _ = lm.completion_logprobs(lm.embed_prompts(prompts), prompts.attention_mask, targets)
+    embeds = lm.embed_prompts(prompts) if embeds is None else embeds
+    logp, _ = lm.completion_logprobs(embeds, prompts.attention_mask, targets)
     mask = targets.mask.to(logp.dtype)
     return -(logp * mask).sum() / mask.sum(), int(mask.sum())
 
