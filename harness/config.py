@@ -37,7 +37,8 @@ class TinySpec(Strict):
     pretrain_examples: int = 1500
     pretrain_ast_fraction: float = 0.3
     pretrain_sqa_fraction: float = 0.15
-    pretrain_steps: int = 1200
+    pretrain_ctc_steps: int = 500  # stage 1: the encoder alone, character CTC (see base_model.py)
+    pretrain_steps: int = 1200  # stage 2: projector + LM over the frozen encoder, SFT
     pretrain_batch_size: int = 16
     pretrain_lr: float = 2e-3
     seed: int = 0

@@ -75,6 +75,10 @@ def test_mp_grpo_groups_hold_the_reference():
     assert all(m["reward"] < m["reward_reference"] for m in steps)
     off = [row for rows in result.samples.values() for row in rows if row["off_policy"]]
     assert off and all(row["completion"] == row["reference"] for row in off)
+    # only the G-1 sampled completions per group count as generated (the reference is not sampled)
+    for m in steps:
+        assert m["generated_tokens"] == pytest.approx(m["completion_len_mean"] * 4 * (4 - 1))
+    assert result.generated_tokens == sum(int(m["generated_tokens"]) for m in steps)
 
 
 def test_base_eval_trains_nothing():

@@ -1,8 +1,17 @@
 """The tiny preset's base model: random init, then pretrained on ASR (+ some AST) of synthetic speech.
 
 Granite Speech knew ASR and speech translation before the study fine-tuned it; the tiny base model
-gets the same head start, on sentences that never occur in the SQA/AST study data. It is built once
-per `TinySpec` (cached under `<cache>/models/tiny-<hash>`) and reused by every trial.
+gets the same head start, on sentences that never occur in the SQA/AST study data. It is built in
+Granite's two stages:
+
+1. the conformer encoder alone learns to hear: character CTC on the spoken transcripts (Granite's
+   encoder is a CTC-trained ASR encoder too); the CTC head is discarded afterwards;
+2. with the encoder frozen, projector and language model learn the tasks by SFT (as Granite trains
+   its projector and LoRA over a frozen encoder). Trained end to end from random init instead, the
+   language model learns the text prior and ignores the audio: noise in place of speech raised
+   the validation NLL by only 2 %.
+
+It is built once per `TinySpec` (cached under `<cache>/models/tiny-<hash>`) and reused by every trial.
 """
 
 from __future__ import annotations
@@ -15,6 +24,7 @@ import time
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
 from harness.config import EvalConfig
 from harness.data.dataset import BatchSampler, SpokenSet
@@ -60,10 +70,14 @@ def pretrain_tiny(spec: TinySpec, out: Path) -> dict:
     tokenizer = train_tokenizer(corpus, spec.vocab_size)
     torch.manual_seed(spec.seed)
     lm = SpeechLM(build_tiny(spec, tokenizer), tokenizer)
+    ctc = ctc_pretrain_encoder(lm.model.model.encoder, train, validation, spec)
+    encoder = lm.model.model.encoder
+    encoder.requires_grad_(False)
     optimizer, scheduler = make_optimizer(lm.model, spec.pretrain_lr, 0.01, spec.pretrain_steps // 20,
                                           decay_steps=spec.pretrain_steps)
     sampler = BatchSampler(len(train), spec.pretrain_batch_size, spec.seed)
-    lm.model.train()  # learns the conformer's BatchNorm statistics; fine-tuning later freezes them
+    lm.model.train()
+    encoder.eval()  # frozen, BatchNorm statistics included
     losses = []
     for step in range(1, spec.pretrain_steps + 1):
         examples, feats = train.batch(sampler.next())
@@ -74,12 +88,74 @@ def pretrain_tiny(spec: TinySpec, out: Path) -> dict:
         if step % 500 == 0 or step == spec.pretrain_steps:
             scores = evaluate(lm, validation, EvalConfig(bertscore=False), full=False).scores
             lm.model.train()
+            encoder.eval()
             log.info("tiny base pretraining step %d validation %s", step,
                      {k: round(v, 2) for k, v in scores.items()})
+    encoder.requires_grad_(True)
     lm.model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     return {"spec": spec.model_dump(), "train_examples": len(train),
             "tasks": {t: sum(ex.task == t for ex in train.examples) for t in ("asr", "ast", "sqa")},
-            "final_loss": sum(losses[-20:]) / len(losses[-20:]), "validation": scores,
+            "ctc": ctc, "final_loss": sum(losses[-20:]) / len(losses[-20:]), "validation": scores,
             "seconds": time.perf_counter() - t0}
 
+
+
+CTC_CHARS = " abcdefghijklmnopqrstuvwxyz'"  # index 0 is the CTC blank, characters are 1..28
+
+
+def _ctc_targets(text: str) -> list[int]:
+    return [CTC_CHARS.index(c) + 1 for c in text.lower() if c in CTC_CHARS]
+
+
+def _ctc_greedy(log_probs: torch.Tensor, length: int) -> str:
+    ids = log_probs[:length].argmax(-1).tolist()
+    return "".join(CTC_CHARS[i - 1] for k, i in enumerate(ids) if i != 0 and (k == 0 or i != ids[k - 1]))
+
+
+def _edit_distance(a: str, b: str) -> int:
+    row = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        prev, row[0] = row[0], i
+        for j, cb in enumerate(b, 1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (ca != cb))
+    return row[-1]
+
+
+def ctc_pretrain_encoder(encoder: torch.nn.Module, train: SpokenSet, validation: SpokenSet, spec: TinySpec) -> dict:
+    """Stage 1: character CTC on the transcripts through a throwaway linear head; returns the final
+    training loss and the validation character error rate (greedy CTC decoding)."""
+    head = torch.nn.Linear(spec.encoder_hidden, len(CTC_CHARS) + 1)
+    params = list(encoder.parameters()) + list(head.parameters())
+    optimizer = torch.optim.AdamW(params, lr=spec.pretrain_lr, weight_decay=0.01)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / 50))
+    sampler = BatchSampler(len(train), spec.pretrain_batch_size, spec.seed)
+
+    def log_probs(feats: list[torch.Tensor]) -> torch.Tensor:
+        padded = torch.nn.utils.rnn.pad_sequence(feats, batch_first=True)
+        return head(encoder(padded).last_hidden_state).log_softmax(-1)  # [B, T, chars + 1]
+
+    encoder.train()
+    for step in range(1, spec.pretrain_ctc_steps + 1):
+        examples, feats = train.batch(sampler.next())
+        targets = [_ctc_targets(ex.transcript) for ex in examples]
+        loss = F.ctc_loss(log_probs(feats).transpose(0, 1), torch.tensor(sum(targets, [])),
+                          torch.tensor([f.shape[0] for f in feats]), torch.tensor([len(t) for t in targets]),
+                          zero_infinity=True)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        scheduler.step()
+        if step % 100 == 0:
+            log.info("tiny base CTC step %d/%d loss %.3f", step, spec.pretrain_ctc_steps, loss.item())
+    encoder.eval()
+    errors = chars = 0
+    with torch.no_grad():
+        for start in range(0, len(validation), 32):
+            examples, feats = validation.batch(range(start, min(start + 32, len(validation))))
+            for ex, lp, feat in zip(examples, log_probs(feats), feats):
+                ref = "".join(CTC_CHARS[i - 1] for i in _ctc_targets(ex.transcript))
+                errors, chars = errors + _edit_distance(_ctc_greedy(lp, feat.shape[0]), ref), chars + len(ref)
+    return {"steps": spec.pretrain_ctc_steps, "final_loss": loss.item() if spec.pretrain_ctc_steps else None,
+            "validation_cer": errors / max(chars, 1)}

@@ -115,9 +115,10 @@ def grpo_step(
         "completion_len_mean": float(lengths[on].mean()),
         "completion_len_max": float(lengths[on].max()),
         "truncated_frac": float(completions.truncated[on].float().mean()),
+        "generated_tokens": float(completions.mask[on].sum()),  # sampled this step (MP-GRPO: G-1 per group)
         "grad_norm": grad_norm,
         "lr": scheduler.get_last_lr()[0],
-        "tokens_per_s": float(completions.mask[on].sum()) / (t_rollout - t0),
+        "tokens_per_s": float(completions.mask[on].sum()) / (t_rollout - t0),  # sampling throughput
         "time_rollout_s": t_rollout - t0,
         "time_reward_s": t_reward - t_rollout,
         "time_update_s": t_update - t_reward,

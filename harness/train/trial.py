@@ -109,7 +109,7 @@ def run_trial(
             rows = metrics.pop("samples")
             if step in sample_at:
                 samples[step] = [dict(r, prompt=examples[r["prompt"]].prompt) for r in rows]
-            generated += int(metrics["completion_len_mean"] * len(answers) * cfg.grpo.group_size)
+            generated += int(metrics["generated_tokens"])
         else:
             metrics = sft_step(policy, optimizer, scheduler, prompts, answers, cfg.train.max_grad_norm)
         t_train += time.perf_counter() - t
