@@ -31,7 +31,8 @@ TRL is an optional, bench-only extra (never a runtime dependency). Install it in
 
 Options: --reps R (interleaved repetitions, default 5), --steps K (steps per block, default 3),
 --no-trial (skip the default-trial memory run), --quick (R=2, K=2, no trial). One torch thread
-(HARNESS_TORCH_THREADS, default 1). Writes bench/results/<date>-<machine>.md.
+(HARNESS_TORCH_THREADS, default 1). Writes bench/results/<date>-<machine>.md (a non-default
+run writes <date>-<machine>-short.md, so it never replaces a full result).
 """
 
 from __future__ import annotations
@@ -430,7 +431,8 @@ def main() -> int:
                     versions=dict(torch=torch.__version__, transformers=transformers.__version__, trl=trl.__version__))
     print("\n" + report)
     RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / f"{dt.date.today().isoformat()}-{platform.node() or 'machine'}.md"
+    default = (args.reps, args.steps, args.no_trial) == (5, 3, False)  # a shorter run does not replace it
+    path = RESULTS / f"{dt.date.today().isoformat()}-{platform.node() or 'machine'}{'' if default else '-short'}.md"
     path.write_text(report)
     print(f"written to {path}")
     return 0
