@@ -38,7 +38,6 @@ run writes <date>-<machine>-short.md, so it never replaces a full result).
 from __future__ import annotations
 
 import argparse
-import copy
 import datetime as dt
 import os
 import platform
