@@ -6,7 +6,7 @@ STUDY ?= studies/reward_ablation.yaml
 APT_PACKAGES := espeak-ng sox wordnet-base wordnet-sense-index
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup system-packages sweep test bench
+.PHONY: setup system-packages sweep test bench bench-trl
 
 setup: system-packages $(VENV)/.installed
 
@@ -31,3 +31,16 @@ test: setup
 
 bench: setup
 	$(PY) bench/tracking_overhead.py
+
+# Our GRPO step vs TRL's GRPOTrainer (+ audio once vs per sample, phases, memory). TRL is a
+# bench-only extra, installed into its own venv so the project's .venv never gets it.
+BENCH_VENV ?= .venv-bench
+
+$(BENCH_VENV)/.installed: pyproject.toml
+	python3 -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install -q --upgrade pip
+	$(BENCH_VENV)/bin/python -m pip install -q torch==2.13.0 -e '.[bench]'
+	touch $@
+
+bench-trl: system-packages $(BENCH_VENV)/.installed
+	$(BENCH_VENV)/bin/python bench/grpo_step.py $(BENCH_ARGS)

@@ -67,6 +67,19 @@ def test_bleu_matches_sacrebleu(all_scores):
     assert 0 < all_scores["bleu"][0] < 1
 
 
+def test_bleu_equals_sentence_bleu_on_short_and_odd_sentences():
+    # The reused BLEU object must score exactly as a fresh sacrebleu.sentence_bleu per pair (effective
+    # order for short hypotheses, punctuation, case, repeated calls).
+    from harness.rewards.metrics import bleu
+
+    hyps = ["Berlin.", "She", "in Berlin", "She enjoys painting!", "she ENJOYS painting", "a a a a", "x"] * 2
+    refs = ["She lives in Berlin.", "She enjoys painting.", "in Berlin", "She enjoys painting.",
+            "She enjoys painting.", "a", "y z"] * 2
+    expected = np.clip([sacrebleu.sentence_bleu(h, [r]).score / 100 for h, r in zip(hyps, refs)], 0, 1).tolist()
+    assert bleu(hyps, refs).tolist() == expected
+    assert len(set(expected)) > 3
+
+
 def test_rouge_matches_rouge_score(all_scores):
     scorer = rouge_scorer.RougeScorer(["rougeL", "rouge2"], use_stemmer=True)
     for i, (h, r) in enumerate(zip(HYPS, REFS)):

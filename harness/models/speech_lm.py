@@ -8,10 +8,15 @@ tokenizer. It does three things, each in one method:
 - `sample`: draw G completions per prompt from those embeddings with a lean KV-cache loop
   (the prompt is prefilled once and its cache repeated G times);
 - `completion_logprobs`: per-token log-probs (and entropy) of given completions, the one
-  differentiable pass the losses need.
+  differentiable pass the losses need (again the prompt runs once and its cache serves the group).
 
 Both sampling and log-probs reuse the prompt embeddings, so the audio encoder runs once per
-prompt, not once per sample.
+prompt, not once per sample. `harness.models.plain.PerSampleLM` is the plain per-sample path the
+tests and `bench/grpo_step.py` compare this one with.
+
+The same class drives a plain text-only causal LM (e.g. `GraniteForCausalLM`): prompts prepared
+without audio features are embedded by the token embedding alone, everything else is shared. The
+benchmark against TRL (`bench/grpo_step.py`) uses that path.
 """
 
 from __future__ import annotations
@@ -32,8 +37,8 @@ class Prompts:
 
     input_ids: torch.Tensor  # [B, Lp], audio placeholders expanded to one token per audio embedding
     attention_mask: torch.Tensor  # [B, Lp]
-    features: torch.Tensor  # [B, T, 160] log-mel features, padded
-    features_mask: torch.Tensor  # [B, A] which projector outputs are real audio (not padding)
+    features: torch.Tensor | None  # [B, T, 160] log-mel features, padded; None for text-only prompts
+    features_mask: torch.Tensor | None  # [B, A] which projector outputs are real audio (not padding)
 
 
 @dataclass
@@ -50,7 +55,7 @@ class SpeechLM:
         self.model = model
         self.tokenizer = tokenizer
         self.system_prompt = system_prompt
-        self.audio_token_id = model.config.audio_token_id
+        self.audio_token_id = getattr(model.config, "audio_token_id", None)  # None: a text-only LM
         self.eos_id = tokenizer.eos_token_id
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos_id
         # Never sample these: an audio token without audio makes the model raise, pad/bos are noise.
@@ -84,8 +89,12 @@ class SpeechLM:
             texts.append(self.tokenizer.decode(kept, skip_special_tokens=True).strip())
         return texts
 
-    def prepare(self, prompts: list[str], features: list[torch.Tensor]) -> Prompts:
-        """Tokenise prompts, expanding each `<|audio|>` to as many tokens as the clip has embeddings."""
+    def prepare(self, prompts: list[str], features: list[torch.Tensor] | None = None) -> Prompts:
+        """Tokenise prompts, expanding each `<|audio|>` to as many tokens as the clip has embeddings.
+
+        Without `features` the prompts are text only (no `<|audio|>` expected)."""
+        if features is None:
+            return self._prepare_text(prompts)
         rows, n_audio = [], []
         for text, feats in zip(prompts, features):
             if text.count(AUDIO_TOKEN) != 1:
@@ -94,23 +103,33 @@ class SpeechLM:
             n_audio.append(n)
             formatted = self.format_prompt(text).replace(AUDIO_TOKEN, AUDIO_TOKEN * n)
             rows.append(self.tokenizer(formatted, add_special_tokens=False)["input_ids"])
-        length = max(map(len, rows))
-        input_ids = torch.full((len(rows), length), self.pad_id, dtype=torch.long)
-        attention_mask = torch.zeros((len(rows), length), dtype=torch.long)
-        for b, row in enumerate(rows):  # left padding: completions start at the same column
-            input_ids[b, length - len(row):] = torch.tensor(row)
-            attention_mask[b, length - len(row):] = 1
+        input_ids, attention_mask = self._left_pad(rows)
         frames = max(f.shape[0] for f in features)
         padded = torch.stack([F.pad(f, (0, 0, 0, frames - f.shape[0]), value=float(f.min())) for f in features])
         max_audio = max(n_audio)
         features_mask = torch.arange(max_audio)[None, :] < torch.tensor(n_audio)[:, None]
         device = self.device
-        return Prompts(input_ids.to(device), attention_mask.to(device), padded.to(device, self.model.dtype),
-                       features_mask.to(device))
+        return Prompts(input_ids, attention_mask, padded.to(device, self.model.dtype), features_mask.to(device))
+
+    def _prepare_text(self, prompts: list[str]) -> Prompts:
+        rows = [self.tokenizer(self.format_prompt(text), add_special_tokens=False)["input_ids"] for text in prompts]
+        return Prompts(*self._left_pad(rows), features=None, features_mask=None)
+
+    def _left_pad(self, rows: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Left padding: every completion starts at the same column."""
+        length = max(map(len, rows))
+        input_ids = torch.full((len(rows), length), self.pad_id, dtype=torch.long)
+        attention_mask = torch.zeros((len(rows), length), dtype=torch.long)
+        for b, row in enumerate(rows):
+            input_ids[b, length - len(row):] = torch.tensor(row)
+            attention_mask[b, length - len(row):] = 1
+        return input_ids.to(self.device), attention_mask.to(self.device)
 
     # ----------------------------------------------------------------------------- model passes
     def embed_prompts(self, prompts: Prompts) -> torch.Tensor:
         """[B, Lp, H] prompt embeddings with the audio encoded once per prompt."""
+        if prompts.features is None:  # text only
+            return self._embed_tokens(prompts.input_ids)
         core = self.model.model
         audio = core.get_audio_features(prompts.features, return_dict=True).pooler_output
         return core.get_merged_audio_embeddings(prompts.input_ids, audio, prompts.features_mask)
@@ -122,15 +141,35 @@ class SpeechLM:
         self, prompt_embeds: torch.Tensor, prompt_mask: torch.Tensor, completions: Completions,
         with_entropy: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """log pi(token) for each completion token, [N, Lc]; prompts are repeated to match N rows."""
+        """log pi(token) for each completion token, [N, Lc]; row b*G + g continues prompt b.
+
+        With one prompt per completion this is one forward pass over prompt + completion. With G
+        completions per prompt, the prompt is run once (with gradients) and its KV cache repeated G
+        times for the completions to attend to, as in sampling: the same log-probs and gradients as
+        running each prompt G times (to float rounding; tests/test_fast_path.py), without G copies
+        of the prompt's forward and backward.
+        """
         n, lc = completions.ids.shape
         repeats = n // prompt_embeds.shape[0]
-        embeds = torch.cat([prompt_embeds.repeat_interleave(repeats, 0), self._embed_tokens(completions.ids)], 1)
         mask = torch.cat([prompt_mask.repeat_interleave(repeats, 0), completions.mask.to(prompt_mask.dtype)], 1)
         positions = (mask.cumsum(1) - 1).clamp(min=0)
-        logits = self.model(inputs_embeds=embeds, attention_mask=mask, position_ids=positions,
-                            use_cache=False, logits_to_keep=lc + 1).logits[:, :-1].float()
-        logp_all = logits.log_softmax(-1)
+        if repeats == 1:
+            embeds = torch.cat([prompt_embeds, self._embed_tokens(completions.ids)], 1)
+            logits = self.model(inputs_embeds=embeds, attention_mask=mask, position_ids=positions,
+                                use_cache=False, logits_to_keep=lc + 1).logits[:, :-1]
+        else:
+            lp = prompt_mask.shape[1]
+            out = self.model(inputs_embeds=prompt_embeds, attention_mask=prompt_mask,
+                             position_ids=positions[::repeats, :lp], use_cache=True, logits_to_keep=1)
+            logits = out.logits.repeat_interleave(repeats, 0)  # predicts each completion's first token
+            if lc > 1:  # completion tokens 0..Lc-2 predict tokens 1..Lc-1
+                cache = out.cache
+                cache.batch_repeat_interleave(repeats)
+                rest = self.model(inputs_embeds=self._embed_tokens(completions.ids[:, :-1]),
+                                  attention_mask=mask[:, :-1], position_ids=positions[:, lp:-1],
+                                  cache=cache, use_cache=True).logits
+                logits = torch.cat([logits, rest], 1)
+        logp_all = logits.float().log_softmax(-1)
         logp = logp_all.gather(-1, completions.ids.unsqueeze(-1)).squeeze(-1)
         entropy = None
         if with_entropy:

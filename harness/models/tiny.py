@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-from transformers import GraniteSpeechConfig, GraniteSpeechForConditionalGeneration, PreTrainedTokenizerFast
+from transformers import (GraniteConfig, GraniteForCausalLM, GraniteSpeechConfig, GraniteSpeechForConditionalGeneration,
+                          PreTrainedTokenizerFast)
 
 from harness.config import TinySpec
 from harness.models.speech_lm import AUDIO_TOKEN
@@ -33,7 +34,6 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int) -> PreTrainedTokenize
 
 def build_tiny(spec: TinySpec, tokenizer: PreTrainedTokenizerFast) -> GraniteSpeechForConditionalGeneration:
     """Random-initialised Granite Speech model of the spec's sizes, matched to the tokenizer."""
-    vocab = len(tokenizer)
     config = GraniteSpeechConfig(
         encoder_config=dict(input_dim=160, num_layers=spec.encoder_layers, hidden_dim=spec.encoder_hidden,
                             num_heads=spec.encoder_heads, feedforward_mult=4, output_dim=42, context_size=200,
@@ -43,16 +43,27 @@ def build_tiny(spec: TinySpec, tokenizer: PreTrainedTokenizerFast) -> GraniteSpe
                               intermediate_size=4 * spec.projector_hidden, encoder_hidden_size=spec.encoder_hidden,
                               cross_attention_frequency=1, hidden_dropout_prob=0.0,
                               attention_probs_dropout_prob=0.0, max_position_embeddings=2048),
-        text_config=dict(model_type="granite", vocab_size=vocab, hidden_size=spec.text_hidden,
-                         intermediate_size=4 * spec.text_hidden, num_hidden_layers=spec.text_layers,
-                         num_attention_heads=spec.text_heads, num_key_value_heads=spec.text_heads,
-                         max_position_embeddings=1024, pad_token_id=tokenizer.pad_token_id,
-                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                         tie_word_embeddings=True, attention_dropout=0.0, embedding_multiplier=1.0,
-                         logits_scaling=1.0, residual_multiplier=1.0, attention_multiplier=1.0 / (spec.text_hidden // spec.text_heads) ** 0.5),
+        text_config=dict(model_type="granite", **text_config(tokenizer, spec.text_hidden, spec.text_layers,
+                                                              spec.text_heads)),
         audio_token_index=tokenizer.convert_tokens_to_ids(AUDIO_TOKEN),
         has_lora_adapter=False,
         downsample_rate=5,
         window_size=15,
     )
     return GraniteSpeechForConditionalGeneration(config)
+
+
+def text_config(tokenizer: PreTrainedTokenizerFast, hidden: int, layers: int, heads: int) -> dict:
+    """The Granite decoder's settings, shared by the speech model and the text-only LM."""
+    return dict(vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=4 * hidden,
+                num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=heads,
+                max_position_embeddings=1024, pad_token_id=tokenizer.pad_token_id,
+                bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                tie_word_embeddings=True, attention_dropout=0.0, embedding_multiplier=1.0,
+                logits_scaling=1.0, residual_multiplier=1.0, attention_multiplier=1.0 / (hidden // heads) ** 0.5)
+
+
+def build_tiny_text(tokenizer: PreTrainedTokenizerFast, hidden: int = 64, layers: int = 2,
+                    heads: int = 4) -> GraniteForCausalLM:
+    """A random-initialised text-only Granite causal LM with the same tokenizer (benchmarks, tests)."""
+    return GraniteForCausalLM(GraniteConfig(**text_config(tokenizer, hidden, layers, heads)))
