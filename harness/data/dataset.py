@@ -1,23 +1,47 @@
-"""Spoken examples with their log-mel features computed once, and batches drawn from them."""
+"""Spoken examples with their log-mel features, and batches drawn from them.
+
+Features are computed once up front (synthetic data: small, reused every step), or, for real
+corpora too large to hold as features, on access (`lazy=True`): decoding + log-mel costs a few ms
+per clip, small next to a GPU step. Clips of any rate/format read as 16 kHz mono (`clips.read_clip`).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 
-from harness.data.audio import load_audio
+from harness.data.clips import read_clip
 from harness.models.features import log_mel
+
+
+def clip_features(path: str) -> torch.Tensor:
+    return log_mel(read_clip(path))
+
+
+class LazyFeatures(Sequence):
+    """features[i] decodes examples[i]'s clip when asked (an unreadable clip raises naming its path)."""
+
+    def __init__(self, examples: list):
+        self.examples = examples
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def __getitem__(self, i):
+        return clip_features(self.examples[i].audio)
 
 
 @dataclass
 class SpokenSet:
-    examples: list  # harness.data.synthetic.Example (or a real-data example with the same fields)
-    features: list[torch.Tensor]  # [frames, 160] per example, computed once
+    examples: list  # harness.data.synthetic.Example (real data yields the same rows)
+    features: Sequence[torch.Tensor]  # [frames, 160] per example
 
     @classmethod
-    def from_examples(cls, examples: list) -> "SpokenSet":
-        return cls(list(examples), [log_mel(load_audio(ex.audio)) for ex in examples])
+    def from_examples(cls, examples: list, lazy: bool = False) -> "SpokenSet":
+        examples = list(examples)
+        return cls(examples, LazyFeatures(examples) if lazy else [clip_features(ex.audio) for ex in examples])
 
     def __len__(self) -> int:
         return len(self.examples)

@@ -49,8 +49,11 @@ def seed_everything(seed: int) -> None:
 def load_task_data(cfg: TrialConfig) -> dict[str, SpokenSet]:
     from harness.data.synthetic import load_synthetic
 
-    if cfg.data.source != "synthetic":
-        raise NotImplementedError(f"data.source={cfg.data.source!r}: only 'synthetic' is available yet")
+    if cfg.data.source != "synthetic":  # LibriSQA / CoVoST2 / saved HF dataset (harness/data/real.py)
+        from harness.data.real import load_real
+
+        splits, _ = load_real(cfg.data, cfg.task)  # bad clips are logged there, with their paths
+        return {name: SpokenSet.from_examples(examples, lazy=True) for name, examples in splits.items()}
     sizes = {"train": cfg.data.train_size, "validation": cfg.data.validation_size, "test": cfg.data.test_size}
     splits = load_synthetic(cfg.task, sizes, seed=cfg.data.seed)
     return {name: SpokenSet.from_examples(examples) for name, examples in splits.items()}
