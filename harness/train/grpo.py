@@ -7,6 +7,7 @@ advantages, reference log-probs, and the log-probs at sampling time (pi_old).
 
 from __future__ import annotations
 
+import logging
 import time
 
 import numpy as np
@@ -16,7 +17,9 @@ from harness.config import GRPOConfig
 from harness.models.speech_lm import Completions, Prompts, SpeechLM, completions_from_targets
 from harness.rewards import Reward
 from harness.train.grpo_loss import group_advantages, grpo_loss
-from harness.train.optimizer import update
+from harness.train.optimizer import apply_gradients, update
+
+log = logging.getLogger("harness.train")
 
 
 def add_references(lm: SpeechLM, samples: Completions, answers: list[str], group_size: int) -> Completions:
@@ -33,6 +36,63 @@ def add_references(lm: SpeechLM, samples: Completions, answers: list[str], group
     mask = torch.cat([pad(samples.mask, 0).view(b, group_size - 1, length), pad(refs.mask, 0)[:, None]], 1)
     truncated = torch.cat([samples.truncated.view(b, group_size - 1), refs.truncated[:, None]], 1)
     return Completions(ids, mask.view(b * group_size, length), truncated.view(-1))
+
+
+def _row_chunks(n: int, size: int) -> list[tuple[int, int]]:
+    size = n if size <= 0 else min(size, n)
+    return [(start, min(start + size, n)) for start in range(0, n, size)]
+
+
+def micro_batched_update(policy: SpeechLM, optimizer, embeds: torch.Tensor, prompt_mask: torch.Tensor,
+                         completions: Completions, old_logp: torch.Tensor | None, advantages: torch.Tensor,
+                         off_policy: torch.Tensor, ref_logp: torch.Tensor | None, cfg: GRPOConfig,
+                         max_grad_norm: float, group_size: int, with_entropy: bool, what: str):
+    """One optimiser step with the loss's gradient accumulated over row chunks of `policy.micro_batch_size`
+    (prompt x sample rows; 0 = all). Each chunk's loss is weighted so the sum equals the full-batch
+    loss (DAPO: by its share of completion tokens; 'grpo': by its share of rows). On CUDA
+    out-of-memory the chunk size is halved and the step redone (logged), so a size that fits is found
+    once and kept. Returns (loss, stats, detached log-probs, entropy, grad norm)."""
+    n = completions.ids.shape[0]
+    mask = completions.mask
+    total_tokens = mask.sum().clamp(min=1)
+    while True:
+        chunks = _row_chunks(n, policy.micro_batch_size)
+        try:
+            optimizer.zero_grad(set_to_none=True)
+            logps, entropies, loss_total = [], [], 0.0
+            for r0, r1 in chunks:
+                rows = torch.arange(r0, r1, device=embeds.device)
+                sub = Completions(completions.ids[r0:r1], mask[r0:r1], completions.truncated[r0:r1])
+                logp, entropy = policy.completion_logprobs(embeds[rows // group_size], prompt_mask[rows // group_size],
+                                                           sub, with_entropy=with_entropy)
+                old = logp.detach() if old_logp is None else old_logp[r0:r1]
+                loss, _ = grpo_loss(logp, old, advantages[r0:r1], mask[r0:r1], off_policy[r0:r1],
+                                    None if ref_logp is None else ref_logp[r0:r1], beta=cfg.beta,
+                                    epsilon=cfg.epsilon, epsilon_high=cfg.epsilon_high, aggregation=cfg.loss_type)
+                weight = (mask[r0:r1].sum() / total_tokens) if cfg.loss_type == "dapo" else (r1 - r0) / n
+                loss = loss * weight
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(f"{what} is {loss.item()}")
+                loss.backward(retain_graph=True)  # the prompts' encoder graph is shared by every chunk
+                loss_total += loss.item()
+                logps.append(logp.detach())
+                entropies.append(entropy)
+            break
+        except torch.cuda.OutOfMemoryError:
+            if len(chunks) == n:
+                raise
+            policy.micro_batch_size = max(1, (chunks[0][1] - chunks[0][0]) // 2)
+            log.warning("CUDA out of memory in a GRPO update: micro_batch_size -> %d rows", policy.micro_batch_size)
+            optimizer.zero_grad(set_to_none=True)
+            torch.cuda.empty_cache()
+    logp = torch.cat(logps, 0)  # every chunk has the batch's completion length
+    entropy = torch.cat(entropies, 0) if with_entropy else None
+    old = logp if old_logp is None else old_logp
+    with torch.no_grad():  # the step's statistics over the whole batch, as in the one-pass path
+        _, stats = grpo_loss(logp, old, advantages, mask, off_policy, ref_logp, beta=cfg.beta, epsilon=cfg.epsilon,
+                             epsilon_high=cfg.epsilon_high, aggregation=cfg.loss_type)
+    grad_norm = apply_gradients(policy.model, optimizer, max_grad_norm)
+    return torch.tensor(loss_total), stats, logp, entropy, grad_norm
 
 
 def grpo_step(
@@ -86,14 +146,21 @@ def grpo_step(
     for it in range(cfg.iterations):
         if it > 0:  # the policy changed: re-encode the prompts
             embeds = policy.embed_prompts(prompts)
-        logp, entropy = policy.completion_logprobs(embeds, prompts.attention_mask,
-                                                   completions, with_entropy=(it == 0))
-        if it == 0:
-            old_logp, first_entropy = logp.detach(), entropy
-        loss, stats = grpo_loss(logp, old_logp, advantages, completions.mask, off_policy, ref_logp,
-                                beta=cfg.beta, epsilon=cfg.epsilon, epsilon_high=cfg.epsilon_high,
-                                aggregation=cfg.loss_type)
-        grad_norm = update(loss, policy.model, optimizer, max_grad_norm, f"GRPO loss at inner iteration {it}")
+        if policy.micro_batch_size or policy.device.type == "cuda":
+            loss, stats, logp, entropy, grad_norm = micro_batched_update(
+                policy, optimizer, embeds, prompts.attention_mask, completions, old_logp, advantages, off_policy,
+                ref_logp, cfg, max_grad_norm, g, with_entropy=(it == 0), what=f"GRPO loss at inner iteration {it}")
+            if it == 0:
+                old_logp, first_entropy = logp, entropy
+        else:  # one pass over all rows (the tiny model on CPU)
+            logp, entropy = policy.completion_logprobs(embeds, prompts.attention_mask,
+                                                       completions, with_entropy=(it == 0))
+            if it == 0:
+                old_logp, first_entropy = logp.detach(), entropy
+            loss, stats = grpo_loss(logp, old_logp, advantages, completions.mask, off_policy, ref_logp,
+                                    beta=cfg.beta, epsilon=cfg.epsilon, epsilon_high=cfg.epsilon_high,
+                                    aggregation=cfg.loss_type)
+            grad_norm = update(loss, policy.model, optimizer, max_grad_norm, f"GRPO loss at inner iteration {it}")
         losses.append(loss.item())
     scheduler.step()
     t_update = time.perf_counter()

@@ -30,3 +30,10 @@ def update(loss: torch.Tensor, model: torch.nn.Module, optimizer: torch.optim.Op
     grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
     optimizer.step()
     return float(grad_norm)
+
+
+def apply_gradients(model: torch.nn.Module, optimizer: torch.optim.Optimizer, max_grad_norm: float) -> float:
+    """Clip + step on gradients already accumulated (micro-batched updates); returns the grad norm."""
+    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
+    optimizer.step()
+    return float(grad_norm)
