@@ -243,3 +243,26 @@ def test_two_step_grpo_and_sft_through_each_loader(source, tmp_path):
         assert np.isfinite([m["loss"] for _, m in logged if "loss" in m]).all()
         if method == "grpo":
             assert result.generated_tokens > 0 and all("reward" in m for s, m in logged if "loss" in m)
+
+
+def test_paper_real_studies_validate_and_load_their_data(tmp_path, monkeypatch):
+    """studies/paper_real/*.yaml against fixture data laid out at the paths they name."""
+    from harness.study import load_study
+
+    studies = sorted((Path(__file__).parents[1] / "studies" / "paper_real").glob("*.yaml"))
+    assert [p.stem for p in studies] == ["covost2_2b", "covost2_8b", "librisqa_2b", "librisqa_8b"]
+    make_librisqa(tmp_path / "data")
+    make_covost2(tmp_path / "data" / "covost2")
+    (tmp_path / "data" / "cv-corpus-en").mkdir()
+    (tmp_path / "data" / "covost2" / "clips").rename(tmp_path / "data" / "cv-corpus-en" / "clips")
+    monkeypatch.chdir(tmp_path)
+    for path in studies:
+        study = load_study(path)
+        fixed = study.fixed
+        assert fixed["grpo"]["group_size"] == 8 and fixed["grpo"]["beta"] == 0.02
+        assert fixed["grpo"]["temperature"] == 1.0 and fixed["grpo"]["max_new_tokens"] == 200
+        assert (fixed["eval"]["top_p"], fixed["eval"]["temperature"]) == (0.9, 0.9)
+        assert fixed["model"]["trainable"] == "projector+lora"
+        cfg = TrialConfig.model_validate({k: v for k, v in fixed.items() if k != "model"})
+        splits, report = load_real(cfg.data.model_copy(update={"max_bad_fraction": 0.5}), cfg.task)
+        assert all(splits[s] for s in ("train", "validation", "test"))
