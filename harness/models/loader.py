@@ -15,6 +15,7 @@ runs with it (a real checkpoint's `forward()` alone would otherwise run without 
 from __future__ import annotations
 
 import copy
+import os
 
 import torch
 from transformers import AutoTokenizer, GraniteSpeechForConditionalGeneration
@@ -25,7 +26,10 @@ from harness.models.speech_lm import SpeechLM
 
 
 def default_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    """cuda:LOCAL_RANK under torchrun / accelerate launch, cuda otherwise, else cpu."""
+    if not torch.cuda.is_available():
+        return torch.device("cpu")
+    return torch.device("cuda", int(os.environ.get("LOCAL_RANK", torch.cuda.current_device())))
 
 
 def load_speech_lm(cfg: ModelConfig, device: torch.device | None = None) -> SpeechLM:

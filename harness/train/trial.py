@@ -21,6 +21,7 @@ from harness.data.dataset import BatchSampler, SpokenSet
 from harness.models.loader import frozen_copy, load_speech_lm
 from harness.rewards import parse_reward
 from harness.runtime import configure_threads
+from harness.train import distributed
 from harness.train.evaluate import Evaluation, evaluate
 from harness.train.grpo import grpo_step
 from harness.train.optimizer import make_optimizer
@@ -67,6 +68,9 @@ def run_trial(
 ) -> TrialResult:
     times: dict[str, float] = {}
     configure_threads()
+    world = distributed.init()  # several processes under torchrun / accelerate launch (distributed.py)
+    if not world.main:  # ranks > 0 train and evaluate in step with rank 0, which alone logs
+        log, report = (lambda metrics, step: None), (lambda value, step: None)
     t = time.perf_counter()
     seed_everything(cfg.seed)
     data = load_task_data(cfg)
@@ -85,7 +89,7 @@ def run_trial(
     steps = 0 if cfg.method == "base-eval" else cfg.train.steps
     optimizer, scheduler = make_optimizer(policy.model, cfg.train.lr, cfg.train.weight_decay, cfg.train.warmup_steps)
     sampler = BatchSampler(len(data["train"]), cfg.train.batch_size, cfg.seed)
-    generator = torch.Generator(device=policy.device).manual_seed(cfg.seed)
+    generator = torch.Generator(device=policy.device).manual_seed(cfg.seed + 1_000_003 * world.rank)
 
     def validate(step: int) -> dict[str, float]:
         scores = evaluate(policy, data["validation"], cfg.eval, seed=cfg.seed, full=False).scores
@@ -103,7 +107,7 @@ def run_trial(
 
     for step in range(1, steps + 1):
         t = time.perf_counter()
-        examples, feats = data["train"].batch(sampler.next())
+        examples, feats = data["train"].batch(distributed.shard(sampler.next(), world))
         prompts = policy.prepare([ex.prompt for ex in examples], feats)
         answers = [ex.answer for ex in examples]
         if grpo:
