@@ -239,6 +239,11 @@ def test_two_step_grpo_and_sft_through_each_loader(source, tmp_path):
         logged = []
         result = run_trial(cfg, log=lambda m, s: logged.append((s, m)))
         assert result.steps == 2 and len(result.test.hypotheses) == 2
+        data_metrics = next(m for s, m in logged if "data/train_examples" in m)
+        assert data_metrics["data/train_examples"] == (3 if source == "covost2" else 4)  # covost2 has 3
+        assert data_metrics["data/test_examples"] == 2
+        skipped = data_metrics["data/train_skipped_clips"] + data_metrics["data/validation_skipped_clips"]
+        assert skipped <= (2 if source == "librisqa" else 0)  # the fixture's bad clips, if vetting reached them
         assert [s for s, m in logged if "loss" in m] == [1, 2]
         assert np.isfinite([m["loss"] for _, m in logged if "loss" in m]).all()
         if method == "grpo":

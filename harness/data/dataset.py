@@ -8,7 +8,7 @@ per clip, small next to a GPU step. Clips of any rate/format read as 16 kHz mono
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -37,11 +37,13 @@ class LazyFeatures(Sequence):
 class SpokenSet:
     examples: list  # harness.data.synthetic.Example (real data yields the same rows)
     features: Sequence[torch.Tensor]  # [frames, 160] per example
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # real data: (clip path, reason) left out
 
     @classmethod
-    def from_examples(cls, examples: list, lazy: bool = False) -> "SpokenSet":
+    def from_examples(cls, examples: list, lazy: bool = False, skipped: list | None = None) -> "SpokenSet":
         examples = list(examples)
-        return cls(examples, LazyFeatures(examples) if lazy else [clip_features(ex.audio) for ex in examples])
+        return cls(examples, LazyFeatures(examples) if lazy else [clip_features(ex.audio) for ex in examples],
+                   list(skipped or []))
 
     def __len__(self) -> int:
         return len(self.examples)

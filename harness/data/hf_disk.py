@@ -58,10 +58,9 @@ def _clip_file(value, split: str, index: int, root: Path, base: Path) -> Path:
 
 
 def read_hf_disk(cfg: DataConfig, task: str) -> dict[str, list[Candidate]]:
-    from datasets import Audio
-
     src = Path(cfg.source).expanduser()
     parts = _open(src)
+    from datasets import Audio
     fingerprint = hashlib.sha256(str(src.resolve()).encode()
                                  + "".join(f"{k}:{d._fingerprint}" for k, d in sorted(parts.items())).encode())
     root = cache_dir() / "data" / f"hf-disk-{fingerprint.hexdigest()[:12]}"

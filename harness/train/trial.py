@@ -53,8 +53,9 @@ def load_task_data(cfg: TrialConfig) -> dict[str, SpokenSet]:
     if cfg.data.source != "synthetic":  # LibriSQA / CoVoST2 / saved HF dataset (harness/data/real.py)
         from harness.data.real import load_real
 
-        splits, _ = load_real(cfg.data, cfg.task)  # bad clips are logged there, with their paths
-        return {name: SpokenSet.from_examples(examples, lazy=True) for name, examples in splits.items()}
+        splits, report = load_real(cfg.data, cfg.task)  # bad clips are logged there, with their paths
+        return {name: SpokenSet.from_examples(examples, lazy=True, skipped=report.skipped.get(name))
+                for name, examples in splits.items()}
     sizes = {"train": cfg.data.train_size, "validation": cfg.data.validation_size, "test": cfg.data.test_size}
     splits = load_synthetic(cfg.task, sizes, seed=cfg.data.seed)
     return {name: SpokenSet.from_examples(examples) for name, examples in splits.items()}
@@ -75,6 +76,9 @@ def run_trial(
     seed_everything(cfg.seed)
     data = load_task_data(cfg)
     times["data_s"] = time.perf_counter() - t
+    if cfg.data.source != "synthetic":  # real data: how many examples, and how many clips were left out
+        log({f"data/{name}_{k}": float(v) for name, s in data.items()
+             for k, v in (("examples", len(s)), ("skipped_clips", len(s.skipped)))}, 0)
 
     t = time.perf_counter()
     policy = load_speech_lm(cfg.model)
