@@ -1,7 +1,7 @@
 """GRPO steps on a random-initialised Granite-Speech-shaped model (2B by default), bf16 on a GPU.
 
 Builds the model from the published config (tests/fixtures/granite-speech-3.3-<size>.config.json;
-`--layers` cuts the decoder depth for a quick run), a word-level tokenizer with Granite's id layout,
+`--layers` cuts every stack's depth for a quick run), a word-level tokenizer with Granite's id layout,
 the projector + LoRA (r=64 on q/v) trainable, a frozen reference for the KL term, and runs
 `harness.train.grpo.grpo_step` exactly as a trial does: B prompts of random audio x G samples,
 up to `--max-new-tokens` each (a random model rarely stops early, so this is the worst case), BLEU
@@ -16,7 +16,7 @@ peak GPU memory.
 from __future__ import annotations
 
 import argparse
-import json
+import sys
 import time
 from pathlib import Path
 
@@ -24,23 +24,7 @@ import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def granite_like_tokenizer(vocab_size: int, audio_id: int):
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
-
-    from harness.models.speech_lm import AUDIO_TOKEN
-
-    vocab = {i: f"<w{i}>" for i in range(vocab_size)}
-    vocab[0], vocab[1], vocab[audio_id] = "<|end_of_text|>", "<unk>", AUDIO_TOKEN
-    for i, w in enumerate("listen to the audio and answer following question : what is said ?".split()):
-        vocab[100 + i] = w
-    tok = Tokenizer(models.WordLevel({t: i for i, t in vocab.items()}, unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    tok.add_special_tokens(["<|end_of_text|>", AUDIO_TOKEN])
-    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<|end_of_text|>", eos_token="<|end_of_text|>",
-                                   pad_token="<|end_of_text|>", unk_token="<unk>")
+sys.path.insert(0, str(ROOT))  # this checkout's harness, not another installed copy
 
 
 def main() -> None:
@@ -58,11 +42,12 @@ def main() -> None:
     p.add_argument("--device", default="cuda")
     args = p.parse_args()
 
-    from transformers import GraniteSpeechConfig, GraniteSpeechForConditionalGeneration
+    from transformers import GraniteSpeechForConditionalGeneration
 
     from harness.config import GRPOConfig, ModelConfig
     from harness.models.features import log_mel
     from harness.models.loader import frozen_copy, set_trainable
+    from harness.models.shapes import granite_like_tokenizer, published_config
     from harness.models.speech_lm import AUDIO_TOKEN, SpeechLM
     from harness.rewards import parse_reward
     from harness.train.grpo import grpo_step
@@ -70,18 +55,15 @@ def main() -> None:
 
     device = torch.device(args.device)
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
-    cfg = GraniteSpeechConfig.from_dict(json.loads(
-        (ROOT / "tests" / "fixtures" / f"granite-speech-3.3-{args.size}.config.json").read_text()))
-    if args.layers:
-        cfg.text_config.num_hidden_layers = args.layers
-        cfg.encoder_config.num_layers = min(cfg.encoder_config.num_layers, args.layers)
+    cfg = published_config(ROOT / "tests" / "fixtures" / f"granite-speech-3.3-{args.size}.config.json", args.layers)
     torch.manual_seed(0)
     t0 = time.perf_counter()
     with torch.device(device):
         model = GraniteSpeechForConditionalGeneration(cfg).to(dtype).eval()
     set_trainable(model, ModelConfig(trainable="projector+lora", lora_rank=64, lora_alpha=32))
     model.to(device=device, dtype=dtype)
-    tok = granite_like_tokenizer(cfg.text_config.vocab_size, cfg.audio_token_index)
+    tok = granite_like_tokenizer(cfg.text_config.vocab_size, cfg.audio_token_index,
+                                 "listen to the audio and answer following question : what is said ?")
     lm = SpeechLM(model, tok)
     lm.micro_batch_size = args.micro_batch
     if args.gradient_checkpointing:

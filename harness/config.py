@@ -91,7 +91,7 @@ class ModelConfig(Strict):
     lora_alpha: int = Field(16, ge=1)
     system_prompt: str = "You are a helpful assistant that listens to audio and answers in text."
     gradient_checkpointing: bool = False  # recompute decoder activations in backward (real checkpoints, long audio)
-    # Rows (prompt x sample) per log-prob forward/backward in a GRPO or SFT update; gradients are
+    # Rows (prompt x sample) per log-prob forward/backward in a GRPO update; gradients are
     # accumulated over chunks. 0 = all B*G rows in one pass (fine for the tiny model).
     micro_batch_size: int = Field(0, ge=0)
     tiny: TinySpec = TinySpec()

@@ -2,7 +2,6 @@
 tests/fixtures/README.md) fit our feature and prompt code, and a model with the 2B's widths and
 vocabulary but one layer per stack runs a micro-batched GRPO step through `SpeechLM` on CPU."""
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -13,13 +12,14 @@ from transformers import GraniteSpeechConfig, GraniteSpeechForConditionalGenerat
 
 from harness.config import GRPOConfig
 from harness.models.features import N_MELS, log_mel, num_audio_tokens
+from harness.models.shapes import granite_like_tokenizer, published_config
 from harness.models.speech_lm import AUDIO_TOKEN, SpeechLM
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
-def published(size: str) -> GraniteSpeechConfig:
-    return GraniteSpeechConfig.from_dict(json.loads((FIXTURES / f"granite-speech-3.3-{size}.config.json").read_text()))
+def published(size: str, layers: int | None = None) -> GraniteSpeechConfig:
+    return published_config(FIXTURES / f"granite-speech-3.3-{size}.config.json", layers)
 
 
 @pytest.mark.parametrize("size", ["2b", "8b"])
@@ -34,24 +34,6 @@ def test_published_config_fits_the_harness(size):
     assert cfg.text_config.hidden_size == {"2b": 2048, "8b": 4096}[size]
 
 
-def _granite_like_tokenizer(vocab_size: int, audio_id: int):
-    """Word-level tokenizer with Granite's id layout: 0 = <|end_of_text|> (bos/eos/pad), audio at audio_id."""
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
-
-    words = "listen to the speech and translate it into german . hallo welt".split()
-    vocab = {f"<w{i}>": i for i in range(vocab_size)}
-    vocab = {v: k for k, v in vocab.items()}
-    vocab[0], vocab[1], vocab[audio_id] = "<|end_of_text|>", "<unk>", AUDIO_TOKEN
-    for i, w in enumerate(words):
-        vocab[100 + i] = w
-    tok = Tokenizer(models.WordLevel({t: i for i, t in vocab.items()}, unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    tok.add_special_tokens(["<|end_of_text|>", AUDIO_TOKEN])
-    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<|end_of_text|>", eos_token="<|end_of_text|>",
-                                   pad_token="<|end_of_text|>", unk_token="<unk>")
-
-
 @pytest.mark.slow
 @pytest.mark.skipif(psutil.virtual_memory().available < 6 * 2**30, reason="needs ~3 GB free memory")
 def test_two_b_widths_one_layer_deep_runs_a_grpo_update():
@@ -59,14 +41,14 @@ def test_two_b_widths_one_layer_deep_runs_a_grpo_update():
     from harness.config import ModelConfig
     from harness.train.grpo import micro_batched_update
 
-    cfg = published("2b")
-    cfg.encoder_config.num_layers = 1
-    cfg.projector_config.num_hidden_layers = 1
-    cfg.text_config.num_hidden_layers = 1
+    cfg = published("2b", layers=1)
+    assert (cfg.encoder_config.num_layers, cfg.projector_config.num_hidden_layers,
+            cfg.text_config.num_hidden_layers) == (1, 1, 1)
     torch.manual_seed(0)
     model = GraniteSpeechForConditionalGeneration(cfg).eval()
     assert model.lm_head.weight.shape == (49160, 2048)
-    tok = _granite_like_tokenizer(cfg.text_config.vocab_size, cfg.audio_token_index)
+    tok = granite_like_tokenizer(cfg.text_config.vocab_size, cfg.audio_token_index,
+                                 "listen to the speech and translate it into german .")
     set_trainable(model, ModelConfig(trainable="projector+lora", lora_rank=64, lora_alpha=32))
     lm = SpeechLM(model, tok)
     lm.micro_batch_size = 2

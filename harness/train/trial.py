@@ -54,7 +54,9 @@ def load_task_data(cfg: TrialConfig) -> dict[str, SpokenSet]:
         from harness.data.real import load_real
 
         splits, report = load_real(cfg.data, cfg.task)  # bad clips are logged there, with their paths
-        return {name: SpokenSet.from_examples(examples, lazy=True, skipped=report.skipped.get(name))
+        # features on demand (a corpus does not fit in memory as features), except validation: it is
+        # capped by data.validation_size and decoded at every evaluation, so it is computed once
+        return {name: SpokenSet.from_examples(examples, lazy=name != "validation", skipped=report.skipped.get(name))
                 for name, examples in splits.items()}
     sizes = {"train": cfg.data.train_size, "validation": cfg.data.validation_size, "test": cfg.data.test_size}
     splits = load_synthetic(cfg.task, sizes, seed=cfg.data.seed)
