@@ -115,7 +115,7 @@ def _grads(lm):
 
 
 def test_gradient_checkpointing_and_micro_batches_give_the_same_gradients(checkpoint):
-    from harness.train.grpo import micro_batched_update
+    from harness.train.grpo import micro_batched_update, reference_logprobs
     from harness.train.grpo_loss import grpo_loss
 
     path, _, _ = checkpoint
@@ -156,6 +156,8 @@ def test_gradient_checkpointing_and_micro_batches_give_the_same_gradients(checkp
         torch.testing.assert_close(got[name], expected[name], atol=1e-5, rtol=1e-4)
     torch.testing.assert_close(float(got_loss), loss.item(), atol=1e-6, rtol=1e-5)
     torch.testing.assert_close(got_logp, logp.detach(), atol=1e-5, rtol=1e-5)
+    ref = reference_logprobs(plain, prompts, comp, g, 3)  # the KL reference's pass, in chunks of 3 rows
+    torch.testing.assert_close(ref, logp.detach(), atol=1e-5, rtol=1e-5)
 
 
 @pytest.mark.slow

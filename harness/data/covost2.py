@@ -52,8 +52,9 @@ def read_covost2(cfg: DataConfig, task: str) -> dict[str, list[Candidate]]:
         if not rows:
             continue
         cols = resolve_columns(rows[0].keys(), cfg, task, where[split])
-        out[split] = [candidate(row, cols, resolve_audio(row[cols["audio"]], roots),
-                                f"covost2-{split}-{Path(row[cols['audio']]).stem}") for row in rows]
+        out[split] = [candidate(row, cols, resolve_audio(row[cols["audio"]] or "", roots),
+                                f"covost2-{split}-{i:06d}-{Path(row[cols['audio']] or '').stem}")
+                      for i, row in enumerate(rows)]
     if not out:
         raise DataSourceError(f"data.source {str(src)!r}: no CoVoST2 rows found.")
     return out

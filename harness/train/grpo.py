@@ -43,6 +43,23 @@ def _row_chunks(n: int, size: int) -> list[tuple[int, int]]:
     return [(start, min(start + size, n)) for start in range(0, n, size)]
 
 
+def _rows(completions: Completions, r0: int, r1: int) -> Completions:
+    return Completions(completions.ids[r0:r1], completions.mask[r0:r1], completions.truncated[r0:r1])
+
+
+@torch.no_grad()
+def reference_logprobs(reference: SpeechLM, prompts: Prompts, completions: Completions, group_size: int,
+                       rows_per_pass: int) -> torch.Tensor:
+    """log pi_ref of every completion token, [N, L], in passes of `rows_per_pass` rows (0: one pass)."""
+    embeds = reference.embed_prompts(prompts)
+    parts = []
+    for r0, r1 in _row_chunks(completions.ids.shape[0], rows_per_pass):
+        prompt_rows = torch.arange(r0, r1, device=embeds.device) // group_size
+        parts.append(reference.completion_logprobs(embeds[prompt_rows], prompts.attention_mask[prompt_rows],
+                                                   _rows(completions, r0, r1))[0])
+    return torch.cat(parts, 0)
+
+
 def micro_batched_update(policy: SpeechLM, optimizer, embeds: torch.Tensor, prompt_mask: torch.Tensor,
                          completions: Completions, old_logp: torch.Tensor | None, advantages: torch.Tensor,
                          off_policy: torch.Tensor, ref_logp: torch.Tensor | None, cfg: GRPOConfig,
@@ -61,10 +78,9 @@ def micro_batched_update(policy: SpeechLM, optimizer, embeds: torch.Tensor, prom
             optimizer.zero_grad(set_to_none=True)
             logps, entropies, loss_total = [], [], 0.0
             for r0, r1 in chunks:
-                rows = torch.arange(r0, r1, device=embeds.device)
-                sub = Completions(completions.ids[r0:r1], mask[r0:r1], completions.truncated[r0:r1])
-                logp, entropy = policy.completion_logprobs(embeds[rows // group_size], prompt_mask[rows // group_size],
-                                                           sub, with_entropy=with_entropy)
+                prompt_rows = torch.arange(r0, r1, device=embeds.device) // group_size
+                logp, entropy = policy.completion_logprobs(embeds[prompt_rows], prompt_mask[prompt_rows],
+                                                           _rows(completions, r0, r1), with_entropy=with_entropy)
                 old = logp.detach() if old_logp is None else old_logp[r0:r1]
                 loss, _ = grpo_loss(logp, old, advantages[r0:r1], mask[r0:r1], off_policy[r0:r1],
                                     None if ref_logp is None else ref_logp[r0:r1], beta=cfg.beta,
@@ -137,8 +153,7 @@ def grpo_step(
     ref_logp = None
     if cfg.beta != 0.0:
         with torch.no_grad():
-            ref_logp, _ = reference.completion_logprobs(reference.embed_prompts(prompts), prompts.attention_mask,
-                                                        completions)
+            ref_logp = reference_logprobs(reference, prompts, completions, g, policy.micro_batch_size)
 
     # mu policy updates on this batch; pi_old is the policy that sampled (its log-probs come for free
     # from the first forward pass, so no extra pass is spent on them).
