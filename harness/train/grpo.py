@@ -17,7 +17,7 @@ from harness.config import GRPOConfig
 from harness.models.speech_lm import Completions, Prompts, SpeechLM, completions_from_targets
 from harness.rewards import Reward
 from harness.train.grpo_loss import group_advantages, grpo_loss
-from harness.train.optimizer import apply_gradients, update
+from harness.train.optimizer import apply_gradients
 
 log = logging.getLogger("harness.train")
 
@@ -161,21 +161,11 @@ def grpo_step(
     for it in range(cfg.iterations):
         if it > 0:  # the policy changed: re-encode the prompts
             embeds = policy.embed_prompts(prompts)
-        if policy.micro_batch_size or policy.device.type == "cuda":
-            loss, stats, logp, entropy, grad_norm = micro_batched_update(
-                policy, optimizer, embeds, prompts.attention_mask, completions, old_logp, advantages, off_policy,
-                ref_logp, cfg, max_grad_norm, g, with_entropy=(it == 0), what=f"GRPO loss at inner iteration {it}")
-            if it == 0:
-                old_logp, first_entropy = logp, entropy
-        else:  # one pass over all rows (the tiny model on CPU)
-            logp, entropy = policy.completion_logprobs(embeds, prompts.attention_mask,
-                                                       completions, with_entropy=(it == 0))
-            if it == 0:
-                old_logp, first_entropy = logp.detach(), entropy
-            loss, stats = grpo_loss(logp, old_logp, advantages, completions.mask, off_policy, ref_logp,
-                                    beta=cfg.beta, epsilon=cfg.epsilon, epsilon_high=cfg.epsilon_high,
-                                    aggregation=cfg.loss_type)
-            grad_norm = update(loss, policy.model, optimizer, max_grad_norm, f"GRPO loss at inner iteration {it}")
+        loss, stats, logp, entropy, grad_norm = micro_batched_update(
+            policy, optimizer, embeds, prompts.attention_mask, completions, old_logp, advantages, off_policy,
+            ref_logp, cfg, max_grad_norm, g, with_entropy=(it == 0), what=f"GRPO loss at inner iteration {it}")
+        if it == 0:
+            old_logp, first_entropy = logp, entropy
         losses.append(loss.item())
     scheduler.step()
     t_update = time.perf_counter()
