@@ -1,6 +1,7 @@
 """Data-parallel training on CPU with torch.distributed's gloo backend (the code path NCCL takes on
 GPUs): two ranks with different batches end with identical weights, equal to one process stepping
-on the mean of the two gradients; and `harness trial` runs under torchrun."""
+on the mean of the two gradients; sharded greedy evaluation equals one process's; and `harness
+trial` runs under torchrun."""
 
 import os
 import shutil
@@ -8,16 +9,19 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 import torch.multiprocessing as mp
 
-from harness.config import TinySpec
+from harness.config import EvalConfig, TinySpec
+from harness.data.dataset import SpokenSet
 from harness.models.features import log_mel
 from harness.models.speech_lm import SpeechLM
 from harness.models.tiny import build_tiny, train_tokenizer
+from harness.train.evaluate import greedy_and_nll
 
 SPEC = TinySpec(vocab_size=300, encoder_hidden=32, encoder_layers=1, projector_hidden=32, text_hidden=32,
                 text_layers=1, text_heads=2)
@@ -42,6 +46,15 @@ def _batch(lm, rank):
     return lm.prepare(["<|audio|> listen to the speech"] * 2, feats), ANSWERS[rank]
 
 
+EVAL = EvalConfig(max_new_tokens=5, batch_size=1, bertscore=False)
+
+
+def _eval_set() -> SpokenSet:
+    rng = np.random.RandomState(7)
+    examples = [SimpleNamespace(prompt="<|audio|> listen to the speech", answer=a) for a in ANSWERS[0] + ANSWERS[1][:1]]
+    return SpokenSet(examples, [log_mel(rng.randn(12000 + 2000 * i).astype(np.float32) * 0.1) for i in range(3)])
+
+
 def _rank(rank: int, size: int, port: int, out: str) -> None:
     os.environ.update(RANK=str(rank), WORLD_SIZE=str(size), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
                       MASTER_PORT=str(port))
@@ -54,6 +67,8 @@ def _rank(rank: int, size: int, port: int, out: str) -> None:
     assert (w.rank, w.size) == (rank, size)
     lm = _model()
     lm.model.eval()
+    hyps, nll = greedy_and_nll(lm, _eval_set(), EVAL)  # sharded: rank 0 decodes examples 0, 2; rank 1 example 1
+    torch.save({"hyps": hyps, "nll": nll}, Path(out) / f"eval{rank}.pt")
     opt, sched = make_optimizer(lm.model, 1e-2, 0.0, 0)
     prompts, answers = _batch(lm, rank)
     sft_step(lm, opt, sched, prompts, answers, max_grad_norm=1e9)
@@ -63,6 +78,14 @@ def _rank(rank: int, size: int, port: int, out: str) -> None:
 
 def test_two_ranks_step_on_the_mean_gradient(tmp_path):
     mp.spawn(_rank, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    # sharded greedy evaluation: both ranks hold the hypotheses of one process, in order, and its NLL
+    single = _model()
+    single.model.eval()
+    hyps, nll = greedy_and_nll(single, _eval_set(), EVAL)
+    for rank in (0, 1):
+        got = torch.load(tmp_path / f"eval{rank}.pt")
+        assert got["hyps"] == hyps and len(hyps) == 3
+        assert got["nll"] == pytest.approx(nll, rel=1e-5)
     r0, r1 = (torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1))
     for name in r0:
         torch.testing.assert_close(r0[name], r1[name], atol=0, rtol=0)

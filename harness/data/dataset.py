@@ -48,6 +48,11 @@ class SpokenSet:
     def __len__(self) -> int:
         return len(self.examples)
 
+    def subset(self, indices: list[int]) -> "SpokenSet":
+        examples = [self.examples[i] for i in indices]
+        lazy = isinstance(self.features, LazyFeatures)
+        return SpokenSet(examples, LazyFeatures(examples) if lazy else [self.features[i] for i in indices])
+
     def batch(self, indices) -> tuple[list, list[torch.Tensor]]:
         return [self.examples[i] for i in indices], [self.features[i] for i in indices]
 

@@ -11,8 +11,9 @@ groups, so group advantages are unchanged), and the trainable parameters' gradie
 with one all-reduce per dtype bucket before clipping, as DDP's reducer does. DDP's wrapper itself
 is not used because a GRPO step reuses the prompts' encoder output across the sampling pass and
 several log-prob passes (micro-batches), which DDP's one-forward-per-backward contract forbids.
-Validation and test are run by every rank on the full split (identical weights, identical
-results); only rank 0 logs and prints.
+Greedy validation and test decoding is sharded too (rank r decodes every N-th example; the
+hypotheses and NLL sums are gathered on every rank, so all ranks select the same checkpoint);
+sampled evaluation passes run on every rank in full. Only rank 0 logs and prints.
 """
 
 from __future__ import annotations
@@ -84,3 +85,19 @@ def average_gradients(model: torch.nn.Module) -> None:
         for g in grads:
             g.copy_(flat[offset: offset + g.numel()].view_as(g))
             offset += g.numel()
+
+
+def gather_objects(obj) -> list:
+    """[obj of rank 0, obj of rank 1, ...] on every rank."""
+    out = [None] * dist.get_world_size()
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def gather_ordered(indices: list[int], values: list, n: int) -> list:
+    """Every rank's (indices, values) shard put back in index order, on every rank."""
+    out: list = [None] * n
+    for idx, vals in gather_objects((indices, values)):
+        for i, v in zip(idx, vals):
+            out[i] = v
+    return out
