@@ -168,6 +168,8 @@ def trial(config: Annotated[Path, typer.Argument(metavar="CONFIG.yaml", help="A 
     result = run_trial(cfg, log=lambda metrics, step: typer.echo(
         f"step {step}: " + " ".join(f"{k}={v:.4g}" for k, v in metrics.items() if isinstance(v, (int, float))),
         err=True))
+    if int(os.environ.get("RANK", "0")) != 0:  # several GPUs (torchrun): rank 0 prints
+        return
     for metric, value in result.test.scores.items():
         typer.echo(f"test/{metric}\t{value:.2f}")
     typer.echo(f"best_step\t{result.best_step}")

@@ -47,8 +47,38 @@ class TinySpec(Strict):
         return hashlib.sha256(json.dumps(self.model_dump(), sort_keys=True).encode()).hexdigest()[:12]
 
 
+class SplitFiles(Strict):
+    """Real data: which file (or, for `hf-disk`, which split name) holds each split, relative to
+    `data.source`. Unset entries are found by name (`*train*`, `*dev*`/`*valid*`, `*test*`)."""
+
+    train: str | None = None
+    validation: str | None = None
+    test: str | None = None
+
+
+class Columns(Strict):
+    """Real data: column / JSON key names of each Example field; unset = the format's usual names
+    (see harness/data/real.py: COLUMN_ALIASES)."""
+
+    audio: str | None = None
+    question: str | None = None
+    answer: str | None = None
+    transcript: str | None = None
+
+
 class DataConfig(Strict):
-    source: str = "synthetic"  # 'synthetic', or a local path (issue 5: LibriSQA / CoVoST2 loaders)
+    # 'synthetic', or a local path of real data: a LibriSQA JSON/JSONL/parquet file or its directory,
+    # a CoVoST2 TSV or its directory, or a `datasets.save_to_disk` directory (see `format`).
+    source: str = "synthetic"
+    format: Literal["auto", "librisqa", "covost2", "hf-disk"] = "auto"  # auto: from the files at `source`
+    audio_root: str | None = None  # real data: where relative clip paths start (default: next to the metadata)
+    splits: SplitFiles = SplitFiles()
+    columns: Columns = Columns()
+    validation_fraction: float = Field(0.2, gt=0, lt=1)  # held out of train when no validation split (paper: 20%)
+    on_bad_audio: Literal["skip", "error"] = "skip"  # missing/unreadable clips: skip (each logged) or stop
+    max_bad_fraction: float = Field(0.01, ge=0, le=1)  # 'skip' still stops if more than this share is bad
+    max_audio_s: float | None = Field(None, gt=0)  # drop longer clips (counted and logged); None keeps all
+    # Sizes: exact for synthetic data; caps for real data (train/validation drawn with `seed`, test in file order).
     train_size: int = Field(256, ge=1)
     validation_size: int = Field(128, ge=1)  # short answers: corpus BLEU on fewer is too noisy to select on
     test_size: int = Field(256, ge=1)
@@ -61,6 +91,10 @@ class ModelConfig(Strict):
     lora_rank: int = Field(8, ge=1)
     lora_alpha: int = Field(16, ge=1)
     system_prompt: str = "You are a helpful assistant that listens to audio and answers in text."
+    gradient_checkpointing: bool = False  # recompute decoder activations in backward (real checkpoints, long audio)
+    # Rows (prompt x sample) per log-prob forward/backward in a GRPO update; gradients are
+    # accumulated over chunks. 0 = all B*G rows in one pass (fine for the tiny model).
+    micro_batch_size: int = Field(0, ge=0)
     tiny: TinySpec = TinySpec()
 
 

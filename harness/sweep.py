@@ -691,6 +691,16 @@ def _work(study: StudyConfig, optuna_study: optuna.Study, experiment_id: str, pa
         display.close()
 
 
+def _visible_gpus() -> list[str]:
+    """GPU ids a worker may be pinned to: CUDA_VISIBLE_DEVICES' entries, else 0..n-1."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return []
+    given = os.environ.get("CUDA_VISIBLE_DEVICES")
+    return [g.strip() for g in given.split(",") if g.strip()] if given else [str(i) for i in range(torch.cuda.device_count())]
+
+
 def _launch_workers(study: StudyConfig, optuna_study: optuna.Study, storage_url: str, uri: str, workers: int,
                     progress: bool) -> None:
     """N ``harness worker`` processes sharing the study; each logs to mlruns/logs/<study>-worker<i>.log."""
@@ -703,11 +713,14 @@ def _launch_workers(study: StudyConfig, optuna_study: optuna.Study, storage_url:
     logs.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, STORAGE_ENV: storage_url, TRACKING_ENV: uri}  # env, not argv: no password in `ps`
     procs = []
+    gpus = _visible_gpus()
     for index in range(workers):
         log_path = logs / f"{study.name}-worker{index}.log"
+        # several GPUs: worker i trains its trials on GPU i mod n (one trial per GPU at a time)
+        worker_env = dict(env, CUDA_VISIBLE_DEVICES=gpus[index % len(gpus)]) if len(gpus) > 1 else env
         with open(log_path, "ab") as out:
             cmd = [sys.executable, "-m", "harness.cli", "worker", str(path), "--index", str(index)]
-            procs.append((subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT), log_path))
+            procs.append((subprocess.Popen(cmd, env=worker_env, stdout=out, stderr=subprocess.STDOUT), log_path))
     display = Display(study.total_trials, 0, progress)
     try:
         while any(p.poll() is None for p, _ in procs):

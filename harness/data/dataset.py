@@ -1,26 +1,57 @@
-"""Spoken examples with their log-mel features computed once, and batches drawn from them."""
+"""Spoken examples with their log-mel features, and batches drawn from them.
+
+Features are computed once up front (synthetic data: small, reused every step), or, for real
+corpora too large to hold as features, on access (`lazy=True`): decoding + log-mel costs a few ms
+per clip, small next to a GPU step. Clips of any rate/format read as 16 kHz mono (`clips.read_clip`).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import torch
 
-from harness.data.audio import load_audio
+from harness.data.clips import read_clip
 from harness.models.features import log_mel
+
+
+def clip_features(path: str) -> torch.Tensor:
+    return log_mel(read_clip(path))
+
+
+class LazyFeatures(Sequence):
+    """features[i] decodes examples[i]'s clip when asked (an unreadable clip raises naming its path)."""
+
+    def __init__(self, examples: list):
+        self.examples = examples
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def __getitem__(self, i):
+        return clip_features(self.examples[i].audio)
 
 
 @dataclass
 class SpokenSet:
-    examples: list  # harness.data.synthetic.Example (or a real-data example with the same fields)
-    features: list[torch.Tensor]  # [frames, 160] per example, computed once
+    examples: list  # harness.data.synthetic.Example (real data yields the same rows)
+    features: Sequence[torch.Tensor]  # [frames, 160] per example
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # real data: (clip path, reason) left out
 
     @classmethod
-    def from_examples(cls, examples: list) -> "SpokenSet":
-        return cls(list(examples), [log_mel(load_audio(ex.audio)) for ex in examples])
+    def from_examples(cls, examples: list, lazy: bool = False, skipped: list | None = None) -> "SpokenSet":
+        examples = list(examples)
+        return cls(examples, LazyFeatures(examples) if lazy else [clip_features(ex.audio) for ex in examples],
+                   list(skipped or []))
 
     def __len__(self) -> int:
         return len(self.examples)
+
+    def subset(self, indices: list[int]) -> "SpokenSet":
+        examples = [self.examples[i] for i in indices]
+        lazy = isinstance(self.features, LazyFeatures)
+        return SpokenSet(examples, LazyFeatures(examples) if lazy else [self.features[i] for i in indices])
 
     def batch(self, indices) -> tuple[list, list[torch.Tensor]]:
         return [self.examples[i] for i in indices], [self.features[i] for i in indices]

@@ -6,7 +6,8 @@ Trainable-parameter policies:
   adapter on the decoder's attention are trained, the rest is frozen. A checkpoint that ships its
   own adapter (Granite Speech 3.3 does) trains that adapter; otherwise a new one is added.
 
-The LoRA adapter is switched on here and stays on: `SpeechLM` never calls `generate()`, whose
+A real checkpoint's bundled adapter is attached by `checkpoint.load_checkpoint`. The LoRA adapter
+is switched on here and stays on: `SpeechLM` never calls `generate()`, whose
 Granite Speech override is the only thing that toggles it, so every sampling and log-prob pass
 runs with it (a real checkpoint's `forward()` alone would otherwise run without it).
 """
@@ -14,16 +15,21 @@ runs with it (a real checkpoint's `forward()` alone would otherwise run without 
 from __future__ import annotations
 
 import copy
+import os
 
 import torch
 from transformers import AutoTokenizer, GraniteSpeechForConditionalGeneration
 
 from harness.config import ModelConfig
+from harness.models.checkpoint import load_checkpoint
 from harness.models.speech_lm import SpeechLM
 
 
 def default_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    """cuda:LOCAL_RANK under torchrun / accelerate launch, cuda otherwise, else cpu."""
+    if not torch.cuda.is_available():
+        return torch.device("cpu")
+    return torch.device("cuda", int(os.environ.get("LOCAL_RANK", torch.cuda.current_device())))
 
 
 def load_speech_lm(cfg: ModelConfig, device: torch.device | None = None) -> SpeechLM:
@@ -31,13 +37,18 @@ def load_speech_lm(cfg: ModelConfig, device: torch.device | None = None) -> Spee
     if cfg.name == "tiny":
         from harness.train.base_model import ensure_tiny_base  # the base is trained by our own SFT code
 
-        path, dtype = str(ensure_tiny_base(cfg.tiny)), torch.float32
-    else:
-        path, dtype = cfg.name, (torch.bfloat16 if device.type == "cuda" else torch.float32)
-    model = GraniteSpeechForConditionalGeneration.from_pretrained(path, dtype=dtype).to(device)
-    tokenizer = AutoTokenizer.from_pretrained(path)
+        path = str(ensure_tiny_base(cfg.tiny))
+        model = GraniteSpeechForConditionalGeneration.from_pretrained(path, dtype=torch.float32)
+        tokenizer = AutoTokenizer.from_pretrained(path)
+    else:  # a real checkpoint: bf16 on GPU, its bundled LoRA adapter attached (checkpoint.py)
+        model, tokenizer, _ = load_checkpoint(cfg.name, torch.bfloat16 if device.type == "cuda" else torch.float32)
+    model.to(device)
     set_trainable(model, cfg)
-    return SpeechLM(model, tokenizer, system_prompt=cfg.system_prompt if cfg.name != "tiny" else None)
+    lm = SpeechLM(model, tokenizer, system_prompt=cfg.system_prompt if cfg.name != "tiny" else None)
+    if cfg.gradient_checkpointing:
+        lm.enable_gradient_checkpointing()
+    lm.micro_batch_size = cfg.micro_batch_size
+    return lm
 
 
 def set_trainable(model: GraniteSpeechForConditionalGeneration, cfg: ModelConfig) -> None:
@@ -45,8 +56,10 @@ def set_trainable(model: GraniteSpeechForConditionalGeneration, cfg: ModelConfig
         model.requires_grad_(True)
         return
     model.requires_grad_(False)
-    if getattr(model, "_hf_peft_config_loaded", False):
-        model.enable_adapters()  # the checkpoint's own adapter (loaded by from_pretrained)
+    if getattr(model, "_harness_adapter", None):
+        pass  # the checkpoint's own adapter, injected by checkpoint.attach_adapter: always active
+    elif getattr(model, "_hf_peft_config_loaded", False):
+        model.enable_adapters()  # an adapter loaded by transformers itself (peft >= 0.22)
     else:
         # peft's in-place injection (transformers' `add_adapter` needs peft >= 0.22, not released):
         # the LoRA layers replace the decoder's q/v projections and are always active.

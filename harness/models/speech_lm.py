@@ -51,8 +51,11 @@ class Completions:
 
 
 class SpeechLM:
+    micro_batch_size: int = 0  # rows per log-prob pass in a GRPO update (0: all; see grpo.py)
+
     def __init__(self, model, tokenizer, system_prompt: str | None = None):
         self.model = model
+        self._checkpointed: list[torch.nn.Module] = []  # decoder layers recomputed in backward
         self.tokenizer = tokenizer
         self.system_prompt = system_prompt
         self.audio_token_id = getattr(model.config, "audio_token_id", None)  # None: a text-only LM
@@ -67,6 +70,14 @@ class SpeechLM:
     @property
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
+
+    def enable_gradient_checkpointing(self) -> None:
+        """Recompute each decoder layer's activations in backward. Fine-tuning runs in eval mode (no
+        dropout, frozen BatchNorm); transformers checkpoints only layers in training mode, so the
+        decoder layers alone (not their dropouts) are flagged as training during a grad-enabled pass."""
+        self.model.model.language_model.activation_checkpointing_enable({"use_reentrant": False})
+        self._checkpointed = [m for m in self.model.model.language_model.modules()
+                              if getattr(m, "gradient_checkpointing", False) and m is not self.model.model.language_model]
 
     # ----------------------------------------------------------------------------- text
     def format_prompt(self, prompt: str) -> str:
@@ -153,22 +164,30 @@ class SpeechLM:
         repeats = n // prompt_embeds.shape[0]
         mask = torch.cat([prompt_mask.repeat_interleave(repeats, 0), completions.mask.to(prompt_mask.dtype)], 1)
         positions = (mask.cumsum(1) - 1).clamp(min=0)
-        if repeats == 1:
-            embeds = torch.cat([prompt_embeds, self._embed_tokens(completions.ids)], 1)
-            logits = self.model(inputs_embeds=embeds, attention_mask=mask, position_ids=positions,
-                                use_cache=False, logits_to_keep=lc + 1).logits[:, :-1]
-        else:
-            lp = prompt_mask.shape[1]
-            out = self.model(inputs_embeds=prompt_embeds, attention_mask=prompt_mask,
-                             position_ids=positions[::repeats, :lp], use_cache=True, logits_to_keep=1)
-            logits = out.logits.repeat_interleave(repeats, 0)  # predicts each completion's first token
-            if lc > 1:  # completion tokens 0..Lc-2 predict tokens 1..Lc-1
-                cache = out.cache
-                cache.batch_repeat_interleave(repeats)
-                rest = self.model(inputs_embeds=self._embed_tokens(completions.ids[:, :-1]),
-                                  attention_mask=mask[:, :-1], position_ids=positions[:, lp:-1],
-                                  cache=cache, use_cache=True).logits
-                logits = torch.cat([logits, rest], 1)
+        # Gradient checkpointing (real checkpoints) recomputes layers without a KV cache: one pass then.
+        recompute = self._checkpointed if torch.is_grad_enabled() else []
+        for layer in recompute:
+            layer.training = True  # the layer only; its submodules (dropout) stay in eval mode
+        try:
+            if repeats == 1 or recompute:
+                embeds = torch.cat([prompt_embeds.repeat_interleave(repeats, 0), self._embed_tokens(completions.ids)], 1)
+                logits = self.model(inputs_embeds=embeds, attention_mask=mask, position_ids=positions,
+                                    use_cache=False, logits_to_keep=lc + 1).logits[:, :-1]
+            else:
+                lp = prompt_mask.shape[1]
+                out = self.model(inputs_embeds=prompt_embeds, attention_mask=prompt_mask,
+                                 position_ids=positions[::repeats, :lp], use_cache=True, logits_to_keep=1)
+                logits = out.logits.repeat_interleave(repeats, 0)  # predicts each completion's first token
+                if lc > 1:  # completion tokens 0..Lc-2 predict tokens 1..Lc-1
+                    cache = out.cache
+                    cache.batch_repeat_interleave(repeats)
+                    rest = self.model(inputs_embeds=self._embed_tokens(completions.ids[:, :-1]),
+                                      attention_mask=mask[:, :-1], position_ids=positions[:, lp:-1],
+                                      cache=cache, use_cache=True).logits
+                    logits = torch.cat([logits, rest], 1)
+        finally:
+            for layer in recompute:
+                layer.training = False
         logp_all = logits.float().log_softmax(-1)
         logp = logp_all.gather(-1, completions.ids.unsqueeze(-1)).squeeze(-1)
         entropy = None

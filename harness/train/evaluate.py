@@ -16,6 +16,7 @@ from harness.config import EvalConfig
 from harness.data.dataset import SpokenSet
 from harness.eval.metrics import METRICS, corpus_scores, example_scores
 from harness.models.speech_lm import SpeechLM
+from harness.train import distributed
 from harness.train.sft import sft_loss
 
 
@@ -48,13 +49,19 @@ def decode(lm: SpeechLM, data: SpokenSet, cfg: EvalConfig, greedy: bool = True,
 
 @torch.no_grad()
 def greedy_and_nll(lm: SpeechLM, data: SpokenSet, cfg: EvalConfig) -> tuple[list[str], float]:
-    """Greedy hypotheses and the per-token NLL of the references, sharing each batch's encoding."""
+    """Greedy hypotheses and the per-token NLL of the references, sharing each batch's encoding.
+    Under torchrun each rank decodes every N-th example and the results are gathered on all ranks."""
+    w = distributed.world()
+    mine = list(range(w.rank, len(data), w.size))
     texts, total, tokens = [], 0.0, 0
-    for examples, prompts, embeds in _batches(lm, data, cfg.batch_size):
+    for examples, prompts, embeds in _batches(lm, data.subset(mine) if w.size > 1 else data, cfg.batch_size):
         out = lm.sample(embeds, prompts.attention_mask, 1, cfg.max_new_tokens, greedy=True)
         texts += lm.decode(out)
         loss, n = sft_loss(lm, prompts, [ex.answer for ex in examples], embeds)
         total, tokens = total + loss.item() * n, tokens + n
+    if w.size > 1:
+        texts = distributed.gather_ordered(mine, texts, len(data))
+        total, tokens = (sum(x) for x in zip(*distributed.gather_objects((total, tokens))))
     return texts, total / tokens
 
 

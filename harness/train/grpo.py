@@ -7,6 +7,7 @@ advantages, reference log-probs, and the log-probs at sampling time (pi_old).
 
 from __future__ import annotations
 
+import logging
 import time
 
 import numpy as np
@@ -16,7 +17,9 @@ from harness.config import GRPOConfig
 from harness.models.speech_lm import Completions, Prompts, SpeechLM, completions_from_targets
 from harness.rewards import Reward
 from harness.train.grpo_loss import group_advantages, grpo_loss
-from harness.train.optimizer import update
+from harness.train.optimizer import apply_gradients
+
+log = logging.getLogger("harness.train")
 
 
 def add_references(lm: SpeechLM, samples: Completions, answers: list[str], group_size: int) -> Completions:
@@ -33,6 +36,86 @@ def add_references(lm: SpeechLM, samples: Completions, answers: list[str], group
     mask = torch.cat([pad(samples.mask, 0).view(b, group_size - 1, length), pad(refs.mask, 0)[:, None]], 1)
     truncated = torch.cat([samples.truncated.view(b, group_size - 1), refs.truncated[:, None]], 1)
     return Completions(ids, mask.view(b * group_size, length), truncated.view(-1))
+
+
+def _row_chunks(n: int, size: int) -> list[tuple[int, int]]:
+    size = n if size <= 0 else min(size, n)
+    return [(start, min(start + size, n)) for start in range(0, n, size)]
+
+
+def _prompts_for_rows(embeds: torch.Tensor, mask: torch.Tensor, r0: int, r1: int, group_size: int):
+    """The prompts that completion rows r0..r1 continue: whole groups keep one row per prompt (their
+    log-prob pass then runs each prompt once), a partial group gets one prompt copy per row."""
+    if r0 % group_size == 0 and r1 % group_size == 0:
+        return embeds[r0 // group_size:r1 // group_size], mask[r0 // group_size:r1 // group_size]
+    rows = torch.arange(r0, r1, device=embeds.device) // group_size
+    return embeds[rows], mask[rows]
+
+
+def _rows(completions: Completions, r0: int, r1: int) -> Completions:
+    return Completions(completions.ids[r0:r1], completions.mask[r0:r1], completions.truncated[r0:r1])
+
+
+@torch.no_grad()
+def reference_logprobs(reference: SpeechLM, prompts: Prompts, completions: Completions, group_size: int,
+                       rows_per_pass: int) -> torch.Tensor:
+    """log pi_ref of every completion token, [N, L], in passes of `rows_per_pass` rows (0: one pass)."""
+    embeds = reference.embed_prompts(prompts)
+    parts = []
+    for r0, r1 in _row_chunks(completions.ids.shape[0], rows_per_pass):
+        parts.append(reference.completion_logprobs(*_prompts_for_rows(embeds, prompts.attention_mask, r0, r1, group_size),
+                                                   _rows(completions, r0, r1))[0])
+    return torch.cat(parts, 0)
+
+
+def micro_batched_update(policy: SpeechLM, optimizer, embeds: torch.Tensor, prompt_mask: torch.Tensor,
+                         completions: Completions, old_logp: torch.Tensor | None, advantages: torch.Tensor,
+                         off_policy: torch.Tensor, ref_logp: torch.Tensor | None, cfg: GRPOConfig,
+                         max_grad_norm: float, group_size: int, with_entropy: bool, what: str):
+    """One optimiser step with the loss's gradient accumulated over row chunks of `policy.micro_batch_size`
+    (prompt x sample rows; 0 = all). Each chunk's loss is weighted so the sum equals the full-batch
+    loss (DAPO: by its share of completion tokens; 'grpo': by its share of rows). On CUDA
+    out-of-memory the chunk size is halved and the step redone (logged), so a size that fits is found
+    once and kept. Returns (loss, stats, detached log-probs, entropy, grad norm)."""
+    n = completions.ids.shape[0]
+    mask = completions.mask
+    total_tokens = mask.sum().clamp(min=1)
+    while True:
+        chunks = _row_chunks(n, policy.micro_batch_size)
+        try:
+            optimizer.zero_grad(set_to_none=True)
+            logps, entropies, loss_total = [], [], 0.0
+            for r0, r1 in chunks:
+                logp, entropy = policy.completion_logprobs(*_prompts_for_rows(embeds, prompt_mask, r0, r1, group_size),
+                                                           _rows(completions, r0, r1), with_entropy=with_entropy)
+                old = logp.detach() if old_logp is None else old_logp[r0:r1]
+                loss, _ = grpo_loss(logp, old, advantages[r0:r1], mask[r0:r1], off_policy[r0:r1],
+                                    None if ref_logp is None else ref_logp[r0:r1], beta=cfg.beta,
+                                    epsilon=cfg.epsilon, epsilon_high=cfg.epsilon_high, aggregation=cfg.loss_type)
+                weight = (mask[r0:r1].sum() / total_tokens) if cfg.loss_type == "dapo" else (r1 - r0) / n
+                loss = loss * weight
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(f"{what} is {loss.item()}")
+                loss.backward(retain_graph=True)  # the prompts' encoder graph is shared by every chunk
+                loss_total += loss.item()
+                logps.append(logp.detach())
+                entropies.append(entropy)
+            break
+        except torch.cuda.OutOfMemoryError:
+            if len(chunks) == n:
+                raise
+            policy.micro_batch_size = max(1, (chunks[0][1] - chunks[0][0]) // 2)
+            log.warning("CUDA out of memory in a GRPO update: micro_batch_size -> %d rows", policy.micro_batch_size)
+            optimizer.zero_grad(set_to_none=True)
+            torch.cuda.empty_cache()
+    logp = torch.cat(logps, 0)  # every chunk has the batch's completion length
+    entropy = torch.cat(entropies, 0) if with_entropy else None
+    old = logp if old_logp is None else old_logp
+    with torch.no_grad():  # the step's statistics over the whole batch, as in the one-pass path
+        _, stats = grpo_loss(logp, old, advantages, mask, off_policy, ref_logp, beta=cfg.beta, epsilon=cfg.epsilon,
+                             epsilon_high=cfg.epsilon_high, aggregation=cfg.loss_type)
+    grad_norm = apply_gradients(policy.model, optimizer, max_grad_norm)
+    return torch.tensor(loss_total), stats, logp, entropy, grad_norm
 
 
 def grpo_step(
@@ -77,8 +160,7 @@ def grpo_step(
     ref_logp = None
     if cfg.beta != 0.0:
         with torch.no_grad():
-            ref_logp, _ = reference.completion_logprobs(reference.embed_prompts(prompts), prompts.attention_mask,
-                                                        completions)
+            ref_logp = reference_logprobs(reference, prompts, completions, g, policy.micro_batch_size)
 
     # mu policy updates on this batch; pi_old is the policy that sampled (its log-probs come for free
     # from the first forward pass, so no extra pass is spent on them).
@@ -86,14 +168,11 @@ def grpo_step(
     for it in range(cfg.iterations):
         if it > 0:  # the policy changed: re-encode the prompts
             embeds = policy.embed_prompts(prompts)
-        logp, entropy = policy.completion_logprobs(embeds, prompts.attention_mask,
-                                                   completions, with_entropy=(it == 0))
+        loss, stats, logp, entropy, grad_norm = micro_batched_update(
+            policy, optimizer, embeds, prompts.attention_mask, completions, old_logp, advantages, off_policy,
+            ref_logp, cfg, max_grad_norm, g, with_entropy=(it == 0), what=f"GRPO loss at inner iteration {it}")
         if it == 0:
-            old_logp, first_entropy = logp.detach(), entropy
-        loss, stats = grpo_loss(logp, old_logp, advantages, completions.mask, off_policy, ref_logp,
-                                beta=cfg.beta, epsilon=cfg.epsilon, epsilon_high=cfg.epsilon_high,
-                                aggregation=cfg.loss_type)
-        grad_norm = update(loss, policy.model, optimizer, max_grad_norm, f"GRPO loss at inner iteration {it}")
+            old_logp, first_entropy = logp, entropy
         losses.append(loss.item())
     scheduler.step()
     t_update = time.perf_counter()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from harness.train.distributed import average_gradients
+
 
 def make_optimizer(model: torch.nn.Module, lr: float, weight_decay: float, warmup_steps: int,
                    decay_steps: int | None = None, min_factor: float = 0.05):
@@ -27,6 +29,15 @@ def update(loss: torch.Tensor, model: torch.nn.Module, optimizer: torch.optim.Op
         raise FloatingPointError(f"{what} is {loss.item()}")
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
+    average_gradients(model)  # several GPUs (torchrun): the mean over ranks, as DDP would
+    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
+    optimizer.step()
+    return float(grad_norm)
+
+
+def apply_gradients(model: torch.nn.Module, optimizer: torch.optim.Optimizer, max_grad_norm: float) -> float:
+    """Clip + step on gradients already accumulated (micro-batched updates); returns the grad norm."""
+    average_gradients(model)
     grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
     optimizer.step()
     return float(grad_norm)

@@ -21,6 +21,7 @@ from harness.data.dataset import BatchSampler, SpokenSet
 from harness.models.loader import frozen_copy, load_speech_lm
 from harness.rewards import parse_reward
 from harness.runtime import configure_threads
+from harness.train import distributed
 from harness.train.evaluate import Evaluation, evaluate
 from harness.train.grpo import grpo_step
 from harness.train.optimizer import make_optimizer
@@ -49,8 +50,14 @@ def seed_everything(seed: int) -> None:
 def load_task_data(cfg: TrialConfig) -> dict[str, SpokenSet]:
     from harness.data.synthetic import load_synthetic
 
-    if cfg.data.source != "synthetic":
-        raise NotImplementedError(f"data.source={cfg.data.source!r}: only 'synthetic' is available yet")
+    if cfg.data.source != "synthetic":  # LibriSQA / CoVoST2 / saved HF dataset (harness/data/real.py)
+        from harness.data.real import load_real
+
+        splits, report = load_real(cfg.data, cfg.task)  # bad clips are logged there, with their paths
+        # features on demand (a corpus does not fit in memory as features), except validation: it is
+        # capped by data.validation_size and decoded at every evaluation, so it is computed once
+        return {name: SpokenSet.from_examples(examples, lazy=name != "validation", skipped=report.skipped.get(name))
+                for name, examples in splits.items()}
     sizes = {"train": cfg.data.train_size, "validation": cfg.data.validation_size, "test": cfg.data.test_size}
     splits = load_synthetic(cfg.task, sizes, seed=cfg.data.seed)
     return {name: SpokenSet.from_examples(examples) for name, examples in splits.items()}
@@ -64,10 +71,16 @@ def run_trial(
 ) -> TrialResult:
     times: dict[str, float] = {}
     configure_threads()
+    world = distributed.init()  # several processes under torchrun / accelerate launch (distributed.py)
+    if not world.main:  # ranks > 0 train and evaluate in step with rank 0, which alone logs
+        log, report = (lambda metrics, step: None), (lambda value, step: None)
     t = time.perf_counter()
     seed_everything(cfg.seed)
     data = load_task_data(cfg)
     times["data_s"] = time.perf_counter() - t
+    if cfg.data.source != "synthetic":  # real data: how many examples, and how many clips were left out
+        log({f"data/{name}_{k}": float(v) for name, s in data.items()
+             for k, v in (("examples", len(s)), ("skipped_clips", len(s.skipped)))}, 0)
 
     t = time.perf_counter()
     policy = load_speech_lm(cfg.model)
@@ -82,7 +95,7 @@ def run_trial(
     steps = 0 if cfg.method == "base-eval" else cfg.train.steps
     optimizer, scheduler = make_optimizer(policy.model, cfg.train.lr, cfg.train.weight_decay, cfg.train.warmup_steps)
     sampler = BatchSampler(len(data["train"]), cfg.train.batch_size, cfg.seed)
-    generator = torch.Generator(device=policy.device).manual_seed(cfg.seed)
+    generator = torch.Generator(device=policy.device).manual_seed(cfg.seed + 1_000_003 * world.rank)
 
     def validate(step: int) -> dict[str, float]:
         scores = evaluate(policy, data["validation"], cfg.eval, seed=cfg.seed, full=False).scores
@@ -100,7 +113,7 @@ def run_trial(
 
     for step in range(1, steps + 1):
         t = time.perf_counter()
-        examples, feats = data["train"].batch(sampler.next())
+        examples, feats = data["train"].batch(distributed.shard(sampler.next(), world))
         prompts = policy.prepare([ex.prompt for ex in examples], feats)
         answers = [ex.answer for ex in examples]
         if grpo:

@@ -1,0 +1,123 @@
+"""Loading a real Granite Speech checkpoint (a local directory, or a hub name already in the local
+cache) with the LoRA adapter it ships.
+
+Granite Speech 3.3 2B/8B repositories hold the full model (`config.json`, weights, tokenizer with
+its chat template) and, beside it, the LoRA adapter for the decoder (`adapter_config.json`,
+`adapter_model.safetensors`). transformers' `from_pretrained` loads that adapter through
+`load_adapter`, which needs peft >= 0.22 (not released as of this writing: PyPI has 0.21.2), so
+the base model is loaded from a view of the directory without the adapter files, and the adapter
+is injected with peft's `inject_adapter_in_model` (the LoRA layers are then plain modules that are
+always active) and its weights copied in by name. Adapter key layouts of transformers 4.x
+(`language_model.model.layers...`) and 5.x (`model.language_model.layers...`) are both accepted;
+an adapter tensor that matches no LoRA weight, or a LoRA weight left without a tensor, is an error.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import tempfile
+from pathlib import Path
+
+import torch
+
+log = logging.getLogger("harness.models")
+ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors", "adapter_model.bin")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be loaded as configured; the message names the path and the fix."""
+
+
+def resolve_checkpoint(name: str) -> Path:
+    """A local directory, or a hub name resolved from the local cache only (never downloads)."""
+    path = Path(name).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise CheckpointError(f"model.name {name!r}: directory has no config.json. Fix: point at the checkpoint "
+                                  f"directory (with config.json, *.safetensors, tokenizer files).")
+        return path
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(name, local_files_only=True))
+    except Exception as exc:  # not cached, or not a repo id
+        raise CheckpointError(f"model.name {name!r} is neither a directory nor a hub model in the local cache "
+                              f"({type(exc).__name__}). Fix: download it once on a connected machine "
+                              f"(`huggingface-cli download {name} --local-dir DIR`) and set model.name: DIR.") from None
+
+
+def _base_view(path: Path) -> tempfile.TemporaryDirectory:
+    """A temp directory of symlinks to every file of `path` except the adapter's."""
+    view = tempfile.TemporaryDirectory(prefix="harness-base-")
+    for item in path.iterdir():
+        if item.name not in ADAPTER_FILES:
+            os.symlink(item.resolve(), Path(view.name) / item.name)
+    return view
+
+
+def _adapter_state(path: Path) -> dict[str, torch.Tensor]:
+    if (path / "adapter_model.safetensors").is_file():
+        from safetensors.torch import load_file
+
+        return load_file(str(path / "adapter_model.safetensors"))
+    if (path / "adapter_model.bin").is_file():
+        return torch.load(path / "adapter_model.bin", map_location="cpu", weights_only=True)
+    raise CheckpointError(f"{path}: adapter_config.json but no adapter_model.safetensors / .bin. "
+                          f"Fix: copy the adapter weights from the checkpoint release, or remove adapter_config.json.")
+
+
+def adapter_key_to_lm(key: str) -> str:
+    """Saved adapter key -> name inside the decoder (`model.model.language_model`), adapter 'default'."""
+    key = re.sub(r"^base_model\.model\.", "", key)
+    key = re.sub(r"^(language_model\.model\.|model\.language_model\.)", "", key)
+    return re.sub(r"\.(lora_[AB]|lora_embedding_[AB]|lora_magnitude_vector)\.(weight|bias)$", r".\1.default.\2", key)
+
+
+def attach_adapter(model, path: Path) -> int:
+    """Inject the checkpoint's LoRA adapter into the decoder and load its weights; returns tensors loaded."""
+    from peft import LoraConfig, inject_adapter_in_model
+
+    config = json.loads((path / "adapter_config.json").read_text())
+    known = set(LoraConfig.__dataclass_fields__)
+    lora = LoraConfig(**{k: v for k, v in config.items() if k in known and k not in ("base_model_name_or_path",
+                                                                                     "revision", "peft_type")})
+    lm = model.model.language_model
+    inject_adapter_in_model(lora, lm)
+    state = {adapter_key_to_lm(k): v for k, v in _adapter_state(path).items()}
+    params = dict(lm.named_parameters())
+    unknown = sorted(k for k in state if k not in params)
+    missing = sorted(k for k in params if "lora_" in k and k not in state)
+    if unknown or missing:
+        raise CheckpointError(f"{path}/adapter_model.*: adapter tensors do not match the decoder's LoRA layers "
+                              f"(unmatched: {unknown[:3]}, not in the file: {missing[:3]}). Fix: check that "
+                              f"adapter_config.json belongs to this checkpoint.")
+    with torch.no_grad():
+        for key, value in state.items():
+            params[key].copy_(value.to(params[key].dtype))
+    model._harness_adapter = str(path)
+    return len(state)
+
+
+def load_checkpoint(name: str, dtype: torch.dtype):
+    """(model, tokenizer, checkpoint path) with the bundled adapter attached if there is one."""
+    from transformers import AutoTokenizer, GraniteSpeechForConditionalGeneration
+
+    path = resolve_checkpoint(name)
+    has_adapter = (path / "adapter_config.json").is_file()
+    view = _base_view(path) if has_adapter else None
+    try:
+        model = GraniteSpeechForConditionalGeneration.from_pretrained(view.name if view else str(path), dtype=dtype)
+        tokenizer = AutoTokenizer.from_pretrained(str(path))
+    finally:
+        if view:
+            view.cleanup()
+    if has_adapter:
+        attach_adapter(model, path)
+    elif model.config.has_lora_adapter:
+        log.warning("%s: config.json says has_lora_adapter: true but there is no adapter_config.json: the model "
+                    "runs without its adapter (a new one is trained with model.trainable: projector+lora). Fix: copy "
+                    "the adapter files of the release next to the model.", path)
+    return model, tokenizer, path

@@ -1,0 +1,180 @@
+"""`model.name: <dir>`: a Granite Speech checkpoint saved the way the 3.3 releases ship (model +
+tokenizer with a chat template + LoRA adapter files beside them, `has_lora_adapter: true`), built
+tiny here from config. Also gradient checkpointing and micro-batched GRPO updates against the
+one-pass computation."""
+
+import copy
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from harness.config import GRPOConfig, ModelConfig, TinySpec, TrialConfig
+from harness.models.loader import frozen_copy, load_speech_lm
+from harness.models.speech_lm import SpeechLM
+from harness.models.tiny import build_tiny, train_tokenizer
+
+CHAT_TEMPLATE = ("{% for m in messages %}<|start_of_role|>{{ m['role'] }}<|end_of_role|>{{ m['content'] }}"
+                 "<|end_of_text|>\n{% endfor %}{% if add_generation_prompt %}<|start_of_role|>assistant"
+                 "<|end_of_role|>{% endif %}")
+SPEC = TinySpec(vocab_size=300, encoder_hidden=32, encoder_layers=1, projector_hidden=32, text_hidden=32,
+                text_layers=2, text_heads=2)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    """(dir, in-memory model with the same adapter) of a tiny checkpoint with a bundled adapter."""
+    from peft import LoraConfig, get_peft_model
+
+    path = tmp_path_factory.mktemp("granite-tiny")
+    texts = ["the ball is red", "die Katze schläft", "listen to the audio and answer the following question"] * 5
+    tok = train_tokenizer(texts + ["<|start_of_role|>", "<|end_of_role|>", "system user assistant"], SPEC.vocab_size)
+    tok.chat_template = CHAT_TEMPLATE
+    torch.manual_seed(0)
+    model = build_tiny(SPEC, tok)
+    model.config.has_lora_adapter = True
+    model.save_pretrained(path)
+    tok.save_pretrained(path)
+    peft_model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0,
+                                                  target_modules=["q_proj", "v_proj"]))
+    with torch.no_grad():
+        for name, p in peft_model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.5)  # a trained adapter (lora_B starts at zero: it would change nothing)
+    peft_model.save_pretrained(path)
+    assert (path / "adapter_config.json").exists() and (path / "adapter_model.safetensors").exists()
+    return path, peft_model.base_model.model.eval(), tok
+
+
+def _prompts(lm, n=2):
+    import numpy as np
+
+    from harness.models.features import log_mel
+
+    rng = np.random.RandomState(0)
+    feats = [log_mel(rng.randn(16000 + 4000 * i).astype(np.float32) * 0.1) for i in range(n)]
+    return lm.prepare(["<|audio|> listen to the speech and translate it into German."] * n, feats)
+
+
+def test_checkpoint_dir_loads_with_active_adapter_and_trains_projector_and_lora(checkpoint):
+    path, reference_model, tok = checkpoint
+    lm = load_speech_lm(ModelConfig(name=str(path), trainable="projector+lora"), torch.device("cpu"))
+    trainable = [n for n, p in lm.model.named_parameters() if p.requires_grad]
+    assert trainable and all("lora_" in n or ".projector." in n for n in trainable)
+    assert any("lora_" in n for n in trainable) and any(".projector." in n for n in trainable)
+    saved = load_file(str(path / "adapter_model.safetensors"))
+    lora = {n: p for n, p in lm.model.named_parameters() if "lora_" in n}
+    assert len(lora) == len(saved) == 2 * 2 * SPEC.text_layers  # A and B of q_proj, v_proj per layer
+    # chat template with the fixed system prompt
+    text = lm.format_prompt("<|audio|> hello")
+    assert text.startswith("<|start_of_role|>system<|end_of_role|>" + ModelConfig().system_prompt)
+    assert text.endswith("<|start_of_role|>assistant<|end_of_role|>")
+
+    # log-probs of the loaded model == those of the in-memory model with the same adapter, != without it
+    prompts = _prompts(lm)
+    with torch.no_grad():
+        embeds = lm.embed_prompts(prompts)
+        comp = lm.sample(embeds, prompts.attention_mask, 2, 5, generator=torch.Generator().manual_seed(0))
+        ours, _ = lm.completion_logprobs(embeds, prompts.attention_mask, comp)
+        ref_lm = SpeechLM(reference_model, tok)
+        theirs, _ = ref_lm.completion_logprobs(ref_lm.embed_prompts(prompts), prompts.attention_mask, comp)
+        no_adapter = copy.deepcopy(lm)
+        for n, p in no_adapter.model.named_parameters():
+            if "lora_B" in n:
+                p.zero_()
+        without, _ = no_adapter.completion_logprobs(no_adapter.embed_prompts(prompts), prompts.attention_mask, comp)
+    m = comp.mask.bool()
+    torch.testing.assert_close(ours[m], theirs[m], atol=1e-5, rtol=1e-5)
+    assert (ours[m] - without[m]).abs().max() > 1e-3
+    # the KL reference starts from the same weights, adapter included
+    assert "lora_A" in " ".join(n for n, _ in frozen_copy(lm).model.named_parameters())
+
+
+def test_transformers_4_adapter_key_layout_loads(checkpoint, tmp_path):
+    path, _, _ = checkpoint
+    for f in path.iterdir():
+        (tmp_path / f.name).write_bytes(f.read_bytes())
+    state = load_file(str(path / "adapter_model.safetensors"))
+    legacy = {k.replace("base_model.model.model.language_model.", "base_model.model.language_model.model."): v
+              for k, v in state.items()}
+    save_file(legacy, str(tmp_path / "adapter_model.safetensors"))
+    lm = load_speech_lm(ModelConfig(name=str(tmp_path), trainable="projector+lora"), torch.device("cpu"))
+    lora = dict(lm.model.model.language_model.named_parameters())
+    key = next(iter(state)).replace("base_model.model.model.language_model.", "").replace(".weight", ".default.weight")
+    torch.testing.assert_close(lora[key], state[next(iter(state))])
+    cfg = json.loads((tmp_path / "adapter_config.json").read_text())
+    cfg["target_modules"] = ["k_proj"]  # an adapter that does not fit is an error naming the file
+    (tmp_path / "adapter_config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ValueError, match="adapter_model"):
+        load_speech_lm(ModelConfig(name=str(tmp_path), trainable="projector+lora"), torch.device("cpu"))
+
+
+def _grads(lm):
+    return {n: p.grad.clone() for n, p in lm.model.named_parameters() if p.grad is not None}
+
+
+def test_gradient_checkpointing_and_micro_batches_give_the_same_gradients(checkpoint):
+    from harness.train.grpo import micro_batched_update, reference_logprobs
+    from harness.train.grpo_loss import grpo_loss
+
+    path, _, _ = checkpoint
+    plain = load_speech_lm(ModelConfig(name=str(path), trainable="projector+lora"), torch.device("cpu"))
+    ckpt = load_speech_lm(ModelConfig(name=str(path), trainable="projector+lora", gradient_checkpointing=True,
+                                      micro_batch_size=3), torch.device("cpu"))
+    assert len(ckpt._checkpointed) == SPEC.text_layers and ckpt.micro_batch_size == 3
+    prompts = _prompts(plain, 2)
+    g = 4
+    with torch.no_grad():
+        comp = plain.sample(plain.embed_prompts(prompts), prompts.attention_mask, g, 6,
+                            generator=torch.Generator().manual_seed(1))
+    adv = torch.linspace(-1, 1, 2 * g)
+    off = torch.zeros(2 * g, dtype=torch.bool)
+    cfg = GRPOConfig(group_size=g, beta=0.0)
+    for lm in (plain, ckpt):
+        lm.model.eval()
+
+    # one pass over all 8 rows, no checkpointing
+    logp, _ = plain.completion_logprobs(plain.embed_prompts(prompts), prompts.attention_mask, comp)
+    loss, _ = grpo_loss(logp, logp.detach(), adv, comp.mask, off, aggregation="dapo")
+    loss.backward()
+    expected = _grads(plain)
+    # checkpointed decoder layers, rows in chunks of 3 (3 + 3 + 2, one chunk spanning two groups)
+    calls = []
+    for layer in ckpt._checkpointed:
+        func = layer._gradient_checkpointing_func
+        layer._gradient_checkpointing_func = lambda *a, _f=func, **k: calls.append(1) or _f(*a, **k)
+    opt = torch.optim.SGD([p for p in ckpt.model.parameters() if p.requires_grad], lr=0.0)
+    got_loss, _, got_logp, _, _ = micro_batched_update(ckpt, opt, ckpt.embed_prompts(prompts),
+                                                       prompts.attention_mask, comp, None, adv, off, None, cfg,
+                                                       1e9, g, with_entropy=True, what="test")
+    got = _grads(ckpt)
+    assert len(calls) == 3 * SPEC.text_layers  # every decoder layer recomputed, once per chunk
+    assert not any(m.training for m in ckpt.model.modules())  # eval mode restored
+    assert got.keys() == expected.keys() and expected
+    for name in expected:
+        torch.testing.assert_close(got[name], expected[name], atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(float(got_loss), loss.item(), atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(got_logp, logp.detach(), atol=1e-5, rtol=1e-5)
+    ref = reference_logprobs(plain, prompts, comp, g, 3)  # the KL reference's pass, in chunks of 3 rows
+    torch.testing.assert_close(ref, logp.detach(), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.slow
+def test_two_step_grpo_trial_on_checkpoint_dir(checkpoint, tmp_path):
+    from test_real_data import make_covost2
+
+    from harness.train.trial import run_trial
+
+    path, _, _ = checkpoint
+    cfg = TrialConfig.model_validate({
+        "task": "ast", "method": "grpo",
+        "data": {"source": str(make_covost2(tmp_path)), "train_size": 2, "validation_size": 1, "test_size": 1},
+        "model": {"name": str(path), "trainable": "projector+lora", "micro_batch_size": 2},
+        "train": {"steps": 2, "batch_size": 2, "eval_every": 2, "warmup_steps": 0, "lr": 1e-2},
+        "grpo": {"group_size": 3, "max_new_tokens": 5},
+        "eval": {"bertscore": False, "max_new_tokens": 5, "batch_size": 2},
+    })
+    logged = []
+    result = run_trial(cfg, log=lambda m, s: logged.append((s, m)))
+    assert result.steps == 2 and [s for s, m in logged if "loss" in m] == [1, 2]

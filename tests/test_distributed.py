@@ -1,0 +1,136 @@
+"""Data-parallel training on CPU with torch.distributed's gloo backend (the code path NCCL takes on
+GPUs): two ranks with different batches end with identical weights, equal to one process stepping
+on the mean of the two gradients; sharded greedy evaluation equals one process's; and `harness
+trial` runs under torchrun."""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+import torch.multiprocessing as mp
+
+from harness.config import EvalConfig, TinySpec
+from harness.data.dataset import SpokenSet
+from harness.models.features import log_mel
+from harness.models.speech_lm import SpeechLM
+from harness.models.tiny import build_tiny, train_tokenizer
+from harness.train.evaluate import greedy_and_nll
+
+SPEC = TinySpec(vocab_size=300, encoder_hidden=32, encoder_layers=1, projector_hidden=32, text_hidden=32,
+                text_layers=1, text_heads=2)
+ANSWERS = [["die katze schläft", "wir gehen"], ["er liest ein buch", "sie singt"]]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _model():
+    tok = train_tokenizer([a for pair in ANSWERS for a in pair] * 5 + ["listen to the speech"], SPEC.vocab_size)
+    torch.manual_seed(0)
+    return SpeechLM(build_tiny(SPEC, tok), tok)
+
+
+def _batch(lm, rank):
+    rng = np.random.RandomState(rank)
+    feats = [log_mel(rng.randn(16000).astype(np.float32) * 0.1) for _ in range(2)]
+    return lm.prepare(["<|audio|> listen to the speech"] * 2, feats), ANSWERS[rank]
+
+
+EVAL = EvalConfig(max_new_tokens=5, batch_size=1, bertscore=False)
+
+
+def _eval_set() -> SpokenSet:
+    rng = np.random.RandomState(7)
+    examples = [SimpleNamespace(prompt="<|audio|> listen to the speech", answer=a) for a in ANSWERS[0] + ANSWERS[1][:1]]
+    return SpokenSet(examples, [log_mel(rng.randn(12000 + 2000 * i).astype(np.float32) * 0.1) for i in range(3)])
+
+
+def _rank(rank: int, size: int, port: int, out: str) -> None:
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(size), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
+                      MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    from harness.train import distributed
+    from harness.train.optimizer import make_optimizer
+    from harness.train.sft import sft_step
+
+    w = distributed.init()
+    assert (w.rank, w.size) == (rank, size)
+    lm = _model()
+    lm.model.eval()
+    hyps, nll = greedy_and_nll(lm, _eval_set(), EVAL)  # sharded: rank 0 decodes examples 0, 2; rank 1 example 1
+    torch.save({"hyps": hyps, "nll": nll}, Path(out) / f"eval{rank}.pt")
+    opt, sched = make_optimizer(lm.model, 1e-2, 0.0, 0)
+    prompts, answers = _batch(lm, rank)
+    sft_step(lm, opt, sched, prompts, answers, max_grad_norm=1e9)
+    torch.save({n: p.detach() for n, p in lm.model.named_parameters()}, Path(out) / f"rank{rank}.pt")
+    torch.distributed.destroy_process_group()
+
+
+def test_two_ranks_step_on_the_mean_gradient(tmp_path):
+    mp.spawn(_rank, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    # sharded greedy evaluation: both ranks hold the hypotheses of one process, in order, and its NLL
+    single = _model()
+    single.model.eval()
+    hyps, nll = greedy_and_nll(single, _eval_set(), EVAL)
+    for rank in (0, 1):
+        got = torch.load(tmp_path / f"eval{rank}.pt")
+        assert got["hyps"] == hyps and len(hyps) == 3
+        assert got["nll"] == pytest.approx(nll, rel=1e-5)
+    r0, r1 = (torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1))
+    for name in r0:
+        torch.testing.assert_close(r0[name], r1[name], atol=0, rtol=0)
+
+    # one process: mean of the two ranks' gradients, then the same AdamW step
+    from harness.train.optimizer import make_optimizer
+    from harness.train.sft import sft_loss
+
+    lm = _model()
+    lm.model.eval()
+    grads = []
+    for rank in (0, 1):
+        lm.model.zero_grad(set_to_none=True)
+        prompts, answers = _batch(lm, rank)
+        sft_loss(lm, prompts, answers)[0].backward()
+        grads.append({n: p.grad.clone() for n, p in lm.model.named_parameters() if p.grad is not None})
+    opt, _ = make_optimizer(lm.model, 1e-2, 0.0, 0)
+    assert grads[0].keys() == grads[1].keys()
+    lm.model.zero_grad(set_to_none=True)
+    for n, p in lm.model.named_parameters():
+        if n in grads[0]:
+            p.grad = (grads[0][n] + grads[1][n]) / 2
+    opt.step()
+    for n, p in lm.model.named_parameters():
+        torch.testing.assert_close(r0[n], p.detach(), atol=1e-6, rtol=1e-5)
+    moved = sum(float((r0[n] - p).abs().sum()) for n, p in _model().model.named_parameters())
+    assert moved > 0
+
+
+@pytest.mark.slow
+def test_harness_trial_under_torchrun(tmp_path):
+    from test_real_data import make_covost2
+
+    torchrun = Path(sys.executable).parent / "torchrun"
+    if not torchrun.exists() and shutil.which("torchrun") is None:
+        pytest.skip("torchrun not installed")
+    tsv = make_covost2(tmp_path)
+    cfg = tmp_path / "trial.yaml"
+    cfg.write_text(f"task: ast\nmethod: sft\ndata: {{source: {tsv}, train_size: 3, validation_size: 1, test_size: 1}}\n"
+                   "train: {steps: 2, batch_size: 2, eval_every: 2, warmup_steps: 0}\n"
+                   "eval: {bertscore: false, max_new_tokens: 4, batch_size: 2}\n")
+    env = dict(os.environ, OMP_NUM_THREADS="1", HARNESS_TORCH_THREADS="1")
+    proc = subprocess.run([str(torchrun if torchrun.exists() else "torchrun"), "--nproc_per_node", "2",
+                           "--master_port", str(_free_port()), "-m", "harness.cli", "trial", str(cfg)],
+                          capture_output=True, text=True, env=env, timeout=300, cwd=Path(__file__).parents[1])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("best_step") == 1  # rank 0 prints the result, rank 1 does not
+    assert "test/bleu" in proc.stdout
