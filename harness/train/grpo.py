@@ -43,9 +43,11 @@ def _row_chunks(n: int, size: int) -> list[tuple[int, int]]:
     return [(start, min(start + size, n)) for start in range(0, n, size)]
 
 
-def _prompts_for_rows(embeds: torch.Tensor, mask: torch.Tensor, r0: int, r1: int, group_size: int):
-    """The prompts that completion rows r0..r1 continue: whole groups keep one row per prompt (their
-    log-prob pass then runs each prompt once), a partial group gets one prompt copy per row."""
+def _prompts_for_rows(embeds: torch.Tensor, mask: torch.Tensor, r0: int, r1: int, n: int, group_size: int):
+    """The prompts that completion rows r0..r1 (of n) continue: all rows or whole groups keep one row
+    per prompt (the log-prob pass then runs each prompt once), a partial group one copy per row."""
+    if (r0, r1) == (0, n):
+        return embeds, mask
     if r0 % group_size == 0 and r1 % group_size == 0:
         return embeds[r0 // group_size:r1 // group_size], mask[r0 // group_size:r1 // group_size]
     rows = torch.arange(r0, r1, device=embeds.device) // group_size
@@ -61,9 +63,9 @@ def reference_logprobs(reference: SpeechLM, prompts: Prompts, completions: Compl
                        rows_per_pass: int) -> torch.Tensor:
     """log pi_ref of every completion token, [N, L], in passes of `rows_per_pass` rows (0: one pass)."""
     embeds = reference.embed_prompts(prompts)
-    parts = []
-    for r0, r1 in _row_chunks(completions.ids.shape[0], rows_per_pass):
-        parts.append(reference.completion_logprobs(*_prompts_for_rows(embeds, prompts.attention_mask, r0, r1, group_size),
+    parts, n = [], completions.ids.shape[0]
+    for r0, r1 in _row_chunks(n, rows_per_pass):
+        parts.append(reference.completion_logprobs(*_prompts_for_rows(embeds, prompts.attention_mask, r0, r1, n, group_size),
                                                    _rows(completions, r0, r1))[0])
     return torch.cat(parts, 0)
 
@@ -86,7 +88,7 @@ def micro_batched_update(policy: SpeechLM, optimizer, embeds: torch.Tensor, prom
             optimizer.zero_grad(set_to_none=True)
             logps, entropies, loss_total = [], [], 0.0
             for r0, r1 in chunks:
-                logp, entropy = policy.completion_logprobs(*_prompts_for_rows(embeds, prompt_mask, r0, r1, group_size),
+                logp, entropy = policy.completion_logprobs(*_prompts_for_rows(embeds, prompt_mask, r0, r1, n, group_size),
                                                            _rows(completions, r0, r1), with_entropy=with_entropy)
                 old = logp.detach() if old_logp is None else old_logp[r0:r1]
                 loss, _ = grpo_loss(logp, old, advantages[r0:r1], mask[r0:r1], off_policy[r0:r1],
