@@ -87,7 +87,7 @@ class DataConfig(Strict):
 
 class ModelConfig(Strict):
     name: str = "tiny"  # 'tiny' (built from config, cached) or a local dir / hub name of a checkpoint
-    trainable: Literal["all", "projector+lora"] = "all"
+    trainable: Literal["all", "projector+llm", "projector+lora"] = "projector+llm"  # see models/loader.py
     lora_rank: int = Field(8, ge=1)
     lora_alpha: int = Field(16, ge=1)
     system_prompt: str = "You are a helpful assistant that listens to audio and answers in text."

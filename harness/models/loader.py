@@ -1,7 +1,11 @@
 """One loader for speech-aware LMs: the `tiny` preset or a real Granite Speech checkpoint.
 
 Trainable-parameter policies:
-- `all`: every weight is trained (the tiny preset's default);
+- `all`: every weight is trained;
+- `projector+llm`: everything but the audio encoder (the tiny preset's default): Granite Speech keeps
+  its CTC-trained encoder frozen, and so does fine-tuning of the tiny base, whose decoder was trained
+  to read the frozen encoder's features (updating the encoder too made validation BLEU swing by
+  +-5 between evaluations);
 - `projector+lora`: the public Granite Speech fine-tuning recipe: the Q-Former projector and a LoRA
   adapter on the decoder's attention are trained, the rest is frozen. A checkpoint that ships its
   own adapter (Granite Speech 3.3 does) trains that adapter; otherwise a new one is added.
@@ -52,8 +56,10 @@ def load_speech_lm(cfg: ModelConfig, device: torch.device | None = None) -> Spee
 
 
 def set_trainable(model: GraniteSpeechForConditionalGeneration, cfg: ModelConfig) -> None:
-    if cfg.trainable == "all":
+    if cfg.trainable in ("all", "projector+llm"):
         model.requires_grad_(True)
+        if cfg.trainable == "projector+llm":
+            model.model.encoder.requires_grad_(False)
         return
     model.requires_grad_(False)
     if getattr(model, "_harness_adapter", None):
