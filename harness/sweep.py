@@ -133,7 +133,8 @@ def open_storage(url: str | None = None) -> optuna.storages.BaseStorage:
         problem = mask_url(str(err).splitlines()[0]).rstrip(".") if str(err) else type(err).__name__
         raise StorageError(
             f"Optuna storage {mask_url(url)!r} cannot be opened: {problem}. Fix: check the URL, that the "
-            "database is reachable and its driver installed (postgresql needs psycopg2).") from None
+            "database is reachable and its driver installed (postgresql:// uses psycopg: "
+            "pip install 'psycopg[binary]').") from None
 
 
 def _heartbeat_s() -> int:
@@ -773,6 +774,8 @@ def join_sweep(study: StudyConfig, storage: str | None = None, tracking_uri: str
                          f"`harness sweep {study.path or study.name}` using the same --tracking-uri.")
     recover(optuna_study, optuna_storage, client, experiment.experiment_id, retry_failed=False)
     _work(study, optuna_study, optuna_storage, client, experiment.experiment_id, parent.info.run_id, progress)
+    if _nothing_left(study, optuna_study) and client.get_run(parent.info.run_id).info.status == "RUNNING":
+        client.set_terminated(parent.info.run_id, status="FINISHED")  # (its `harness sweep` may have died)
     return optuna_study
 
 
