@@ -507,14 +507,39 @@ def _lost(err: BaseException) -> TrackingLost:
                         "the same command again: the interrupted trial is marked failed and runs again.")
 
 
-def deliver(run_id: str, sent: list[tuple[Any, dict[str, float], int, int]]) -> None:
-    """Wait for the trial's async metric batches; re-send (synchronously, with MLflow's retries and the
-    original timestamps) any batch that failed while the tracking server was away."""
-    for operation, values, step, stamp in sent:
+class _AsyncFailures(logging.Handler):
+    """Counts the batches MLflow's async logging could not send. MLflow only logs them (and a batch merged
+    into another one does not even fail its future), so this is how a trial learns it must re-send."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.count = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.count += 1
+
+
+ASYNC_FAILURES = _AsyncFailures()
+logging.getLogger("mlflow.utils.async_logging.async_logging_queue").addHandler(ASYNC_FAILURES)
+
+
+def deliver(run_id: str, sent: list[tuple[Any, dict[str, float], int, int]], failures_before: int) -> None:
+    """Make sure the trial's async metric batches reached the store: when any failed (the tracking server
+    was away), send them all again synchronously, with MLflow's HTTP retries and the original
+    timestamps (the store keeps one copy of a metric with the same key, step, timestamp and value)."""
+    mlflow.flush_async_logging()
+    failed = ASYNC_FAILURES.count > failures_before
+    for operation, *_ in sent:
         try:
             operation.wait()
         except Exception:
-            mlflow.log_metrics(values, step=step, run_id=run_id, timestamp=stamp, synchronous=True)
+            failed = True
+    if failed:
+        from mlflow.entities import Metric
+
+        metrics = [Metric(k, v, stamp, step) for _, values, step, stamp in sent for k, v in values.items()]
+        for start in range(0, len(metrics), 1000):  # MLflow's limit per log_batch
+            MlflowClient().log_batch(run_id, metrics=metrics[start:start + 1000], synchronous=True)
     sent.clear()
 
 
@@ -541,6 +566,7 @@ def make_objective(study: StudyConfig, experiment_id: str, parent_run_id: str, d
         state, status, error, run, label, ckpt = "FAIL", "FAILED", None, None, "?", None
         last_val: dict[str, float] = {}
         sent: list[tuple[Any, dict[str, float], int, int]] = []  # async batches not yet confirmed
+        failures_before = ASYNC_FAILURES.count
 
         def log(metrics: Mapping[str, Any], step: int) -> None:
             values = _floats(metrics)
@@ -588,7 +614,7 @@ def make_objective(study: StudyConfig, experiment_id: str, parent_run_id: str, d
                 if result.resumed_from:
                     mlflow.set_tag(RESUMED, str(result.resumed_from))
                 _log_result(cfg, result, wall, trial_lib)
-                deliver(run.info.run_id, sent)
+                deliver(run.info.run_id, sent, failures_before)
             state, status = "COMPLETE", "FINISHED"
             display.trial_ended(trial.number, label, state, f"{study.objective.metric}={value:.2f}")
             return value
@@ -614,18 +640,24 @@ def make_objective(study: StudyConfig, experiment_id: str, parent_run_id: str, d
 
                 shutil.rmtree(ckpt, ignore_errors=True)  # finished: nothing to resume
             if run is not None:
-                try:
-                    with _timed(spent, "tracking"):
+                problem = None
+                with _timed(spent, "tracking"):
+                    try:
                         if sent:
-                            deliver(run.info.run_id, sent)
+                            deliver(run.info.run_id, sent, failures_before)
                         mlflow.set_tags({STATE: state, **({ERROR: error[:5000]} if error else {})})
+                    except Exception as err:
+                        problem = err
+                    try:  # always: it also takes the run off MLflow's stack of active runs
                         mlflow.end_run(status=status)  # drains this run's async logging queue first
-                except Exception as err:  # the tracking server went away: stop this worker clearly
-                    lost = _lost(err) if tracking_down(err) else err
-                    if lost not in fatal and isinstance(lost, TrackingLost):
+                    except Exception as err:
+                        problem = problem or err
+                if problem is not None:  # the tracking server went away: the trial fails, the worker stops
+                    lost = _lost(problem) if tracking_down(problem) else problem
+                    if isinstance(lost, TrackingLost) and not any(isinstance(f, TrackingLost) for f in fatal):
                         fatal.append(lost)
                         trial.study.stop()
-                    trial.set_user_attr("error", str(lost))
+                    trial.set_user_attr("error", mask_url(str(lost)))
                     raise lost from None
             spent["trial"] = time.perf_counter() - started
             trial.set_user_attr("overhead_s", {k: round(v, 4) for k, v in spent.items()})
