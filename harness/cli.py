@@ -39,7 +39,7 @@ def _user_errors(command):
         from harness.data.audio import MissingToolError
         from harness.rewards import RewardSpecError
         from harness.study import StudyError
-        from harness.sweep import StorageError, TrackingLost, mask_url
+        from harness.sweep import StorageError, TrackingLost, WorkersFailed, mask_url
 
         try:
             return command(*args, **kwargs)
@@ -47,7 +47,7 @@ def _user_errors(command):
             typer.echo(f"error: {mask_url(str(err))}", err=True)
         except MissingToolError as err:
             typer.echo(f"error: {err}. Fix: `make setup` installs the Debian packages.", err=True)
-        except TrackingLost as err:  # not a user error: the run was going and the server went away
+        except (TrackingLost, WorkersFailed) as err:  # not user errors: the study was running
             typer.echo(f"error: {mask_url(str(err))}", err=True)
             raise typer.Exit(1)
         except FileNotFoundError as err:
