@@ -23,11 +23,11 @@ from harness.data.dataset import BatchSampler, SpokenSet
 from harness.models.loader import frozen_copy, load_speech_lm
 from harness.rewards import parse_reward
 from harness.runtime import configure_threads
+from harness.train import checkpoint
 from harness.train.evaluate import Evaluation, evaluate
 from harness.train.grpo import grpo_step
 from harness.train.optimizer import make_optimizer
 from harness.train.sft import sft_step
-from harness.train import checkpoint
 
 SELECT_METRIC = "bleu"  # best checkpoint = highest validation BLEU (the paper's selection)
 
