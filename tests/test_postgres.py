@@ -139,27 +139,23 @@ def test_three_workers_one_killed_on_postgres(tmp_path: Path, postgres_url: str,
     assert retries[0].params == victim.params
     assert len({t.user_attrs["worker"]["pid"] for t in trials if t.state == TrialState.COMPLETE}) >= 2
 
-    server.start()  # the store outlives the server: read it back through a fresh one
-    try:
-        client = MlflowClient(server.uri)
-        experiment = client.get_experiment_by_name("shared")
-        runs = client.search_runs([experiment.experiment_id])
-        assert not [r.info.run_name for r in runs if r.info.status == "RUNNING"]
-        by_id = {r.info.run_id: r for r in runs}
-        dead = by_id[victim.user_attrs["mlflow_run_id"]]
-        assert dead.info.status == "KILLED" and dead.data.tags["harness.state"] == "FAIL"
-        retry_run = by_id[retries[0].user_attrs["mlflow_run_id"]]
-        assert retry_run.info.status == "FINISHED"
-        assert int(retry_run.data.tags["harness.resumed_from_step"]) >= 1  # continued from its checkpoint
-        finished = [r for r in runs if r.data.tags.get("harness.role") == "trial" and r.info.status == "FINISHED"]
-        assert len(finished) == 4  # all workers' results in one experiment
-        (parent,) = [r for r in runs if r.data.tags.get("harness.role") == "study"]
-        assert parent.info.status == "FINISHED"
-        assert "***" in parent.data.tags["harness.command"]
-        for run in runs:
-            for value in [*run.data.params.values(), *run.data.tags.values()]:
-                assert PASSWORD not in value, (run.info.run_name, value)
-    finally:
-        server.stop()
+    client = MlflowClient(f"sqlite:///{server.root / 'mlflow.db'}")  # the server's own store, read directly
+    experiment = client.get_experiment_by_name("shared")
+    runs = client.search_runs([experiment.experiment_id])
+    assert not [r.info.run_name for r in runs if r.info.status == "RUNNING"]
+    by_id = {r.info.run_id: r for r in runs}
+    dead = by_id[victim.user_attrs["mlflow_run_id"]]
+    assert dead.info.status == "KILLED" and dead.data.tags["harness.state"] == "FAIL"
+    retry_run = by_id[retries[0].user_attrs["mlflow_run_id"]]
+    assert retry_run.info.status == "FINISHED"
+    assert int(retry_run.data.tags["harness.resumed_from_step"]) >= 1  # continued from its checkpoint
+    finished = [r for r in runs if r.data.tags.get("harness.role") == "trial" and r.info.status == "FINISHED"]
+    assert len(finished) == 4  # all workers' results in one experiment
+    (parent,) = [r for r in runs if r.data.tags.get("harness.role") == "study"]
+    assert parent.info.status == "FINISHED"
+    assert "***" in parent.data.tags["harness.command"]
+    for run in runs:
+        for value in [*run.data.params.values(), *run.data.tags.values()]:
+            assert PASSWORD not in value, (run.info.run_name, value)
     assert PASSWORD not in server_log.read_text()
     assert not list((tmp_path / "mlruns" / "checkpoints").rglob("*.pt"))  # finished trials leave none
