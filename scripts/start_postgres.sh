@@ -16,14 +16,22 @@ if "$BIN/pg_isready" -q -h 127.0.0.1 -p "$PORT"; then
 fi
 AS=""
 if [ "$(id -u)" = 0 ]; then AS="runuser -u postgres --"; fi  # initdb/postgres refuse to run as root
-if [ ! -f "$DIR/PG_VERSION" ]; then
+init() {
   rm -rf "$DIR" && mkdir -p "$DIR"
   PW="$DIR.pw"
   echo harness-pw > "$PW"
   if [ -n "$AS" ]; then chown postgres "$DIR" "$PW"; fi
   $AS "$BIN/initdb" -D "$DIR" -U harness --pwfile="$PW" --auth=scram-sha-256 --no-sync >/dev/null
   rm -f "$PW"
+}
+start() {
+  $AS "$BIN/pg_ctl" -D "$DIR" -l "$DIR/server.log" -w -t 60 \
+    -o "-c listen_addresses=127.0.0.1 -p $PORT -k /tmp -c fsync=off -c max_connections=200" start >/dev/null
+}
+if [ ! -f "$DIR/PG_VERSION" ]; then init; fi
+if ! start; then  # a cluster left broken by an earlier machine or a killed server: start afresh
+  echo "PostgreSQL in $DIR did not start (log: $DIR/server.log); re-creating it" >&2
+  init
+  start
 fi
-$AS "$BIN/pg_ctl" -D "$DIR" -l "$DIR/server.log" -w -t 60 \
-  -o "-c listen_addresses=127.0.0.1 -p $PORT -k /tmp -c fsync=off -c max_connections=200" start >/dev/null
 echo "PostgreSQL started on 127.0.0.1:$PORT (data $DIR, log $DIR/server.log)"
