@@ -26,7 +26,7 @@ init() {
 }
 start() {
   $AS "$BIN/pg_ctl" -D "$DIR" -l "$DIR/server.log" -w -t 60 \
-    -o "-c listen_addresses=127.0.0.1 -p $PORT -k /tmp -c fsync=off -c max_connections=200" start >/dev/null
+    -o "-c listen_addresses=127.0.0.1 -p $PORT -k $DIR -c fsync=off -c max_connections=200" start >/dev/null
 }
 if [ ! -f "$DIR/PG_VERSION" ]; then init; fi
 if ! start; then  # a cluster left broken by an earlier machine or a killed server: start afresh
