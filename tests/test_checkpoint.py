@@ -62,3 +62,20 @@ def test_checkpoint_of_another_config_is_ignored(tmp_path: Path) -> None:
     assert checkpoint.load(tmp_path, "aaaa")["step"] == 5
     assert checkpoint.load(None, "aaaa") is None and checkpoint.load(tmp_path / "none", "aaaa") is None
     assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]  # no temporary file left behind
+
+
+def test_checkpoint_holds_only_trained_weights_under_every_tied_name() -> None:
+    import torch
+
+    model = torch.nn.Sequential(torch.nn.Embedding(5, 3), torch.nn.Linear(3, 5, bias=False), torch.nn.BatchNorm1d(5))
+    model[1].weight = model[0].weight  # tied, like lm_head and embed_tokens
+    model[2].requires_grad_(False)  # frozen, like the base model under projector+lora
+    state = checkpoint.trained(model, model.state_dict())
+    assert set(state) == {"0.weight", "1.weight"}  # not the frozen norm's weights or running statistics
+    fresh = torch.nn.Sequential(torch.nn.Embedding(5, 3), torch.nn.Linear(3, 5, bias=False), torch.nn.BatchNorm1d(5))
+    fresh[1].weight = fresh[0].weight
+    fresh[2].requires_grad_(False)
+    checkpoint.restore(fresh, state)
+    assert torch.equal(fresh[0].weight, model[0].weight) and torch.equal(fresh[1].weight, model[0].weight)
+    with pytest.raises(RuntimeError, match="does not match the model"):
+        checkpoint.restore(fresh, {"0.weight": state["0.weight"], "9.weight": state["0.weight"]})

@@ -1,10 +1,12 @@
 """Resumable training state of one trial: saved every ``train.checkpoint_every`` steps, loaded on a re-run.
 
 A checkpoint is one ``torch.save`` file, ``<dir>/last.pt``, written to a temporary name and renamed,
-so a kill during the write leaves the previous checkpoint intact. It holds the model, optimizer and
-scheduler states, every random generator the trial draws from (python, numpy, torch, the rollout
-generator, the batch sampler), the step, the best validation scores, step and weights so far, and the
-sample tables and counters, so a resumed trial continues exactly where the saved one was.
+so a kill during the write leaves the previous checkpoint intact. It holds the trained weights (only
+the parameters that train: the frozen rest is reloaded from the base model, so a projector+LoRA
+checkpoint of a 2B model stays small), optimizer and scheduler states, every random generator the
+trial draws from (python, numpy, torch, the rollout generator, the batch sampler), the step, the
+best validation scores, step and weights so far, and the sample tables and counters, so a resumed
+trial continues exactly where the saved one was.
 """
 
 from __future__ import annotations
@@ -18,6 +20,19 @@ import numpy as np
 import torch
 
 FILE = "last.pt"
+
+
+def trained(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The entries of a state dict that training changes (parameters with requires_grad, under every name
+    of a tied weight such as lm_head / embed_tokens)."""
+    names = {name for name, param in model.named_parameters(remove_duplicate=False) if param.requires_grad}
+    return {name: tensor for name, tensor in state.items() if name in names}
+
+
+def restore(model: torch.nn.Module, weights: dict[str, torch.Tensor]) -> None:
+    missing, unexpected = model.load_state_dict(weights, strict=False)
+    if unexpected or set(trained(model, model.state_dict())) - set(weights):
+        raise RuntimeError(f"checkpoint does not match the model (unexpected keys: {unexpected[:5]})")
 
 
 def rng_state(generator: torch.Generator, sampler) -> dict[str, Any]:

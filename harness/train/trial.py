@@ -106,11 +106,12 @@ def run_trial(
         samples: dict[int, list[dict]] = {}
         generated, first = 0, 1
     else:  # resume: everything as it was right after step saved["step"]
-        policy.model.load_state_dict(saved["model"])
+        best_state = {**copy.deepcopy(policy.model.state_dict()), **saved["best_state"]}
+        checkpoint.restore(policy.model, saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
         scheduler.load_state_dict(saved["scheduler"])
         checkpoint.set_rng_state(saved["rng"], generator, sampler)
-        best_scores, best_step, best_state = saved["best_scores"], saved["best_step"], saved["best_state"]
+        best_scores, best_step = saved["best_scores"], saved["best_step"]
         samples, generated, first = saved["samples"], saved["generated"], saved["step"] + 1
     times["validation_s"] = time.perf_counter() - t
     sample_at = set(np.linspace(1, steps, sample_steps, dtype=int).tolist()) if steps else set()
@@ -144,10 +145,11 @@ def run_trial(
             times["validation_s"] += time.perf_counter() - t
         if checkpoint_dir is not None and every and step % every == 0 and step < steps:
             checkpoint.save(checkpoint_dir, {
-                "config": digest, "step": step, "model": policy.model.state_dict(),
+                "config": digest, "step": step, "model": checkpoint.trained(policy.model, policy.model.state_dict()),
                 "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                "rng": checkpoint.rng_state(generator, sampler), "best_scores": best_scores,
-                "best_step": best_step, "best_state": best_state, "samples": samples, "generated": generated})
+                "rng": checkpoint.rng_state(generator, sampler), "best_scores": best_scores, "best_step": best_step,
+                "best_state": checkpoint.trained(policy.model, best_state), "samples": samples,
+                "generated": generated})
     times["train_s"] = t_train
 
     if best_state is not None:
