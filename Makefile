@@ -5,8 +5,12 @@ PY := $(VENV)/bin/python
 STUDY ?= studies/reward_ablation.yaml
 APT_PACKAGES := espeak-ng sox wordnet-base wordnet-sense-index
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# A throw-away PostgreSQL on loopback for the multi-worker integration test (tests/test_postgres.py).
+PG_PORT ?= 54329
+PG_DIR ?= /tmp/harness-postgres
+HARNESS_TEST_POSTGRES_URL ?= postgresql://harness:harness-pw@127.0.0.1:$(PG_PORT)/postgres
 
-.PHONY: setup system-packages sweep test bench bench-trl
+.PHONY: setup system-packages postgres sweep test bench bench-trl
 
 setup: system-packages $(VENV)/.installed
 
@@ -26,8 +30,14 @@ $(VENV)/.installed: pyproject.toml
 sweep: setup
 	$(VENV)/bin/harness sweep $(STUDY)
 
-test: setup
-	$(PY) -m pytest
+postgres:
+	@if ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq postgresql; \
+	fi
+	sh scripts/start_postgres.sh $(PG_PORT) $(PG_DIR)
+
+test: setup postgres
+	HARNESS_TEST_POSTGRES_URL=$(HARNESS_TEST_POSTGRES_URL) $(PY) -m pytest
 
 bench: setup
 	$(PY) bench/tracking_overhead.py

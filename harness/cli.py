@@ -6,8 +6,8 @@
     harness ui [--port 5000]                  # MLflow UI on 127.0.0.1 over the local store
     harness trial CONFIG.yaml                 # one TrialConfig, no Optuna/MLflow: prints test scores
 
-User errors (a bad study or config file, an unknown reward, a missing file, a bad storage URL) print
-one message to stderr and exit with code 2.
+User errors (a bad study or config file, an unknown reward, a missing file or tool, a bad storage URL)
+print one message to stderr and exit with code 2; a tracking server lost mid-study exits with 1.
 """
 
 from __future__ import annotations
@@ -36,14 +36,20 @@ def _user_errors(command):
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
+        from harness.data.audio import MissingToolError
         from harness.rewards import RewardSpecError
         from harness.study import StudyError
-        from harness.sweep import StorageError, mask_url
+        from harness.sweep import StorageError, TrackingLost, WorkersFailed, mask_url
 
         try:
             return command(*args, **kwargs)
         except (StudyError, StorageError, RewardSpecError) as err:
             typer.echo(f"error: {mask_url(str(err))}", err=True)
+        except MissingToolError as err:
+            typer.echo(f"error: {err}. Fix: `make setup` installs the Debian packages.", err=True)
+        except (TrackingLost, WorkersFailed) as err:  # not user errors: the study was running
+            typer.echo(f"error: {mask_url(str(err))}", err=True)
+            raise typer.Exit(1)
         except FileNotFoundError as err:
             typer.echo(f"error: {err.filename or err}: file not found. Fix: check the path.", err=True)
         except KeyboardInterrupt:

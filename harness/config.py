@@ -106,6 +106,7 @@ class TrainConfig(Strict):
     warmup_steps: int = Field(10, ge=0)
     max_grad_norm: float = Field(1.0, gt=0)
     eval_every: int = Field(20, ge=1)  # validation (greedy) every n steps; the best step is kept
+    checkpoint_every: int = Field(20, ge=0)  # save the resumable state every n steps in sweeps (0: never)
 
 
 class GRPOConfig(Strict):
@@ -149,6 +150,10 @@ class TrialConfig(Strict):
     train: TrainConfig = TrainConfig()
     grpo: GRPOConfig = GRPOConfig()
     eval: EvalConfig = EvalConfig()
+
+    def digest(self) -> str:
+        """Identifies the resolved config (what a checkpoint belongs to)."""
+        return hashlib.sha256(json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()[:16]
 
     @model_validator(mode="after")
     def _mp_needs_room(self) -> "TrialConfig":

@@ -422,7 +422,7 @@ def load_trial_config(path: str | Path) -> TrialConfig:
         cfg = TrialConfig.model_validate(data)
     except ValidationError as err:
         raise StudyError(_explain(path, marks, err, TrialConfig)) from None
-    _check_paths(path, marks, cfg, {"data.source": ("data", "source")})
+    _check_paths(path, marks, cfg, {"data.source": ("data", "source"), "model.name": ("model", "name")})
     return cfg
 
 
@@ -593,6 +593,7 @@ def _validate(study: StudyConfig, params: Mapping[str, Any], baseline: int | Non
 
 def _check_paths(path: Path | None, marks: Mapping[YamlPath, int], cfg: TrialConfig,
                  origin: Mapping[str, YamlPath]) -> None:
+    _check_model(path, marks, cfg, origin)
     source = cfg.data.source
     if source != "synthetic" and not Path(source).expanduser().exists():
         where = origin.get("data.source", ("fixed", "data", "source"))
@@ -600,6 +601,26 @@ def _check_paths(path: Path | None, marks: Mapping[YamlPath, int], cfg: TrialCon
             f"{path}:{_line(marks, where) or '?'}: field {_dotted(where)}: data path {source!r} does not exist "
             f"(relative paths start at {Path.cwd()}). Fix: give an existing directory or 'synthetic'."
         )
+
+
+def _check_model(path: Path | None, marks: Mapping[YamlPath, int], cfg: TrialConfig,
+                 origin: Mapping[str, YamlPath]) -> None:
+    """model.name: 'tiny', an existing directory, or a hub name already in the local Hugging Face cache."""
+    name = cfg.model.name
+    if name == "tiny" or Path(name).expanduser().is_dir():
+        return
+    hub_like = re.fullmatch(r"[\w.-]+/[\w.-]+", name) and not name.startswith((".", "~"))
+    if hub_like:
+        from huggingface_hub import try_to_load_from_cache
+
+        if isinstance(try_to_load_from_cache(name, "config.json"), str):
+            return
+    where = origin.get("model.name", ("fixed", "model", "name"))
+    raise StudyError(
+        f"{path}:{_line(marks, where) or '?'}: field {_dotted(where)}: model {name!r} is not 'tiny', not an "
+        f"existing directory (relative paths start at {Path.cwd()})"
+        + (" and not in the local Hugging Face cache" if hub_like else "")
+        + ". Fix: give the directory of a downloaded checkpoint, or 'tiny'.")
 
 
 # --------------------------------------------------------------------------------------------

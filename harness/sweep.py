@@ -17,9 +17,11 @@ per-step metrics, ``test/*``, ``best_step``, ``train_steps``, ``generated_tokens
 ``time/*``; artifacts ``trial_config.yaml``, ``test_examples.json``, ``samples/step_NNNN.json``).
 
 Resuming: the Optuna study is loaded by name, so running the same study again continues it.
-Trials left RUNNING by a dead process (same host, its pid gone) are marked FAIL, their MLflow runs
-KILLED, and their parameters enqueued again; trials that failed earlier are enqueued again once per
-``run_sweep``. Finished trials are never repeated.
+Trials left RUNNING by a dead process (same host, its pid gone; on an RDB storage also any host, by
+missing heartbeats) are marked FAIL, their MLflow runs KILLED, and their parameters enqueued again,
+at most ``MAX_RETRIES`` times; trials that failed earlier are enqueued again once per ``run_sweep``.
+A worker leaves only when no trial of the study is running any more, so the last live worker picks
+up the retry of a dead one. Finished trials are never repeated. Faults are listed in docs/reliability.md.
 """
 
 from __future__ import annotations
@@ -52,17 +54,29 @@ from harness.study import SEED, StudyConfig, StudyError, flatten, label_of, make
 logger = logging.getLogger("harness.sweep")
 
 STORE_DIR = "mlruns"
-ROLE, STUDY_TAG, NUMBER, STATE, LABEL, ERROR = (
-    "harness.role", "harness.study", "harness.trial_number", "harness.state", "harness.label", "harness.error")
-STORAGE_ENV, TRACKING_ENV = "HARNESS_OPTUNA_STORAGE", "MLFLOW_TRACKING_URI"
+ROLE, STUDY_TAG, NUMBER, STATE, LABEL, ERROR, RESUMED = (
+    "harness.role", "harness.study", "harness.trial_number", "harness.state", "harness.label", "harness.error",
+    "harness.resumed_from_step")
+STORAGE_ENV, TRACKING_ENV, CHECKPOINT_ENV = "HARNESS_OPTUNA_STORAGE", "MLFLOW_TRACKING_URI", "HARNESS_CHECKPOINT_DIR"
 SAMPLE_STEPS = 3  # steps whose sample generations are logged as tables
 SYSTEM_METRICS_INTERVAL_S = 2.0
 COUNTED = (TrialState.COMPLETE, TrialState.PRUNED)  # what n_trials counts: failed trials get re-run
 _RDB_SCHEMES = ("sqlite", "postgresql", "postgres", "mysql", "mariadb", "oracle", "mssql")
+HEARTBEAT_ENV = "HARNESS_HEARTBEAT_S"  # RDB heartbeat interval; a trial is stale after 2 intervals
+MAX_RETRIES = 2  # automatic re-runs of a trial whose worker died (failed trials: once per `harness sweep`)
+POLL_S = 2.0  # how often a worker that has nothing to run looks for dead workers' trials
 
 
 class StorageError(ValueError):
     """An Optuna storage or MLflow tracking URI that cannot be used (the message never shows a password)."""
+
+
+class WorkersFailed(RuntimeError):
+    """Worker processes of ``--workers N`` exited with an error and the study is not finished."""
+
+
+class TrackingLost(RuntimeError):
+    """The MLflow tracking server stopped answering during a trial and did not come back in time."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -111,17 +125,28 @@ def open_storage(url: str | None = None) -> optuna.storages.BaseStorage:
         raise StorageError(
             f"Optuna storage {mask_url(url)!r}: unknown scheme {scheme!r}. Fix: use a file path (journal), "
             "sqlite:///path.db or postgresql://user:password@host/db.")
+    heartbeat = _heartbeat_s()
     try:
         with warnings.catch_warnings():  # heartbeats are marked experimental; they are the feature we want
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.storages.RDBStorage(  # a crashed worker's trial: FAIL after 120 s, retried twice
-                url, heartbeat_interval=60, grace_period=120,
-                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=2))
+            return optuna.storages.RDBStorage(  # a crashed worker's trial: FAIL after 2 beats, retried twice
+                url, heartbeat_interval=heartbeat, grace_period=2 * heartbeat,
+                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
+                    max_retry=MAX_RETRIES))
     except Exception as err:  # sqlalchemy raises many types (ArgumentError, OperationalError, ...)
         problem = mask_url(str(err).splitlines()[0]).rstrip(".") if str(err) else type(err).__name__
         raise StorageError(
             f"Optuna storage {mask_url(url)!r} cannot be opened: {problem}. Fix: check the URL, that the "
-            "database is reachable and its driver installed (postgresql needs psycopg2).") from None
+            "database is reachable and its driver installed (postgresql:// uses psycopg: "
+            "pip install 'psycopg[binary]').") from None
+
+
+def _heartbeat_s() -> int:
+    text = os.environ.get(HEARTBEAT_ENV, "60")
+    if not text.isdigit() or int(text) < 1:
+        raise StorageError(f"{HEARTBEAT_ENV}={text!r}: not a whole number of seconds >= 1. Fix: e.g. "
+                           f"{HEARTBEAT_ENV}=60 (a dead worker's trial is failed after two intervals).")
+    return int(text)
 
 
 def open_tracking(uri: str) -> MlflowClient:
@@ -329,11 +354,13 @@ def recover(optuna_study: optuna.Study, storage: optuna.storages.BaseStorage, cl
             storage.set_trial_state_values(trial_id, TrialState.FAIL)
         except (optuna.exceptions.UpdateFinishedTrialError, RuntimeError):
             continue  # another process recovered it first
-        if trial.params:  # (a trial killed before its parameters were drawn has nothing to repeat)
+        earlier = sum(t.state == TrialState.FAIL and _key(t) == _key(trial)
+                      for t in optuna_study.get_trials(deepcopy=False))
+        if trial.params and earlier <= MAX_RETRIES:  # (no params: killed before it drew any, nothing to repeat)
             _enqueue_again(optuna_study, trial)
             retried.append(trial.number)
-        logger.warning("trial %d: its worker (pid %s) died; marked FAIL and enqueued again", trial.number,
-                       worker["pid"])
+        logger.warning("trial %d: its worker (pid %s) died; marked FAIL%s", trial.number, worker["pid"],
+                       " and enqueued again" if trial.number in retried else f" (not retried: failed {earlier} times)")
     _kill_orphan_runs(optuna_study, client, experiment_id)
     if retry_failed and not _budget_spent(optuna_study, None):
         trials = optuna_study.get_trials(deepcopy=False)
@@ -361,16 +388,38 @@ def _enqueue_again(optuna_study: optuna.Study, trial: optuna.trial.FrozenTrial) 
 
 def _kill_orphan_runs(optuna_study: optuna.Study, client: MlflowClient, experiment_id: str) -> None:
     """MLflow trial runs still RUNNING whose Optuna trial is not running: their process is gone."""
-    states = {t.number: t for t in optuna_study.get_trials(deepcopy=False)}
     runs = client.search_runs([experiment_id], filter_string=f"attributes.status = 'RUNNING' and tags.`{ROLE}` = 'trial'")
+    states = {t.number: t for t in optuna_study.get_trials(deepcopy=False)}  # after the runs: a trial that
+    # starts meanwhile is RUNNING here, never missing
     for run in runs:
         trial = states.get(int(run.data.tags.get(NUMBER, -1)))
         if trial is not None and trial.state == TrialState.RUNNING:
             continue
-        error = (trial.user_attrs.get("error") if trial else None) or "the worker process died"
+        error = (trial.user_attrs.get("error") if trial else None) or "the worker process died (no heartbeat)"
         client.log_batch(run.info.run_id, tags=[mlflow.entities.RunTag(STATE, "FAIL"),
                                                 mlflow.entities.RunTag(ERROR, error)])
         client.set_terminated(run.info.run_id, status="KILLED")
+
+
+def wait_for_others(optuna_study: optuna.Study, storage: optuna.storages.BaseStorage, client: MlflowClient,
+                    experiment_id: str) -> bool:
+    """Nothing left to start: wait while other workers' trials run, failing those whose worker died
+    (missing RDB heartbeats, or a gone pid on this host) so that their retries get enqueued.
+    True when there is a trial to run again, False when no trial of the study is running any more."""
+    while True:
+        if isinstance(storage, optuna.storages.RDBStorage):  # (open_storage always sets heartbeats)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                optuna.storages.fail_stale_trials(optuna_study)  # runs the retry callback of each one
+        recover(optuna_study, storage, client, experiment_id, retry_failed=False)  # also ends orphan runs
+        trials = optuna_study.get_trials(deepcopy=False)
+        if any(t.state == TrialState.WAITING for t in trials) and not _budget_spent(optuna_study, None):
+            return True
+        heartbeats, host = isinstance(storage, optuna.storages.RDBStorage), socket.gethostname()
+        if not any(t.state == TrialState.RUNNING and (heartbeats or t.user_attrs.get("worker", {}).get("host") == host)
+                   for t in trials):  # (a journal cannot tell whether another host's worker is alive)
+            return False
+        time.sleep(POLL_S)
 
 
 def _budget_spent(optuna_study: optuna.Study, total: int | None) -> bool:
@@ -436,22 +485,101 @@ def _floats(metrics: Mapping[str, Any]) -> dict[str, float]:
     return out
 
 
-def make_objective(study: StudyConfig, experiment_id: str, parent_run_id: str, display: "Display") -> Callable:
+def checkpoint_dir(study: StudyConfig, cfg) -> Path:
+    """The trial's own checkpoint directory, keyed by study and resolved config (so a re-run of the same
+    grid point, on any worker sharing the directory, resumes it). Env HARNESS_CHECKPOINT_DIR moves the root."""
+    root = Path(os.environ.get(CHECKPOINT_ENV) or Path(STORE_DIR, "checkpoints").resolve())
+    return root / study.name / cfg.digest()
+
+
+def tracking_down(err: BaseException) -> bool:
+    """An error saying the tracking server cannot be reached (after MLflow's own HTTP retries)."""
+    import requests
+
+    if isinstance(err, (TrackingLost, requests.exceptions.ConnectionError)):
+        return True
+    text = str(err)
+    return isinstance(err, mlflow.exceptions.MlflowException) and any(mark in text for mark in (
+        "Max retries exceeded", "Connection refused", "ConnectionError", "Failed to establish", "timed out"))
+
+
+def _lost(err: BaseException) -> TrackingLost:
+    if isinstance(err, TrackingLost):
+        return err
+    reason = mask_url(str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__)[:300]
+    return TrackingLost(f"MLflow tracking server {mask_url(mlflow.get_tracking_uri())!r} stopped answering and "
+                        f"did not come back within MLflow's retries ({reason}). Fix: restart the server, then run "
+                        "the same command again: the interrupted trial is marked failed and runs again.")
+
+
+class _AsyncFailures(logging.Handler):
+    """Counts the batches MLflow's async logging could not send. MLflow only logs them (and a batch merged
+    into another one does not even fail its future), so this is how a trial learns it must re-send."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.count = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.count += 1
+
+
+ASYNC_FAILURES = _AsyncFailures()
+logging.getLogger("mlflow.utils.async_logging.async_logging_queue").addHandler(ASYNC_FAILURES)
+
+
+def deliver(run_id: str, sent: list[tuple[Any, dict[str, float], int, int]], failures_before: int) -> None:
+    """Make sure the trial's async metric batches reached the store: when any failed (the tracking server
+    was away), send them all again synchronously, with MLflow's HTTP retries and the original
+    timestamps (the store keeps one copy of a metric with the same key, step, timestamp and value)."""
+    mlflow.flush_async_logging()
+    failed = ASYNC_FAILURES.count > failures_before
+    for operation, *_ in sent:
+        try:
+            operation.wait()
+        except Exception:
+            failed = True
+    if failed:
+        from mlflow.entities import Metric
+
+        metrics = [Metric(k, v, stamp, step) for _, values, step, stamp in sent for k, v in values.items()]
+        for start in range(0, len(metrics), 1000):  # MLflow's limit per log_batch
+            MlflowClient().log_batch(run_id, metrics=metrics[start:start + 1000], synchronous=True)
+    sent.clear()
+
+
+def make_objective(study: StudyConfig, experiment_id: str, parent_run_id: str, display: "Display",
+                   fatal: list[BaseException]) -> Callable:
+    """The Optuna objective. Errors of the trial itself (NaN loss, a reward that raises, out of memory,
+    unreadable audio) fail the trial and the study goes on; errors that would fail every trial (tracking
+    server gone, a missing tool, a bad config) are put in ``fatal`` and stop the study."""
+    from harness.data.audio import MissingToolError
     from harness.train import trial as trial_lib  # torch & co. load only when a trial runs
 
     val_metric = study.objective.metric.split("/", 1)[1]
 
+    def stop_on(err: BaseException, trial: optuna.Trial) -> None:
+        if tracking_down(err):
+            err = _lost(err)
+        if isinstance(err, (TrackingLost, MissingToolError, StudyError)):
+            fatal.append(err)
+            trial.study.stop()
+
     def objective(trial: optuna.Trial) -> float:
         spent: dict[str, float] = {}
         started = time.perf_counter()
-        state, status, error, run, label = "FAIL", "FAILED", None, None, "?"
+        state, status, error, run, label, ckpt = "FAIL", "FAILED", None, None, "?", None
         last_val: dict[str, float] = {}
+        sent: list[tuple[Any, dict[str, float], int, int]] = []  # async batches not yet confirmed
+        failures_before = ASYNC_FAILURES.count
 
         def log(metrics: Mapping[str, Any], step: int) -> None:
             values = _floats(metrics)
             last_val.update({k[4:]: v for k, v in values.items() if k.startswith("val/")})
             with _timed(spent, "tracking"):
-                mlflow.log_metrics(values, step=step, synchronous=False)
+                stamp = int(time.time() * 1000)
+                sent.append((mlflow.log_metrics(values, step=step, synchronous=False, timestamp=stamp),
+                             values, step, stamp))
             display.trial_step(step, values)
 
         def report(value: float, step: int) -> None:
@@ -469,6 +597,7 @@ def make_objective(study: StudyConfig, experiment_id: str, parent_run_id: str, d
             baseline = trial.user_attrs.get("baseline")
             cfg = study.resolve(params, baseline)
             label = study.baseline_label(baseline) if baseline is not None else label_of(cfg)
+            ckpt = checkpoint_dir(study, cfg)
             with _timed(spent, "tracking"):
                 run = mlflow.start_run(
                     experiment_id=experiment_id, run_name=f"{trial.number:03d}-{label}",
@@ -483,11 +612,14 @@ def make_objective(study: StudyConfig, experiment_id: str, parent_run_id: str, d
                 trial.set_user_attr("mlflow_run_id", run.info.run_id)
             display.trial_started(trial.number, label, 0 if cfg.method == "base-eval" else cfg.train.steps)
             t0 = time.perf_counter()
-            result = trial_lib.run_trial(cfg, log=log, report=report, sample_steps=SAMPLE_STEPS)
+            result = trial_lib.run_trial(cfg, log=log, report=report, sample_steps=SAMPLE_STEPS, checkpoint_dir=ckpt)
             wall = time.perf_counter() - t0
             value = objective_value(study, result)
             with _timed(spent, "tracking"):
+                if result.resumed_from:
+                    mlflow.set_tag(RESUMED, str(result.resumed_from))
                 _log_result(cfg, result, wall, trial_lib)
+                deliver(run.info.run_id, sent, failures_before)
             state, status = "COMPLETE", "FINISHED"
             display.trial_ended(trial.number, label, state, f"{study.objective.metric}={value:.2f}")
             return value
@@ -496,20 +628,42 @@ def make_objective(study: StudyConfig, experiment_id: str, parent_run_id: str, d
             display.trial_ended(trial.number, label, state, str(err))
             raise
         except BaseException as err:
-            error = f"{type(err).__name__}: {err}"
+            stop_on(err, trial)
+            shown = _lost(err) if tracking_down(err) else err
+            error = mask_url(f"{type(shown).__name__}: {shown}")
             status = "KILLED" if isinstance(err, KeyboardInterrupt) else "FAILED"
             display.trial_ended(trial.number, label, "FAIL", error)
             with _timed(spent, "storage"):
                 trial.set_user_attr("error", error)
-            if run is not None:
+            if run is not None and not tracking_down(err):
                 with _timed(spent, "tracking"):
                     mlflow.log_text(traceback.format_exc(), "error.txt")
             raise
         finally:
+            if state != "FAIL" and ckpt is not None:
+                import shutil
+
+                shutil.rmtree(ckpt, ignore_errors=True)  # finished: nothing to resume
             if run is not None:
+                problem = None
                 with _timed(spent, "tracking"):
-                    mlflow.set_tags({STATE: state, **({ERROR: error[:5000]} if error else {})})
-                    mlflow.end_run(status=status)  # drains this run's async logging queue first
+                    try:
+                        if sent:
+                            deliver(run.info.run_id, sent, failures_before)
+                        mlflow.set_tags({STATE: state, **({ERROR: error[:5000]} if error else {})})
+                    except Exception as err:
+                        problem = err
+                    try:  # always: it also takes the run off MLflow's stack of active runs
+                        mlflow.end_run(status=status)  # drains this run's async logging queue first
+                    except Exception as err:
+                        problem = problem or err
+                if problem is not None:  # the tracking server went away: the trial fails, the worker stops
+                    lost = _lost(problem) if tracking_down(problem) else problem
+                    if isinstance(lost, TrackingLost) and not any(isinstance(f, TrackingLost) for f in fatal):
+                        fatal.append(lost)
+                        trial.study.stop()
+                    trial.set_user_attr("error", mask_url(str(lost)))
+                    raise lost from None
             spent["trial"] = time.perf_counter() - started
             trial.set_user_attr("overhead_s", {k: round(v, 4) for k, v in spent.items()})
 
@@ -625,7 +779,7 @@ def run_sweep(study: StudyConfig, storage: str | None = None, tracking_uri: str 
         enqueue_baselines(optuna_study, study)
         recover(optuna_study, optuna_storage, client, experiment_id, retry_failed=True)
         if workers <= 1:
-            _work(study, optuna_study, experiment_id, parent, progress)
+            _work(study, optuna_study, optuna_storage, client, experiment_id, parent, progress)
         else:
             _launch_workers(study, optuna_study, storage_url, uri, workers, progress)
         status = "FINISHED"
@@ -633,7 +787,11 @@ def run_sweep(study: StudyConfig, storage: str | None = None, tracking_uri: str 
         status = "KILLED"
         raise
     finally:
-        client.set_terminated(parent, status=status)
+        try:
+            client.set_terminated(parent, status=status)
+        except Exception:
+            if status == "FINISHED":
+                raise  # otherwise the error that ended the study is the one to report
     return optuna_study
 
 
@@ -652,7 +810,9 @@ def join_sweep(study: StudyConfig, storage: str | None = None, tracking_uri: str
         raise StudyError(f"no MLflow run of study {study.name!r} in {mask_url(uri)}. Fix: start the study with "
                          f"`harness sweep {study.path or study.name}` using the same --tracking-uri.")
     recover(optuna_study, optuna_storage, client, experiment.experiment_id, retry_failed=False)
-    _work(study, optuna_study, experiment.experiment_id, parent.info.run_id, progress)
+    _work(study, optuna_study, optuna_storage, client, experiment.experiment_id, parent.info.run_id, progress)
+    if _nothing_left(study, optuna_study) and client.get_run(parent.info.run_id).info.status == "RUNNING":
+        client.set_terminated(parent.info.run_id, status="FINISHED")  # (its `harness sweep` may have died)
     return optuna_study
 
 
@@ -667,8 +827,10 @@ def _nothing_left(study: StudyConfig, optuna_study: optuna.Study) -> bool:
     return len(claimed) >= study.n_sampled  # GridSampler would otherwise re-run a point
 
 
-def _work(study: StudyConfig, optuna_study: optuna.Study, experiment_id: str, parent: str, progress: bool) -> None:
-    if _nothing_left(study, optuna_study):
+def _work(study: StudyConfig, optuna_study: optuna.Study, storage: optuna.storages.BaseStorage,
+          client: MlflowClient, experiment_id: str, parent: str, progress: bool) -> None:
+    """Run trials until none is left, then stay while other workers' trials run (to re-run a dead one's)."""
+    if _nothing_left(study, optuna_study) and not wait_for_others(optuna_study, storage, client, experiment_id):
         return
     mlflow.set_system_metrics_sampling_interval(SYSTEM_METRICS_INTERVAL_S)
     mlflow.set_system_metrics_samples_before_logging(1)
@@ -682,11 +844,17 @@ def _work(study: StudyConfig, optuna_study: optuna.Study, experiment_id: str, pa
         if _nothing_left(study, s):
             s.stop()
 
+    fatal: list[BaseException] = []
+    objective = make_objective(study, experiment_id, parent, display, fatal)
     try:
-        optuna_study.optimize(
-            make_objective(study, experiment_id, parent, display), n_trials=study.total_trials,
-            catch=(Exception,), gc_after_trial=False,
-            callbacks=[optuna.study.MaxTrialsCallback(study.total_trials, states=COUNTED), stop_when_done])
+        while True:
+            optuna_study.optimize(
+                objective, n_trials=study.total_trials, catch=(Exception,), gc_after_trial=False,
+                callbacks=[optuna.study.MaxTrialsCallback(study.total_trials, states=COUNTED), stop_when_done])
+            if fatal:
+                raise fatal[0]
+            if not wait_for_others(optuna_study, storage, client, experiment_id):
+                break
     finally:
         display.close()
 
@@ -737,5 +905,9 @@ def _launch_workers(study: StudyConfig, optuna_study: optuna.Study, storage_url:
     finally:
         display.close()
     failed = [f"worker {i} exited with {p.returncode} (log: {log})" for i, (p, log) in enumerate(procs) if p.returncode]
-    if failed:
-        raise RuntimeError(f"study {study.name!r}: " + "; ".join(failed))
+    if failed and not (_nothing_left(study, optuna_study) and not any(
+            t.state == TrialState.RUNNING for t in optuna_study.get_trials(deepcopy=False))):
+        raise WorkersFailed(f"study {study.name!r}: " + "; ".join(failed) + ". Fix: read the logs, then run the "
+                            "same command again to finish the study.")
+    for line in failed:  # the others finished the study (and re-ran the failed workers' trials)
+        logger.warning("%s; the other workers finished the study", line)

@@ -43,3 +43,23 @@ def fake(monkeypatch):
             examples=[SimpleNamespace(id="ex-0", answer="ref a"), SimpleNamespace(id="ex-1", answer="ref b")])})
 
     return install
+
+
+@pytest.fixture(scope="session")
+def base_model() -> Path:
+    """Build the tiny base model once (minutes, cached in HARNESS_CACHE) outside any timed wait."""
+    import os
+
+    from harness.config import TrialConfig
+    from harness.train.base_model import ensure_tiny_base
+
+    cache = os.environ.get("HARNESS_CACHE", str(Path(__file__).resolve().parent.parent / ".cache" / "harness"))
+    previous = os.environ.get("HARNESS_CACHE")
+    os.environ["HARNESS_CACHE"] = cache
+    try:
+        return ensure_tiny_base(TrialConfig().model.tiny)
+    finally:
+        if previous is None:
+            os.environ.pop("HARNESS_CACHE")
+        else:
+            os.environ["HARNESS_CACHE"] = previous

@@ -22,7 +22,7 @@ fixed:
 def fake_trial(fail=lambda cfg: False, val=lambda cfg, step, call: 10.0 + step, sleep: float = 0.0):
     calls = itertools.count()
 
-    def run_trial(cfg, log=lambda m, s: None, report=lambda v, s: None, sample_steps=3):
+    def run_trial(cfg, log=lambda m, s: None, report=lambda v, s: None, sample_steps=3, checkpoint_dir=None):
         call = next(calls)
         steps = 0 if cfg.method == "base-eval" else cfg.train.steps
         for step in range(steps + 1):

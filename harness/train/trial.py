@@ -8,10 +8,12 @@ Optuna report + prune decision by raising `optuna.TrialPruned`).
 from __future__ import annotations
 
 import copy
+import math
 import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -21,7 +23,7 @@ from harness.data.dataset import BatchSampler, SpokenSet
 from harness.models.loader import frozen_copy, load_speech_lm
 from harness.rewards import parse_reward
 from harness.runtime import configure_threads
-from harness.train import distributed
+from harness.train import checkpoint, distributed
 from harness.train.evaluate import Evaluation, evaluate
 from harness.train.grpo import grpo_step
 from harness.train.optimizer import make_optimizer
@@ -39,6 +41,7 @@ class TrialResult:
     generated_tokens: int
     times: dict[str, float]  # seconds per stage
     samples: dict[int, list[dict]] = field(default_factory=dict)  # step -> sample generations
+    resumed_from: int = 0  # the checkpoint step this run continued from (0: started fresh)
 
 
 def seed_everything(seed: int) -> None:
@@ -68,7 +71,10 @@ def run_trial(
     log: Callable[[dict, int], None] = lambda metrics, step: None,
     report: Callable[[float, int], None] = lambda value, step: None,
     sample_steps: int = 3,
+    checkpoint_dir: Path | None = None,
 ) -> TrialResult:
+    """Train and test one config. With ``checkpoint_dir``, the training state is saved there every
+    ``cfg.train.checkpoint_every`` steps and a later call with the same config resumes from it."""
     times: dict[str, float] = {}
     configure_threads()
     world = distributed.init()  # several processes under torchrun / accelerate launch (distributed.py)
@@ -103,15 +109,28 @@ def run_trial(
         report(scores[SELECT_METRIC], step)
         return scores
 
+    digest = cfg.digest()
+    saved = checkpoint.load(checkpoint_dir, digest) if steps else None
     t = time.perf_counter()
-    best_scores, best_step = validate(0), 0
-    best_state = copy.deepcopy(policy.model.state_dict()) if steps else None
+    if saved is None:
+        best_scores, best_step = validate(0), 0
+        best_state = copy.deepcopy(policy.model.state_dict()) if steps else None
+        samples: dict[int, list[dict]] = {}
+        generated, first = 0, 1
+    else:  # resume: everything as it was right after step saved["step"]
+        best_state = {**copy.deepcopy(policy.model.state_dict()), **saved["best_state"]}
+        checkpoint.restore(policy.model, saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        checkpoint.set_rng_state(saved["rng"], generator, sampler)
+        best_scores, best_step = saved["best_scores"], saved["best_step"]
+        samples, generated, first = saved["samples"], saved["generated"], saved["step"] + 1
     times["validation_s"] = time.perf_counter() - t
-    samples: dict[int, list[dict]] = {}
     sample_at = set(np.linspace(1, steps, sample_steps, dtype=int).tolist()) if steps else set()
-    generated, t_train = 0, 0.0
+    t_train = 0.0
+    every = cfg.train.checkpoint_every
 
-    for step in range(1, steps + 1):
+    for step in range(first, steps + 1):
         t = time.perf_counter()
         examples, feats = data["train"].batch(distributed.shard(sampler.next(), world))
         prompts = policy.prepare([ex.prompt for ex in examples], feats)
@@ -126,6 +145,7 @@ def run_trial(
         else:
             metrics = sft_step(policy, optimizer, scheduler, prompts, answers, cfg.train.max_grad_norm)
         t_train += time.perf_counter() - t
+        _check_finite(metrics, step)
         log(metrics, step)
 
         if step % cfg.train.eval_every == 0 or step == steps:
@@ -135,6 +155,13 @@ def run_trial(
                 best_scores, best_step = scores, step
                 best_state = copy.deepcopy(policy.model.state_dict())
             times["validation_s"] += time.perf_counter() - t
+        if checkpoint_dir is not None and every and step % every == 0 and step < steps:
+            checkpoint.save(checkpoint_dir, {
+                "config": digest, "step": step, "model": checkpoint.trained(policy.model, policy.model.state_dict()),
+                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                "rng": checkpoint.rng_state(generator, sampler), "best_scores": best_scores, "best_step": best_step,
+                "best_state": checkpoint.trained(policy.model, best_state), "samples": samples,
+                "generated": generated})
     times["train_s"] = t_train
 
     if best_state is not None:
@@ -143,5 +170,14 @@ def run_trial(
     test = evaluate(policy, data["test"], cfg.eval, seed=cfg.seed, full=True)
     times["test_s"] = time.perf_counter() - t
     log({"best_step": best_step}, steps)
-    return TrialResult(test, best_scores, best_step, steps, generated, times, samples)
+    return TrialResult(test, best_scores, best_step, steps, generated, times, samples,
+                       resumed_from=first - 1 if saved is not None else 0)
+
+
+def _check_finite(metrics: dict, step: int) -> None:
+    """A NaN/inf loss, reward or gradient norm ends the trial with the reason (the study goes on)."""
+    for key in ("loss", "reward", "grad_norm"):
+        value = metrics.get(key)
+        if value is not None and not math.isfinite(value):
+            raise FloatingPointError(f"{key} is {value} at step {step}")
 

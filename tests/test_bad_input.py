@@ -1,0 +1,101 @@
+"""Bad input is one clear message (field or file, and the fix), exit code 2 and no traceback.
+
+(Malformed YAML, unknown keys, unknown rewards, group size < 2, missing data paths, a missing study
+file and an unusable storage URL are covered in test_cli.py; docs/reliability.md lists them all.)
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from harness.cli import app
+from fakes import TINY
+
+runner = CliRunner()
+
+
+def invoke(*args: str, env: dict | None = None):
+    result = runner.invoke(app, list(args), env=env)
+    assert "Traceback" not in result.output, result.output
+    return result
+
+
+@pytest.mark.parametrize("fixed, expected", [
+    ("grpo: {beta: -0.01}", "field fixed.grpo.beta: Input should be greater than or equal to 0. Fix: use a value >= 0"),
+    ("grpo: {top_p: 0}", "field fixed.grpo.top_p: Input should be greater than 0. Fix: use a value > 0"),
+    ("grpo: {top_p: 1.5}", "field fixed.grpo.top_p: Input should be less than or equal to 1. Fix: use a value <= 1"),
+    ("eval: {top_p: 0.0}", "field fixed.eval.top_p: Input should be greater than 0"),
+    ("grpo: {group_size: 2, mp_grpo: true}", ":1: field fixed: grpo.mp_grpo needs group_size >= 3"),
+    ("train: {lr: 0}", "field fixed.train.lr: Input should be greater than 0"),
+    ("train: {checkpoint_every: -1}", "field fixed.train.checkpoint_every: Input should be greater than or equal to 0"),
+    ("model: {name: /no/such/checkpoint}", "field fixed.model.name: model '/no/such/checkpoint' is not 'tiny', not an "
+                                           "existing directory"),
+    ("model: {name: ibm-granite/granite-speech-3.3-2b}", "and not in the local Hugging Face cache. Fix: give the "
+                                                         "directory of a downloaded checkpoint, or 'tiny'"),
+])
+def test_out_of_range_and_missing_paths(tmp_path: Path, fixed: str, expected: str) -> None:
+    study = tmp_path / "s.yaml"
+    study.write_text(f"fixed:\n  task: sqa\n  {fixed}\n")
+    result = invoke("sweep", str(study))
+    assert result.exit_code == 2, result.output
+    where = "" if expected.startswith(":") else ":3: "  # (a cross-field check names the mapping)
+    assert f"{study}{where}" in result.stderr and expected in result.stderr, result.stderr
+    assert not (tmp_path / "mlruns").exists()
+
+
+def test_missing_model_in_a_trial_config(tmp_path: Path) -> None:
+    cfg = tmp_path / "trial.yaml"
+    cfg.write_text("task: sqa\nmodel:\n  name: ./checkpoints/granite\n")
+    result = invoke("trial", str(cfg))
+    assert result.exit_code == 2 and f"{cfg}:3: field model.name: model './checkpoints/granite'" in result.stderr
+
+
+def test_unreachable_tracking_server(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    study = tmp_path / "s.yaml"
+    study.write_text("fixed: {task: sqa}\n")
+    result = invoke("sweep", str(study), "--tracking-uri", "http://bob:pw123@127.0.0.1:1")
+    assert result.exit_code == 2
+    assert "MLflow tracking server 'http://bob:***@127.0.0.1:1' is not reachable" in result.stderr
+    assert "pw123" not in result.output
+
+
+def test_bad_heartbeat_setting(tmp_path: Path, stores, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    _, uri = stores
+    study = tmp_path / "s.yaml"
+    study.write_text("fixed: {task: sqa}\n")
+    result = invoke("sweep", str(study), "--storage", f"sqlite:///{tmp_path / 'o.db'}", "--tracking-uri", uri,
+                    env={"HARNESS_HEARTBEAT_S": "soon"})
+    assert result.exit_code == 2 and "HARNESS_HEARTBEAT_S='soon'" in result.stderr and "Fix:" in result.stderr
+
+
+def test_missing_espeak_ng_stops_the_sweep(tmp_path: Path, stores, monkeypatch) -> None:
+    """No espeak-ng on PATH and no cached data: the first trial fails with the reason and the sweep stops
+    with exit code 2 and the install command, instead of failing every trial."""
+    monkeypatch.chdir(tmp_path)
+    storage, uri = stores
+    study = tmp_path / "s.yaml"
+    study.write_text(TINY + "space:\n  grpo.reward: {choices: [bleu, rouge1]}\n")
+    result = invoke("sweep", str(study), "--storage", storage, "--tracking-uri", uri, "--no-report",
+                    env={"PATH": str(tmp_path / "empty-bin"), "HARNESS_CACHE": str(tmp_path / "cache")})
+    assert result.exit_code == 2, result.output
+    assert "error: espeak-ng not found: install it with `apt-get install espeak-ng sox`" in result.stderr
+    import optuna
+
+    from harness.sweep import open_storage
+
+    trials = optuna.load_study(study_name="s", storage=open_storage(storage)).trials
+    assert len(trials) == 1 and "espeak-ng not found" in trials[0].user_attrs["error"]
+
+
+def test_missing_espeak_ng_in_a_single_trial(tmp_path: Path) -> None:
+    cfg = tmp_path / "trial.yaml"
+    cfg.write_text("task: sqa\ndata: {train_size: 4, validation_size: 2, test_size: 2}\n")
+    result = invoke("trial", str(cfg), env={"PATH": str(tmp_path), "HARNESS_CACHE": str(tmp_path / "cache"),
+                                            "HARNESS_TORCH_THREADS": os.environ.get("HARNESS_TORCH_THREADS", "1")})
+    assert result.exit_code == 2 and "espeak-ng not found" in result.stderr and "make setup" in result.stderr
