@@ -260,6 +260,8 @@ def test_paper_real_studies_validate_and_load_their_data(tmp_path, monkeypatch):
     make_covost2(tmp_path / "data" / "covost2")
     (tmp_path / "data" / "cv-corpus-en").mkdir()
     (tmp_path / "data" / "covost2" / "clips").rename(tmp_path / "data" / "cv-corpus-en" / "clips")
+    for size in ("2b", "8b"):  # the checkpoints' directories must exist for the study to validate
+        (tmp_path / "checkpoints" / f"granite-speech-3.3-{size}").mkdir(parents=True)
     monkeypatch.chdir(tmp_path)
     for path in studies:
         study = load_study(path)

@@ -50,7 +50,7 @@ def read_clip(source: str | Path | bytes) -> np.ndarray:
         handle = io.BytesIO(source) if isinstance(source, bytes) else name
         data, rate = sf.read(handle, dtype="float32", always_2d=True)
     except Exception as exc:  # LibsndfileError, RuntimeError, OSError, ...
-        raise AudioError(f"cannot decode audio {name}: {exc}") from exc
+        raise AudioError(f"cannot read audio file {name}: {exc}") from exc
     if data.shape[0] == 0:
         raise AudioError(f"audio {name} is empty (0 samples)")
     return to_16k_mono(data, rate)
