@@ -1,7 +1,7 @@
 """Fault injection: each fault ends the trial it hits as failed with the reason recorded (in Optuna and
 MLflow) and the study goes on; a tracking server that goes away and comes back loses no metric; one
 that stays away stops the worker with a clear message (killed workers: test_postgres.py; checkpoint
-resume: test_checkpoint.py).
+resume: test_resume.py).
 """
 
 from __future__ import annotations

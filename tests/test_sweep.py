@@ -194,23 +194,6 @@ def test_baselines_seeds_and_rdb_storage(tmp_path: Path, stores, fake) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
-def base_model() -> Path:
-    """Build the tiny base model once (minutes, cached in HARNESS_CACHE) outside any timed wait."""
-    from harness.config import TrialConfig
-    from harness.train.base_model import ensure_tiny_base
-
-    previous = os.environ.get("HARNESS_CACHE")
-    os.environ["HARNESS_CACHE"] = CACHE
-    try:
-        return ensure_tiny_base(TrialConfig().model.tiny)
-    finally:
-        if previous is None:
-            os.environ.pop("HARNESS_CACHE")
-        else:
-            os.environ["HARNESS_CACHE"] = previous
-
-
 def harness_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "harness.cli", *args]
 
