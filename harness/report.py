@@ -535,12 +535,15 @@ def _quiet_downloads() -> Iterator[None]:
 
 
 def comparisons(group: list[Config]) -> list[tuple[Config, Config]]:
-    """GRPO (each non-MP config) vs the SFT reference; MP-GRPO vs its GRPO twin (same params but
-    ``grpo.mp_grpo``), or the GRPO reference when it has no twin."""
+    """SFT and each GRPO config vs the base model; GRPO (each non-MP config) vs the SFT reference;
+    MP-GRPO vs its GRPO twin (same params but ``grpo.mp_grpo``), or the GRPO reference when it has no twin."""
     pairs = []
+    base = reference_config(group, "base-eval", "base")
     sft = reference_config(group, "sft", "sft")
     grpo = reference_config(group, "grpo", "grpo")
     twins = {c.name: g for g in factor_groups(group, MP_PARAM) for c in g}
+    if base is not None:
+        pairs += [(c, base) for c in group if c.method != "base-eval"]
     for c in group:
         if c.is_grpo and not c.mp and sft is not None:
             pairs.append((c, sft))

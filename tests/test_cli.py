@@ -165,7 +165,7 @@ def test_ui_serves_the_store_over_rest(tmp_path: Path, monkeypatch, stores, fake
     finally:
         server.send_signal(signal.SIGINT)  # Ctrl-C: harness ui stops the mlflow server it started
         try:
-            out, _ = server.communicate(timeout=30)
+            out, _ = server.communicate(timeout=90)  # a loaded machine shuts uvicorn down slowly
         except subprocess.TimeoutExpired:
             os.killpg(server.pid, signal.SIGKILL)
             out, _ = server.communicate()

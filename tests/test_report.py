@@ -297,9 +297,15 @@ def test_significance_table(store):
         same = sig[(sig["A"] == "mp-grpo") & (sig["B"] == "grpo") & (sig["metric"] == name)].iloc[0]
         assert (same["diff"], same["p_value"]) == (0.0, 1.0)
         assert np.array_equal(mp[metric], grpo[metric])
+    base = pooled("base")
+    for metric, name in zip(METRICS, NAMES):  # every fine-tuned config is also tested against the base
+        row = sig[(sig["A"] == "sft") & (sig["B"] == "base") & (sig["metric"] == name)].iloc[0]
+        diff, lo, hi, p = independent_bootstrap(sft[metric].to_numpy(), base[metric].to_numpy())
+        assert (row["diff"], row["ci_low"], row["ci_high"], row["p_value"]) == pytest.approx((diff, lo, hi, p))
     pairs = set(zip(sig["A"], sig["B"]))
+    tuned = ("sft", "grpo", "grpo-rouge1", "grpo-meteor", "grpo-g4", "grpo-beta0", "mp-grpo")
     assert pairs == {("grpo", "sft"), ("grpo-rouge1", "sft"), ("grpo-meteor", "sft"), ("grpo-g4", "sft"),
-                     ("grpo-beta0", "sft"), ("mp-grpo", "grpo")}
+                     ("grpo-beta0", "sft"), ("mp-grpo", "grpo")} | {(c, "base") for c in tuned}
     text = section(store["md"], "Significance")
     row = sig[(sig["A"] == "grpo") & (sig["B"] == "sft") & (sig["metric"] == "BLEU")].iloc[0]
     assert table_row(text, "grpo vs sft", "BLEU") == [
