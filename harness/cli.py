@@ -61,12 +61,14 @@ def _user_errors(command):
 
 
 def _terminate_as_interrupt() -> None:
-    """SIGTERM ends a sweep like Ctrl-C: the running trial is recorded FAIL/KILLED, not left RUNNING."""
+    """SIGTERM ends a sweep like Ctrl-C: the running trial is recorded FAIL/KILLED, not left RUNNING.
+    Ctrl-C works even when started from a shell's background job (which inherits SIGINT ignored)."""
 
     def handler(signum, frame):
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @app.command()
