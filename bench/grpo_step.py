@@ -100,22 +100,24 @@ def instrument(policy: SpeechLM, reference: SpeechLM, optimizer, phases: Phases)
     phases.wrap(policy, "embed_prompts", "forward")
     phases.wrap(policy, "completion_logprobs", "forward")
     phases.wrap(optimizer, "step", "optimizer")
-    # backward + clip = update() minus optimizer.step (update = zero_grad, backward, clip, step)
+    # backward + clip = micro_batched_update() minus its forward passes and optimizer.step
     import harness.train.grpo as grpo_module
 
-    if getattr(grpo_module.update, "bench_phases", None) is phases:
+    if getattr(grpo_module.micro_batched_update, "bench_phases", None) is phases:
         return
-    inner = grpo_module.update
+    inner = grpo_module.micro_batched_update
 
     def timed_update(*args, **kwargs):
-        t, before = time.perf_counter(), phases.spent["optimizer"]
+        t = time.perf_counter()
+        before = phases.spent["optimizer"] + phases.spent["forward"]
         try:
             return inner(*args, **kwargs)
         finally:
-            phases.spent["backward + clip"] += time.perf_counter() - t - (phases.spent["optimizer"] - before)
+            inside = phases.spent["optimizer"] + phases.spent["forward"] - before
+            phases.spent["backward + clip"] += time.perf_counter() - t - inside
 
     timed_update.bench_phases = phases
-    grpo_module.update = timed_update
+    grpo_module.micro_batched_update = timed_update
 
 
 def rss_mb() -> float:
