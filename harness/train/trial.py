@@ -62,7 +62,7 @@ def load_task_data(cfg: TrialConfig) -> dict[str, SpokenSet]:
         return {name: SpokenSet.from_examples(examples, lazy=name != "validation", skipped=report.skipped.get(name))
                 for name, examples in splits.items()}
     sizes = {"train": cfg.data.train_size, "validation": cfg.data.validation_size, "test": cfg.data.test_size}
-    splits = load_synthetic(cfg.task, sizes, seed=cfg.data.seed)
+    splits = load_synthetic(cfg.task, sizes, seed=cfg.data.seed, voice=cfg.data.voice)
     return {name: SpokenSet.from_examples(examples) for name, examples in splits.items()}
 
 
