@@ -293,6 +293,17 @@ def test_same_seed_gives_identical_audio(tmp_path):
 
 
 @needs_tools
+def test_another_voice_speaks_the_same_texts_differently(tmp_path):
+    us = S.load_synthetic("ast", {"train": 2, "test": 1}, seed=5, cache_dir=tmp_path)
+    gb = S.load_synthetic("ast", {"train": 2, "test": 1}, seed=5, cache_dir=tmp_path, voice="en-gb")
+    assert [e.transcript for e in us["train"]] == [e.transcript for e in gb["train"]]
+    assert Path(us["train"][0].audio).parent.parent != Path(gb["train"][0].audio).parent.parent  # own cache dir
+    for eu, eg in zip(us["train"] + us["test"], gb["train"] + gb["test"]):
+        assert (eu.prompt, eu.answer) == (eg.prompt, eg.answer)
+        assert Path(eu.audio).read_bytes() != Path(eg.audio).read_bytes()
+
+
+@needs_tools
 def test_concurrent_builders_share_one_dataset(tmp_path):
     with ThreadPoolExecutor(max_workers=2) as pool:
         futures = [
