@@ -18,6 +18,7 @@ sampled evaluation passes run on every rank in full. Only rank 0 logs and prints
 
 from __future__ import annotations
 
+import atexit
 import os
 from dataclasses import dataclass
 
@@ -44,6 +45,9 @@ def init() -> World:
         if torch.cuda.is_available():
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        # Leave the group before the interpreter exits: a gloo group still alive at exit can abort
+        # the process ("terminate called without an active exception") after the trial has finished.
+        atexit.register(dist.destroy_process_group)
     return World(dist.get_rank(), dist.get_world_size())
 
 
