@@ -48,9 +48,9 @@ def test_grpo_raises_training_reward():
     })
     rewards = [r for _, r in _series(logged, "reward")]
     assert len(rewards) == 50
-    assert np.mean(rewards[-15:]) > np.mean(rewards[:15]) + 0.03, rewards  # measured: 0.363 -> 0.425
+    assert np.mean(rewards[-15:]) > np.mean(rewards[:15]) + 0.03, rewards  # measured: 0.358 -> 0.440
     val = _series(logged, "val/rougeL")
-    assert val[-1][1] > val[0][1] + 3, val  # greedy validation ROUGE-L follows (measured 35.7 -> 44.6)
+    assert val[-1][1] > val[0][1] + 3, val  # greedy validation ROUGE-L follows (measured 41.5 -> 46.2)
     steps = [m for s, m in logged if "reward" in m]
     for m in steps:  # the metrics practitioners watch are all there and sane
         assert 0 <= m["frac_zero_std_groups"] <= 1 and m["kl"] >= 0 and m["entropy"] >= 0

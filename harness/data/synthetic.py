@@ -5,8 +5,9 @@ The tasks stand in for LibriSQA and CoVoST2 en->de. They are generated offline a
 deterministically from a seed, with a closed vocabulary (~200 words) and templated sentences so a
 ~1-10 M parameter model can learn them on CPU in minutes, yet with enough lexical variety
 (paraphrased SQA answers, several sentence shapes, German agreement and word order) that BLEU,
-ROUGE, METEOR and BERTScore rank outputs differently. Speech comes from espeak-ng (voice en-us),
-resampled to 16 kHz mono by sox.
+ROUGE, METEOR and BERTScore rank outputs differently. Speech comes from espeak-ng, resampled to
+16 kHz mono by sox: the base model's pretraining speech in voice en-us (:data:`VOICE`), a study's in
+the voice its config names (``data.voice``, en-gb by default, so the study's speakers are new).
 
 Public API: :class:`Example`, :func:`load_synthetic`, :func:`load_pretraining`,
 :func:`transcripts`, :func:`task_transcripts`, :data:`PROMPTS`, :data:`DEFAULT_SIZES`, :data:`DEFAULT_PRETRAIN_SIZES`; the
