@@ -1,4 +1,5 @@
-"""Offline speech synthesis (espeak-ng + sox) and audio loading for the synthetic spoken tasks.
+"""Offline speech synthesis (espeak-ng + sox) for the synthetic spoken tasks (clips are read back by
+:mod:`harness.data.clips`, like real data).
 
 All audio the harness feeds to a model is 16 kHz mono 16-bit PCM WAV. ``synthesize`` writes one
 clip; ``synthesize_many`` writes many in parallel (each clip is two short subprocesses, so threads
@@ -14,8 +15,6 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Iterable, Sequence
-
-import numpy as np
 
 SAMPLE_RATE = 16_000
 # Bumped whenever the commands below change what a clip sounds like (part of dataset cache keys).
@@ -119,32 +118,3 @@ def synthesize_many(
         futures = [pool.submit(synthesize, text, path, voice, speed) for text, path in items]
         for fut in futures:
             fut.result()
-
-
-def load_audio(path: str | Path) -> np.ndarray:
-    """Read a 16 kHz WAV as a float32 mono array in [-1, 1] (multi-channel files are averaged)."""
-    import soundfile as sf
-
-    path = Path(path)
-    try:
-        data, sr = sf.read(str(path), dtype="float32", always_2d=True)
-    except Exception as exc:  # soundfile raises LibsndfileError / RuntimeError / OSError
-        raise AudioError(f"cannot read audio file {path}: {exc}") from exc
-    if sr != SAMPLE_RATE:
-        raise AudioError(
-            f"audio file {path} has sample rate {sr} Hz; expected {SAMPLE_RATE} Hz "
-            f"(resample with `sox in.wav -r {SAMPLE_RATE} -c 1 -b 16 out.wav`)"
-        )
-    mono = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
-    return np.ascontiguousarray(mono, dtype=np.float32)
-
-
-def duration_s(path: str | Path) -> float:
-    """Duration of an audio file in seconds (header only)."""
-    import soundfile as sf
-
-    try:
-        info = sf.info(str(path))
-    except Exception as exc:
-        raise AudioError(f"cannot read audio file {path}: {exc}") from exc
-    return info.frames / info.samplerate
