@@ -381,7 +381,7 @@ def main() -> int:
     texts = [ex.prompt.replace("<|audio|>", ex.transcript) for ex in data.examples]  # text-only prompts
     answers = [ex.answer for ex in data.examples]
 
-    sections, text_results = [], {}
+    text_results = {}
     with tempfile.TemporaryDirectory(prefix="bench-grpo-") as tmp:
         tracker = mlflow_tracker(Path(tmp))
         phases = Phases()

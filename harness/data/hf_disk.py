@@ -23,7 +23,7 @@ SPLIT_NAMES = {"train": ("train",), "validation": ("validation", "dev", "valid")
 
 def _open(src: Path):
     try:
-        from datasets import Dataset, DatasetDict, load_from_disk
+        from datasets import Dataset, load_from_disk
     except ImportError:
         raise DataSourceError("data.format hf-disk needs the `datasets` package. Fix: pip install datasets.") from None
     try:
