@@ -1,0 +1,24 @@
+"""Run a study: Optuna chooses the trials, MLflow records each one as a nested run of the study's run.
+
+One job a module, in the order a sweep meets them:
+
+    stores     where things go: MLflow tracking URI, artifact root, Optuna storage (passwords masked)
+    tracking   MLflow: the study's experiment and parent run; the store's layout, read by harness.report
+    recovery   Optuna: the study, its baselines, the trial budget, dead workers' and failed trials
+    objective  one trial = one Optuna trial = one nested MLflow run; metric delivery, tracking outages
+    display    progress: trial n/N with ETA, or one line per trial
+    workers    run_sweep (harness sweep), join_sweep (harness worker), the --workers N processes
+
+Faults and what happens on each are listed in docs/reliability.md.
+"""
+
+from harness.sweep.objective import TrackingLost, suggest
+from harness.sweep.recovery import create_study
+from harness.sweep.stores import STORE_DIR, StorageError, artifact_root, mask_url, open_storage, resolve_tracking_uri
+from harness.sweep.tracking import ensure_experiment
+from harness.sweep.workers import WorkersFailed, join_sweep, run_sweep
+
+__all__ = [
+    "STORE_DIR", "StorageError", "TrackingLost", "WorkersFailed", "artifact_root", "create_study",
+    "ensure_experiment", "join_sweep", "mask_url", "open_storage", "resolve_tracking_uri", "run_sweep", "suggest",
+]

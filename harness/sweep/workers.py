@@ -1,0 +1,200 @@
+"""Entry points: ``run_sweep`` (``harness sweep``: create or resume a study, run it with one process or
+``--workers N`` local ``harness worker`` processes) and ``join_sweep`` (``harness worker``: one more
+worker on a running study); each worker runs trials until the budget is spent and no other worker's
+trial is running.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import mlflow
+import optuna
+from mlflow.tracking import MlflowClient
+from optuna.trial import TrialState
+
+from harness.study import StudyConfig, StudyError
+from harness.sweep.display import Display
+from harness.sweep.objective import make_objective
+from harness.sweep.recovery import (
+    COUNTED, _budget_spent, create_study, enqueue_baselines, load_study_for_worker, recover, wait_for_others,
+)
+from harness.sweep.stores import (
+    STORAGE_ENV, STORE_DIR, TRACKING_ENV, mask_url, open_storage, open_tracking, resolve_storage_url,
+    resolve_tracking_uri,
+)
+from harness.sweep.tracking import ensure_experiment, ensure_study_run, find_study_run
+
+logger = logging.getLogger("harness.sweep")
+
+SYSTEM_METRICS_INTERVAL_S = 2.0
+
+
+class WorkersFailed(RuntimeError):
+    """Worker processes of ``--workers N`` exited with an error and the study is not finished."""
+
+
+def _quiet_libraries() -> None:
+    """Trials are reported by Display and recorded in MLflow/Optuna: no per-trial INFO chatter."""
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    for name in ("mlflow.system_metrics", "mlflow.store.db.utils", "alembic"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    import transformers
+
+    transformers.utils.logging.disable_progress_bar()  # "Loading weights" bars for every trial
+
+
+def run_sweep(study: StudyConfig, storage: str | None = None, tracking_uri: str | None = None, workers: int = 1,
+              progress: bool = True) -> optuna.Study:
+    """Create or resume the study and run it to its trial budget with ``workers`` local processes."""
+    storage_url, uri = resolve_storage_url(storage), resolve_tracking_uri(tracking_uri)
+    _quiet_libraries()
+    client = open_tracking(uri)
+    mlflow.set_tracking_uri(uri)
+    optuna_storage = open_storage(storage_url)
+    optuna_study = create_study(study, optuna_storage)
+    optuna_study.set_user_attr("total_trials", study.total_trials)
+    experiment_id = ensure_experiment(client, study.name, uri)
+    parent = ensure_study_run(client, experiment_id, study)
+    status = "FAILED"
+    try:
+        enqueue_baselines(optuna_study, study)
+        recover(optuna_study, optuna_storage, client, experiment_id, retry_failed=True)
+        if workers <= 1:
+            _work(study, optuna_study, optuna_storage, client, experiment_id, parent, progress)
+        else:
+            _launch_workers(study, optuna_study, storage_url, uri, workers, progress)
+        status = "FINISHED"
+    except KeyboardInterrupt:
+        status = "KILLED"
+        raise
+    finally:
+        try:
+            client.set_terminated(parent, status=status)
+        except Exception:
+            if status == "FINISHED":
+                raise  # otherwise the error that ended the study is the one to report
+    return optuna_study
+
+
+def join_sweep(study: StudyConfig, storage: str | None = None, tracking_uri: str | None = None,
+               worker: int | None = None, progress: bool = True) -> optuna.Study:
+    """One more worker on a study that ``run_sweep`` started (``harness worker``)."""
+    storage_url, uri = resolve_storage_url(storage), resolve_tracking_uri(tracking_uri)
+    _quiet_libraries()
+    client = open_tracking(uri)
+    mlflow.set_tracking_uri(uri)
+    optuna_storage = open_storage(storage_url)
+    optuna_study = load_study_for_worker(study, optuna_storage, storage_url, os.getpid() if worker is None else worker)
+    experiment = client.get_experiment_by_name(study.name)
+    parent = find_study_run(client, experiment.experiment_id) if experiment else None
+    if parent is None:
+        raise StudyError(f"no MLflow run of study {study.name!r} in {mask_url(uri)}. Fix: start the study with "
+                         f"`harness sweep {study.path or study.name}` using the same --tracking-uri.")
+    recover(optuna_study, optuna_storage, client, experiment.experiment_id, retry_failed=False)
+    _work(study, optuna_study, optuna_storage, client, experiment.experiment_id, parent.info.run_id, progress)
+    if _nothing_left(study, optuna_study) and client.get_run(parent.info.run_id).info.status == "RUNNING":
+        client.set_terminated(parent.info.run_id, status="FINISHED")  # (its `harness sweep` may have died)
+    return optuna_study
+
+
+def _nothing_left(study: StudyConfig, optuna_study: optuna.Study) -> bool:
+    """Budget spent, or (grid) every point finished or taken by a live worker and nothing enqueued."""
+    if _budget_spent(optuna_study, study.total_trials):
+        return True
+    trials = optuna_study.get_trials(deepcopy=False)
+    if any(t.state == TrialState.WAITING for t in trials) or study.sampler.type != "grid":
+        return False
+    claimed = {t.system_attrs["grid_id"] for t in trials if "grid_id" in t.system_attrs}
+    return len(claimed) >= study.n_sampled  # GridSampler would otherwise re-run a point
+
+
+def _work(study: StudyConfig, optuna_study: optuna.Study, storage: optuna.storages.BaseStorage,
+          client: MlflowClient, experiment_id: str, parent: str, progress: bool) -> None:
+    """Run trials until none is left, then stay while other workers' trials run (to re-run a dead one's)."""
+    if _nothing_left(study, optuna_study) and not wait_for_others(optuna_study, storage, client, experiment_id):
+        return
+    mlflow.set_system_metrics_sampling_interval(SYSTEM_METRICS_INTERVAL_S)
+    mlflow.set_system_metrics_samples_before_logging(1)
+    # Async metric logging writes merged batches every 2 s and stops at once when a run ends; without
+    # buffering its thread polls with a 1 s timeout, which adds ~1 s to every end_run (measured).
+    os.environ.setdefault("MLFLOW_ASYNC_LOGGING_BUFFERING_SECONDS", "2")
+    done = len(optuna_study.get_trials(deepcopy=False, states=COUNTED))
+    display = Display(study.total_trials, done, progress)
+
+    def stop_when_done(s: optuna.Study, _trial: optuna.trial.FrozenTrial) -> None:
+        if _nothing_left(study, s):
+            s.stop()
+
+    fatal: list[BaseException] = []
+    objective = make_objective(study, experiment_id, parent, display, fatal)
+    try:
+        while True:
+            optuna_study.optimize(
+                objective, n_trials=study.total_trials, catch=(Exception,), gc_after_trial=False,
+                callbacks=[optuna.study.MaxTrialsCallback(study.total_trials, states=COUNTED), stop_when_done])
+            if fatal:
+                raise fatal[0]
+            if not wait_for_others(optuna_study, storage, client, experiment_id):
+                break
+    finally:
+        display.close()
+
+
+def _visible_gpus() -> list[str]:
+    """GPU ids a worker may be pinned to: CUDA_VISIBLE_DEVICES' entries, else 0..n-1."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return []
+    given = os.environ.get("CUDA_VISIBLE_DEVICES")
+    return [g.strip() for g in given.split(",") if g.strip()] if given else [str(i) for i in range(torch.cuda.device_count())]
+
+
+def _launch_workers(study: StudyConfig, optuna_study: optuna.Study, storage_url: str, uri: str, workers: int,
+                    progress: bool) -> None:
+    """N ``harness worker`` processes sharing the study; each logs to mlruns/logs/<study>-worker<i>.log."""
+    path = study.path
+    if path is None:
+        path = Path(STORE_DIR, "studies", f"{study.name}.yaml")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(study.text)
+    logs = Path(STORE_DIR, "logs")
+    logs.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, STORAGE_ENV: storage_url, TRACKING_ENV: uri}  # env, not argv: no password in `ps`
+    procs = []
+    gpus = _visible_gpus()
+    for index in range(workers):
+        log_path = logs / f"{study.name}-worker{index}.log"
+        # several GPUs: worker i trains its trials on GPU i mod n (one trial per GPU at a time)
+        worker_env = dict(env, CUDA_VISIBLE_DEVICES=gpus[index % len(gpus)]) if len(gpus) > 1 else env
+        with open(log_path, "ab") as out:
+            cmd = [sys.executable, "-m", "harness.cli", "worker", str(path), "--index", str(index)]
+            procs.append((subprocess.Popen(cmd, env=worker_env, stdout=out, stderr=subprocess.STDOUT), log_path))
+    display = Display(study.total_trials, 0, progress)
+    try:
+        while any(p.poll() is None for p, _ in procs):
+            display.poll(optuna_study)
+            time.sleep(1.0)
+        display.poll(optuna_study)
+    except BaseException:
+        for p, _ in procs:
+            if p.poll() is None:
+                p.terminate()
+        for p, _ in procs:
+            p.wait()
+        raise
+    finally:
+        display.close()
+    failed = [f"worker {i} exited with {p.returncode} (log: {log})" for i, (p, log) in enumerate(procs) if p.returncode]
+    if failed and not (_nothing_left(study, optuna_study) and not any(
+            t.state == TrialState.RUNNING for t in optuna_study.get_trials(deepcopy=False))):
+        raise WorkersFailed(f"study {study.name!r}: " + "; ".join(failed) + ". Fix: read the logs, then run the "
+                            "same command again to finish the study.")
+    for line in failed:  # the others finished the study (and re-ran the failed workers' trials)
+        logger.warning("%s; the other workers finished the study", line)
