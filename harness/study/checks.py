@@ -1,0 +1,217 @@
+"""The semantic checks of a loaded study: keys, sampler, pruner, objective, and every choice, range
+end, grid point and baseline x seed resolved through TrialConfig; data and model paths exist."""
+
+from __future__ import annotations
+
+import difflib
+import itertools
+import re
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import ValidationError
+
+from harness.config import TrialConfig
+from harness.study.base import SEED, Scalar, StudyError, YamlPath
+from harness.study.explain import _end, _explain
+from harness.study.keys import _leaves, config_keys
+from harness.study.samplers import _PRUNERS, _SAMPLERS, make_pruner, make_sampler
+from harness.study.spec import StudyConfig
+from harness.study.yaml_lines import _dotted, _line
+
+VALIDATION_METRICS = ("bleu", "rouge1", "rouge2", "rougeL", "meteor", "nll")  # what validation computes
+_MAX_CHECKED_POINTS = 20_000  # combinations validated for random/tpe spaces (grids: all points)
+
+
+def _fail(study: StudyConfig, loc: YamlPath, problem: str, fix: str) -> StudyError:
+    line = _line(study._marks, loc)
+    return StudyError(f"{study.path}:{line or '?'}: field {_dotted(loc)}: {_end(problem)} Fix: {_end(fix)}")
+
+
+def _check(study: StudyConfig) -> None:
+    keys = config_keys()
+    if SEED in study.fixed and study.seeds is not None:
+        raise _fail(study, ("fixed", SEED), "both fixed.seed and seeds are set", "keep only 'seeds: [...]'")
+    for key, value, where in _leaves(study.fixed, ("fixed",)):
+        if key not in keys:
+            raise _fail(study, where, f"unknown TrialConfig key {key!r}", _suggest_key(key, keys))
+    for i, item in enumerate(study.baselines):
+        for key, value, where in _leaves({k: v for k, v in item.items() if k != "label"}, ("baselines", i)):
+            if key not in keys:
+                raise _fail(study, where, f"unknown TrialConfig key {key!r}", _suggest_key(key, keys))
+    for key, spec in study.space.items():
+        where = ("space", key)
+        if key == SEED:
+            raise _fail(study, where, "'seed' is not searched", "list the seeds under 'seeds: [0, 1]'")
+        if key not in keys:
+            raise _fail(study, where, f"unknown TrialConfig key {key!r}", _suggest_key(key, keys))
+        if key in study.fixed_flat():
+            raise _fail(study, where, f"{key!r} is both fixed and searched", "remove it from 'fixed'")
+        for cond in spec.when:
+            if cond not in keys:
+                raise _fail(study, where + ("when", cond), f"unknown TrialConfig key {cond!r}",
+                            _suggest_key(cond, keys))
+            if cond in study.space and study.space[cond].when:
+                raise _fail(study, where + ("when", cond), f"condition on {cond!r}, itself conditional",
+                            "condition only on fixed keys or unconditional space keys")
+        if spec.choices is None and _is_categorical(keys[key]):
+            raise _fail(study, where, f"{key!r} takes named values, not a numeric range",
+                        "use 'choices: [...]'")
+    _check_sampler(study)
+    _check_pruner(study)
+    _check_objective(study)
+    _check_points(study)
+
+
+def _is_categorical(annotation: Any) -> bool:
+    return annotation in (str, bool) or getattr(annotation, "__origin__", None) is Literal
+
+
+def _suggest_key(key: str, keys: Mapping[str, Any]) -> str:
+    close = difflib.get_close_matches(key, list(keys), n=3, cutoff=0.6)
+    if close:
+        return f"did you mean {' or '.join(repr(c) for c in close)}?"
+    return "use a dotted TrialConfig key such as 'grpo.reward', 'train.lr' or 'task' (see harness/config.py)"
+
+
+def _check_sampler(study: StudyConfig) -> None:
+    kind = study.sampler.type
+    if kind == "grid":
+        if study.sampler.options:
+            raise _fail(study, ("sampler", "options"), "the grid sampler takes no options", "remove 'options'")
+        fixed = study.fixed_flat()
+        for key, spec in study.space.items():
+            for cond in spec.when:
+                if cond in study.space:
+                    raise _fail(
+                        study, ("space", key, "when", cond),
+                        f"condition on {cond!r}, which is itself a grid dimension: a grid cannot skip "
+                        "combinations",
+                        "put the other settings in 'baselines' (e.g. '- {label: sft, method: sft}') and fix "
+                        f"{cond!r} in 'fixed', or use 'sampler: random' / 'tpe'")
+            if spec.holds(fixed) and spec.grid_values() is None:
+                raise _fail(study, ("space", key), "a continuous range cannot be a grid dimension",
+                            "give 'choices: [...]' or a 'step', or use 'sampler: random' / 'tpe'")
+        size = len(study.grid_points())
+        if study.n_trials is not None and study.n_trials > size:
+            raise _fail(study, ("n_trials",), f"n_trials={study.n_trials} exceeds the grid size {size}",
+                        "remove n_trials (a grid runs every point once)")
+        return
+    if study.n_trials is None:
+        raise _fail(study, ("sampler",), f"sampler {kind!r} needs a trial budget", "add 'n_trials: <number>'")
+    try:
+        make_sampler(study)
+    except (TypeError, ValueError) as err:
+        raise _fail(study, ("sampler", "options"), f"invalid options for the {kind} sampler ({err})",
+                    f"use keyword arguments of optuna.samplers.{_SAMPLERS[kind]}") from None
+
+
+def _check_pruner(study: StudyConfig) -> None:
+    kind = study.pruner.type
+    if kind == "none":
+        if study.pruner.options:
+            raise _fail(study, ("pruner", "options"), "pruner 'none' takes no options", "remove 'options'")
+        return
+    try:
+        make_pruner(study)
+    except (TypeError, ValueError) as err:
+        raise _fail(study, ("pruner", "options"), f"invalid options for the {kind} pruner ({err})",
+                    f"use keyword arguments of optuna.pruners.{_PRUNERS[kind]}") from None
+    metric = study.objective.metric.split("/", 1)[1]
+    if metric not in VALIDATION_METRICS:
+        raise _fail(study, ("objective", "metric"),
+                    f"pruning needs a metric that validation computes, {metric!r} is not one",
+                    f"use one of {', '.join(VALIDATION_METRICS)} or 'pruner: none'")
+
+
+def _check_objective(study: StudyConfig) -> None:
+    metric = study.objective.metric.split("/", 1)[1]
+    known = set(VALIDATION_METRICS) | {"bertscore"}
+    base = metric.split("/")[-1]
+    if base not in known:
+        raise _fail(study, ("objective", "metric"), f"unknown metric {metric!r}",
+                    f"use test/<m> or val/<m> with m in {', '.join(sorted(known))}")
+    if study.objective.metric.startswith("val/") and base not in VALIDATION_METRICS:
+        raise _fail(study, ("objective", "metric"), f"validation does not compute {base!r}",
+                    f"use test/{base} or val/<m> with m in {', '.join(VALIDATION_METRICS)}")
+    if base == "bertscore" and study.fixed_flat().get("eval.bertscore") is False:
+        raise _fail(study, ("objective", "metric"), "the objective is BERTScore but fixed eval.bertscore is false",
+                    "set eval.bertscore: true or choose another metric")
+
+
+def _check_points(study: StudyConfig) -> None:
+    """Resolve every choice, range end, grid point and baseline x seed through TrialConfig."""
+    seed = study.seed_list[0]
+    _validate(study, {SEED: seed}, None, context=("fixed",))
+    for key, spec in study.space.items():
+        for i, value in enumerate(spec.probe_values()):
+            where = ("space", key, "choices", i) if spec.choices is not None else ("space", key)
+            _validate(study, {key: value, SEED: seed}, None, context=where, origin_override={key: where})
+    for b in range(len(study.baselines)):
+        for s in study.seed_list:
+            _validate(study, {SEED: s}, b, context=("baselines", b))
+    if study.sampler.type == "grid":
+        points = study.grid_points()
+    else:
+        points = list(itertools.islice(_probe_points(study), _MAX_CHECKED_POINTS))
+    for point in points:
+        _validate(study, point, None, context=("space",))
+    if study.sampler.type == "grid" and not points:
+        raise _fail(study, ("space",), "the grid is empty", "give every dimension at least one value")
+
+
+def _probe_points(study: StudyConfig) -> Iterator[dict[str, Scalar]]:
+    fixed = study.fixed_flat()
+    unconditional = [(k, s) for k, s in study.ordered_space() if not s.when]
+    conditional = [(k, s) for k, s in study.ordered_space() if s.when]
+    for values in itertools.product(*(s.probe_values() for _, s in unconditional)):
+        point = dict(zip((k for k, _ in unconditional), values))
+        active = [(k, s) for k, s in conditional if s.holds({**fixed, **point})]
+        for more in itertools.product(*(s.probe_values() for _, s in active)):
+            yield {**point, **dict(zip((k for k, _ in active), more)), SEED: study.seed_list[0]}
+
+
+def _validate(study: StudyConfig, params: Mapping[str, Any], baseline: int | None, context: YamlPath,
+              origin_override: Mapping[str, YamlPath] | None = None) -> None:
+    tree, origin = study._tree(params, baseline)
+    origin.update(origin_override or {})
+    try:
+        cfg = TrialConfig.model_validate(tree)
+    except ValidationError as err:
+        point = {k: v for k, v in params.items() if k != SEED or len(study.seed_list) > 1}
+        where = f" (trial parameters {point})" if context == ("space",) else ""
+        raise StudyError(_explain(study.path, study._marks, err, TrialConfig, origin, context, where)) from None
+    _check_paths(study.path, study._marks, cfg, origin)
+
+
+def _check_paths(path: Path | None, marks: Mapping[YamlPath, int], cfg: TrialConfig,
+                 origin: Mapping[str, YamlPath]) -> None:
+    _check_model(path, marks, cfg, origin)
+    source = cfg.data.source
+    if source != "synthetic" and not Path(source).expanduser().exists():
+        where = origin.get("data.source", ("fixed", "data", "source"))
+        raise StudyError(
+            f"{path}:{_line(marks, where) or '?'}: field {_dotted(where)}: data path {source!r} does not exist "
+            f"(relative paths start at {Path.cwd()}). Fix: give an existing directory or 'synthetic'."
+        )
+
+
+def _check_model(path: Path | None, marks: Mapping[YamlPath, int], cfg: TrialConfig,
+                 origin: Mapping[str, YamlPath]) -> None:
+    """model.name: 'tiny', an existing directory, or a hub name already in the local Hugging Face cache."""
+    name = cfg.model.name
+    if name == "tiny" or Path(name).expanduser().is_dir():
+        return
+    hub_like = re.fullmatch(r"[\w.-]+/[\w.-]+", name) and not name.startswith((".", "~"))
+    if hub_like:
+        from huggingface_hub import try_to_load_from_cache
+
+        if isinstance(try_to_load_from_cache(name, "config.json"), str):
+            return
+    where = origin.get("model.name", ("fixed", "model", "name"))
+    raise StudyError(
+        f"{path}:{_line(marks, where) or '?'}: field {_dotted(where)}: model {name!r} is not 'tiny', not an "
+        f"existing directory (relative paths start at {Path.cwd()})"
+        + (" and not in the local Hugging Face cache" if hub_like else "")
+        + ". Fix: give the directory of a downloaded checkpoint, or 'tiny'.")

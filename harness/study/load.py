@@ -1,0 +1,48 @@
+"""Loading: read a study (or a single trial config) file, validate it and run the checks; every
+problem raises :class:`~harness.study.base.StudyError` naming file, line, field and fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from harness.config import TrialConfig
+from harness.study.base import StudyError
+from harness.study.checks import _check, _check_paths
+from harness.study.explain import _explain
+from harness.study.spec import StudyConfig
+from harness.study.yaml_lines import read_yaml
+
+
+def load_study(path: str | Path) -> StudyConfig:
+    """Read, validate and check a study file; raises :class:`StudyError` naming file, line, field, fix."""
+    path = Path(path)
+    data, marks = read_yaml(path, "study")
+    if not isinstance(data, dict):
+        raise StudyError(f"{path}:1: a study file must be a mapping of keys (name, fixed, space, ...), "
+                         f"not a {type(data).__name__}. Fix: see studies/*.yaml for examples.")
+    try:
+        study = StudyConfig.model_validate(data)
+    except ValidationError as err:
+        raise StudyError(_explain(path, marks, err, StudyConfig)) from None
+    study._path, study._marks = path, marks
+    study._text = path.read_text(encoding="utf-8")
+    if not study.name:
+        study.name = path.stem
+    _check(study)
+    return study
+
+
+def load_trial_config(path: str | Path) -> TrialConfig:
+    """A single TrialConfig YAML (``harness trial``), with the same file/line/field/fix errors."""
+    path = Path(path)
+    data, marks = read_yaml(path, "trial config")
+    if not isinstance(data, dict):
+        raise StudyError(f"{path}:1: a trial config must be a mapping (task, method, train, grpo, ...).")
+    try:
+        cfg = TrialConfig.model_validate(data)
+    except ValidationError as err:
+        raise StudyError(_explain(path, marks, err, TrialConfig)) from None
+    _check_paths(path, marks, cfg, {"data.source": ("data", "source"), "model.name": ("model", "name")})
+    return cfg

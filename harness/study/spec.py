@@ -1,0 +1,222 @@
+"""The study schema: the pydantic models of a study file (:class:`StudyConfig` and its parts) and
+:func:`label_of`, how reports name a trial's method."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+
+from harness.config import TrialConfig
+from harness.study.base import SEED, Scalar, YamlPath
+from harness.study.keys import _DEFAULTS, _leaves, _set
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ParamSpec(_Strict):
+    """One searched TrialConfig key: ``{choices: [...]}`` or ``{low, high, log?, step?}``."""
+
+    choices: list[Scalar] | None = Field(None, min_length=1)
+    low: int | float | None = None
+    high: int | float | None = None
+    step: int | float | None = Field(None, gt=0)
+    log: bool = False
+    when: dict[str, Scalar | list[Scalar]] = {}  # suggest only if e.g. {method: grpo} holds
+
+    @model_validator(mode="after")
+    def _shape(self) -> "ParamSpec":
+        if self.choices is not None:
+            if self.low is not None or self.high is not None or self.step is not None or self.log:
+                raise ValueError("give either 'choices' or 'low'/'high' (with optional 'log', 'step'), not both")
+            repeated = [c for i, c in enumerate(self.choices) if c in self.choices[:i]]
+            if repeated:
+                raise ValueError(f"choice {repeated[0]!r} is listed twice; list each value once")
+            return self
+        if self.low is None or self.high is None:
+            raise ValueError("needs 'choices: [...]' or both 'low' and 'high'")
+        if self.low > self.high:
+            raise ValueError(f"low ({self.low}) is greater than high ({self.high}); swap them")
+        if self.log and self.step is not None:
+            raise ValueError("'log' and 'step' cannot be combined; drop one")
+        if self.log and self.low <= 0:
+            raise ValueError(f"a log range needs low > 0 (got {self.low})")
+        return self
+
+    @property
+    def is_int(self) -> bool:
+        return self.choices is None and all(
+            isinstance(v, int) and not isinstance(v, bool) for v in (self.low, self.high, self.step) if v is not None
+        )
+
+    def grid_values(self) -> list[Scalar] | None:
+        """Every value for a grid, or None when the range is continuous."""
+        if self.choices is not None:
+            return list(self.choices)
+        if self.is_int:
+            return list(range(self.low, self.high + 1, self.step or 1))
+        if self.step is None:
+            return None
+        n = int(round((self.high - self.low) / self.step))
+        return [round(self.low + i * self.step, 12) for i in range(n + 1)]
+
+    def probe_values(self) -> list[Scalar]:
+        """Values that must all be valid: every choice / both ends of a range (the grid if discrete)."""
+        values = self.grid_values()
+        if values is not None and len(values) <= 64:
+            return values
+        return list(self.choices) if self.choices is not None else [self.low, self.high]
+
+    def holds(self, config: Mapping[str, Any]) -> bool:
+        """Whether this parameter is active for a flattened (partial) TrialConfig."""
+        for key, wanted in self.when.items():
+            value = config.get(key, _DEFAULTS.get(key))
+            if value not in (wanted if isinstance(wanted, list) else [wanted]):
+                return False
+        return True
+
+
+class SamplerSpec(_Strict):
+    type: Literal["grid", "random", "tpe"] = "grid"
+    seed: int = 0
+    options: dict[str, Any] = {}  # extra keyword arguments of optuna's RandomSampler / TPESampler
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        return {"type": value} if isinstance(value, str) else value
+
+
+class PrunerSpec(_Strict):
+    type: Literal["none", "median", "hyperband"] = "none"
+    options: dict[str, Any] = {}  # keyword arguments of optuna's MedianPruner / HyperbandPruner
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        if value is None:
+            return {"type": "none"}
+        return {"type": value} if isinstance(value, str) else value
+
+
+class ObjectiveSpec(_Strict):
+    metric: str = Field("test/bleu", pattern=r"^(test|val)/[A-Za-z0-9_]+(/[A-Za-z0-9_]+)?$")
+    direction: Literal["maximize", "minimize"] = "maximize"
+
+
+class StudyConfig(_Strict):
+    name: str = Field("", pattern=r"^$|^[A-Za-z0-9][A-Za-z0-9_.\-]*$")  # default: the file's stem
+    description: str = ""
+    fixed: dict[str, Any] = {}
+    space: dict[str, ParamSpec] = {}
+    sampler: SamplerSpec = SamplerSpec()
+    pruner: PrunerSpec = PrunerSpec()
+    objective: ObjectiveSpec = ObjectiveSpec()
+    n_trials: int | None = Field(None, ge=1)  # sampled trials (baselines come on top); grid: its size
+    seeds: list[int] | None = Field(None, min_length=1)
+    baselines: list[dict[str, Any]] = []  # partial configs (+ optional 'label'), each run for each seed
+
+    _path: Path | None = PrivateAttr(None)
+    _text: str = PrivateAttr("")
+    _marks: dict[YamlPath, int] = PrivateAttr(default_factory=dict)
+
+    @field_validator("seeds")
+    @classmethod
+    def _unique_seeds(cls, seeds: list[int] | None) -> list[int] | None:
+        if seeds is not None and len(set(seeds)) != len(seeds):
+            raise ValueError(f"seeds {seeds} repeat a value; list each seed once")
+        return seeds
+
+    @field_validator("baselines")
+    @classmethod
+    def _baseline_labels(cls, baselines: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        for item in baselines:
+            if "label" in item and not isinstance(item["label"], str):
+                raise ValueError(f"baseline label {item['label']!r} must be a string")
+        return baselines
+
+    # -- what the study file says, resolved ----------------------------------------------------
+
+    @property
+    def path(self) -> Path | None:
+        return self._path
+
+    @property
+    def text(self) -> str:
+        """The study file as written (logged as the parent run's ``study.yaml``)."""
+        return self._text or yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+    @property
+    def seed_list(self) -> list[int]:
+        return self.seeds if self.seeds is not None else [int(self.fixed.get(SEED, 0))]
+
+    def baseline_label(self, index: int) -> str:
+        item = self.baselines[index]
+        return item.get("label") or label_of(self.resolve({SEED: self.seed_list[0]}, baseline=index))
+
+    def ordered_space(self) -> list[tuple[str, ParamSpec]]:
+        """Unconditional parameters first, then conditional ones (their conditions can use the former)."""
+        return sorted(self.space.items(), key=lambda item: bool(item[1].when))
+
+    def grid(self) -> dict[str, list[Scalar]]:
+        """The GridSampler search space: every active parameter's values plus ``seed``."""
+        fixed = self.fixed_flat()
+        space = {key: spec.grid_values() for key, spec in self.space.items() if spec.holds(fixed)}
+        return {**space, SEED: list(self.seed_list)}
+
+    def grid_points(self) -> list[dict[str, Scalar]]:
+        grid = self.grid()
+        return [dict(zip(grid, values)) for values in itertools.product(*grid.values())]
+
+    @property
+    def n_sampled(self) -> int:
+        """Trials drawn by the sampler (baseline trials come on top)."""
+        if self.sampler.type == "grid":
+            return min(self.n_trials or len(self.grid_points()), len(self.grid_points()))
+        assert self.n_trials is not None
+        return self.n_trials
+
+    @property
+    def total_trials(self) -> int:
+        return self.n_sampled + len(self.baselines) * len(self.seed_list)
+
+    def resolve(self, trial_params: Mapping[str, Any], baseline: int | None = None) -> TrialConfig:
+        """One trial's TrialConfig: fixed, then the baseline's overrides, then the trial's parameters."""
+        tree, _ = self._tree(trial_params, baseline)
+        return TrialConfig.model_validate(tree)
+
+    def fixed_flat(self) -> dict[str, Any]:
+        return {key: value for key, value, _ in _leaves(self.fixed, ())}
+
+    def _tree(self, params: Mapping[str, Any], baseline: int | None) -> tuple[dict, dict[str, YamlPath]]:
+        """The nested config dict plus, for each dotted key, where in the study file it came from."""
+        tree: dict[str, Any] = {}
+        origin: dict[str, YamlPath] = {}
+        layers = [_leaves(self.fixed, ("fixed",))]
+        if baseline is not None:
+            item = {k: v for k, v in self.baselines[baseline].items() if k != "label"}
+            layers.append(_leaves(item, ("baselines", baseline)))
+        for layer in layers:
+            for key, value, where in layer:
+                _set(tree, key, copy.deepcopy(value))
+                origin[key] = where
+        for key, value in params.items():
+            _set(tree, key, value)
+            origin[key] = ("seeds",) if key == SEED else ("space", key)
+        return tree, origin
+
+
+def label_of(cfg: TrialConfig) -> str:
+    """``base`` / ``sft`` / ``grpo`` / ``mp-grpo``: how reports name a method."""
+    if cfg.method == "base-eval":
+        return "base"
+    if cfg.method == "grpo" and cfg.grpo.mp_grpo:
+        return "mp-grpo"
+    return cfg.method
