@@ -3,6 +3,8 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STUDY ?= studies/reward_ablation.yaml
+# local worker processes for `make sweep` (one torch thread each): one per core of this 2-core machine
+WORKERS ?= 2
 APT_PACKAGES := espeak-ng sox wordnet-base wordnet-sense-index
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # A throw-away PostgreSQL on loopback for the multi-worker integration test (tests/test_postgres.py).
@@ -28,7 +30,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 sweep: setup
-	$(VENV)/bin/harness sweep $(STUDY)
+	$(VENV)/bin/harness sweep $(STUDY) --workers $(WORKERS)
 
 postgres:
 	@if ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then \
