@@ -305,7 +305,13 @@ def test_significance_table(store):
     pairs = set(zip(sig["A"], sig["B"]))
     tuned = ("sft", "grpo", "grpo-rouge1", "grpo-meteor", "grpo-g4", "grpo-beta0", "mp-grpo")
     assert pairs == {("grpo", "sft"), ("grpo-rouge1", "sft"), ("grpo-meteor", "sft"), ("grpo-g4", "sft"),
-                     ("grpo-beta0", "sft"), ("mp-grpo", "grpo")} | {(c, "base") for c in tuned}
+                     ("grpo-beta0", "sft"), ("mp-grpo", "grpo"),
+                     ("grpo-g4", "grpo"), ("grpo-beta0", "grpo"),  # sweep levels vs the default (G 8, beta 0.02)
+                     } | {(c, "base") for c in tuned}
+    g4, grpo = pooled("grpo-g4"), pooled("grpo")
+    row = sig[(sig["A"] == "grpo-g4") & (sig["B"] == "grpo") & (sig["metric"] == "BLEU")].iloc[0]
+    diff, lo, hi, p = independent_bootstrap(g4["bleu"].to_numpy(), grpo["bleu"].to_numpy())
+    assert (row["diff"], row["ci_low"], row["ci_high"], row["p_value"]) == pytest.approx((diff, lo, hi, p))
     text = section(store["md"], "Significance")
     row = sig[(sig["A"] == "grpo") & (sig["B"] == "sft") & (sig["metric"] == "BLEU")].iloc[0]
     assert table_row(text, "grpo vs sft", "BLEU") == [
@@ -385,6 +391,13 @@ def test_cell_format_and_config_grouping_without_store():
                                                           ("grpo [grpo.reward=rouge1]", 1)]
     assert [[c.name for c in g] for g in factor_groups(configs, "grpo.reward")] == [[c.name for c in configs]]
     assert factor_groups(configs, "grpo.beta") == []
+
+    def sized(number, group_size):  # configurations named by a number sort by its value, not as text
+        params = {**BASE_PARAMS, "method": "grpo", "grpo.group_size": str(group_size), "seed": "0"}
+        return Trial(f"r{number}", number, "COMPLETE", "FINISHED", "grpo", "", params, {"test/bleu": 1.0})
+
+    names = [c.name for c in group_configs([sized(0, 16), sized(1, 4), sized(2, 8)])]
+    assert names == ["grpo [grpo.group_size=4]", "grpo [grpo.group_size=8]", "grpo [grpo.group_size=16]"]
 
 
 def test_study_without_complete_trials(store, tmp_path):

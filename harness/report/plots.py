@@ -9,7 +9,7 @@ from matplotlib.figure import Figure
 from mlflow import MlflowClient
 
 from harness.report.runs import METRIC_NAMES, METRICS, MP_PARAM, Config, metric_stats
-from harness.report.tables import SWEEPS, _as_number
+from harness.report.tables import SWEEPS, as_number
 
 CURVE_METRICS: tuple[str, ...] = ("reward", "kl", "completion_len_mean")
 
@@ -33,7 +33,7 @@ def plot_sweep(group: list[Config], factor: str, title: str) -> Figure:
     """Each metric (mean ± std error bars over seeds) against the swept setting."""
     metrics = _metrics_present(group)
     fig, axes = _grid(len(metrics))
-    x = [_as_number(c.params[factor]) for c in group]
+    x = [as_number(c.params[factor]) for c in group]
     for ax, metric in zip(axes, metrics):
         stats = [metric_stats(c).loc[metric] for c in group]
         ax.errorbar(x, [s["mean"] for s in stats], yerr=[np.nan_to_num(s["std"]) for s in stats],

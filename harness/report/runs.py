@@ -3,6 +3,7 @@ differing only by seed) and the per-configuration statistics every table is made
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -76,7 +77,7 @@ class Config:
 
     @property
     def order(self) -> tuple:
-        return (self.task, self.model, METHOD_ORDER.get(self.method, 9), self.mp, self.name)
+        return (self.task, self.model, METHOD_ORDER.get(self.method, 9), self.mp, natural_key(self.name))
 
     @property
     def seeds(self) -> list[str]:
@@ -142,6 +143,12 @@ def load_study(client: MlflowClient, experiment_name: str) -> Study:
                   dict(parents[-1].data.tags) if parents else {})
     study.configs = group_configs(trials)
     return study
+
+
+def natural_key(text: str) -> tuple:
+    """Sort key in which numbers compare as numbers: 'G=4' < 'G=16', 'beta=0.0' < 'beta=0.01'."""
+    parts = re.split(r"(\d+(?:\.\d+)?(?:e[-+]?\d+)?)", text)
+    return tuple((0, float(p), "") if i % 2 else (1, 0.0, p) for i, p in enumerate(parts))
 
 
 def group_configs(trials: list[Trial]) -> list[Config]:

@@ -17,7 +17,9 @@ import pandas as pd
 
 from harness.report.document import fmt_num
 from harness.report.runs import METRIC_NAMES, METRICS, MP_PARAM, Config
-from harness.report.tables import factor_groups, reference_config
+from harness.config import TrialConfig
+from harness.report.tables import SWEEPS, as_number, factor_groups, reference_config
+from harness.study import flatten
 
 log = logging.getLogger("harness.report")
 
@@ -110,8 +112,14 @@ def _quiet_downloads() -> Iterator[None]:
 
 def comparisons(group: list[Config]) -> list[tuple[Config, Config]]:
     """SFT and each GRPO config vs the base model; GRPO (each non-MP config) vs the SFT reference;
-    MP-GRPO vs its GRPO twin (same params but ``grpo.mp_grpo``), or the GRPO reference when it has no twin."""
+    MP-GRPO vs its GRPO twin (same params but ``grpo.mp_grpo``), or the GRPO reference when it has no twin;
+    in a sweep of a factor (``SWEEPS``), each level vs the level at TrialConfig's default."""
     pairs = []
+    defaults = flatten(TrialConfig().model_dump())
+    for factor in SWEEPS:
+        for levels in factor_groups(group, factor):
+            ref = next((c for c in levels if as_number(c.params[factor]) == defaults[factor]), None)
+            pairs += [(c, ref) for c in levels if ref is not None and c is not ref]
     base = reference_config(group, "base-eval", "base")
     sft = reference_config(group, "sft", "sft")
     grpo = reference_config(group, "grpo", "grpo")

@@ -69,7 +69,7 @@ def factor_groups(configs: list[Config], factor: str) -> list[list[Config]]:
     return [sorted(g, key=lambda c: (*_setting_key(c.params[factor]), c.name)) for g in found]
 
 
-def _as_number(value: str) -> float:
+def as_number(value: str) -> float:
     try:
         return float(value)
     except ValueError:
@@ -78,7 +78,7 @@ def _as_number(value: str) -> float:
 
 def _setting_key(value: str) -> tuple:
     """Numbers ascending, then metric names in the paper's order (bleu, ..., meteor), then text."""
-    return _as_number(value), METRICS.index(value) if value in METRICS else len(METRICS), value
+    return as_number(value), METRICS.index(value) if value in METRICS else len(METRICS), value
 
 
 def best_rows(values: pd.Series) -> set[int]:
