@@ -50,5 +50,7 @@ def corpus_scores(
     per_example = score_many(means, hyps, refs)  # also validates lengths
     out = {name: float(100.0 * per_example[name].mean()) for name in means}
     if "bleu" in names:
-        out["bleu"] = float(sacrebleu.corpus_bleu(hyps, [refs]).score)
+        # force: a hypothesis ending in " ." is not pre-tokenised text here (a small model's spacing);
+        # 13a tokenisation splits the period either way, so the score is the same, without the warning.
+        out["bleu"] = float(sacrebleu.corpus_bleu(hyps, [refs], force=True).score)
     return {name: out[name] for name in names}
