@@ -112,6 +112,23 @@ def test_failing_trial_is_recorded_and_study_goes_on(tmp_path: Path, stores, fak
     assert len(parents_again) == 1  # the study's parent run is reused
 
 
+def test_trials_other_workers_run_count_toward_the_budget(tmp_path: Path, stores, fake) -> None:
+    """n_trials is the study's total: a worker starts no trial that, with those running, would exceed it."""
+    fake()
+    path = write_study(tmp_path, """
+        space:
+          grpo.reward: {choices: [bleu, rouge1, rouge2]}
+        n_trials: 3
+        sampler: random
+        """)
+    storage, uri = stores
+    study = load_study(path)
+    create_study(study, open_storage(storage)).ask()  # another (live) worker's trial, still running
+    result = run_sweep(study, storage=storage, tracking_uri=uri, progress=False)
+    states = [t.state for t in result.trials]
+    assert states == [TrialState.RUNNING, TrialState.COMPLETE, TrialState.COMPLETE], states
+
+
 def test_pruned_trials(tmp_path: Path, stores, fake) -> None:
     fake(val=lambda cfg, step, call: 20.0 if call == 0 else 1.0)  # only the first trial does well
     path = write_study(tmp_path, """

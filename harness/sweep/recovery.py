@@ -32,6 +32,9 @@ from harness.sweep.tracking import ERROR, NUMBER, ROLE, STATE, _changed_error, s
 logger = logging.getLogger("harness.sweep")
 
 COUNTED = (TrialState.COMPLETE, TrialState.PRUNED)  # what n_trials counts: failed trials get re-run
+# A worker starts no trial once these reach n_trials: trials other workers are running will count when
+# they end (without them, N workers overshoot the budget by up to N-1; a dead one's trial fails and frees its place).
+BUDGETED = (*COUNTED, TrialState.RUNNING)
 POLL_S = 2.0  # how often a worker that has nothing to run looks for dead workers' trials
 
 
@@ -171,4 +174,4 @@ def wait_for_others(optuna_study: optuna.Study, storage: optuna.storages.BaseSto
 def _budget_spent(optuna_study: optuna.Study, total: int | None) -> bool:
     if total is None:
         total = optuna_study.user_attrs.get("total_trials")
-    return total is not None and len(optuna_study.get_trials(deepcopy=False, states=COUNTED)) >= total
+    return total is not None and len(optuna_study.get_trials(deepcopy=False, states=BUDGETED)) >= total

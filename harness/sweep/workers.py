@@ -22,7 +22,7 @@ from harness.study import StudyConfig, StudyError
 from harness.sweep.display import Display
 from harness.sweep.objective import make_objective
 from harness.sweep.recovery import (
-    COUNTED, _budget_spent, create_study, enqueue_baselines, load_study_for_worker, recover, wait_for_others,
+    BUDGETED, COUNTED, _budget_spent, create_study, enqueue_baselines, load_study_for_worker, recover, wait_for_others,
 )
 from harness.sweep.stores import (
     STORAGE_ENV, STORE_DIR, TRACKING_ENV, mask_url, open_storage, open_tracking, resolve_storage_url,
@@ -137,7 +137,7 @@ def _work(study: StudyConfig, optuna_study: optuna.Study, storage: optuna.storag
         while True:
             optuna_study.optimize(
                 objective, n_trials=study.total_trials, catch=(Exception,), gc_after_trial=False,
-                callbacks=[optuna.study.MaxTrialsCallback(study.total_trials, states=COUNTED), stop_when_done])
+                callbacks=[optuna.study.MaxTrialsCallback(study.total_trials, states=BUDGETED), stop_when_done])
             if fatal:
                 raise fatal[0]
             if not wait_for_others(optuna_study, storage, client, experiment_id):
