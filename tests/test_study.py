@@ -34,8 +34,8 @@ def test_shipped_studies_load(path: Path) -> None:
 
 def test_shipped_study_sizes() -> None:
     assert load_study(STUDIES / "reward_ablation.yaml").total_trials == 7 * 2 + 2 * 2
-    assert load_study(STUDIES / "group_size.yaml").total_trials == 3
-    assert load_study(STUDIES / "kl_sweep.yaml").total_trials == 4
+    assert load_study(STUDIES / "group_size.yaml").total_trials == 3 * 2
+    assert load_study(STUDIES / "kl_sweep.yaml").total_trials == 4 * 2
     assert load_study(STUDIES / "mp_grpo.yaml").total_trials == 4
     assert load_study(STUDIES / "paper_tables.yaml").total_trials == 24
     tpe = load_study(STUDIES / "tune_tpe.yaml")
