@@ -26,34 +26,10 @@ METHOD_ORDER = {"base-eval": 0, "sft": 1, "grpo": 2}
 # Reading the store
 
 
-@dataclass
-class Trial:
-    run_id: str
-    number: int | None
-    state: str
-    status: str  # MLflow run status
-    label: str
-    error: str
+class _Params:
+    """What a trial's or a configuration's parameters say (``params``: MLflow params, as strings)."""
+
     params: dict[str, str]
-    metrics: dict[str, float]  # latest value of each metric
-
-    @property
-    def task(self) -> str:
-        return self.params.get("task", "?")
-
-    @property
-    def model(self) -> str:
-        return self.params.get("model.name", "?")
-
-
-@dataclass
-class Config:
-    """The COMPLETE trials of one label + parameter set, differing only by seed."""
-
-    label: str
-    params: dict[str, str]  # without seed
-    trials: list[Trial]
-    name: str = ""  # display name, unique within (task, model)
 
     @property
     def task(self) -> str:
@@ -66,6 +42,28 @@ class Config:
     @property
     def method(self) -> str:
         return self.params.get("method", "?")
+
+
+@dataclass
+class Trial(_Params):
+    run_id: str
+    number: int | None
+    state: str
+    status: str  # MLflow run status
+    label: str
+    error: str
+    params: dict[str, str]
+    metrics: dict[str, float]  # latest value of each metric
+
+
+@dataclass
+class Config(_Params):
+    """The COMPLETE trials of one label + parameter set, differing only by seed."""
+
+    label: str
+    params: dict[str, str]  # without seed
+    trials: list[Trial]
+    name: str = ""  # display name, unique within (task, model)
 
     @property
     def mp(self) -> bool:
