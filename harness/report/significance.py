@@ -17,9 +17,8 @@ import pandas as pd
 
 from harness.report.document import fmt_num
 from harness.report.runs import METRIC_NAMES, METRICS, MP_PARAM, Config
-from harness.config import TrialConfig
 from harness.report.tables import SWEEPS, as_number, factor_groups, reference_config
-from harness.study import flatten
+from harness.study.keys import DEFAULTS
 
 log = logging.getLogger("harness.report")
 
@@ -115,10 +114,9 @@ def comparisons(group: list[Config]) -> list[tuple[Config, Config]]:
     MP-GRPO vs its GRPO twin (same params but ``grpo.mp_grpo``), or the GRPO reference when it has no twin;
     in a sweep of a factor (``SWEEPS``), each level vs the level at TrialConfig's default."""
     pairs = []
-    defaults = flatten(TrialConfig().model_dump())
     for factor in SWEEPS:
         for levels in factor_groups(group, factor):
-            ref = next((c for c in levels if as_number(c.params[factor]) == defaults[factor]), None)
+            ref = next((c for c in levels if as_number(c.params[factor]) == DEFAULTS[factor]), None)
             pairs += [(c, ref) for c in levels if ref is not None and c is not ref]
     base = reference_config(group, "base-eval", "base")
     sft = reference_config(group, "sft", "sft")

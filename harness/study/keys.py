@@ -56,4 +56,4 @@ def config_keys(model: type[BaseModel] = TrialConfig, prefix: str = "") -> dict[
     return out
 
 
-_DEFAULTS = flatten(TrialConfig().model_dump())
+DEFAULTS = flatten(TrialConfig().model_dump())  # every TrialConfig field by dotted key -> its default

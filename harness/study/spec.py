@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator,
 
 from harness.config import TrialConfig
 from harness.study.base import SEED, Scalar, YamlPath
-from harness.study.keys import _DEFAULTS, _leaves, _set
+from harness.study.keys import DEFAULTS, _leaves, _set
 
 
 class _Strict(BaseModel):
@@ -77,7 +77,7 @@ class ParamSpec(_Strict):
     def holds(self, config: Mapping[str, Any]) -> bool:
         """Whether this parameter is active for a flattened (partial) TrialConfig."""
         for key, wanted in self.when.items():
-            value = config.get(key, _DEFAULTS.get(key))
+            value = config.get(key, DEFAULTS.get(key))
             if value not in (wanted if isinstance(wanted, list) else [wanted]):
                 return False
         return True
