@@ -13,7 +13,8 @@ sides of each pair, several repetitions; per step min and median, and the ratio 
      audio encoded once per group (`SpeechLM`) vs once per sample (`harness.models.plain.PerSampleLM`: every
      sample's row carries its own copy of the prompt and audio through the encoder, the prefill and
      the training pass, as `generate(num_return_sequences=G)` + a per-row forward would);
-  3. our step's phases (generate, rewards, reference log-probs, forward, backward + clip, optimizer,
+  3. our step's phases, read from the step's own clock (`harness.train.clock.PhaseClock`: rollout =
+     prompt encoding + sampling, reward, reference log-probs, forward, backward, optimizer; plus
      tracking = an async MLflow `log_metrics` per step into a sqlite store, as trials do) and
      tokens/s;
   4. peak RSS of a default trial (`run_trial(TrialConfig())`, 60 steps, in a child process) and its
@@ -46,15 +47,11 @@ import statistics
 import sys
 import tempfile
 import time
-import warnings
-from collections import defaultdict
 from pathlib import Path
 
 os.environ.setdefault("HARNESS_TORCH_THREADS", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-# Phases are timed by wrapping optimizer.step after the scheduler wrapped it: harmless here.
-warnings.filterwarnings("ignore", message="Seems like `optimizer.step\\(\\)` has been overridden")
 
 import torch  # noqa: E402
 
@@ -66,58 +63,6 @@ from harness.runtime import configure_threads  # noqa: E402
 RESULTS = Path(__file__).parent / "results"
 TEXT_SIZES = [(64, 2), (256, 4)]  # (hidden, layers), 4 heads
 LR, MAX_GRAD_NORM = 1e-4, 1.0
-
-
-# ----------------------------------------------------------------------------- timing helpers
-class Phases:
-    """Wall time per phase of our step, by wrapping the methods the step calls (bench-only)."""
-
-    def __init__(self):
-        self.spent: dict[str, float] = defaultdict(float)
-
-    def wrap(self, obj, name: str, phase: str) -> None:
-        inner = getattr(obj, name)
-
-        def timed(*args, **kwargs):
-            t = time.perf_counter()
-            try:
-                return inner(*args, **kwargs)
-            finally:
-                self.spent[phase] += time.perf_counter() - t
-
-        setattr(obj, name, timed)
-
-    def take(self) -> dict[str, float]:
-        out, self.spent = dict(self.spent), defaultdict(float)
-        return out
-
-
-def instrument(policy: SpeechLM, reference: SpeechLM, optimizer, phases: Phases) -> None:
-    phases.wrap(policy, "sample", "generate")
-    phases.wrap(policy, "decode", "rewards")
-    phases.wrap(reference, "embed_prompts", "reference log-probs")
-    phases.wrap(reference, "completion_logprobs", "reference log-probs")
-    phases.wrap(policy, "embed_prompts", "forward")
-    phases.wrap(policy, "completion_logprobs", "forward")
-    phases.wrap(optimizer, "step", "optimizer")
-    # backward + clip = micro_batched_update() minus its forward passes and optimizer.step
-    import harness.train.grpo as grpo_module
-
-    if getattr(grpo_module.micro_batched_update, "bench_phases", None) is phases:
-        return
-    inner = grpo_module.micro_batched_update
-
-    def timed_update(*args, **kwargs):
-        t = time.perf_counter()
-        before = phases.spent["optimizer"] + phases.spent["forward"]
-        try:
-            return inner(*args, **kwargs)
-        finally:
-            inside = phases.spent["optimizer"] + phases.spent["forward"] - before
-            phases.spent["backward + clip"] += time.perf_counter() - t - inside
-
-    timed_update.bench_phases = phases
-    grpo_module.micro_batched_update = timed_update
 
 
 def rss_mb() -> float:
@@ -142,33 +87,22 @@ class OurRunner:
     """Our GRPO step (prompt tokenisation + grpo_step + async MLflow metric logging) on one model."""
 
     def __init__(self, lm: SpeechLM, prompts: list[str], answers: list[str], batch: int, cfg: GRPOConfig,
-                 features: list | None = None, phases: Phases | None = None, tracker=None, seed: int = 0):
+                 features: list | None = None, tracker=None, seed: int = 0):
         from harness.models.loader import frozen_copy
         from harness.rewards import parse_reward
+        from harness.train.learner import Learner
         from harness.train.optimizer import make_optimizer
 
         lm.model.eval()
-        self.policy, self.reference = lm, frozen_copy(lm)
+        reference = frozen_copy(lm)
         if isinstance(lm, PerSampleLM):
-            self.reference = PerSampleLM(self.reference.model, lm.tokenizer, lm.system_prompt, lm.group_size)
-        self.optimizer, self.scheduler = make_optimizer(lm.model, LR, 0.0, 0)
-        reward = parse_reward(cfg.reward)
-        self.reward = reward
+            reference = PerSampleLM(reference.model, lm.tokenizer, lm.system_prompt, lm.group_size)
+        optimizer, scheduler = make_optimizer(lm.model, LR, 0.0, 0)
+        self.learner = Learner(lm, optimizer, scheduler, MAX_GRAD_NORM, reference, torch.Generator().manual_seed(seed))
+        self.policy, self.reward = lm, parse_reward(cfg.reward)
         self.prompts, self.answers, self.features = prompts, answers, features
         self.batch, self.cfg, self.i = batch, cfg, 0
-        self.generator = torch.Generator().manual_seed(seed)
-        self.phases, self.tracker = phases, tracker
-        if phases is not None:
-            instrument(self.policy, self.reference, self.optimizer, phases)
-
-            def timed_reward(hyps, refs):
-                t = time.perf_counter()
-                try:
-                    return reward(hyps, refs)
-                finally:
-                    phases.spent["rewards"] += time.perf_counter() - t
-
-            self.reward = timed_reward
+        self.tracker = tracker
         self.tokens: list[int] = []
 
     def step(self) -> float:
@@ -180,14 +114,10 @@ class OurRunner:
         t = time.perf_counter()
         feats = [self.features[k] for k in idx] if self.features is not None else None
         prompts = self.policy.prepare([self.prompts[k] for k in idx], feats)
-        metrics = grpo_step(self.policy, self.reference, self.optimizer, self.scheduler, prompts,
-                            [self.answers[k] for k in idx], self.reward, self.cfg, MAX_GRAD_NORM, self.generator)
-        metrics.pop("samples")
+        metrics = grpo_step(self.learner, prompts, [self.answers[k] for k in idx], self.reward, self.cfg).metrics
         if self.tracker is not None:
-            t_track = time.perf_counter()
-            self.tracker(metrics, self.i // self.batch)
-            if self.phases is not None:
-                self.phases.spent["tracking"] += time.perf_counter() - t_track
+            with self.learner.clock("tracking"):
+                self.tracker(metrics, self.i // self.batch)
         spent = time.perf_counter() - t
         self.tokens.append(round(metrics["completion_len_mean"] * self.batch * self.cfg.group_size))
         return spent
@@ -293,7 +223,7 @@ def interleave(a, b, reps: int, steps: int) -> tuple[list[float], list[float], l
     return times_a, times_b, ratios
 
 
-def text_comparison(hidden: int, layers: int, tok, texts, answers, reps, steps, phases, tracker, tmp):
+def text_comparison(hidden: int, layers: int, tok, texts, answers, reps, steps, tracker, tmp):
     from transformers import GraniteForCausalLM
 
     from harness.models.tiny import build_tiny_text
@@ -304,25 +234,25 @@ def text_comparison(hidden: int, layers: int, tok, texts, answers, reps, steps, 
     tok.save_pretrained(model_dir)
     cfg = GRPOConfig(group_size=8, beta=0.02, epsilon=0.2, max_new_tokens=32, temperature=1.0, loss_type="dapo")
     ours = OurRunner(SpeechLM(GraniteForCausalLM.from_pretrained(model_dir), tok), texts, answers, 4, cfg,
-                     phases=phases, tracker=tracker)
+                     tracker=tracker)
     n_params = sum(p.numel() for p in ours.policy.model.parameters())
     trl = TRLRunner(str(model_dir), tok, texts, answers, 4, cfg, ours.policy.suppress_ids, str(Path(tmp) / "trl"))
     configure_threads()  # in case anything reset it
     t_trl, t_ours, ratios = interleave(trl.block, lambda k: [ours.step() for _ in range(k)], reps, steps)
-    phases.take()  # the warm-up steps' phases are mixed in; re-measure below
     if trl.threads != {torch.get_num_threads()}:
         print(f"warning: TRL's steps ran with torch threads {sorted(trl.threads)}", file=sys.stderr)
     return dict(params=n_params, trl=t_trl, ours=t_ours, ratios=ratios, trl_generate=trl.generate_s,
                 trl_len=trl.mean_completion_len(), ours_tokens=ours.tokens, ours_runner=ours)
 
 
-def phase_table(runner: OurRunner, phases: Phases, steps: int) -> dict[str, float]:
-    """Mean seconds per step of each phase over `steps` further steps of our runner."""
-    phases.take()
+def phase_table(runner: OurRunner, steps: int) -> dict[str, float]:
+    """Mean seconds per step of each phase over `steps` further steps of our runner (its step clock)."""
+    clock = runner.learner.clock
+    before = clock.snapshot()
     total = 0.0
     for _ in range(steps):
         total += runner.step()
-    spent = {k: v / steps for k, v in phases.take().items()}
+    spent = {k: v / steps for k, v in clock.since(before).items()}
     spent["other (prepare, advantages, loss, metrics)"] = total / steps - sum(spent.values())
     spent["step"] = total / steps
     spent["tokens"] = statistics.fmean(runner.tokens[-steps:])
@@ -384,13 +314,12 @@ def main() -> int:
     text_results = {}
     with tempfile.TemporaryDirectory(prefix="bench-grpo-") as tmp:
         tracker = mlflow_tracker(Path(tmp))
-        phases = Phases()
 
         # 1 + 3 + 4: text-only, ours vs TRL, two sizes
         for hidden, layers in TEXT_SIZES:
             print(f"text-only h{hidden}/{layers}L: ours vs TRL ...", flush=True)
-            res = text_comparison(hidden, layers, tok, texts, answers, args.reps, args.steps, phases, tracker, tmp)
-            res["phases"] = phase_table(res.pop("ours_runner"), phases, args.steps)
+            res = text_comparison(hidden, layers, tok, texts, answers, args.reps, args.steps, tracker, tmp)
+            res["phases"] = phase_table(res.pop("ours_runner"), args.steps)
             text_results[(hidden, layers)] = res
 
         # 2 + 3: speech model, audio once per group vs once per sample
@@ -404,12 +333,11 @@ def main() -> int:
             if name == "per_sample":
                 lm = PerSampleLM(lm.model, lm.tokenizer, lm.system_prompt, cfg.group_size)
             speech[name] = OurRunner(lm, [ex.prompt for ex in data.examples], answers, trial_cfg.train.batch_size,
-                                     cfg, features=data.features, phases=phases if name == "once" else None,
-                                     tracker=tracker)
+                                     cfg, features=data.features, tracker=tracker)
         t_per, t_once, sp_ratios = interleave(lambda k: [speech["per_sample"].step() for _ in range(k)],
                                               lambda k: [speech["once"].step() for _ in range(k)],
                                               args.reps, args.steps)
-        speech_phases = phase_table(speech["once"], phases, args.steps)
+        speech_phases = phase_table(speech["once"], args.steps)
         import mlflow
 
         mlflow.end_run()
@@ -470,14 +398,14 @@ def render(args, threads, load_start, wall, text_results, speech, trial, version
         "tokens, T=1, beta=0.02, eps=0.2, DAPO, sentence-BLEU reward)",
         "",
         "| model | params | TRL min ms | TRL median ms | ours min ms | ours median ms | TRL / ours (per pair) "
-        "| TRL generate ms (median) | ours generate ms | tokens/step TRL / ours |",
+        "| TRL generate ms (median) | ours rollout ms (prompt encoding + sampling) | tokens/step TRL / ours |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for (hidden, layers), r in text_results.items():
         lines.append(
             f"| h{hidden} / {layers} layers | {r['params'] / 1e6:.2f} M | {_row(r['trl'])} | {_row(r['ours'])} | "
             f"{_ratios(r['ratios'])} | {_ms(statistics.median(r['trl_generate']))} | "
-            f"{_ms(r['phases']['generate'])} | {r['trl_len'] * 32:.0f} / {statistics.fmean(r['ours_tokens']):.0f} |")
+            f"{_ms(r['phases']['rollout'])} | {r['trl_len'] * 32:.0f} / {statistics.fmean(r['ours_tokens']):.0f} |")
     lines.append("")
     lines.append("Per-pair ratios (TRL / ours, block medians): " + "; ".join(
         f"h{h}/{layer}L: " + ", ".join(f"{x:.2f}" for x in r["ratios"]) for (h, layer), r in text_results.items()))
@@ -498,7 +426,7 @@ def render(args, threads, load_start, wall, text_results, speech, trial, version
     ]
     settings = [(f"text h{h}/{layer}L", r["phases"]) for (h, layer), r in text_results.items()]
     settings.append(("speech (default trial)", speech["phases"]))
-    names = ["generate", "rewards", "reference log-probs", "forward", "backward + clip", "optimizer", "tracking",
+    names = ["rollout", "reward", "reference", "forward", "backward", "optimizer", "tracking",
              "other (prepare, advantages, loss, metrics)"]
     lines.append("| phase | " + " | ".join(f"{s} ms | %" for s, _ in settings) + " |")
     lines.append("|---|" + "---|---|" * len(settings))
@@ -509,8 +437,8 @@ def render(args, threads, load_start, wall, text_results, speech, trial, version
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     lines.append("| **step** | " + " | ".join(f"**{_ms(p['step'])}** | 100" for _, p in settings) + " |")
     lines.append("| generated tokens / s (step; sampling only) | " + " | ".join(
-        f"{p['tokens'] / p['step']:.0f} | {p['tokens'] / p['generate']:.0f}" for _, p in settings) + " |")
-    harness = [100 * (p.get("tracking", 0) + p.get("rewards", 0)) / p["step"] for _, p in settings]
+        f"{p['tokens'] / p['step']:.0f} | {p['tokens'] / p['rollout']:.0f}" for _, p in settings) + " |")
+    harness = [100 * (p.get("tracking", 0) + p.get("reward", 0)) / p["step"] for _, p in settings]
     lines += [
         "",
         "Harness overhead (tracking + rewards) share of the step: "

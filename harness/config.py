@@ -42,6 +42,9 @@ class TinySpec(Strict):
     pretrain_batch_size: int = 16
     pretrain_lr: float = 2e-3
     seed: int = 0
+    # 2: stage 2 encodes each clip alone (harness.models.speech_lm), so the frozen encoder's outputs
+    # are cached; 1 (until 2026-11-30) encoded padded batches, whose padding reached the real frames.
+    recipe: int = 2
 
     def digest(self) -> str:
         return hashlib.sha256(json.dumps(self.model_dump(), sort_keys=True).encode()).hexdigest()[:12]

@@ -11,7 +11,6 @@ configure_threads()
 # Fixtures shared by test_sweep.py and test_cli.py ---------------------------------------------
 import shutil  # noqa: E402
 from pathlib import Path  # noqa: E402
-from types import SimpleNamespace  # noqa: E402
 
 import pytest  # noqa: E402
 from mlflow import MlflowClient  # noqa: E402
@@ -39,8 +38,6 @@ def stores(tmp_path: Path, empty_mlflow_db: Path) -> tuple[str, str]:
 def fake(monkeypatch):
     def install(**kwargs):
         monkeypatch.setattr(trial_lib, "run_trial", fake_trial(**kwargs))
-        monkeypatch.setattr(trial_lib, "load_task_data", lambda cfg: {"test": SimpleNamespace(
-            examples=[SimpleNamespace(id="ex-0", answer="ref a"), SimpleNamespace(id="ex-1", answer="ref b")])})
 
     return install
 

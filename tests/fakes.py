@@ -6,7 +6,7 @@ import time
 import numpy as np
 
 import harness.train.trial as trial_lib
-from harness.train.evaluate import Evaluation
+from harness.eval.evaluate import Evaluation
 
 TINY = """
 fixed:
@@ -22,7 +22,8 @@ fixed:
 def fake_trial(fail=lambda cfg: False, val=lambda cfg, step, call: 10.0 + step, sleep: float = 0.0):
     calls = itertools.count()
 
-    def run_trial(cfg, log=lambda m, s: None, report=lambda v, s: None, sample_steps=3, checkpoint_dir=None):
+    def run_trial(cfg, log=lambda m, s: None, report=lambda v, s: None, sample_steps=3, checkpoint_dir=None,
+                  clock=None):
         call = next(calls)
         steps = 0 if cfg.method == "base-eval" else cfg.train.steps
         for step in range(steps + 1):
@@ -33,9 +34,10 @@ def fake_trial(fail=lambda cfg: False, val=lambda cfg, step, call: 10.0 + step, 
                     raise FloatingPointError(f"loss is NaN at step {step}")
             value = val(cfg, step, call)
             log({"val/bleu": value, "val/nll": 2.0}, step)
-            report(value, step)
-        test = Evaluation({"bleu": 12.5, "rouge1": 30.0, "nll": 2.0},
-                          {"bleu": np.array([10.0, 15.0]), "rouge1": np.array([20.0, 40.0])}, ["hyp a", "hyp b"])
+            report({"bleu": value, "nll": 2.0}, step)
+        test = Evaluation({"bleu": 12.5, "rouge1": 30.0, "nll": 2.0}, ["ex-0", "ex-1"], ["ref a", "ref b"],
+                          ["hyp a", "hyp b"], {"bleu": np.array([10.0, 15.0]), "rouge1": np.array([20.0, 40.0])},
+                          np.array([[2, 2, 1, 0, 0, 0, 2, 1, 0, 0], [2, 2, 2, 1, 0, 0, 2, 1, 0, 0]]))
         samples = {1: [{"prompt": "p", "reference": "r", "completion": "c", "reward": 0.5, "off_policy": False}]}
         return trial_lib.TrialResult(test, {"bleu": 14.0, "nll": 2.0}, 1, steps, 100,
                                      {"data_s": 0.1, "train_s": 1.0}, samples)

@@ -10,8 +10,8 @@ from harness.config import EvalConfig, ModelConfig, TrialConfig
 from harness.data.dataset import SpokenSet
 from harness.models.loader import load_speech_lm
 from harness.train.base_model import CTC_CHARS, _ctc_greedy, _ctc_targets, _edit_distance, ensure_tiny_base
-from harness.train.evaluate import evaluate
-from harness.train.sft import sft_loss
+from harness.eval.evaluate import evaluate
+from harness.eval.evaluate import reference_nll
 from harness.train.trial import load_task_data
 
 
@@ -43,8 +43,8 @@ def test_base_model_hears_the_audio():
     generator = torch.Generator().manual_seed(0)
     noise = [torch.randn(f.shape, generator=generator) * f.std() + f.mean() for f in feats]
     with torch.no_grad():
-        real_nll = sft_loss(lm, lm.prepare([ex.prompt for ex in examples], feats), answers)[0].item()
-        noise_nll = sft_loss(lm, lm.prepare([ex.prompt for ex in examples], noise), answers)[0].item()
+        real_nll = reference_nll(lm, lm.prepare([ex.prompt for ex in examples], feats), answers)[0].item()
+        noise_nll = reference_nll(lm, lm.prepare([ex.prompt for ex in examples], noise), answers)[0].item()
     # measured: 0.87 with the speech, 2.2-2.7 with noise of the same length and level
     assert noise_nll > real_nll + 0.8, (real_nll, noise_nll)
     # it translates unseen sentences well above chance, yet leaves room to fine-tune

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from harness.train.grpo_loss import group_advantages, grpo_loss, k3_kl
+from harness.train.grpo_loss import LossSettings, group_advantages, grpo_loss, k3_kl
 
 
 def test_group_advantages_match_hand_computation():
@@ -72,16 +72,15 @@ def test_loss_matches_loops_with_padding_and_reference_sample(aggregation, beta)
     adv = torch.tensor([1.0, -0.5, 0.7, -1.2])
     mask = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1], [1, 0, 0, 0, 0], [1, 1, 1, 1, 0]])
     off = torch.tensor([False, False, False, True])
-    loss, stats = grpo_loss(logp, old, adv, mask, off, ref, beta=beta, epsilon=0.2, epsilon_high=0.28,
-                            aggregation=aggregation)
+    settings = LossSettings(beta=beta, epsilon=0.2, epsilon_high=0.28, aggregation=aggregation)
+    loss, stats = grpo_loss(logp, old, adv, mask, settings, off, ref)
     expected = _loss_by_loops(logp.tolist(), old.tolist(), adv.tolist(), mask.tolist(), off.tolist(),
                               ref.tolist(), beta, 0.2, 0.28, aggregation)
     assert loss.item() == pytest.approx(expected, rel=1e-5)
     # Padding must not matter: garbage in padded positions changes nothing.
     noisy = logp.clone()
     noisy[mask == 0] = 123.0
-    loss2, _ = grpo_loss(noisy, old, adv, mask, off, ref, beta=beta, epsilon=0.2, epsilon_high=0.28,
-                         aggregation=aggregation)
+    loss2, _ = grpo_loss(noisy, old, adv, mask, settings, off, ref)
     assert loss2.item() == pytest.approx(loss.item(), rel=1e-6)
 
 
@@ -91,7 +90,7 @@ def test_clipped_surrogate_gradient():
     log_rho = torch.tensor([[0.0, 0.1, 0.3, -0.5]])  # rho = 1, 1.105, 1.35 (clipped), 0.61
     logp = log_rho.clone().requires_grad_(True)
     adv = torch.tensor([2.0])
-    loss, stats = grpo_loss(logp, old, adv, torch.ones(1, 4), epsilon=0.2)
+    loss, stats = grpo_loss(logp, old, adv, torch.ones(1, 4), LossSettings(epsilon=0.2))
     loss.backward()
     rho = log_rho.exp()[0]
     # d(-mean_t rho_t A)/d logp_t = -rho_t A / 4 where not clipped, 0 where clipped
@@ -102,7 +101,7 @@ def test_clipped_surrogate_gradient():
 
     # A < 0: the token with rho < 1 - eps is clipped (zero gradient), the one with rho > 1 + eps is not.
     logp = log_rho.clone().requires_grad_(True)
-    loss, stats = grpo_loss(logp, old, torch.tensor([-2.0]), torch.ones(1, 4), epsilon=0.2)
+    loss, stats = grpo_loss(logp, old, torch.tensor([-2.0]), torch.ones(1, 4), LossSettings(epsilon=0.2))
     loss.backward()
     expected = [(rho[t].item() * 2.0) / 4 if t != 3 else 0.0 for t in range(4)]
     assert logp.grad[0].tolist() == pytest.approx(expected, rel=1e-5)
@@ -112,7 +111,7 @@ def test_clipped_surrogate_gradient():
 def test_on_policy_gradient_is_advantage_times_score():
     # With pi_old = pi_theta (mu = 1), the gradient is -A * grad log pi / |tokens| per token.
     logp = torch.log(torch.tensor([[0.5, 0.25, 0.8]])).requires_grad_(True)
-    loss, stats = grpo_loss(logp, logp.detach(), torch.tensor([1.5]), torch.ones(1, 3))
+    loss, stats = grpo_loss(logp, logp.detach(), torch.tensor([1.5]), torch.ones(1, 3), LossSettings())
     loss.backward()
     assert logp.grad[0].tolist() == pytest.approx([-0.5] * 3)
     assert stats.ratio_mean == pytest.approx(1.0)
@@ -124,7 +123,7 @@ def test_mp_grpo_reference_sample_weight_and_gradient():
     logp = probs.log().requires_grad_(True)
     old = torch.full((1, 3), -7.0)  # must be ignored for the reference row
     adv = torch.tensor([1.0])
-    loss, stats = grpo_loss(logp, old, adv, torch.ones(1, 3), off_policy=torch.tensor([True]), epsilon=0.2)
+    loss, stats = grpo_loss(logp, old, adv, torch.ones(1, 3), LossSettings(epsilon=0.2), off_policy=torch.tensor([True]))
     assert loss.item() == pytest.approx(-(0.9 + 0.05 + 0.5) / 3, rel=1e-6)
     loss.backward()
     # d(-pi A / 3)/d log pi = -pi A / 3: low-probability reference tokens get little weight.
@@ -135,6 +134,6 @@ def test_mp_grpo_reference_sample_weight_and_gradient():
 def test_beta_needs_reference_and_bad_aggregation():
     x = torch.zeros(1, 2)
     with pytest.raises(ValueError, match="ref_logp"):
-        grpo_loss(x, x, torch.ones(1), torch.ones(1, 2), beta=0.1)
+        grpo_loss(x, x, torch.ones(1), torch.ones(1, 2), LossSettings(beta=0.1))
     with pytest.raises(ValueError, match="aggregation"):
-        grpo_loss(x, x, torch.ones(1), torch.ones(1, 2), aggregation="mean")
+        grpo_loss(x, x, torch.ones(1), torch.ones(1, 2), LossSettings(aggregation="mean"))

@@ -119,7 +119,7 @@ def test_sampled_evaluation_averages_k_passes():
     from harness.config import EvalConfig
     from harness.config import ModelConfig
     from harness.models.loader import load_speech_lm
-    from harness.train.evaluate import evaluate
+    from harness.eval.evaluate import evaluate
     from harness.train.trial import load_task_data
 
     lm = load_speech_lm(ModelConfig())

@@ -26,7 +26,7 @@ from typing import Any, Iterable, Mapping
 from harness.config import DataConfig
 from harness.data.audio import AudioError
 from harness.data.clips import probe_clip
-from harness.data.synthetic import PROMPTS, Example
+from harness.data.example import PROMPTS, Example
 
 log = logging.getLogger("harness.data")
 

@@ -27,6 +27,7 @@ from transformers import AutoTokenizer, GraniteSpeechForConditionalGeneration
 from harness.config import ModelConfig
 from harness.models.checkpoint import load_checkpoint
 from harness.models.speech_lm import SpeechLM
+from harness.models.tiny_base import BaseModelError, shipped_base
 
 
 def default_device() -> torch.device:
@@ -36,22 +37,28 @@ def default_device() -> torch.device:
     return torch.device("cuda", int(os.environ.get("LOCAL_RANK", torch.cuda.current_device())))
 
 
-def load_speech_lm(cfg: ModelConfig, device: torch.device | None = None) -> SpeechLM:
+def load_speech_lm(cfg: ModelConfig, device: torch.device | None = None, *, path: str | None = None) -> SpeechLM:
+    """The trainable policy from ``path`` (`harness.train.base_model.starting_point` finds or builds the
+    tiny base), by default the shipped tiny base or the checkpoint ``cfg.name`` names."""
     device = device or default_device()
+    if path is None:
+        path = cfg.name
+        if cfg.name == "tiny":
+            shipped = shipped_base(cfg.tiny)
+            if shipped is None:
+                raise BaseModelError(f"no shipped base for TinySpec {cfg.tiny.digest()}: build it first "
+                                     "(harness.train.base_model.starting_point)")
+            path = str(shipped[0])
     if cfg.name == "tiny":
-        from harness.train.base_model import ensure_tiny_base  # the base is trained by our own SFT code
-
-        path = str(ensure_tiny_base(cfg.tiny))
         model = GraniteSpeechForConditionalGeneration.from_pretrained(path, dtype=torch.float32)
         tokenizer = AutoTokenizer.from_pretrained(path)
     else:  # a real checkpoint: bf16 on GPU, its bundled LoRA adapter attached (checkpoint.py)
-        model, tokenizer, _ = load_checkpoint(cfg.name, torch.bfloat16 if device.type == "cuda" else torch.float32)
+        model, tokenizer, _ = load_checkpoint(path, torch.bfloat16 if device.type == "cuda" else torch.float32)
     model.to(device)
     set_trainable(model, cfg)
     lm = SpeechLM(model, tokenizer, system_prompt=cfg.system_prompt if cfg.name != "tiny" else None)
     if cfg.gradient_checkpointing:
         lm.enable_gradient_checkpointing()
-    lm.micro_batch_size = cfg.micro_batch_size
     return lm
 
 

@@ -25,10 +25,13 @@ class PerSampleLM(SpeechLM):
         g = self.group_size
 
         def rows(x):
-            return None if x is None else x.repeat_interleave(g, 0)
+            if x is None:
+                return None
+            return [v for v in x for _ in range(g)] if isinstance(x, list) else x.repeat_interleave(g, 0)
 
         return super().embed_prompts(Prompts(rows(prompts.input_ids), rows(prompts.attention_mask),
-                                             rows(prompts.features), rows(prompts.features_mask)))
+                                             rows(prompts.features), rows(prompts.features_mask),
+                                             rows(prompts.frames), rows(prompts.clip_keys)))
 
     def sample(self, prompt_embeds: torch.Tensor, prompt_mask: torch.Tensor, group_size: int, *args,
                **kwargs) -> Completions:

@@ -4,7 +4,13 @@
 tokenizer. It does three things, each in one method:
 
 - `embed_prompts`: encode each prompt's audio once (conformer encoder + Q-Former projector) and
-  merge it into the prompt's token embeddings at the `<|audio|>` positions;
+  merge it into the prompt's token embeddings at the `<|audio|>` positions. Each clip goes through
+  the encoder alone, at its own length: transformers' batched call pads the clips of a batch and
+  the encoder (no attention mask) lets the padding reach the real frames through its attention
+  blocks and convolutions, so a clip's embedding depended on which clips shared its batch. Encoded
+  alone it is a function of the clip, which makes the frozen encoder's output cacheable
+  (`harness.models.audio_cache`): every clip is encoded once per process, not once per step,
+  reference pass and evaluation;
 - `sample`: draw G completions per prompt from those embeddings with a lean KV-cache loop
   (the prompt is prefilled once and its cache repeated G times);
 - `completion_logprobs`: per-token log-probs (and entropy) of given completions, the one
@@ -26,9 +32,10 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from harness.models import audio_cache
 from harness.models.features import num_audio_tokens
+from harness.vocabulary import AUDIO_TOKEN
 
-AUDIO_TOKEN = "<|audio|>"
 
 
 @dataclass
@@ -39,6 +46,8 @@ class Prompts:
     attention_mask: torch.Tensor  # [B, Lp]
     features: torch.Tensor | None  # [B, T, 160] log-mel features, padded; None for text-only prompts
     features_mask: torch.Tensor | None  # [B, A] which projector outputs are real audio (not padding)
+    frames: list[int] | None = None  # each clip's own feature rows (features[b, :frames[b]])
+    clip_keys: list[str] | None = None  # each clip's content digest (audio_cache.clip_key)
 
 
 @dataclass
@@ -51,11 +60,10 @@ class Completions:
 
 
 class SpeechLM:
-    micro_batch_size: int = 0  # rows per log-prob pass in a GRPO update (0: all; see grpo.py)
-
     def __init__(self, model, tokenizer, system_prompt: str | None = None):
         self.model = model
         self._checkpointed: list[torch.nn.Module] = []  # decoder layers recomputed in backward
+        self._encoder_key: str | None = None  # digest of the frozen encoder's weights (encode_clip)
         self.tokenizer = tokenizer
         self.system_prompt = system_prompt
         self.audio_token_id = getattr(model.config, "audio_token_id", None)  # None: a text-only LM
@@ -115,12 +123,12 @@ class SpeechLM:
             formatted = self.format_prompt(text).replace(AUDIO_TOKEN, AUDIO_TOKEN * n)
             rows.append(self.tokenizer(formatted, add_special_tokens=False)["input_ids"])
         input_ids, attention_mask = self._left_pad(rows)
-        frames = max(f.shape[0] for f in features)
-        padded = torch.stack([F.pad(f, (0, 0, 0, frames - f.shape[0]), value=float(f.min())) for f in features])
-        max_audio = max(n_audio)
-        features_mask = torch.arange(max_audio)[None, :] < torch.tensor(n_audio)[:, None]
+        frames = [f.shape[0] for f in features]
+        padded = torch.stack([F.pad(f, (0, 0, 0, max(frames) - f.shape[0]), value=float(f.min())) for f in features])
+        features_mask = torch.arange(max(n_audio))[None, :] < torch.tensor(n_audio)[:, None]
         device = self.device
-        return Prompts(input_ids, attention_mask, padded.to(device, self.model.dtype), features_mask.to(device))
+        return Prompts(input_ids, attention_mask, padded.to(device, self.model.dtype), features_mask.to(device),
+                       frames, [audio_cache.clip_key(f) for f in features])
 
     def _prepare_text(self, prompts: list[str]) -> Prompts:
         rows = [self.tokenizer(self.format_prompt(text), add_special_tokens=False)["input_ids"] for text in prompts]
@@ -138,12 +146,29 @@ class SpeechLM:
 
     # ----------------------------------------------------------------------------- model passes
     def embed_prompts(self, prompts: Prompts) -> torch.Tensor:
-        """[B, Lp, H] prompt embeddings with the audio encoded once per prompt."""
+        """[B, Lp, H] prompt embeddings with the audio encoded once per prompt, each clip alone."""
         if prompts.features is None:  # text only
             return self._embed_tokens(prompts.input_ids)
         core = self.model.model
-        audio = core.get_audio_features(prompts.features, return_dict=True).pooler_output
+        encoded = [self.encode_clip(prompts.features[b, :n], prompts.clip_keys[b]) for b, n in enumerate(prompts.frames)]
+        longest = max(prompts.frames)  # zero padding, as the projector pads a clip to whole windows itself
+        padded = torch.stack([F.pad(e, (0, 0, 0, longest - e.shape[0])) for e in encoded])
+        audio = core.projector(padded)  # windows of 15 frames are projected independently
         return core.get_merged_audio_embeddings(prompts.input_ids, audio, prompts.features_mask)
+
+    def encode_clip(self, features: torch.Tensor, key: str) -> torch.Tensor:
+        """The conformer encoder's output [T, H] for one clip's features [T, 160]. A frozen encoder in
+        eval mode is a fixed function: its outputs are cached per process (`audio_cache`), keyed by
+        the encoder's weights and the clip's content, and shared by every SpeechLM with that encoder
+        (the policy and the KL reference)."""
+        encoder = self.model.model.encoder
+        frozen = not encoder.training and not any(p.requires_grad for p in encoder.parameters())
+        if not frozen:
+            return encoder(features[None]).last_hidden_state[0]
+        if self._encoder_key is None:
+            self._encoder_key = audio_cache.module_key(encoder)
+        return audio_cache.encoded((self._encoder_key, key), lambda: encoder(features[None]).last_hidden_state[0],
+                                   features.device)
 
     def _embed_tokens(self, ids: torch.Tensor) -> torch.Tensor:
         return self.model.get_input_embeddings()(ids)

@@ -15,7 +15,7 @@ from transformers import (GraniteConfig, GraniteForCausalLM, GraniteSpeechConfig
                           PreTrainedTokenizerFast)
 
 from harness.config import TinySpec
-from harness.models.speech_lm import AUDIO_TOKEN
+from harness.vocabulary import AUDIO_TOKEN
 
 SPECIAL_TOKENS = ["<|pad|>", "<|bos|>", "<|eos|>", AUDIO_TOKEN]
 

@@ -5,14 +5,18 @@ One job a module, in the order a sweep meets them:
     stores     where things go: MLflow tracking URI, artifact root, Optuna storage (passwords masked)
     tracking   MLflow: the study's experiment and parent run; the store's layout, read by harness.report
     recovery   Optuna: the study, its baselines, the trial budget, dead workers' and failed trials
-    objective  one trial = one Optuna trial = one nested MLflow run; metric delivery, tracking outages
+    provenance the code's commit, the machine, the package versions (study run and trial runs)
+    delivery   metrics reach the tracking server (re-sent after an outage), or the study stops
+    reuse      a finished identical trial's result is reused, not recomputed
+    objective  one trial = one Optuna trial = one nested MLflow run (TrialRunner)
     display    progress: trial n/N with ETA, or one line per trial
     workers    run_sweep (harness sweep), join_sweep (harness worker), the --workers N processes
 
 Faults and what happens on each are listed in docs/reliability.md.
 """
 
-from harness.sweep.objective import TrackingLost, suggest
+from harness.sweep.delivery import TrackingLost
+from harness.sweep.objective import suggest
 from harness.sweep.recovery import create_study
 from harness.sweep.stores import STORE_DIR, StorageError, artifact_root, mask_url, open_storage, resolve_tracking_uri
 from harness.sweep.tracking import ensure_experiment

@@ -1,17 +1,21 @@
 """One trial = one Optuna trial = one nested MLflow run: its parameters, its objective value, its
-metrics (sent asynchronously, re-sent when the tracking server was away), and what an error means for
-the study (the trial fails, or the study stops).
+metrics and artifacts, and what an error means for the study (the trial fails, or the study stops).
+
+`TrialRunner` is the Optuna objective. A trial's life: draw its parameters, resolve its config,
+open its MLflow run (tags: label, state, provenance, starting model, result key), then either reuse
+a finished identical trial's result (`harness.sweep.reuse`) or run it (`harness.train.trial`),
+log the result, and close the run with the trial's state. Metric delivery and tracking outages are
+`harness.sweep.delivery`'s.
 """
 
 from __future__ import annotations
 
-import logging
 import math
 import os
+import shutil
 import time
 import traceback
-from collections.abc import Callable, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,29 +24,28 @@ import optuna
 import yaml
 from mlflow.tracking import MlflowClient
 
-from harness.study import SEED, StudyConfig, StudyError, flatten, label_of
+from harness.config import TrialConfig
+from harness.study import SEED, StudyConfig, StudyError, flatten
+from harness.sweep.delivery import MetricSender, TrackingLost, as_lost, numeric, tracking_down
+from harness.sweep.provenance import environment_tags, git_commit
 from harness.sweep.recovery import worker_identity
+from harness.sweep.reuse import copy_result, find_result, result_key, validation_history
 from harness.sweep.stores import STORE_DIR, mask_url
-from harness.sweep.tracking import ERROR, LABEL, NUMBER, RESUMED, ROLE, STATE, STUDY_TAG, _param_value
+from harness.sweep.tracking import param_value
+from harness.train.clock import PhaseClock
+from harness.vocabulary import (BEST_STEP, EXAMPLES_ARTIFACT, GENERATED_TOKENS, ROLE_TRIAL, TAG_BASE_MODEL, TAG_ERROR,
+                                TAG_LABEL, TAG_NUMBER, TAG_RESULT_KEY, TAG_RESUMED, TAG_ROLE, TAG_STATE, TAG_STUDY,
+                                TEST, TRAIN_STEPS, TRAINED_TOKENS, TRIAL_CONFIG_ARTIFACT, VAL, WALL_TIME, method_label,
+                                metric_key)
 
 if TYPE_CHECKING:
     from harness.sweep.display import Display
+    from harness.train.trial import TrialResult
+
+__all__ = ["CHECKPOINT_ENV", "SAMPLE_STEPS", "TrialRunner", "checkpoint_dir", "objective_value", "suggest"]
 
 CHECKPOINT_ENV = "HARNESS_CHECKPOINT_DIR"
 SAMPLE_STEPS = 3  # steps whose sample generations are logged as tables
-
-
-class TrackingLost(RuntimeError):
-    """The MLflow tracking server stopped answering during a trial and did not come back in time."""
-
-
-@contextmanager
-def _timed(spent: dict[str, float], what: str):
-    start = time.perf_counter()
-    try:
-        yield
-    finally:
-        spent[what] = spent.get(what, 0.0) + time.perf_counter() - start
 
 
 def suggest(study: StudyConfig, trial: optuna.Trial) -> dict[str, Any]:
@@ -64,230 +67,210 @@ def suggest(study: StudyConfig, trial: optuna.Trial) -> dict[str, Any]:
     return params
 
 
-def objective_value(study: StudyConfig, result) -> float:
-    split, metric = study.objective.metric.split("/", 1)
-    scores = result.test.scores if split == "test" else result.validation
-    if metric not in scores:
-        raise KeyError(f"objective {study.objective.metric!r}: the trial computed {sorted(scores)} "
-                       f"for {split} (bertscore needs eval.bertscore: true)")
-    value = float(scores[metric])
+def objective_value(study: StudyConfig, metrics: Mapping[str, float]) -> float:
+    """The study's objective from a trial's final metrics (``test/<m>``, or ``val/<m>`` at the best step)."""
+    metric = study.objective.metric
+    if metric not in metrics:
+        raise KeyError(f"objective {metric!r}: the trial computed {sorted(k for k in metrics if '/' in k)} "
+                       "(bertscore needs eval.bertscore: true; sampled metrics need eval.sampling_passes > 0)")
+    value = float(metrics[metric])
     if not math.isfinite(value):
-        raise FloatingPointError(f"objective {study.objective.metric!r} is {value}")
+        raise FloatingPointError(f"objective {metric!r} is {value}")
     return value
 
 
-def _floats(metrics: Mapping[str, Any]) -> dict[str, float]:
-    out = {}
-    for key, value in metrics.items():
-        if isinstance(value, (bool, str)):
-            continue
-        try:
-            out[key] = float(value)
-        except (TypeError, ValueError):
-            continue  # lists, tensors with several values, ...: not a metric
+def final_metrics(result: TrialResult, wall: float) -> dict[str, float]:
+    """What a trial logs at its end: test scores, the validation scores of the selected checkpoint
+    (``val/<m>`` at ``best_step``), compute and the time per phase."""
+    out = {metric_key(TEST, k): float(v) for k, v in result.test.scores.items()}
+    out.update({BEST_STEP: result.best_step, TRAIN_STEPS: result.steps, GENERATED_TOKENS: result.generated_tokens,
+                TRAINED_TOKENS: result.trained_tokens, WALL_TIME: wall})
+    out.update({f"time/{stage}": float(s) for stage, s in result.times.items()})
     return out
 
 
-def checkpoint_dir(study: StudyConfig, cfg) -> Path:
+def examples_artifact(result: TrialResult) -> dict[str, Any]:
+    """Per-example test scores (greedy, and each sampled pass) with BLEU's sufficient statistics: what
+    the report's seed-aware bootstrap re-scores (`harness.report.inference`)."""
+    test = result.test
+    out: dict[str, Any] = {
+        "ids": list(test.ids), "references": list(test.references), "hypotheses": list(test.hypotheses),
+        "scores": {m: [float(x) for x in v] for m, v in test.per_example.items()},
+        "bleu_stats": test.bleu_stats.tolist() if test.bleu_stats is not None else None,
+    }
+    if test.sampled_per_example:
+        out["sampled"] = {
+            "scores": {m: v.tolist() for m, v in test.sampled_per_example.items()},
+            "bleu_stats": test.sampled_bleu_stats.tolist(), "hypotheses": test.sampled_hypotheses}
+    return out
+
+
+def checkpoint_dir(study: StudyConfig, cfg: TrialConfig) -> Path:
     """The trial's own checkpoint directory, keyed by study and resolved config (so a re-run of the same
     grid point, on any worker sharing the directory, resumes it). Env HARNESS_CHECKPOINT_DIR moves the root."""
     root = Path(os.environ.get(CHECKPOINT_ENV) or Path(STORE_DIR, "checkpoints").resolve())
     return root / study.name / cfg.digest()
 
 
-def tracking_down(err: BaseException) -> bool:
-    """An error saying the tracking server cannot be reached (after MLflow's own HTTP retries)."""
-    import requests
-
-    if isinstance(err, (TrackingLost, requests.exceptions.ConnectionError)):
-        return True
-    text = str(err)
-    return isinstance(err, mlflow.exceptions.MlflowException) and any(mark in text for mark in (
-        "Max retries exceeded", "Connection refused", "ConnectionError", "Failed to establish", "timed out"))
-
-
-def _lost(err: BaseException) -> TrackingLost:
-    if isinstance(err, TrackingLost):
-        return err
-    reason = mask_url(str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__)[:300]
-    return TrackingLost(f"MLflow tracking server {mask_url(mlflow.get_tracking_uri())!r} stopped answering and "
-                        f"did not come back within MLflow's retries ({reason}). Fix: restart the server, then run "
-                        "the same command again: the interrupted trial is marked failed and runs again.")
-
-
-class _AsyncFailures(logging.Handler):
-    """Counts the batches MLflow's async logging could not send. MLflow only logs them (and a batch merged
-    into another one does not even fail its future), so this is how a trial learns it must re-send."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.ERROR)
-        self.count = 0
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.count += 1
-
-
-ASYNC_FAILURES = _AsyncFailures()
-logging.getLogger("mlflow.utils.async_logging.async_logging_queue").addHandler(ASYNC_FAILURES)
-
-
-def deliver(run_id: str, sent: list[tuple[Any, dict[str, float], int, int]], failures_before: int) -> None:
-    """Make sure the trial's async metric batches reached the store: when any failed (the tracking server
-    was away), send them all again synchronously, with MLflow's HTTP retries and the original
-    timestamps (the store keeps one copy of a metric with the same key, step, timestamp and value)."""
-    mlflow.flush_async_logging()
-    failed = ASYNC_FAILURES.count > failures_before
-    for operation, *_ in sent:
-        try:
-            operation.wait()
-        except Exception:
-            failed = True
-    if failed:
-        from mlflow.entities import Metric
-
-        metrics = [Metric(k, v, stamp, step) for _, values, step, stamp in sent for k, v in values.items()]
-        for start in range(0, len(metrics), 1000):  # MLflow's limit per log_batch
-            MlflowClient().log_batch(run_id, metrics=metrics[start:start + 1000], synchronous=True)
-    sent.clear()
-
-
-def make_objective(study: StudyConfig, experiment_id: str, parent_run_id: str, display: "Display",
-                   fatal: list[BaseException]) -> Callable:
+class TrialRunner:
     """The Optuna objective. Errors of the trial itself (NaN loss, a reward that raises, out of memory,
     unreadable audio) fail the trial and the study goes on; errors that would fail every trial (tracking
     server gone, a missing tool, a bad config) are put in ``fatal`` and stop the study."""
-    from harness.data.audio import MissingToolError
-    from harness.train import trial as trial_lib  # torch & co. load only when a trial runs
 
-    val_metric = study.objective.metric.split("/", 1)[1]
+    def __init__(self, study: StudyConfig, experiment_id: str, parent_run_id: str, display: Display):
+        self.study, self.experiment_id, self.parent_run_id, self.display = study, experiment_id, parent_run_id, display
+        self.fatal: list[BaseException] = []
+        self.split, self.metric = study.objective.metric.split("/", 1)
 
-    def stop_on(err: BaseException, trial: optuna.Trial) -> None:
-        if tracking_down(err):
-            err = _lost(err)
-        if isinstance(err, (TrackingLost, MissingToolError, StudyError)):
-            fatal.append(err)
-            trial.study.stop()
+    def __call__(self, trial: optuna.Trial) -> float:
+        from harness.data.audio import MissingToolError  # torch & co. load only when a trial runs
 
-    def objective(trial: optuna.Trial) -> float:
-        spent: dict[str, float] = {}
+        clock = PhaseClock()
         started = time.perf_counter()
-        state, status, error, run, label, ckpt = "FAIL", "FAILED", None, None, "?", None
-        last_val: dict[str, float] = {}
-        sent: list[tuple[Any, dict[str, float], int, int]] = []  # async batches not yet confirmed
-        failures_before = ASYNC_FAILURES.count
-
-        def log(metrics: Mapping[str, Any], step: int) -> None:
-            values = _floats(metrics)
-            last_val.update({k[4:]: v for k, v in values.items() if k.startswith("val/")})
-            with _timed(spent, "tracking"):
-                stamp = int(time.time() * 1000)
-                sent.append((mlflow.log_metrics(values, step=step, synchronous=False, timestamp=stamp),
-                             values, step, stamp))
-            display.trial_step(step, values)
-
-        def report(value: float, step: int) -> None:
-            value = last_val.get(val_metric, value)  # the objective's own validation metric if logged
-            with _timed(spent, "storage"):
-                trial.report(value, step)
-                prune = trial.should_prune()
-            if prune:
-                raise optuna.TrialPruned(f"pruned at step {step}: val/{val_metric}={value:.3g}")
-
+        state, status, error, run, sender, ckpt, label = "FAIL", "FAILED", None, None, None, None, "?"
         try:
-            with _timed(spent, "storage"):
+            with clock("storage"):
                 trial.set_user_attr("worker", worker_identity())
-                params = suggest(study, trial)
+                params = suggest(self.study, trial)
             baseline = trial.user_attrs.get("baseline")
-            cfg = study.resolve(params, baseline)
-            label = study.baseline_label(baseline) if baseline is not None else label_of(cfg)
-            ckpt = checkpoint_dir(study, cfg)
-            with _timed(spent, "tracking"):
-                run = mlflow.start_run(
-                    experiment_id=experiment_id, run_name=f"{trial.number:03d}-{label}",
-                    parent_run_id=parent_run_id, log_system_metrics=True,
-                    tags={ROLE: "trial", STUDY_TAG: study.name, NUMBER: str(trial.number), LABEL: label,
-                          STATE: "RUNNING"})
-                mlflow.log_params({k: _param_value(v) for k, v in flatten(cfg.model_dump(mode="json")).items()},
-                                  synchronous=False)
-                mlflow.log_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False), "trial_config.yaml")
-            with _timed(spent, "storage"):
+            cfg = self.study.resolve(params, baseline)
+            label = (self.study.baseline_label(baseline) if baseline is not None
+                     else method_label(cfg.method, cfg.grpo.mp_grpo))
+            ckpt = checkpoint_dir(self.study, cfg)
+            with clock("tracking"):
+                run, key = self._start_run(trial, cfg, label)
+                sender = MetricSender(run.info.run_id)
+            with clock("storage"):
                 trial.set_user_attr("label", label)
                 trial.set_user_attr("mlflow_run_id", run.info.run_id)
-            display.trial_started(trial.number, label, 0 if cfg.method == "base-eval" else cfg.train.steps)
-            t0 = time.perf_counter()
-            result = trial_lib.run_trial(cfg, log=log, report=report, sample_steps=SAMPLE_STEPS, checkpoint_dir=ckpt)
-            wall = time.perf_counter() - t0
-            value = objective_value(study, result)
-            with _timed(spent, "tracking"):
-                if result.resumed_from:
-                    mlflow.set_tag(RESUMED, str(result.resumed_from))
-                _log_result(cfg, result, wall, trial_lib)
-                deliver(run.info.run_id, sent, failures_before)
+            source = find_result(MlflowClient(), key) if key else None
+            if source is not None:
+                value = self._reuse(trial, source, run.info.run_id, label, clock)
+            else:
+                value = self._run(trial, cfg, label, sender, ckpt, clock)
             state, status = "COMPLETE", "FINISHED"
-            display.trial_ended(trial.number, label, state, f"{study.objective.metric}={value:.2f}")
+            self.display.trial_ended(trial.number, label, state, f"{self.study.objective.metric}={value:.2f}")
             return value
         except optuna.TrialPruned as err:
             state, status = "PRUNED", "FINISHED"
-            display.trial_ended(trial.number, label, state, str(err))
+            self.display.trial_ended(trial.number, label, state, str(err))
             raise
         except BaseException as err:
-            stop_on(err, trial)
-            shown = _lost(err) if tracking_down(err) else err
+            down = tracking_down(err)
+            if down or isinstance(err, (MissingToolError, StudyError)):
+                self.fatal.append(as_lost(err) if down else err)
+                trial.study.stop()
+            shown = as_lost(err) if down else err
             error = mask_url(f"{type(shown).__name__}: {shown}")
             status = "KILLED" if isinstance(err, KeyboardInterrupt) else "FAILED"
-            display.trial_ended(trial.number, label, "FAIL", error)
-            with _timed(spent, "storage"):
+            self.display.trial_ended(trial.number, label, "FAIL", error)
+            with clock("storage"):
                 trial.set_user_attr("error", error)
-            if run is not None and not tracking_down(err):
-                with _timed(spent, "tracking"):
+            if run is not None and not down:
+                with clock("tracking"):
                     mlflow.log_text(traceback.format_exc(), "error.txt")
             raise
         finally:
             if state != "FAIL" and ckpt is not None:
-                import shutil
-
                 shutil.rmtree(ckpt, ignore_errors=True)  # finished: nothing to resume
             if run is not None:
-                problem = None
-                with _timed(spent, "tracking"):
-                    try:
-                        if sent:
-                            deliver(run.info.run_id, sent, failures_before)
-                        mlflow.set_tags({STATE: state, **({ERROR: error[:5000]} if error else {})})
-                    except Exception as err:
-                        problem = err
-                    try:  # always: it also takes the run off MLflow's stack of active runs
-                        mlflow.end_run(status=status)  # drains this run's async logging queue first
-                    except Exception as err:
-                        problem = problem or err
-                if problem is not None:  # the tracking server went away: the trial fails, the worker stops
-                    lost = _lost(problem) if tracking_down(problem) else problem
-                    if isinstance(lost, TrackingLost) and not any(isinstance(f, TrackingLost) for f in fatal):
-                        fatal.append(lost)
-                        trial.study.stop()
-                    trial.set_user_attr("error", mask_url(str(lost)))
-                    raise lost from None
-            spent["trial"] = time.perf_counter() - started
-            trial.set_user_attr("overhead_s", {k: round(v, 4) for k, v in spent.items()})
+                with clock("tracking"):
+                    self._close_run(trial, sender, state, status, error)
+            clock.totals["trial"] = time.perf_counter() - started
+            trial.set_user_attr("overhead_s", {k: round(v, 4) for k, v in clock.totals.items()
+                                               if k in ("tracking", "storage", "trial")})
 
-    return objective
+    # -- the steps of a trial ------------------------------------------------------------------
 
+    def _start_run(self, trial: optuna.Trial, cfg: TrialConfig, label: str):
+        from harness.train.base_model import starting_point
 
-def _log_result(cfg, result, wall: float, trial_lib) -> None:
-    final = {f"test/{k}": float(v) for k, v in result.test.scores.items()}
-    final.update({"best_step": result.best_step, "train_steps": result.steps,
-                  "generated_tokens": result.generated_tokens, "wall_time_s": wall})
-    final.update({f"time/{stage}": float(s) for stage, s in result.times.items()})
-    mlflow.log_metrics(final, step=result.steps, synchronous=False)
-    examples = trial_lib.load_task_data(cfg)["test"].examples
-    mlflow.log_dict({
-        "ids": [ex.id for ex in examples],
-        "references": [ex.answer for ex in examples],
-        "hypotheses": list(result.test.hypotheses),
-        "scores": {m: [float(x) for x in values] for m, values in result.test.per_example.items()},
-    }, "test_examples.json")
-    if result.samples:
-        import pandas as pd
+        start = starting_point(cfg.model).identity
+        key = result_key(cfg, git_commit(), start)
+        tags = {TAG_ROLE: ROLE_TRIAL, TAG_STUDY: self.study.name, TAG_NUMBER: str(trial.number), TAG_LABEL: label,
+                TAG_STATE: "RUNNING", TAG_BASE_MODEL: start, **environment_tags(),
+                **({TAG_RESULT_KEY: key} if key else {})}
+        run = mlflow.start_run(experiment_id=self.experiment_id, run_name=f"{trial.number:03d}-{label}",
+                               parent_run_id=self.parent_run_id, log_system_metrics=True, tags=tags)
+        mlflow.log_params({k: param_value(v) for k, v in flatten(cfg.model_dump(mode="json")).items()},
+                          synchronous=False)
+        mlflow.log_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False), TRIAL_CONFIG_ARTIFACT)
+        return run, key
 
-        for step, rows in sorted(result.samples.items()):
-            mlflow.log_table(pd.DataFrame(rows), artifact_file=f"samples/step_{step:04d}.json")
+    def _run(self, trial: optuna.Trial, cfg: TrialConfig, label: str, sender: MetricSender, ckpt: Path,
+             clock: PhaseClock) -> float:
+        from harness.train import trial as trial_lib
+
+        def log(metrics: Mapping[str, Any], step: int) -> None:
+            values = numeric(metrics)
+            with clock("tracking"):
+                sender.log(values, step)
+            self.display.trial_step(step, values)
+
+        def report(scores: Mapping[str, float], step: int) -> None:
+            self._report(trial, scores[self.metric] if self.metric in scores else scores["bleu"], step, clock)
+
+        self.display.trial_started(trial.number, label, 0 if cfg.method == "base-eval" else cfg.train.steps)
+        t0 = time.perf_counter()
+        result = trial_lib.run_trial(cfg, log=log, report=report, sample_steps=SAMPLE_STEPS, checkpoint_dir=ckpt,
+                                     clock=clock)
+        final = final_metrics(result, time.perf_counter() - t0)
+        selected = {metric_key(VAL, k): v for k, v in result.validation.items()}  # at the best step (in history)
+        value = objective_value(self.study, {**final, **selected})
+        with clock("tracking"):
+            if result.resumed_from:
+                mlflow.set_tag(TAG_RESUMED, str(result.resumed_from))
+            sender.log(final, result.steps)
+            mlflow.log_dict(examples_artifact(result), EXAMPLES_ARTIFACT)
+            if result.samples:
+                import pandas as pd
+
+                for step, rows in sorted(result.samples.items()):
+                    mlflow.log_table(pd.DataFrame(rows), artifact_file=f"samples/step_{step:04d}.json")
+            sender.deliver()
+        return value
+
+    def _reuse(self, trial: optuna.Trial, source, run_id: str, label: str, clock: PhaseClock) -> float:
+        """A finished identical trial's result: its validations are reported to Optuna again (the pruner
+        decides as it would have), then its metrics and artifacts are copied into this trial's run."""
+        client = MlflowClient()
+        self.display.trial_started(trial.number, label, 0)
+        history = validation_history(client, source, self.metric) if self.split == VAL else \
+            validation_history(client, source)
+        for step, value in history:
+            self._report(trial, value, step, clock)
+        with clock("tracking"):
+            metrics = copy_result(client, source, run_id)
+        if self.split == VAL:  # the objective is validation at the selected step
+            best = int(metrics.get(BEST_STEP, 0))
+            metrics[self.study.objective.metric] = next((v for s, v in history if s == best), math.nan)
+        return objective_value(self.study, metrics)
+
+    def _report(self, trial: optuna.Trial, value: float, step: int, clock: PhaseClock) -> None:
+        with clock("storage"):
+            trial.report(value, step)
+            prune = trial.should_prune()
+        if prune:
+            raise optuna.TrialPruned(f"pruned at step {step}: val/{self.metric}={value:.3g}")
+
+    def _close_run(self, trial: optuna.Trial, sender: MetricSender | None, state: str, status: str,
+                   error: str | None) -> None:
+        problem = None
+        try:
+            if sender is not None and sender.pending:
+                sender.deliver()
+            mlflow.set_tags({TAG_STATE: state, **({TAG_ERROR: error[:5000]} if error else {})})
+        except Exception as err:
+            problem = err
+        try:  # always: it also takes the run off MLflow's stack of active runs
+            mlflow.end_run(status=status)  # drains this run's async logging queue first
+        except Exception as err:
+            problem = problem or err
+        if problem is not None:  # the tracking server went away: the trial fails, the worker stops
+            lost = as_lost(problem) if tracking_down(problem) else problem
+            if isinstance(lost, TrackingLost) and not any(isinstance(f, TrackingLost) for f in self.fatal):
+                self.fatal.append(lost)
+                trial.study.stop()
+            trial.set_user_attr("error", mask_url(str(lost)))
+            raise lost from None
+

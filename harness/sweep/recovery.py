@@ -27,7 +27,8 @@ from optuna.trial import TrialState
 
 from harness.study import SEED, StudyConfig, StudyError, make_pruner, make_sampler
 from harness.sweep.stores import MAX_RETRIES, mask_url
-from harness.sweep.tracking import ERROR, NUMBER, ROLE, STATE, _changed_error, study_params
+from harness.sweep.tracking import changed_error, study_params
+from harness.vocabulary import ROLE_TRIAL, TAG_ERROR, TAG_NUMBER, TAG_ROLE, TAG_STATE
 
 logger = logging.getLogger("harness.sweep")
 
@@ -47,7 +48,7 @@ def create_study(study: StudyConfig, storage: optuna.storages.BaseStorage, worke
     if stored is None:
         optuna_study.set_user_attr("definition", definition)
     elif stored != definition:
-        raise _changed_error(study, sorted(k for k in stored.keys() | definition.keys()
+        raise changed_error(study, sorted(k for k in stored.keys() | definition.keys()
                                            if stored.get(k) != definition.get(k)), where="Optuna")
     return optuna_study
 
@@ -111,7 +112,7 @@ def recover(optuna_study: optuna.Study, storage: optuna.storages.BaseStorage, cl
         logger.warning("trial %d: its worker (pid %s) died; marked FAIL%s", trial.number, worker["pid"],
                        " and enqueued again" if trial.number in retried else f" (not retried: failed {earlier} times)")
     _kill_orphan_runs(optuna_study, client, experiment_id)
-    if retry_failed and not _budget_spent(optuna_study, None):
+    if retry_failed and not budget_spent(optuna_study, None):
         trials = optuna_study.get_trials(deepcopy=False)
         twins = {_key(t) for t in trials if t.state != TrialState.FAIL}
         for trial in trials:
@@ -137,16 +138,16 @@ def _enqueue_again(optuna_study: optuna.Study, trial: optuna.trial.FrozenTrial) 
 
 def _kill_orphan_runs(optuna_study: optuna.Study, client: MlflowClient, experiment_id: str) -> None:
     """MLflow trial runs still RUNNING whose Optuna trial is not running: their process is gone."""
-    runs = client.search_runs([experiment_id], filter_string=f"attributes.status = 'RUNNING' and tags.`{ROLE}` = 'trial'")
+    runs = client.search_runs([experiment_id], filter_string=f"attributes.status = 'RUNNING' and tags.`{TAG_ROLE}` = '{ROLE_TRIAL}'")
     states = {t.number: t for t in optuna_study.get_trials(deepcopy=False)}  # after the runs: a trial that
     # starts meanwhile is RUNNING here, never missing
     for run in runs:
-        trial = states.get(int(run.data.tags.get(NUMBER, -1)))
+        trial = states.get(int(run.data.tags.get(TAG_NUMBER, -1)))
         if trial is not None and trial.state == TrialState.RUNNING:
             continue
         error = (trial.user_attrs.get("error") if trial else None) or "the worker process died (no heartbeat)"
-        client.log_batch(run.info.run_id, tags=[mlflow.entities.RunTag(STATE, "FAIL"),
-                                                mlflow.entities.RunTag(ERROR, error)])
+        client.log_batch(run.info.run_id, tags=[mlflow.entities.RunTag(TAG_STATE, "FAIL"),
+                                                mlflow.entities.RunTag(TAG_ERROR, error)])
         client.set_terminated(run.info.run_id, status="KILLED")
 
 
@@ -162,7 +163,7 @@ def wait_for_others(optuna_study: optuna.Study, storage: optuna.storages.BaseSto
                 optuna.storages.fail_stale_trials(optuna_study)  # runs the retry callback of each one
         recover(optuna_study, storage, client, experiment_id, retry_failed=False)  # also ends orphan runs
         trials = optuna_study.get_trials(deepcopy=False)
-        if any(t.state == TrialState.WAITING for t in trials) and not _budget_spent(optuna_study, None):
+        if any(t.state == TrialState.WAITING for t in trials) and not budget_spent(optuna_study, None):
             return True
         heartbeats, host = isinstance(storage, optuna.storages.RDBStorage), socket.gethostname()
         if not any(t.state == TrialState.RUNNING and (heartbeats or t.user_attrs.get("worker", {}).get("host") == host)
@@ -171,7 +172,7 @@ def wait_for_others(optuna_study: optuna.Study, storage: optuna.storages.BaseSto
         time.sleep(POLL_S)
 
 
-def _budget_spent(optuna_study: optuna.Study, total: int | None) -> bool:
+def budget_spent(optuna_study: optuna.Study, total: int | None) -> bool:
     if total is None:
         total = optuna_study.user_attrs.get("total_trials")
     return total is not None and len(optuna_study.get_trials(deepcopy=False, states=BUDGETED)) >= total

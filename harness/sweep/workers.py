@@ -20,9 +20,9 @@ from optuna.trial import TrialState
 
 from harness.study import StudyConfig, StudyError
 from harness.sweep.display import Display
-from harness.sweep.objective import make_objective
+from harness.sweep.objective import TrialRunner
 from harness.sweep.recovery import (
-    BUDGETED, COUNTED, _budget_spent, create_study, enqueue_baselines, load_study_for_worker, recover, wait_for_others,
+    BUDGETED, COUNTED, budget_spent, create_study, enqueue_baselines, load_study_for_worker, recover, wait_for_others,
 )
 from harness.sweep.stores import (
     STORAGE_ENV, STORE_DIR, TRACKING_ENV, mask_url, open_storage, open_tracking, resolve_storage_url,
@@ -59,7 +59,7 @@ def run_sweep(study: StudyConfig, storage: str | None = None, tracking_uri: str 
     optuna_storage = open_storage(storage_url)
     optuna_study = create_study(study, optuna_storage)
     optuna_study.set_user_attr("total_trials", study.total_trials)
-    experiment_id = ensure_experiment(client, study.name, uri)
+    experiment_id = ensure_experiment(client, study.name, uri, study.description)
     parent = ensure_study_run(client, experiment_id, study)
     status = "FAILED"
     try:
@@ -105,7 +105,7 @@ def join_sweep(study: StudyConfig, storage: str | None = None, tracking_uri: str
 
 def _nothing_left(study: StudyConfig, optuna_study: optuna.Study) -> bool:
     """Budget spent, or (grid) every point finished or taken by a live worker and nothing enqueued."""
-    if _budget_spent(optuna_study, study.total_trials):
+    if budget_spent(optuna_study, study.total_trials):
         return True
     trials = optuna_study.get_trials(deepcopy=False)
     if any(t.state == TrialState.WAITING for t in trials) or study.sampler.type != "grid":
@@ -131,15 +131,14 @@ def _work(study: StudyConfig, optuna_study: optuna.Study, storage: optuna.storag
         if _nothing_left(study, s):
             s.stop()
 
-    fatal: list[BaseException] = []
-    objective = make_objective(study, experiment_id, parent, display, fatal)
+    objective = TrialRunner(study, experiment_id, parent, display)
     try:
         while True:
             optuna_study.optimize(
                 objective, n_trials=study.total_trials, catch=(Exception,), gc_after_trial=False,
                 callbacks=[optuna.study.MaxTrialsCallback(study.total_trials, states=BUDGETED), stop_when_done])
-            if fatal:
-                raise fatal[0]
+            if objective.fatal:
+                raise objective.fatal[0]
             if not wait_for_others(optuna_study, storage, client, experiment_id):
                 break
     finally:

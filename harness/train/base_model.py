@@ -11,7 +11,10 @@ Granite's two stages:
    language model learns the text prior and ignores the audio: noise in place of speech raised
    the validation NLL by only 2 %.
 
-It is built once per `TinySpec` (cached under `<cache>/models/tiny-<hash>`) and reused by every trial.
+The base of the default `TinySpec` is shipped (`harness.models.tiny_base`): identical on every
+machine, checked by its sha256. Another spec's base is built once (cached under
+`<cache>/models/tiny-<hash>`) and reused by every trial. `starting_point` says which checkpoint a
+trial starts from and how it is identified in the records.
 """
 
 from __future__ import annotations
@@ -26,18 +29,45 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from harness.config import EvalConfig
+from dataclasses import dataclass
+
+from harness.config import EvalConfig, ModelConfig
 from harness.data.dataset import BatchSampler, SpokenSet
-from harness.data.synthetic import PROMPTS, load_pretraining, vocabulary
+from harness.data.example import PROMPTS
+from harness.data.synthetic import load_pretraining, vocabulary
+from harness.eval.evaluate import evaluate
 from harness.models.speech_lm import SpeechLM
 from harness.models.tiny import TinySpec, build_tiny, train_tokenizer
+from harness.models.tiny_base import WEIGHTS, file_sha256, shipped_base
 from harness.paths import cache_dir
 from harness.runtime import configure_threads
-from harness.train.evaluate import evaluate
+from harness.train.learner import Learner
 from harness.train.optimizer import make_optimizer
 from harness.train.sft import sft_step
 
+__all__ = ["StartingPoint", "ensure_tiny_base", "pretrain_tiny", "starting_point"]
+
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StartingPoint:
+    """The checkpoint a trial starts from: where it is and what identifies it in the records."""
+
+    path: str  # a directory from_pretrained reads (tiny: the shipped or cached base)
+    identity: str  # 'tiny-<digest> sha256:<weights> (shipped|built here)', or the checkpoint's path
+
+
+def starting_point(cfg: ModelConfig) -> StartingPoint:
+    """The tiny preset's base (shipped and checked, or built once here), or the named checkpoint."""
+    if cfg.name != "tiny":
+        return StartingPoint(cfg.name, cfg.name)
+    shipped = shipped_base(cfg.tiny)
+    if shipped is not None:
+        path, sha = shipped
+        return StartingPoint(str(path), f"tiny-{cfg.tiny.digest()} sha256:{sha} (shipped)")
+    path = ensure_tiny_base(cfg.tiny)
+    return StartingPoint(str(path), f"tiny-{cfg.tiny.digest()} sha256:{file_sha256(path / WEIGHTS)} (built here)")
 
 
 def ensure_tiny_base(spec: TinySpec) -> Path:
@@ -75,6 +105,7 @@ def pretrain_tiny(spec: TinySpec, out: Path) -> dict:
     encoder.requires_grad_(False)
     optimizer, scheduler = make_optimizer(lm.model, spec.pretrain_lr, 0.01, spec.pretrain_steps // 20,
                                           decay_steps=spec.pretrain_steps)
+    learner = Learner(lm, optimizer, scheduler, max_grad_norm=1.0)
     sampler = BatchSampler(len(train), spec.pretrain_batch_size, spec.seed)
     lm.model.train()
     encoder.eval()  # frozen, BatchNorm statistics included
@@ -82,7 +113,7 @@ def pretrain_tiny(spec: TinySpec, out: Path) -> dict:
     for step in range(1, spec.pretrain_steps + 1):
         examples, feats = train.batch(sampler.next())
         prompts = lm.prepare([ex.prompt for ex in examples], feats)
-        losses.append(sft_step(lm, optimizer, scheduler, prompts, [ex.answer for ex in examples], 1.0)["loss"])
+        losses.append(sft_step(learner, prompts, [ex.answer for ex in examples]).metrics["loss"])
         if step % 100 == 0:
             log.info("tiny base pretraining step %d/%d loss %.3f", step, spec.pretrain_steps, losses[-1])
         if step % 500 == 0 or step == spec.pretrain_steps:

@@ -8,7 +8,7 @@ advantages, reference log-probs, and the log-probs at sampling time (pi_old).
 from __future__ import annotations
 
 import logging
-import time
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -16,10 +16,22 @@ import torch
 from harness.config import GRPOConfig
 from harness.models.speech_lm import Completions, Prompts, SpeechLM, completions_from_targets
 from harness.rewards import Reward
-from harness.train.grpo_loss import group_advantages, grpo_loss
+from harness.train.grpo_loss import LossSettings, LossStats, group_advantages, grpo_loss
+from harness.train.learner import Learner, MicroBatching, StepResult
 from harness.train.optimizer import apply_gradients
 
 log = logging.getLogger("harness.train")
+
+
+def loss_settings(cfg: GRPOConfig) -> LossSettings:
+    """The loss's settings, written once: every grpo_loss call of a step gets these."""
+    return LossSettings(beta=cfg.beta, epsilon=cfg.epsilon, epsilon_high=cfg.epsilon_high,
+                        aggregation=cfg.loss_type)
+
+
+def needs_reference(cfg: GRPOConfig) -> bool:
+    """Whether a GRPO trial needs a frozen reference model (the loss's KL term: beta != 0)."""
+    return loss_settings(cfg).uses_reference
 
 
 def add_references(lm: SpeechLM, samples: Completions, answers: list[str], group_size: int) -> Completions:
@@ -70,35 +82,60 @@ def reference_logprobs(reference: SpeechLM, prompts: Prompts, completions: Compl
     return torch.cat(parts, 0)
 
 
-def micro_batched_update(policy: SpeechLM, optimizer, embeds: torch.Tensor, prompt_mask: torch.Tensor,
-                         completions: Completions, old_logp: torch.Tensor | None, advantages: torch.Tensor,
-                         off_policy: torch.Tensor, ref_logp: torch.Tensor | None, cfg: GRPOConfig,
-                         max_grad_norm: float, group_size: int, with_entropy: bool, what: str):
-    """One optimiser step with the loss's gradient accumulated over row chunks of `policy.micro_batch_size`
+@dataclass
+class Batch:
+    """One GRPO update's data: the prompts (embedded), the completions of their groups, the loss's
+    per-row inputs."""
+
+    embeds: torch.Tensor  # [B, Lp, H] prompt embeddings (with gradients into the projector)
+    prompt_mask: torch.Tensor  # [B, Lp]
+    completions: Completions  # [B*G, Lc], row b*G + g continues prompt b
+    advantages: torch.Tensor  # [B*G] (Eq. 1)
+    off_policy: torch.Tensor  # [B*G] bool: MP-GRPO's ground-truth rows
+    ref_logp: torch.Tensor | None  # [B*G, Lc] log pi_ref (None without a reference)
+    group_size: int
+
+
+@dataclass
+class Update:
+    loss: float  # the full-batch loss (sum of the chunks' weighted losses)
+    stats: LossStats  # over the whole batch
+    logp: torch.Tensor  # [B*G, Lc] detached log pi_theta before the step (pi_old for later iterations)
+    entropy: torch.Tensor | None  # [B*G, Lc] when asked for
+    grad_norm: float
+
+
+def micro_batched_update(learner: Learner, batch: Batch, settings: LossSettings, old_logp: torch.Tensor | None,
+                         with_entropy: bool, what: str) -> Update:
+    """One optimiser step with the loss's gradient accumulated over row chunks of `learner.chunking.rows`
     (prompt x sample rows; 0 = all). Each chunk's loss is weighted so the sum equals the full-batch
-    loss (DAPO: by its share of completion tokens; 'grpo': by its share of rows). On CUDA
-    out-of-memory the chunk size is halved and the step redone (logged), so a size that fits is found
-    once and kept. Returns (loss, stats, detached log-probs, entropy, grad norm)."""
-    n = completions.ids.shape[0]
-    mask = completions.mask
+    loss (DAPO: by its share of completion tokens; 'grpo': by its share of rows). On CUDA out of
+    memory the chunk size is halved and the step redone (logged), so a size that fits is found once
+    and kept. `old_logp` None: this is the first pass, whose own log-probs are pi_old."""
+    policy, clock, chunking = learner.policy, learner.clock, learner.chunking
+    n = batch.completions.ids.shape[0]
+    mask = batch.completions.mask
     total_tokens = mask.sum().clamp(min=1)
     while True:
-        chunks = _row_chunks(n, policy.micro_batch_size)
+        chunks = _row_chunks(n, chunking.rows)
         try:
-            optimizer.zero_grad(set_to_none=True)
+            learner.optimizer.zero_grad(set_to_none=True)
             logps, entropies, loss_total = [], [], 0.0
             for r0, r1 in chunks:
-                logp, entropy = policy.completion_logprobs(*_prompts_for_rows(embeds, prompt_mask, r0, r1, n, group_size),
-                                                           _rows(completions, r0, r1), with_entropy=with_entropy)
-                old = logp.detach() if old_logp is None else old_logp[r0:r1]
-                loss, _ = grpo_loss(logp, old, advantages[r0:r1], mask[r0:r1], off_policy[r0:r1],
-                                    None if ref_logp is None else ref_logp[r0:r1], beta=cfg.beta,
-                                    epsilon=cfg.epsilon, epsilon_high=cfg.epsilon_high, aggregation=cfg.loss_type)
-                weight = (mask[r0:r1].sum() / total_tokens) if cfg.loss_type == "dapo" else (r1 - r0) / n
-                loss = loss * weight
+                with clock("forward"):
+                    logp, entropy = policy.completion_logprobs(
+                        *_prompts_for_rows(batch.embeds, batch.prompt_mask, r0, r1, n, batch.group_size),
+                        _rows(batch.completions, r0, r1), with_entropy=with_entropy)
+                    old = logp.detach() if old_logp is None else old_logp[r0:r1]
+                    ref = None if batch.ref_logp is None else batch.ref_logp[r0:r1]
+                    loss, _ = grpo_loss(logp, old, batch.advantages[r0:r1], mask[r0:r1], settings,
+                                        batch.off_policy[r0:r1], ref)
+                    weight = (mask[r0:r1].sum() / total_tokens) if settings.aggregation == "dapo" else (r1 - r0) / n
+                    loss = loss * weight
                 if not torch.isfinite(loss):
                     raise FloatingPointError(f"{what} is {loss.item()}")
-                loss.backward(retain_graph=True)  # the prompts' encoder graph is shared by every chunk
+                with clock("backward"):
+                    loss.backward(retain_graph=True)  # the prompts' projector graph is shared by every chunk
                 loss_total += loss.item()
                 logps.append(logp.detach())
                 entropies.append(entropy)
@@ -106,89 +143,85 @@ def micro_batched_update(policy: SpeechLM, optimizer, embeds: torch.Tensor, prom
         except torch.cuda.OutOfMemoryError:
             if len(chunks) == n:
                 raise
-            policy.micro_batch_size = max(1, (chunks[0][1] - chunks[0][0]) // 2)
-            log.warning("CUDA out of memory in a GRPO update: micro_batch_size -> %d rows", policy.micro_batch_size)
-            optimizer.zero_grad(set_to_none=True)
+            chunking.rows = max(1, (chunks[0][1] - chunks[0][0]) // 2)
+            log.warning("CUDA out of memory in a GRPO update: micro_batch_size -> %d rows", chunking.rows)
+            learner.optimizer.zero_grad(set_to_none=True)
             torch.cuda.empty_cache()
     logp = torch.cat(logps, 0)  # every chunk has the batch's completion length
     entropy = torch.cat(entropies, 0) if with_entropy else None
-    old = logp if old_logp is None else old_logp
     with torch.no_grad():  # the step's statistics over the whole batch, as in the one-pass path
-        _, stats = grpo_loss(logp, old, advantages, mask, off_policy, ref_logp, beta=cfg.beta, epsilon=cfg.epsilon,
-                             epsilon_high=cfg.epsilon_high, aggregation=cfg.loss_type)
-    grad_norm = apply_gradients(policy.model, optimizer, max_grad_norm)
-    return torch.tensor(loss_total), stats, logp, entropy, grad_norm
+        _, stats = grpo_loss(logp, logp if old_logp is None else old_logp, batch.advantages, mask, settings,
+                             batch.off_policy, batch.ref_logp)
+    with clock("optimizer"):
+        grad_norm = apply_gradients(policy.model, learner.optimizer, learner.max_grad_norm)
+    return Update(loss_total, stats, logp, entropy, grad_norm)
 
 
-def grpo_step(
-    policy: SpeechLM,
-    reference: SpeechLM | None,
-    optimizer: torch.optim.Optimizer,
-    scheduler,
-    prompts: Prompts,
-    answers: list[str],
-    reward: Reward,
-    cfg: GRPOConfig,
-    max_grad_norm: float,
-    generator: torch.Generator,
-) -> dict[str, float]:
-    """Returns the step's metrics (what practitioners watch); also `samples` for logging."""
-    t0 = time.perf_counter()
+def grpo_step(learner: Learner, prompts: Prompts, answers: list[str], reward: Reward, cfg: GRPOConfig) -> StepResult:
+    """One GRPO step on a batch of prompts: its metrics and a few sample generations."""
+    policy, clock = learner.policy, learner.clock
+    settings = loss_settings(cfg)
+    if settings.uses_reference != (learner.reference is not None):
+        raise ValueError(f"beta={cfg.beta} needs {'a' if settings.uses_reference else 'no'} reference model")
+    before = clock.snapshot()
     b, g = len(answers), cfg.group_size
     n_sampled = g - 1 if cfg.mp_grpo else g
 
     # Rollout from the current policy (= pi_old for all mu updates below). The prompt embeddings are
     # computed once with gradients: sampling reads them detached, the first update reuses them, so
-    # the audio encoder runs once per step for mu = 1 (not once to sample and again to train).
-    embeds = policy.embed_prompts(prompts)
-    with torch.no_grad():
-        samples = policy.sample(embeds.detach(), prompts.attention_mask, n_sampled, cfg.max_new_tokens,
-                                temperature=cfg.temperature, top_p=cfg.top_p, generator=generator)
-    completions = add_references(policy, samples, answers, g) if cfg.mp_grpo else samples
+    # the prompts are embedded once per step for mu = 1 (not once to sample and again to train).
+    with clock("rollout"):
+        embeds = policy.embed_prompts(prompts)
+        with torch.no_grad():
+            samples = policy.sample(embeds.detach(), prompts.attention_mask, n_sampled, cfg.max_new_tokens,
+                                    temperature=cfg.temperature, top_p=cfg.top_p, generator=learner.generator)
+        completions = add_references(policy, samples, answers, g) if cfg.mp_grpo else samples
     off_policy = torch.zeros(b, g, dtype=torch.bool, device=policy.device)
     if cfg.mp_grpo:
         off_policy[:, -1] = True
     off_policy = off_policy.view(-1)
-    t_rollout = time.perf_counter()
 
     # Rewards and group advantages (over the mixed group for MP-GRPO).
-    texts = policy.decode(completions)
-    refs = [a for a in answers for _ in range(g)]
-    total, parts = reward(texts, refs)
-    rewards = torch.as_tensor(total, dtype=torch.float32, device=policy.device).view(b, g)
-    advantages = group_advantages(rewards, cfg.scale_rewards).view(-1)
-    t_reward = time.perf_counter()
+    with clock("reward"):
+        texts = policy.decode(completions)
+        refs = [a for a in answers for _ in range(g)]
+        total, parts = reward(texts, refs)
+        rewards = torch.as_tensor(total, dtype=torch.float32, device=policy.device).view(b, g)
+        advantages = group_advantages(rewards, cfg.scale_rewards).view(-1)
 
     ref_logp = None
-    if cfg.beta != 0.0:
-        with torch.no_grad():
-            ref_logp = reference_logprobs(reference, prompts, completions, g, policy.micro_batch_size)
+    if learner.reference is not None:
+        with clock("reference"):
+            ref_logp = reference_logprobs(learner.reference, prompts, completions, g, learner.chunking.rows)
 
     # mu policy updates on this batch; pi_old is the policy that sampled (its log-probs come for free
     # from the first forward pass, so no extra pass is spent on them).
+    batch = Batch(embeds, prompts.attention_mask, completions, advantages, off_policy, ref_logp, g)
     old_logp, losses = None, []
     for it in range(cfg.iterations):
-        if it > 0:  # the policy changed: re-encode the prompts
-            embeds = policy.embed_prompts(prompts)
-        loss, stats, logp, entropy, grad_norm = micro_batched_update(
-            policy, optimizer, embeds, prompts.attention_mask, completions, old_logp, advantages, off_policy,
-            ref_logp, cfg, max_grad_norm, g, with_entropy=(it == 0), what=f"GRPO loss at inner iteration {it}")
+        if it > 0:  # the policy changed: embed the prompts again
+            with clock("forward"):
+                batch.embeds = policy.embed_prompts(prompts)
+        update = micro_batched_update(learner, batch, settings, old_logp, with_entropy=(it == 0),
+                                      what=f"GRPO loss at inner iteration {it}")
         if it == 0:
-            old_logp, first_entropy = logp, entropy
-        losses.append(loss.item())
-    scheduler.step()
-    t_update = time.perf_counter()
+            old_logp, first_entropy = update.logp, update.entropy
+        losses.append(update.loss)
+    learner.scheduler.step()
+    spent = clock.since(before)
 
     on = ~off_policy
     mask = completions.mask.bool()
     lengths = completions.mask.sum(1).float()
     rewards_on = rewards.view(-1)[on]
+    stats = update.stats
+    generated = float(completions.mask[on].sum())  # sampled this step (MP-GRPO: G-1 per group)
     metrics = {
         "loss": float(np.mean(losses)),
         "reward": float(rewards_on.mean()),
         "reward_std": float(rewards.std(dim=1).mean()),  # mean within-group std
         "frac_zero_std_groups": float((rewards.std(dim=1) < 1e-6).float().mean()),
-        "kl": stats.kl,
+        **({} if stats.kl is None else {"kl": stats.kl}),  # no reference (beta = 0): no KL to report
         "clip_low": stats.clip_low,
         "clip_high": stats.clip_high,
         "ratio_mean": stats.ratio_mean,
@@ -196,14 +229,14 @@ def grpo_step(
         "completion_len_mean": float(lengths[on].mean()),
         "completion_len_max": float(lengths[on].max()),
         "truncated_frac": float(completions.truncated[on].float().mean()),
-        "generated_tokens": float(completions.mask[on].sum()),  # sampled this step (MP-GRPO: G-1 per group)
-        "grad_norm": grad_norm,
-        "lr": scheduler.get_last_lr()[0],
-        "tokens_per_s": float(completions.mask[on].sum()) / (t_rollout - t0),  # sampling throughput
-        "time_rollout_s": t_rollout - t0,
-        "time_reward_s": t_reward - t_rollout,
-        "time_update_s": t_update - t_reward,
-        "step_time_s": t_update - t0,
+        "generated_tokens": generated,
+        "trained_tokens": float(completions.mask.sum()) * cfg.iterations,  # completion tokens in the loss
+        "grad_norm": update.grad_norm,
+        "lr": learner.scheduler.get_last_lr()[0],
+        "tokens_per_s": generated / spent["rollout"],  # sampling throughput
+        **{f"time_{phase}_s": seconds for phase, seconds in spent.items()},
+        "step_time_s": sum(spent[p] for p in ("rollout", "reward", "reference", "forward", "backward", "optimizer")
+                           if p in spent),
     }
     for name, values in parts.items():
         on_values = np.asarray(values).reshape(-1)[on.cpu().numpy()]
@@ -211,8 +244,12 @@ def grpo_step(
         metrics[f"reward_std/{name}"] = float(on_values.std())
     if cfg.mp_grpo:
         metrics["reward_reference"] = float(rewards[:, -1].mean())
-    metrics["samples"] = [  # a few rows for the sample-generation table
+    samples = [  # a few rows for the sample-generation table
         {"prompt": i // g, "reference": refs[i], "completion": texts[i], "reward": float(total[i]),
          "off_policy": bool(off_policy[i])} for i in range(min(len(texts), 2 * g))
     ]
-    return metrics
+    return StepResult(metrics, samples)
+
+
+__all__ = ["Batch", "MicroBatching", "Update", "add_references", "grpo_step", "loss_settings", "micro_batched_update",
+           "needs_reference", "reference_logprobs"]

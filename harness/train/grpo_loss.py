@@ -47,9 +47,24 @@ def k3_kl(logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:
     return torch.exp(log_ratio) - log_ratio - 1
 
 
+@dataclass(frozen=True)
+class LossSettings:
+    """The objective's settings (from `GRPOConfig`; see `harness.train.grpo.loss_settings`)."""
+
+    beta: float = 0.0  # (4)-(5): KL coefficient; 0 needs no reference model
+    epsilon: float = 0.2  # (3): lower clip
+    epsilon_high: float | None = None  # (3): DAPO's clip-higher; None = epsilon
+    aggregation: Aggregation = "dapo"  # (5)
+
+    @property
+    def uses_reference(self) -> bool:
+        """Whether the loss needs log pi_ref: the one place that decides if a reference model exists."""
+        return self.beta != 0.0
+
+
 @dataclass
 class LossStats:
-    kl: float  # mean k3 KL over completion tokens (0 when beta = 0 and no reference is given)
+    kl: float | None  # mean k3 KL over completion tokens; None without a reference (beta = 0)
     clip_low: float  # share of on-policy tokens where the lower clip is active (rho < 1 - eps, A < 0)
     clip_high: float  # share of on-policy tokens where the upper clip is active (rho > 1 + eps, A > 0)
     ratio_mean: float  # mean rho over on-policy tokens
@@ -60,18 +75,16 @@ def grpo_loss(
     old_logp: torch.Tensor,  # [N, L] log pi_old at sampling time (ignored for off-policy rows)
     advantages: torch.Tensor,  # [N] one per completion (Eq. 1, flattened groups)
     mask: torch.Tensor,  # [N, L] 1 for completion tokens (EOS included), 0 for padding
+    settings: LossSettings,
     off_policy: torch.Tensor | None = None,  # [N] bool, True for MP-GRPO's ground-truth rows
-    ref_logp: torch.Tensor | None = None,  # [N, L] log pi_ref, needed when beta > 0
-    beta: float = 0.0,
-    epsilon: float = 0.2,
-    epsilon_high: float | None = None,  # DAPO's clip-higher; defaults to epsilon
-    aggregation: Aggregation = "dapo",
+    ref_logp: torch.Tensor | None = None,  # [N, L] log pi_ref, needed when settings.uses_reference
 ) -> tuple[torch.Tensor, LossStats]:
     mask = mask.to(logp.dtype)
     if off_policy is None:
         off_policy = torch.zeros(logp.shape[0], dtype=torch.bool, device=logp.device)
     off = off_policy[:, None]
-    eps_low, eps_high = epsilon, epsilon if epsilon_high is None else epsilon_high
+    eps_low = settings.epsilon
+    eps_high = settings.epsilon if settings.epsilon_high is None else settings.epsilon_high
 
     # (2) rho = pi_theta / pi_old; for the reference sample pi_old = 1, i.e. log pi_old = 0.
     log_old = torch.where(off, torch.zeros_like(old_logp), old_logp.detach())
@@ -85,28 +98,28 @@ def grpo_loss(
 
     # (4) KL penalty to the frozen reference model.
     per_token = surrogate
-    kl = torch.zeros_like(logp)
-    if beta != 0.0:
+    kl = None
+    if settings.uses_reference:
         if ref_logp is None:
             raise ValueError("beta > 0 needs ref_logp")
         kl = k3_kl(logp, ref_logp.detach())
-        per_token = per_token - beta * kl
+        per_token = per_token - settings.beta * kl
 
     # (5) aggregate over completion tokens and negate (we minimise). Padding is selected away, not
     # multiplied by 0, so whatever sits there (even inf) cannot leak into the loss.
     per_token = torch.where(mask.bool(), per_token, torch.zeros_like(per_token))
-    if aggregation == "dapo":
+    if settings.aggregation == "dapo":
         loss = -per_token.sum() / mask.sum().clamp(min=1)
-    elif aggregation == "grpo":
+    elif settings.aggregation == "grpo":
         loss = -(per_token.sum(1) / mask.sum(1).clamp(min=1)).mean()
     else:
-        raise ValueError(f"unknown aggregation {aggregation!r}: use dapo or grpo")
+        raise ValueError(f"unknown aggregation {settings.aggregation!r}: use dapo or grpo")
 
     with torch.no_grad():
         on = mask.bool() & ~off
         n_on = on.sum().clamp(min=1)
         stats = LossStats(
-            kl=float(kl[mask.bool()].sum() / mask.sum().clamp(min=1)),
+            kl=None if kl is None else float(kl[mask.bool()].sum() / mask.sum().clamp(min=1)),
             clip_low=float(((ratio < 1 - eps_low) & (adv < 0) & on).sum() / n_on),
             clip_high=float(((ratio > 1 + eps_high) & (adv > 0) & on).sum() / n_on),
             ratio_mean=float(ratio[on].sum() / n_on),

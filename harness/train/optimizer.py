@@ -1,10 +1,10 @@
-"""AdamW with linear warmup (then constant or linearly decaying), and one guarded update step."""
+"""AdamW with linear warmup (then constant or linearly decaying), and the step on accumulated gradients."""
 
 from __future__ import annotations
 
 import torch
 
-from harness.train.distributed import average_gradients
+from harness.distributed import average_gradients
 
 
 def make_optimizer(model: torch.nn.Module, lr: float, weight_decay: float, warmup_steps: int,
@@ -20,19 +20,6 @@ def make_optimizer(model: torch.nn.Module, lr: float, weight_decay: float, warmu
         return min(1.0, (step + 1) / warmup, decay)
 
     return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-
-
-def update(loss: torch.Tensor, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-           max_grad_norm: float, what: str) -> float:
-    """Backward + clip + step; a non-finite loss raises (the trial fails with the reason recorded)."""
-    if not torch.isfinite(loss):
-        raise FloatingPointError(f"{what} is {loss.item()}")
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    average_gradients(model)  # several GPUs (torchrun): the mean over ranks, as DDP would
-    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
-    optimizer.step()
-    return float(grad_norm)
 
 
 def apply_gradients(model: torch.nn.Module, optimizer: torch.optim.Optimizer, max_grad_norm: float) -> float:

@@ -1,32 +1,30 @@
-"""Supervised fine-tuning: cross-entropy on the answer tokens only (prompt and audio are context)."""
+"""Supervised fine-tuning: cross-entropy on the answer tokens only (prompt and audio are context), i.e.
+the reference answers' NLL (`harness.eval.evaluate.reference_nll`) minimised."""
 
 from __future__ import annotations
 
-import time
-
 import torch
 
-from harness.models.speech_lm import Prompts, SpeechLM, completions_from_targets
-from harness.train.optimizer import update
+from harness.eval.evaluate import reference_nll
+from harness.models.speech_lm import Prompts
+from harness.train.learner import Learner, StepResult
+from harness.train.optimizer import apply_gradients
 
 
-def sft_loss(lm: SpeechLM, prompts: Prompts, answers: list[str],
-             embeds: torch.Tensor | None = None) -> tuple[torch.Tensor, int]:
-    """Mean negative log-likelihood of the reference answers (EOS included); returns (loss, tokens).
-    Pass the prompts' embeddings if they are already computed."""
-    targets = completions_from_targets(lm.tokenize_targets(answers), lm.pad_id, lm.device)
-    embeds = lm.embed_prompts(prompts) if embeds is None else embeds
-    logp, _ = lm.completion_logprobs(embeds, prompts.attention_mask, targets)
-    mask = targets.mask.to(logp.dtype)
-    return -(logp * mask).sum() / mask.sum(), int(mask.sum())
-
-
-def sft_step(policy, optimizer, scheduler, prompts, answers, max_grad_norm) -> dict[str, float]:
+def sft_step(learner: Learner, prompts: Prompts, answers: list[str]) -> StepResult:
     """One optimiser step. The caller sets train/eval mode (fine-tuning runs in eval mode, see trial.py)."""
-    t0 = time.perf_counter()
-    loss, tokens = sft_loss(policy, prompts, answers)
-    grad_norm = update(loss, policy.model, optimizer, max_grad_norm, "SFT loss")
-    scheduler.step()
-    elapsed = time.perf_counter() - t0
-    return {"loss": loss.item(), "grad_norm": grad_norm, "lr": scheduler.get_last_lr()[0],
-            "tokens_per_s": tokens / elapsed, "step_time_s": elapsed}
+    clock = learner.clock
+    before = clock.snapshot()
+    with clock("forward"):
+        loss, tokens = reference_nll(learner.policy, prompts, answers)
+    if not torch.isfinite(loss):
+        raise FloatingPointError(f"SFT loss is {loss.item()}")
+    with clock("backward"):
+        learner.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+    with clock("optimizer"):
+        grad_norm = apply_gradients(learner.policy.model, learner.optimizer, learner.max_grad_norm)
+    learner.scheduler.step()
+    elapsed = sum(clock.since(before).values())
+    return StepResult({"loss": loss.item(), "grad_norm": grad_norm, "lr": learner.scheduler.get_last_lr()[0],
+                       "trained_tokens": float(tokens), "tokens_per_s": tokens / elapsed, "step_time_s": elapsed})

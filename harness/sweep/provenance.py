@@ -1,0 +1,77 @@
+"""Where a result came from: the code's commit (and whether the tree was clean), the machine, the
+command line and the versions of the packages that compute it. Recorded on the study's run and on
+every trial run (a worker may join later, from another checkout), and read by the reports."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import sys
+from functools import lru_cache
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+from harness.sweep.stores import mask_url
+from harness.vocabulary import TAG_COMMAND, TAG_COMMIT, TAG_MACHINE, TAG_VERSION_PREFIX
+
+__all__ = ["CHECKOUT", "DIRTY", "PACKAGES", "environment_tags", "git_commit", "is_clean", "machine", "versions"]
+
+CHECKOUT = Path(__file__).resolve().parents[2]  # the checkout this harness runs from
+DIRTY = "-dirty"  # appended to the commit when tracked files had uncommitted changes
+# What computes a result: the numerics (torch, transformers, numpy), the metrics (sacrebleu,
+# rouge-score, nltk, bert-score), the statistics (scipy, statsmodels) and the stores (mlflow, optuna).
+PACKAGES = ("torch", "transformers", "numpy", "sacrebleu", "rouge-score", "nltk", "bert-score", "scipy",
+            "statsmodels", "mlflow", "optuna", "peft", "pandas", "grpo-harness")
+
+
+@lru_cache(maxsize=1)
+def git_commit() -> str:
+    """HEAD of the checkout, with ``-dirty`` when tracked files differ from it; ``unknown`` outside git."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=CHECKOUT, capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=CHECKOUT,
+                               capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    if head.returncode != 0:
+        return "unknown"
+    return head.stdout.strip() + (DIRTY if dirty.stdout.strip() else "")
+
+
+def is_clean(commit: str) -> bool:
+    """A commit that, checked out, is the code that ran (not dirty, not unknown)."""
+    return commit not in ("", "unknown") and not commit.endswith(DIRTY)
+
+
+def machine() -> str:
+    import torch
+
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    cpu = _cpu_model() or platform.processor() or platform.machine()
+    return f"{platform.platform()}, {cpu}, {os.cpu_count()} CPUs, {gpu}"
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "")
+    except OSError:
+        return ""
+
+
+def versions() -> dict[str, str]:
+    out = {}
+    for package in PACKAGES:
+        try:
+            out[package] = version(package)
+        except PackageNotFoundError:
+            out[package] = "not installed"
+    return out
+
+
+def environment_tags() -> dict[str, str]:
+    """Commit, machine, command line (passwords masked) and package versions, as MLflow tags."""
+    return {TAG_COMMIT: git_commit(), TAG_MACHINE: machine(),
+            TAG_COMMAND: " ".join(["harness", *(mask_url(arg) for arg in sys.argv[1:])]),
+            **{f"{TAG_VERSION_PREFIX}{package}": v for package, v in versions().items()}}

@@ -1,0 +1,91 @@
+"""The names shared by the code that writes results and the code that reads them, defined once.
+
+Writers (`train`, `sweep`) and readers (`report`, `study` checks, the CLI) import these instead of
+spelling them out, so extending an experiment (a new metric, a new swept parameter) cannot break the
+contract between them silently. This module imports nothing from the harness.
+
+- **Metrics**: the paper's six evaluation metrics (also the rewards' names), their display names,
+  what validation computes, and how a metric's MLflow key is formed (`test/bleu`,
+  `test/sampled/bleu`, `val/bleu`).
+- **MLflow tags** of the study's run and of every trial run, with what each means.
+- **Method labels**: how a trial's method is named in reports (`base`, `sft`, `grpo`, `mp-grpo`).
+- **Swept parameters**: the study run records which TrialConfig keys its `space` searched and their
+  defaults when it ran (`SWEPT_ARTIFACT`); reports read that instead of guessing from today's code.
+"""
+
+from __future__ import annotations
+
+# --------------------------------------------------------------------------------------------------
+# Metrics
+
+METRICS: tuple[str, ...] = ("bleu", "bertscore", "rouge1", "rouge2", "rougeL", "meteor")  # the paper's order
+METRIC_NAMES: dict[str, str] = {"bleu": "BLEU", "bertscore": "BERTScore", "rouge1": "ROUGE-1", "rouge2": "ROUGE-2",
+                                "rougeL": "ROUGE-L", "meteor": "METEOR"}
+# Validation runs during training: greedy decoding, every metric but BERTScore, plus the references' NLL.
+VALIDATION_METRICS: tuple[str, ...] = ("bleu", "rouge1", "rouge2", "rougeL", "meteor", "nll")
+SELECT_METRIC = "bleu"  # the best checkpoint is the one with the highest validation BLEU (the paper's rule)
+
+TEST, VAL, SAMPLED = "test", "val", "sampled"  # key prefixes: test/<m>, test/sampled/<m>, val/<m>
+
+
+def metric_key(split: str, metric: str, sampled: bool = False) -> str:
+    """``test/bleu``, ``test/sampled/bleu`` (the paper's sampled decoding), ``val/bleu``."""
+    return f"{split}/{SAMPLED}/{metric}" if sampled else f"{split}/{metric}"
+
+
+# Compute a trial logs once at its end (besides per-step metrics).
+WALL_TIME, GENERATED_TOKENS, TRAINED_TOKENS, TRAIN_STEPS, BEST_STEP = (
+    "wall_time_s", "generated_tokens", "trained_tokens", "train_steps", "best_step")
+
+# --------------------------------------------------------------------------------------------------
+# MLflow tags
+
+TAG_ROLE = "harness.role"  # "study" on the study's run, "trial" on each trial run
+TAG_STUDY = "harness.study"  # the study's name
+TAG_NUMBER = "harness.trial_number"  # the Optuna trial number
+TAG_STATE = "harness.state"  # Optuna state at the end: COMPLETE, PRUNED, FAIL (RUNNING while it runs)
+TAG_LABEL = "harness.label"  # the method label (below) or a baseline's own label
+TAG_ERROR = "harness.error"  # why a trial failed (FAIL only)
+TAG_RESUMED = "harness.resumed_from_step"  # the checkpoint step a retried trial continued from
+TAG_REUSED = "harness.reused_from"  # run id of the finished trial whose result this trial reuses
+TAG_RESULT_KEY = "harness.result_key"  # resolved config + code version + base model: equal keys, equal results
+TAG_COMMIT = "harness.git_commit"  # the code's commit ("-dirty" appended when the tree had changes)
+TAG_MACHINE = "harness.machine"  # platform, processor, CPU count, GPU
+TAG_COMMAND = "harness.command"  # the command line (passwords masked)
+TAG_BASE_MODEL = "harness.base_model"  # the starting checkpoint's identity (shipped tiny base: its sha256)
+TAG_VERSION_PREFIX = "harness.version."  # + package name: its installed version
+TAG_N_TRIALS = "harness.n_trials"  # the study's trial budget (baselines included)
+
+ROLE_STUDY, ROLE_TRIAL = "study", "trial"
+STATES: tuple[str, ...] = ("COMPLETE", "FAIL", "PRUNED", "RUNNING")
+
+# Artifacts
+STUDY_FILE_ARTIFACT = "study.yaml"  # the study file as run (study run)
+SWEPT_ARTIFACT = "swept.json"  # {dotted key: default value} of every parameter the study's space searched
+TRIAL_CONFIG_ARTIFACT = "trial_config.yaml"  # the resolved TrialConfig (trial run)
+EXAMPLES_ARTIFACT = "test_examples.json"  # per-example test scores (trial run)
+
+# --------------------------------------------------------------------------------------------------
+# Method labels
+
+BASE_EVAL, SFT, GRPO = "base-eval", "sft", "grpo"  # TrialConfig.method values
+BASE_LABEL, MP_LABEL = "base", "mp-grpo"
+
+
+def method_label(method: str, mp_grpo: bool) -> str:
+    """How reports name a method: ``base`` / ``sft`` / ``grpo`` / ``mp-grpo``."""
+    if method == BASE_EVAL:
+        return BASE_LABEL
+    if method == GRPO and mp_grpo:
+        return MP_LABEL
+    return method
+
+
+# --------------------------------------------------------------------------------------------------
+# Parameters
+
+AUDIO_TOKEN = "<|audio|>"  # where a prompt's audio goes: data writes it into prompts, the model expands it
+
+SEED = "seed"  # the Optuna parameter that carries the trial seed: it tells repeats apart, not configurations
+REWARD_PARAM, MP_PARAM, METHOD_PARAM, TASK_PARAM, MODEL_PARAM = (
+    "grpo.reward", "grpo.mp_grpo", "method", "task", "model.name")
