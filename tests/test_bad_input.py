@@ -99,3 +99,43 @@ def test_missing_espeak_ng_in_a_single_trial(tmp_path: Path) -> None:
     result = invoke("trial", str(cfg), env={"PATH": str(tmp_path), "HARNESS_CACHE": str(tmp_path / "cache"),
                                             "HARNESS_TORCH_THREADS": os.environ.get("HARNESS_TORCH_THREADS", "1")})
     assert result.exit_code == 2 and "espeak-ng not found" in result.stderr and "make setup" in result.stderr
+
+
+# ------------------------------------------------------------------------- empty and non-mapping files
+def write_input(tmp_path: Path, command: str, text: str) -> Path:
+    path = tmp_path / ("trial.yaml" if command == "trial" else "s.yaml")
+    path.write_text(text)
+    return path
+
+
+def one_error_line(result) -> str:
+    lines = result.stderr.strip().splitlines()
+    assert result.exit_code == 2 and len(lines) == 1 and lines[0].startswith("error: "), result.output
+    return lines[0]
+
+
+@pytest.mark.parametrize("command", ["sweep", "worker", "trial"])
+@pytest.mark.parametrize("text", ["", "  \n\t\n", "# nothing yet\n"])
+def test_empty_file_exits_2(tmp_path: Path, monkeypatch, command: str, text: str) -> None:
+    monkeypatch.chdir(tmp_path)
+    path = write_input(tmp_path, command, text)
+    line = one_error_line(invoke(command, str(path)))
+    if command == "trial":
+        assert line == (f"error: {path}:1: the trial config file is empty (only whitespace or comments). "
+                        f"Fix: write TrialConfig keys (harness/config.py), at least 'task: sqa'.")
+    else:
+        assert line == (f"error: {path}:1: the study file is empty (only whitespace or comments). "
+                        f"Fix: write a study as in studies/*.yaml, at least 'fixed: {{task: sqa}}'.")
+    assert not (tmp_path / "mlruns").exists()  # no default trial was started
+
+
+@pytest.mark.parametrize("command", ["sweep", "worker", "trial"])
+@pytest.mark.parametrize("text, kind", [("- task: sqa\n- task: ast\n", "list"), ("sqa\n", "str"), ("3\n", "int")])
+def test_yaml_that_is_not_a_mapping_exits_2(tmp_path: Path, monkeypatch, command: str, text: str, kind: str) -> None:
+    monkeypatch.chdir(tmp_path)
+    path = write_input(tmp_path, command, text)
+    line = one_error_line(invoke(command, str(path)))
+    what, keys = ("trial config", "task, method, train, grpo, ...") if command == "trial" else (
+        "study", "name, fixed, space, ...")
+    assert line.startswith(f"error: {path}:1: a {what} file must be a mapping of keys ({keys}), not a {kind}. Fix: ")
+    assert not (tmp_path / "mlruns").exists()
