@@ -6,8 +6,9 @@
     harness ui [--port 5000]                  # MLflow UI on 127.0.0.1 over the local store
     harness trial CONFIG.yaml                 # one TrialConfig, no Optuna/MLflow: prints test scores
 
-User errors (a bad study or config file, an unknown reward, a missing file or tool, a bad storage URL)
-print one message to stderr and exit with code 2; a tracking server lost mid-study exits with 1.
+User errors (a bad study or config file, an unknown reward, unreadable data, a missing file or tool, a
+bad storage URL) print one message to stderr and exit with code 2; a tracking server lost mid-study
+exits with 1.
 """
 
 from __future__ import annotations
@@ -37,13 +38,14 @@ def _user_errors(command):
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
         from harness.data.audio import MissingToolError
+        from harness.data.real import DataSourceError
         from harness.rewards import RewardSpecError
         from harness.study import StudyError
         from harness.sweep import StorageError, TrackingLost, WorkersFailed, mask_url
 
         try:
             return command(*args, **kwargs)
-        except (StudyError, StorageError, RewardSpecError) as err:
+        except (StudyError, StorageError, RewardSpecError, DataSourceError) as err:
             typer.echo(f"error: {mask_url(str(err))}", err=True)
         except MissingToolError as err:
             typer.echo(f"error: {err}. Fix: `make setup` installs the Debian packages.", err=True)

@@ -6,6 +6,7 @@ file and an unusable storage URL are covered in test_cli.py; docs/reliability.md
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -139,3 +140,126 @@ def test_yaml_that_is_not_a_mapping_exits_2(tmp_path: Path, monkeypatch, command
         "study", "name, fixed, space, ...")
     assert line.startswith(f"error: {path}:1: a {what} file must be a mapping of keys ({keys}), not a {kind}. Fix: ")
     assert not (tmp_path / "mlruns").exists()
+
+
+# ------------------------------------------------------------------------- unreadable data sources
+def empty_dir(root: Path) -> Path:
+    (root / "data").mkdir()
+    return root / "data"
+
+
+def tsv(root: Path, text: str, name: str = "covost.tsv") -> Path:
+    (root / name).write_text(text)
+    return root / name
+
+
+def librisqa_dir(root: Path, row: dict) -> Path:
+    d = root / "librisqa"
+    d.mkdir()
+    for split in ("train", "test"):
+        (d / f"LibriSQA-PartI-{split}.json").write_text(json.dumps([row]))
+    return d
+
+
+def hf_disk_dir(root: Path, splits: dict[str, list[str]]) -> Path:
+    """The JSON that `save_to_disk` writes (dataset_dict.json, <split>/dataset_info.json), no tables."""
+    d = root / "hf"
+    d.mkdir()
+    (d / "dataset_dict.json").write_text(json.dumps({"splits": list(splits)}))
+    for split, columns in splits.items():
+        (d / split).mkdir()
+        (d / split / "dataset_info.json").write_text(json.dumps({"features": {c: {"_type": "Value"} for c in columns}}))
+    return d
+
+
+ROW = {"speech_path": "103-1240-0000.flac", "question": "who", "answer": "anna"}
+# (task, extra data settings, make the source in tmp_path, expected message after "field ...data.source: ")
+SOURCES = {
+    "empty directory": ("sqa", "", empty_dir, "data.source '{src}': cannot tell its format (no dataset_dict.json, "
+                        "*.tsv, *.json, *.jsonl or *.parquet there). Fix: set data.format to librisqa, covost2 or "
+                        "hf-disk."),
+    "covost2 tsv without split column": (
+        "ast", "", lambda root: tsv(root, "path\tsentence\ttranslation\na.mp3\thi\thallo\n"),
+        "CoVoST2 TSV {src} has no 'split' column. Fix: point data.source at the directory of per-split TSVs, or "
+        "at the full covost_v2.en_de.tsv."),
+    "covost2 tsv with a header only": (
+        "ast", "", lambda root: tsv(root, "path\tsentence\ttranslation\tsplit\n"),
+        "data.source '{src}': no CoVoST2 rows found. Fix: point data.source at covost_v2.en_de.tsv or at the "
+        "directory of its per-split TSVs."),
+    "covost2 tsv without a test row": (
+        "ast", "", lambda root: tsv(root, "path\tsentence\ttranslation\tsplit\na.mp3\thi\thallo\ttrain\n"),
+        "data.source '{src}' (covost2): found splits ['train']; train and test are needed. Fix: set "
+        "data.splits.train / data.splits.test."),
+    "covost2 directory without split files": (
+        "ast", "", lambda root: tsv(root, "path\tsentence\ttranslation\na.mp3\thi\thallo\n", "all.tsv").parent,
+        "data.source '{src}' (covost2): found splits []; train and test are needed. Fix: set data.splits.train / "
+        "data.splits.test."),
+    "covost2 tsv as sqa data": (
+        "sqa", "", lambda root: tsv(root, "path\tsentence\ttranslation\tsplit\n"),
+        "data.source '{src}' is covost2 data (task 'ast') but the trial's task is 'sqa'. Fix: set task: ast or "
+        "point data.source elsewhere."),
+    "librisqa json without question and answer": (
+        "sqa", "", lambda root: librisqa_dir(root, {"speech_path": "103-1240-0000.flac", "text": "t"}),
+        "{src}/LibriSQA-PartI-train.json: no column for 'question' (looked for ['question', 'query', 'instruction']);"
+        " it has ['speech_path', 'text']. Fix: set data.columns.question to the column that holds it."),
+    "librisqa data.columns naming no column": (
+        "sqa", ", columns: {answer: reply}", lambda root: librisqa_dir(root, ROW),
+        "{src}/LibriSQA-PartI-train.json: data.columns.answer = 'reply' is not a column; it has ['speech_path', "
+        "'question', 'answer']. Fix: set data.columns.answer to one of them."),
+    "librisqa single file without data.splits.test": (
+        "sqa", "", lambda root: librisqa_dir(root, ROW) / "LibriSQA-PartI-train.json",
+        "data.source '{src}' (librisqa): found splits ['train']; train and test are needed. Fix: set "
+        "data.splits.train / data.splits.test."),
+    "librisqa jsonl that is not rows": (
+        "sqa", "", lambda root: tsv(root, "[1, 2]\n", "test.jsonl").parent,
+        "LibriSQA metadata {src}/test.jsonl: expected a list of objects (or JSON lines). Fix: point data.source "
+        "at the released part I files."),
+    "hf-disk without the audio column": (
+        "sqa", "", lambda root: hf_disk_dir(root, {"train": ["speech", "question", "answer"],
+                                                  "test": ["speech", "question", "answer"]}),
+        "{src} [train]: no column for 'audio' (looked for ['audio', 'speech_path', 'audio_path', 'path', 'file', "
+        "'filename', 'wav']); it has ['speech', 'question', 'answer']. Fix: set data.columns.audio to the column "
+        "that holds it."),
+    "hf-disk data.splits naming no split": (
+        "sqa", ", splits: {test: eval}", lambda root: hf_disk_dir(root, {"train": ["audio", "question", "answer"]}),
+        "data.splits.test = 'eval' is not a split of {src}; it has ['train']. Fix: set data.splits.test to one of "
+        "them."),
+}
+
+
+@pytest.mark.parametrize("command", ["sweep", "worker", "trial"])
+@pytest.mark.parametrize("case", sorted(SOURCES))
+def test_unreadable_data_source_exits_2_before_any_trial(tmp_path: Path, monkeypatch, command: str,
+                                                         case: str) -> None:
+    monkeypatch.chdir(tmp_path)
+    task, extra, make, expected = SOURCES[case]
+    src = make(tmp_path)
+    if command == "trial":
+        path = write_input(tmp_path, command, f"task: {task}\ndata: {{source: {src}{extra}}}\n")
+        where = f"{path}:2: field data.source: "
+    else:
+        path = write_input(tmp_path, command, f"fixed:\n  task: {task}\n  data: {{source: {src}{extra}}}\n")
+        where = f"{path}:3: field fixed.data.source: "
+    assert one_error_line(invoke(command, str(path))) == "error: " + where + expected.format(src=src)
+    assert not (tmp_path / "mlruns").exists()
+
+
+def test_the_source_check_reads_no_audio(tmp_path: Path) -> None:
+    """Clips are vetted by the trial (skipped or failed, data.on_bad_audio): the check reads metadata only."""
+    from harness.study import load_trial_config
+
+    src = tsv(tmp_path, "path\tsentence\ttranslation\tsplit\nno.mp3\thi\thallo\ttrain\nnone.mp3\tyo\tja\ttest\n")
+    cfg = tmp_path / "trial.yaml"
+    cfg.write_text(f"task: ast\ndata: {{source: {src}}}\n")
+    assert load_trial_config(cfg).data.source == str(src)
+
+
+def test_unusable_clips_in_a_single_trial_exit_2(tmp_path: Path) -> None:
+    """What only a trial finds (every clip missing) is still one message and exit 2, no traceback."""
+    src = tsv(tmp_path, "path\tsentence\ttranslation\tsplit\n" + "".join(
+        f"{split}.mp3\thi\thallo\t{split}\n" for split in ("train", "dev", "test")))
+    cfg = tmp_path / "trial.yaml"
+    cfg.write_text(f"task: ast\ndata: {{source: {src}}}\n")
+    line = one_error_line(invoke("trial", str(cfg)))
+    assert line.startswith(f"error: train split of {src} (covost2): 1 of 1 clips are missing or unreadable")
+    assert "Fix: check data.audio_root" in line

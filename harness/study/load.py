@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from harness.config import TrialConfig
 from harness.study.base import StudyError
-from harness.study.checks import _check, _check_paths
+from harness.study.checks import _check, _check_paths, _check_source
 from harness.study.explain import _explain
 from harness.study.spec import StudyConfig
 from harness.study.yaml_lines import read_yaml
@@ -54,5 +54,7 @@ def load_trial_config(path: str | Path) -> TrialConfig:
         cfg = TrialConfig.model_validate(data)
     except ValidationError as err:
         raise StudyError(_explain(path, marks, err, TrialConfig)) from None
-    _check_paths(path, marks, cfg, {"data.source": ("data", "source"), "model.name": ("model", "name")})
+    origin = {"data.source": ("data", "source"), "model.name": ("model", "name")}
+    _check_paths(path, marks, cfg, origin)
+    _check_source(path, marks, cfg, origin)
     return cfg
