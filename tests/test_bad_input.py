@@ -2,6 +2,7 @@
 
 (Malformed YAML, unknown keys, unknown rewards, group size < 2, missing data paths, a missing study
 file and an unusable storage URL are covered in test_cli.py; docs/reliability.md lists them all.)
+A study in which every trial failed exits 1 (the end of this file).
 """
 
 from __future__ import annotations
@@ -263,3 +264,41 @@ def test_unusable_clips_in_a_single_trial_exit_2(tmp_path: Path) -> None:
     line = one_error_line(invoke("trial", str(cfg)))
     assert line.startswith(f"error: train split of {src} (covost2): 1 of 1 clips are missing or unreadable")
     assert "Fix: check data.audio_root" in line
+
+
+# ------------------------------------------------------------------------- a study in which every trial fails
+def test_study_whose_every_trial_failed_exits_1(tmp_path: Path, monkeypatch, stores, fake) -> None:
+    monkeypatch.chdir(tmp_path)
+    fake(fail=lambda cfg: True)
+    storage, uri = stores
+    study = tmp_path / "s.yaml"
+    study.write_text(TINY + "space:\n  grpo.reward: {choices: [bleu, rouge1]}\n")
+    result = invoke("sweep", str(study), "--storage", storage, "--tracking-uri", uri)
+    assert result.exit_code == 1, result.output
+    assert "study s: 0 complete, 0 pruned, 2 fail\n" in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        "error: study s: no trial completed (2 failed; the last, trial 1: FloatingPointError: loss is NaN at step "
+        "2). Fix: read each trial's error in its MLflow run (tag harness.error, artifact error.txt; `harness ui`), "
+        "or with --workers in mlruns/logs/s-worker*.log; fix the cause, then run the same command again (failed "
+        "trials are re-run). No report was built.")
+    assert not (tmp_path / "reports").exists()
+
+
+def test_study_whose_trials_were_all_pruned_exits_0(tmp_path: Path, monkeypatch, stores, fake) -> None:
+    """Pruning is the pruner doing its job: a study with pruned (or completed) trials exits 0."""
+    import optuna
+
+    import harness.train.trial as trial_lib
+
+    def pruned(cfg, **kwargs):
+        raise optuna.TrialPruned("pruned at step 1")
+
+    monkeypatch.chdir(tmp_path)
+    fake()
+    monkeypatch.setattr(trial_lib, "run_trial", pruned)
+    storage, uri = stores
+    study = tmp_path / "s.yaml"
+    study.write_text(TINY)
+    result = invoke("sweep", str(study), "--storage", storage, "--tracking-uri", uri, "--no-report")
+    assert result.exit_code == 0, result.output
+    assert "study s: 0 complete, 1 pruned, 0 fail" in result.stderr and "error:" not in result.stderr
