@@ -6,8 +6,9 @@
     harness ui [--port 5000]                  # MLflow UI on 127.0.0.1 over the local store
     harness trial CONFIG.yaml                 # one TrialConfig, no Optuna/MLflow: prints test scores
 
-User errors (a bad study or config file, an unknown reward, a missing file or tool, a bad storage URL)
-print one message to stderr and exit with code 2; a tracking server lost mid-study exits with 1.
+User errors (a bad study or config file, an unknown reward, unreadable data, a missing file or tool, a
+bad storage URL) print one message to stderr and exit with code 2; a tracking server lost mid-study, or
+a study in which no trial completed or was pruned (every one failed), exits with 1.
 """
 
 from __future__ import annotations
@@ -37,13 +38,14 @@ def _user_errors(command):
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
         from harness.data.audio import MissingToolError
+        from harness.data.real import DataSourceError
         from harness.rewards import RewardSpecError
         from harness.study import StudyError
         from harness.sweep import StorageError, TrackingLost, WorkersFailed, mask_url
 
         try:
             return command(*args, **kwargs)
-        except (StudyError, StorageError, RewardSpecError) as err:
+        except (StudyError, StorageError, RewardSpecError, DataSourceError) as err:
             typer.echo(f"error: {mask_url(str(err))}", err=True)
         except MissingToolError as err:
             typer.echo(f"error: {err}. Fix: `make setup` installs the Debian packages.", err=True)
@@ -87,7 +89,8 @@ def sweep(
     study = load_study(study_file)
     _terminate_as_interrupt()
     optuna_study = run_sweep(study, storage=storage, tracking_uri=tracking_uri, workers=workers, progress=True)
-    _summary(optuna_study, study)
+    if not _summary(optuna_study, study):
+        raise typer.Exit(1)
     if report:
         _build_report(study.name, Path("reports") / study.name, resolve_tracking_uri(tracking_uri))
 
@@ -183,7 +186,8 @@ def trial(config: Annotated[Path, typer.Argument(metavar="CONFIG.yaml", help="A 
     typer.echo(f"best_step\t{result.best_step}")
 
 
-def _summary(optuna_study, study) -> None:
+def _summary(optuna_study, study) -> bool:
+    """Print the study's outcome; False when no trial completed or was pruned (all failed)."""
     from optuna.trial import TrialState
 
     trials = optuna_study.get_trials(deepcopy=False)
@@ -194,6 +198,24 @@ def _summary(optuna_study, study) -> None:
         best = optuna_study.best_trial
         line += f"; best {study.objective.metric}={best.value:.2f} (trial {best.number}, {best.user_attrs.get('label')})"
     typer.echo(line, err=True)
+    if counts["COMPLETE"] or counts["PRUNED"]:
+        return True
+    typer.echo(_all_failed(study, [t for t in trials if t.state == TrialState.FAIL]), err=True)
+    return False
+
+
+def _all_failed(study, failed) -> str:
+    """One line for a study whose every trial failed: the last error, and where to read all of them."""
+    from harness.sweep import STORE_DIR
+
+    last = ""
+    if failed:
+        error = failed[-1].user_attrs.get("error") or "no error recorded"
+        last = f"; the last, trial {failed[-1].number}: {error.splitlines()[0]}"
+    return (f"error: study {study.name}: no trial completed ({len(failed)} failed{last}). Fix: read each trial's "
+            f"error in its MLflow run (tag harness.error, artifact error.txt; `harness ui`), or with --workers in "
+            f"{STORE_DIR}/logs/{study.name}-worker*.log; fix the cause, then run the same command again (failed "
+            f"trials are re-run). No report was built.")
 
 
 def _build_report(name: str, out: Path, tracking_uri: str) -> bool:

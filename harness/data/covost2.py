@@ -12,6 +12,7 @@ transcript. TSVs are read without quote processing, as the release writes them.
 from __future__ import annotations
 
 import csv
+from collections.abc import Iterator
 from pathlib import Path
 
 from harness.config import DataConfig
@@ -20,24 +21,26 @@ from harness.data.real import Candidate, DataSourceError, candidate, find_split_
 SPLIT_NAMES = {"train": "train", "dev": "validation", "validation": "validation", "test": "test"}
 
 
-def read_tsv(path: Path) -> list[dict[str, str]]:
+def iter_tsv(path: Path) -> Iterator[dict[str, str]]:
+    """The rows of a TSV, read as they are needed (the source check stops after the first ones)."""
     try:
         with open(path, encoding="utf-8", newline="") as fh:
-            return list(csv.DictReader(fh, delimiter="\t", quoting=csv.QUOTE_NONE))
+            yield from csv.DictReader(fh, delimiter="\t", quoting=csv.QUOTE_NONE)
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise DataSourceError(f"cannot read CoVoST2 TSV {path}: {exc}") from None
+        raise DataSourceError(f"cannot read CoVoST2 TSV {path}: {exc}. Fix: point data.source at the UTF-8 TSV(s) "
+                              f"of the CoVoST2 release.") from None
 
 
 def read_covost2(cfg: DataConfig, task: str) -> dict[str, list[Candidate]]:
     src = Path(cfg.source).expanduser()
     if src.is_dir():
-        tables = {split: read_tsv(path) for split, path in find_split_files(src, (".tsv",), cfg.splits.model_dump()).items()}
-        where = {split: str(src) for split in tables}
+        files = find_split_files(src, (".tsv",), cfg.splits.model_dump())
+        tables = {split: list(iter_tsv(path)) for split, path in files.items()}
+        where = {split: str(path) for split, path in files.items()}
     else:
-        rows = read_tsv(src)
-        if rows and "split" not in rows[0]:
-            raise DataSourceError(f"CoVoST2 TSV {src} has no 'split' column. Fix: point data.source at the directory "
-                                  f"of per-split TSVs, or at the full covost_v2.en_de.tsv.")
+        rows = list(iter_tsv(src))
+        if rows:
+            _need_split_column(src, rows[0])
         tables = {}
         for row in rows:
             split = SPLIT_NAMES.get(row["split"])
@@ -56,5 +59,40 @@ def read_covost2(cfg: DataConfig, task: str) -> dict[str, list[Candidate]]:
                                 f"covost2-{split}-{i:06d}-{Path(row[cols['audio']] or '').stem}")
                       for i, row in enumerate(rows)]
     if not out:
-        raise DataSourceError(f"data.source {str(src)!r}: no CoVoST2 rows found.")
+        raise _no_rows(src)
     return out
+
+
+def check_covost2(cfg: DataConfig, task: str) -> set[str]:
+    """The splits `read_covost2` would find, and their columns, from each TSV's first rows: per-split
+    files are read to their first row; the single TSV until both a train and a test row are seen."""
+    src = Path(cfg.source).expanduser()
+    found: set[str] = set()
+    if src.is_dir():
+        for split, path in find_split_files(src, (".tsv",), cfg.splits.model_dump()).items():
+            first = next(iter_tsv(path), None)
+            if first is not None:
+                resolve_columns(first.keys(), cfg, task, str(path))
+                found.add(split)
+        return found
+    for row in iter_tsv(src):
+        if not found:
+            _need_split_column(src, row)
+            resolve_columns(row.keys(), cfg, task, str(src))
+        found.add(SPLIT_NAMES.get(row["split"], ""))
+        if {"train", "test"} <= found:
+            break
+    if not found:
+        raise _no_rows(src)
+    return found - {""}
+
+
+def _need_split_column(src: Path, row: dict[str, str]) -> None:
+    if "split" not in row:
+        raise DataSourceError(f"CoVoST2 TSV {src} has no 'split' column. Fix: point data.source at the directory "
+                              f"of per-split TSVs, or at the full covost_v2.en_de.tsv.")
+
+
+def _no_rows(src: Path) -> DataSourceError:
+    return DataSourceError(f"data.source {str(src)!r}: no CoVoST2 rows found. Fix: point data.source at "
+                           f"covost_v2.en_de.tsv or at the directory of its per-split TSVs.")

@@ -11,7 +11,9 @@ Only the rows a trial selects are written (vetting stops at the split's size).
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 from harness.config import DataConfig
@@ -29,7 +31,7 @@ def _open(src: Path):
     try:
         ds = load_from_disk(str(src))
     except Exception as exc:  # FileNotFoundError, or not a saved dataset
-        raise DataSourceError(f"data.source {str(src)!r}: not a `save_to_disk` dataset ({exc}).") from None
+        raise _not_saved(src, exc) from None
     return {"train": ds} if isinstance(ds, Dataset) else dict(ds)
 
 
@@ -65,13 +67,7 @@ def read_hf_disk(cfg: DataConfig, task: str) -> dict[str, list[Candidate]]:
                                  + "".join(f"{k}:{d._fingerprint}" for k, d in sorted(parts.items())).encode())
     root = cache_dir() / "data" / f"hf-disk-{fingerprint.hexdigest()[:12]}"
     out: dict[str, list] = {}
-    for split, names in SPLIT_NAMES.items():
-        chosen = getattr(cfg.splits, split)
-        if chosen is not None and chosen not in parts:
-            raise DataSourceError(f"data.splits.{split} = {chosen!r} is not a split of {src}; it has {sorted(parts)}.")
-        name = chosen or next((n for n in names if n in parts), None)
-        if name is None:
-            continue
+    for split, name in _pick_splits(cfg, parts, src).items():
         ds = parts[name]
         cols = resolve_columns(ds.column_names, cfg, task, f"{src} [{name}]")
         audio_col = cols["audio"]
@@ -79,6 +75,50 @@ def read_hf_disk(cfg: DataConfig, task: str) -> dict[str, list[Candidate]]:
             ds = ds.cast_column(audio_col, Audio(decode=False))
         out[split] = [_Row(ds, i, cols, split, root, src) for i in range(len(ds))]
     return out
+
+
+def check_hf_disk(cfg: DataConfig, task: str) -> set[str]:
+    """The splits `read_hf_disk` would find and their columns, from the JSON files `save_to_disk` writes
+    next to the arrow tables (`datasets` is not imported, no table is opened)."""
+    src = Path(cfg.source).expanduser()
+    columns = _saved_columns(src)
+    chosen = _pick_splits(cfg, columns, src)
+    for name in chosen.values():
+        resolve_columns(columns[name], cfg, task, f"{src} [{name}]")
+    return set(chosen)
+
+
+def _saved_columns(src: Path) -> dict[str, list[str]]:
+    """Split name -> column names, from dataset_dict.json and each split's dataset_info.json (a single
+    saved Dataset is the train split)."""
+    try:
+        if (src / "dataset_dict.json").is_file():
+            dirs = {name: src / name for name in json.loads((src / "dataset_dict.json").read_text())["splits"]}
+        else:
+            dirs = {"train": src}
+        return {name: list(json.loads((d / "dataset_info.json").read_text())["features"]) for name, d in dirs.items()}
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise _not_saved(src, exc) from None
+
+
+def _pick_splits(cfg: DataConfig, names: Iterable[str], src: Path) -> dict[str, str]:
+    """Our split -> the dataset's split name: data.splits.*, else the usual names (dev, valid, ...)."""
+    names = sorted(names)
+    out: dict[str, str] = {}
+    for split, usual in SPLIT_NAMES.items():
+        chosen = getattr(cfg.splits, split)
+        if chosen is not None and chosen not in names:
+            raise DataSourceError(f"data.splits.{split} = {chosen!r} is not a split of {src}; it has {names}. "
+                                  f"Fix: set data.splits.{split} to one of them.")
+        name = chosen or next((n for n in usual if n in names), None)
+        if name is not None:
+            out[split] = name
+    return out
+
+
+def _not_saved(src: Path, exc: Exception) -> DataSourceError:
+    return DataSourceError(f"data.source {str(src)!r}: not a `save_to_disk` dataset ({exc}). Fix: point data.source "
+                           f"at a directory written by `save_to_disk`, or set data.format.")
 
 
 class _Row:

@@ -35,12 +35,11 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
             return [json.loads(line) for line in text.splitlines() if line.strip()]
         data = json.loads(text)
     except (OSError, ValueError) as exc:
-        raise DataSourceError(f"cannot read LibriSQA metadata {path}: {exc}") from None
+        raise _unreadable(path, exc) from None
     if isinstance(data, dict):
         data = next((v for v in data.values() if isinstance(v, list)), None)
     if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
-        raise DataSourceError(f"LibriSQA metadata {path}: expected a list of objects (or JSON lines). "
-                              f"Fix: point data.source at the released part I files.")
+        raise _not_a_list(path)
     return data
 
 
@@ -58,22 +57,12 @@ def _librispeech_lookup(name: str, roots: list[Path]) -> Path | None:
 
 def read_librisqa(cfg: DataConfig, task: str) -> dict[str, list[Candidate]]:
     src = Path(cfg.source).expanduser()
-    if src.is_dir():
-        files = find_split_files(src, SUFFIXES, cfg.splits.model_dump())
-    else:
-        files = {"train": src}
-        for split in ("validation", "test"):
-            name = getattr(cfg.splits, split)
-            if name:
-                files[split] = src.parent / name
     base = src if src.is_dir() else src.parent
     out: dict[str, list[Candidate]] = {}
-    for split, path in files.items():
-        if not path.is_file():
-            raise DataSourceError(f"data.splits.{split}: {str(path)!r} does not exist.")
+    for split, path in split_files(cfg).items():
         rows = read_rows(path)
         if not rows:
-            raise DataSourceError(f"LibriSQA metadata {path} has no rows.")
+            raise _no_rows(path)
         cols = resolve_columns(rows[0].keys(), cfg, task, str(path))
         roots = [Path(cfg.audio_root).expanduser()] if cfg.audio_root else [path.parent, base]
         items = []
@@ -85,3 +74,69 @@ def read_librisqa(cfg: DataConfig, task: str) -> dict[str, list[Candidate]]:
             items.append(candidate(row, cols, audio, f"librisqa-{split}-{i:06d}-{Path(rel).stem}"))
         out[split] = items
     return out
+
+
+def check_librisqa(cfg: DataConfig, task: str) -> set[str]:
+    """The splits `read_librisqa` would find, each with the required columns in its first row."""
+    files = split_files(cfg)
+    for path in files.values():
+        row = first_row(path)
+        if row is None:
+            raise _no_rows(path)
+        resolve_columns(row.keys(), cfg, task, str(path))
+    return set(files)
+
+
+def split_files(cfg: DataConfig) -> dict[str, Path]:
+    """Split -> metadata file: the directory's *train* / *dev*|*valid* / *test* files, or the one file
+    (train) with data.splits.* next to it."""
+    src = Path(cfg.source).expanduser()
+    if src.is_dir():
+        return find_split_files(src, SUFFIXES, cfg.splits.model_dump())
+    files = {"train": src}
+    for split in ("validation", "test"):
+        name = getattr(cfg.splits, split)
+        if name:
+            files[split] = src.parent / name
+    for split, path in files.items():
+        if not path.is_file():
+            raise DataSourceError(f"data.splits.{split}: {str(path)!r} does not exist. Fix: give a file relative to "
+                                  f"the directory of data.source ({src.parent}).")
+    return files
+
+
+def first_row(path: Path) -> dict[str, Any] | None:
+    """The first row of a metadata file, or None if it has none: the schema of a parquet file, the first
+    line of JSON lines; a JSON document is parsed whole (it has no first row to stop at)."""
+    suffix = path.suffix.lower()
+    if suffix == ".json":
+        return next(iter(read_rows(path)), None)
+    try:
+        if suffix == ".parquet":
+            import pyarrow.parquet as pq
+
+            parquet = pq.ParquetFile(path)
+            return dict.fromkeys(parquet.schema_arrow.names) if parquet.metadata.num_rows else None
+        with open(path, encoding="utf-8") as fh:
+            line = next((line for line in fh if line.strip()), None)
+        row = None if line is None else json.loads(line)
+    except (OSError, ValueError) as exc:
+        raise _unreadable(path, exc) from None
+    if row is not None and not isinstance(row, dict):
+        raise _not_a_list(path)
+    return row
+
+
+def _unreadable(path: Path, exc: Exception) -> DataSourceError:
+    return DataSourceError(f"cannot read LibriSQA metadata {path}: {exc}. Fix: point data.source at the released "
+                           f"part I files (JSON, JSON lines or parquet).")
+
+
+def _not_a_list(path: Path) -> DataSourceError:
+    return DataSourceError(f"LibriSQA metadata {path}: expected a list of objects (or JSON lines). "
+                           f"Fix: point data.source at the released part I files.")
+
+
+def _no_rows(path: Path) -> DataSourceError:
+    return DataSourceError(f"LibriSQA metadata {path} has no rows. Fix: point data.source (or data.splits.*) at "
+                           f"the released part I files.")

@@ -11,6 +11,10 @@ guesses from the files), then, for every source:
    (`on_bad_audio: skip`), or stops the load (`error`); more than `max_bad_fraction` bad clips
    stops it too (a wrong `audio_root` is never silently an empty dataset).
 
+`check_source(cfg.data, task)` finds what reading the source would reject (format, task, split
+files, required columns) from the metadata alone: a file listing, headers and first rows, no audio.
+The study checks (`harness.study.checks`) run it once per source before any trial starts.
+
 Prompts are the paper's (`harness.data.synthetic.PROMPTS`): spoken QA asks the row's question,
 translation asks for German.
 """
@@ -21,7 +25,7 @@ import logging
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Collection, Iterable, Mapping
 
 from harness.config import DataConfig
 from harness.data.audio import AudioError
@@ -147,22 +151,47 @@ def find_split_files(directory: Path, suffixes: tuple[str, ...], given: Mapping[
     return out
 
 
-def load_real(cfg: DataConfig, task: str) -> tuple[dict[str, list[Example]], LoadReport]:
+def check_source(cfg: DataConfig, task: str) -> None:
+    """What `load_real` would reject before vetting a clip, read from the metadata alone (file listing,
+    headers, first rows; no audio): the format and its task, the split files, the required columns.
+    The study checks run this once per source before any trial starts; raises `DataSourceError`."""
+    fmt = _source_format(cfg, task)
+    _, check = _reader(fmt)
+    _need_train_and_test(cfg, fmt, check(cfg, task))
+
+
+def _source_format(cfg: DataConfig, task: str) -> str:
+    """`data.format` (or the one `auto` detects), checked against the trial's task."""
     fmt = detect_format(cfg)
     if fmt in FORMAT_TASK and FORMAT_TASK[fmt] != task:
         raise DataSourceError(f"data.source {cfg.source!r} is {fmt} data (task {FORMAT_TASK[fmt]!r}) but the trial's "
                               f"task is {task!r}. Fix: set task: {FORMAT_TASK[fmt]} or point data.source elsewhere.")
+    return fmt
+
+
+def _reader(fmt: str) -> tuple[Callable, Callable]:
+    """(read, check) of a format: `read(cfg, task)` -> split -> candidates; `check(cfg, task)` -> the
+    splits found, from the metadata alone."""
     if fmt == "librisqa":
-        from harness.data.librisqa import read_librisqa as reader
+        from harness.data.librisqa import check_librisqa as check, read_librisqa as read
     elif fmt == "covost2":
-        from harness.data.covost2 import read_covost2 as reader
+        from harness.data.covost2 import check_covost2 as check, read_covost2 as read
     else:
-        from harness.data.hf_disk import read_hf_disk as reader
-    raw = reader(cfg, task)
-    if "train" not in raw or "test" not in raw:
-        raise DataSourceError(f"data.source {cfg.source!r} ({fmt}): found splits {sorted(raw)}; train and test are "
+        from harness.data.hf_disk import check_hf_disk as check, read_hf_disk as read
+    return read, check
+
+
+def _need_train_and_test(cfg: DataConfig, fmt: str, splits: Collection[str]) -> None:
+    if not {"train", "test"} <= set(splits):
+        raise DataSourceError(f"data.source {cfg.source!r} ({fmt}): found splits {sorted(splits)}; train and test are "
                               f"needed. Fix: set data.splits.train / data.splits.test.")
-    raw = dict(raw)
+
+
+def load_real(cfg: DataConfig, task: str) -> tuple[dict[str, list[Example]], LoadReport]:
+    fmt = _source_format(cfg, task)
+    read, _ = _reader(fmt)
+    raw = dict(read(cfg, task))
+    _need_train_and_test(cfg, fmt, raw)
     if "validation" not in raw:  # the paper holds out 20% of LibriSQA train
         order = list(range(len(raw["train"])))
         random.Random(cfg.seed).shuffle(order)

@@ -1,5 +1,6 @@
 """The semantic checks of a loaded study: keys, sampler, pruner, objective, and every choice, range
-end, grid point and baseline x seed resolved through TrialConfig; data and model paths exist."""
+end, grid point and baseline x seed resolved through TrialConfig; data and model paths exist, and each
+real data source's metadata is readable as configured."""
 
 from __future__ import annotations
 
@@ -141,24 +142,35 @@ def _check_objective(study: StudyConfig) -> None:
 
 
 def _check_points(study: StudyConfig) -> None:
-    """Resolve every choice, range end, grid point and baseline x seed through TrialConfig."""
+    """Resolve every choice, range end, grid point and baseline x seed through TrialConfig, then read
+    each distinct data source (data settings x task) once."""
     seed = study.seed_list[0]
-    _validate(study, {SEED: seed}, None, context=("fixed",))
+    sources: dict[tuple[str, str], tuple[TrialConfig, dict[str, YamlPath]]] = {}  # what reading depends on
+
+    def validate(params: Mapping[str, Any], baseline: int | None, context: YamlPath,
+                 origin_override: Mapping[str, YamlPath] | None = None) -> None:
+        cfg, origin = _validate(study, params, baseline, context, origin_override)
+        read_as = cfg.data.model_dump_json(include={"source", "format", "splits", "columns"})
+        sources.setdefault((read_as, cfg.task), (cfg, origin))
+
+    validate({SEED: seed}, None, context=("fixed",))
     for key, spec in study.space.items():
         for i, value in enumerate(spec.probe_values()):
             where = ("space", key, "choices", i) if spec.choices is not None else ("space", key)
-            _validate(study, {key: value, SEED: seed}, None, context=where, origin_override={key: where})
+            validate({key: value, SEED: seed}, None, context=where, origin_override={key: where})
     for b in range(len(study.baselines)):
         for s in study.seed_list:
-            _validate(study, {SEED: s}, b, context=("baselines", b))
+            validate({SEED: s}, b, context=("baselines", b))
     if study.sampler.type == "grid":
         points = study.grid_points()
     else:
         points = list(itertools.islice(_probe_points(study), _MAX_CHECKED_POINTS))
     for point in points:
-        _validate(study, point, None, context=("space",))
+        validate(point, None, context=("space",))
     if study.sampler.type == "grid" and not points:
         raise _fail(study, ("space",), "the grid is empty", "give every dimension at least one value")
+    for cfg, origin in sources.values():
+        _check_source(study.path, study._marks, cfg, origin)
 
 
 def _probe_points(study: StudyConfig) -> Iterator[dict[str, Scalar]]:
@@ -173,7 +185,8 @@ def _probe_points(study: StudyConfig) -> Iterator[dict[str, Scalar]]:
 
 
 def _validate(study: StudyConfig, params: Mapping[str, Any], baseline: int | None, context: YamlPath,
-              origin_override: Mapping[str, YamlPath] | None = None) -> None:
+              origin_override: Mapping[str, YamlPath] | None = None) -> tuple[TrialConfig, dict[str, YamlPath]]:
+    """The point's TrialConfig and where each of its keys is set, once it validates and its paths exist."""
     tree, origin = study._tree(params, baseline)
     origin.update(origin_override or {})
     try:
@@ -183,6 +196,7 @@ def _validate(study: StudyConfig, params: Mapping[str, Any], baseline: int | Non
         where = f" (trial parameters {point})" if context == ("space",) else ""
         raise StudyError(_explain(study.path, study._marks, err, TrialConfig, origin, context, where)) from None
     _check_paths(study.path, study._marks, cfg, origin)
+    return cfg, origin
 
 
 def _check_paths(path: Path | None, marks: Mapping[YamlPath, int], cfg: TrialConfig,
@@ -195,6 +209,20 @@ def _check_paths(path: Path | None, marks: Mapping[YamlPath, int], cfg: TrialCon
             f"{path}:{_line(marks, where) or '?'}: field {_dotted(where)}: data path {source!r} does not exist "
             f"(relative paths start at {Path.cwd()}). Fix: give an existing directory or 'synthetic'."
         )
+
+
+def _check_source(path: Path | None, marks: Mapping[YamlPath, int], cfg: TrialConfig,
+                  origin: Mapping[str, YamlPath]) -> None:
+    """A real data source as a trial would read it (format, split files, columns), from its metadata."""
+    if cfg.data.source == "synthetic":
+        return
+    from harness.data.real import DataSourceError, check_source
+
+    try:
+        check_source(cfg.data, cfg.task)
+    except DataSourceError as err:
+        where = origin.get("data.source", ("fixed", "data", "source"))
+        raise StudyError(f"{path}:{_line(marks, where) or '?'}: field {_dotted(where)}: {err}") from None
 
 
 def _check_model(path: Path | None, marks: Mapping[YamlPath, int], cfg: TrialConfig,

@@ -9,19 +9,31 @@ from pydantic import ValidationError
 
 from harness.config import TrialConfig
 from harness.study.base import StudyError
-from harness.study.checks import _check, _check_paths
+from harness.study.checks import _check, _check_paths, _check_source
 from harness.study.explain import _explain
 from harness.study.spec import StudyConfig
 from harness.study.yaml_lines import read_yaml
 
 
+_STUDY_FIX = "write a study as in studies/*.yaml, at least 'fixed: {task: sqa}'"
+_TRIAL_FIX = "write TrialConfig keys (harness/config.py), at least 'task: sqa'"
+
+
+def _read_mapping(path: Path, what: str, keys: str, fix: str) -> tuple[dict, dict]:
+    """The YAML mapping in ``path``; an empty file or a list or single value raises naming the fix."""
+    data, marks = read_yaml(path, what)
+    if data is None:
+        raise StudyError(f"{path}:1: the {what} file is empty (only whitespace or comments). Fix: {fix}.")
+    if not isinstance(data, dict):
+        raise StudyError(f"{path}:1: a {what} file must be a mapping of keys ({keys}), not a {type(data).__name__}. "
+                         f"Fix: {fix}.")
+    return data, marks
+
+
 def load_study(path: str | Path) -> StudyConfig:
     """Read, validate and check a study file; raises :class:`StudyError` naming file, line, field, fix."""
     path = Path(path)
-    data, marks = read_yaml(path, "study")
-    if not isinstance(data, dict):
-        raise StudyError(f"{path}:1: a study file must be a mapping of keys (name, fixed, space, ...), "
-                         f"not a {type(data).__name__}. Fix: see studies/*.yaml for examples.")
+    data, marks = _read_mapping(path, "study", "name, fixed, space, ...", _STUDY_FIX)
     try:
         study = StudyConfig.model_validate(data)
     except ValidationError as err:
@@ -37,12 +49,12 @@ def load_study(path: str | Path) -> StudyConfig:
 def load_trial_config(path: str | Path) -> TrialConfig:
     """A single TrialConfig YAML (``harness trial``), with the same file/line/field/fix errors."""
     path = Path(path)
-    data, marks = read_yaml(path, "trial config")
-    if not isinstance(data, dict):
-        raise StudyError(f"{path}:1: a trial config must be a mapping (task, method, train, grpo, ...).")
+    data, marks = _read_mapping(path, "trial config", "task, method, train, grpo, ...", _TRIAL_FIX)
     try:
         cfg = TrialConfig.model_validate(data)
     except ValidationError as err:
         raise StudyError(_explain(path, marks, err, TrialConfig)) from None
-    _check_paths(path, marks, cfg, {"data.source": ("data", "source"), "model.name": ("model", "name")})
+    origin = {"data.source": ("data", "source"), "model.name": ("model", "name")}
+    _check_paths(path, marks, cfg, origin)
+    _check_source(path, marks, cfg, origin)
     return cfg

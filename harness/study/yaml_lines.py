@@ -25,13 +25,16 @@ _Loader.add_implicit_resolver(
 
 
 def read_yaml(path: Path, what: str = "study") -> tuple[Any, dict[YamlPath, int]]:
-    """Parse ``path``; return (data, {path in the document: 1-based line of its key or item})."""
+    """Parse ``path``; return (data, {path in the document: 1-based line of its key or item}). An empty
+    document (nothing but whitespace or comments) is ``None``."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise StudyError(f"{path}: {what} file not found. Fix: check the path (cwd is {Path.cwd()}).") from None
     except (OSError, UnicodeDecodeError) as err:
         raise StudyError(f"{path}: cannot read the {what} file ({err}).") from None
+    if not text.strip():  # (a lone tab would be a YAML syntax error)
+        return None, {}
     try:
         node = yaml.compose(text, Loader=_Loader)
     except yaml.MarkedYAMLError as err:
@@ -43,7 +46,7 @@ def read_yaml(path: Path, what: str = "study") -> tuple[Any, dict[YamlPath, int]
             "colons, brackets and quoting there (quote strings containing ':', '#', '*' or '+')."
         ) from None
     if node is None:
-        return {}, {}
+        return None, {}
     marks: dict[YamlPath, int] = {}
     _collect_marks(path, node, (), marks)
     loader = _Loader("")
