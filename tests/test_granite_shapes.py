@@ -1,6 +1,8 @@
 """The harness against Granite Speech 3.3 2B/8B shapes: the published configs (fixtures, see
-tests/fixtures/README.md) fit our feature and prompt code, and a model with the 2B's widths and
-vocabulary but one layer per stack runs a micro-batched GRPO step through `SpeechLM` on CPU."""
+tests/fixtures/README.md) hold the released values, fit our feature and prompt code, have the
+released parameter counts (counted on the meta device, nothing allocated), and a model with the
+2B's widths and vocabulary but one layer per stack runs a micro-batched GRPO step through
+`SpeechLM` on CPU."""
 
 from pathlib import Path
 
@@ -17,9 +19,60 @@ from harness.models.speech_lm import AUDIO_TOKEN, SpeechLM
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
+# The released values (hub revision 3.3.2) as IBM's foundation-model-stack (fms/models/granite_speech.py,
+# variants 3.3-2b / 3.3-8b) and KerasFormers' port (kerasformers/models/granite_speech/config.py) state
+# them; (2b, 8b) where they differ. Sources: tests/fixtures/README.md.
+RELEASED = {
+    "audio_token_index": 49159, "window_size": 15, "downsample_rate": 5, "has_lora_adapter": True,
+    "encoder_config.input_dim": 160, "encoder_config.num_layers": 16, "encoder_config.hidden_dim": 1024,
+    "encoder_config.output_dim": 256, "encoder_config.num_heads": 8, "encoder_config.dim_head": 128,
+    "encoder_config.feedforward_mult": 4, "encoder_config.context_size": 200, "encoder_config.max_pos_emb": 512,
+    "encoder_config.conv_kernel_size": 15, "encoder_config.conv_expansion_factor": 2,
+    "projector_config.hidden_size": 1024, "projector_config.encoder_hidden_size": 1024,
+    "projector_config.num_hidden_layers": 2, "projector_config.num_attention_heads": 16,
+    "projector_config.intermediate_size": 4096, "projector_config.cross_attention_frequency": 1,
+    "projector_config.layer_norm_eps": 1e-12,
+    "text_config.vocab_size": 49160, "text_config.hidden_size": (2048, 4096),
+    "text_config.intermediate_size": (8192, 12800), "text_config.num_hidden_layers": 40,
+    "text_config.num_attention_heads": 32, "text_config.num_key_value_heads": 8, "text_config.rms_norm_eps": 1e-5,
+    "text_config.rope_parameters.rope_theta": 10_000_000.0, "text_config.embedding_multiplier": 12.0, "text_config.residual_multiplier": 0.22,
+    "text_config.attention_multiplier": (0.015625, 0.0078125), "text_config.logits_scaling": (8.0, 16.0),
+    "text_config.tie_word_embeddings": True, "text_config.eos_token_id": 0, "text_config.pad_token_id": 0,
+}
+# Parameters of the released shapes (LM head tied to the embedding): total, encoder, projector. The
+# encoder is 440 M with 16 layers (275 M with the first release's 10, which made the 2B 2.84 B).
+PARAMETERS = {"2b": (3_009_219_840, 439_980_288, 35_697_664), "8b": (8_648_645_888, 439_980_288, 37_796_864)}
+
 
 def published(size: str, layers: int | None = None) -> GraniteSpeechConfig:
     return published_config(FIXTURES / f"granite-speech-3.3-{size}.config.json", layers)
+
+
+def _field(cfg, dotted: str):
+    for part in dotted.split("."):
+        cfg = cfg[part] if isinstance(cfg, dict) else getattr(cfg, part)
+    return cfg
+
+
+@pytest.mark.parametrize("size", ["2b", "8b"])
+def test_fixture_holds_the_released_values(size):
+    cfg = published(size)
+    wrong = {}
+    for dotted, value in RELEASED.items():
+        expected = value[("2b", "8b").index(size)] if isinstance(value, tuple) else value
+        if _field(cfg, dotted) != expected:
+            wrong[dotted] = (_field(cfg, dotted), expected)
+    assert not wrong, f"fixture field: (has, released): {wrong}"
+
+
+@pytest.mark.parametrize("size", ["2b", "8b"])
+def test_released_shapes_have_the_released_parameter_counts(size):
+    with torch.device("meta"):  # shapes only: no memory for 3 / 8.6 B parameters
+        model = GraniteSpeechForConditionalGeneration(published(size))
+    core = model.model
+    counts = tuple(sum(p.numel() for p in m.parameters()) for m in (model, core.encoder, core.projector))
+    assert counts == PARAMETERS[size]
+    assert model.lm_head.weight is core.language_model.embed_tokens.weight  # tied: counted once
 
 
 @pytest.mark.parametrize("size", ["2b", "8b"])
@@ -29,7 +82,7 @@ def test_published_config_fits_the_harness(size):
     assert cfg.projector_config.encoder_hidden_size == cfg.encoder_config.hidden_dim
     assert cfg.window_size % cfg.downsample_rate == 0
     assert num_audio_tokens(100, cfg.window_size, cfg.downsample_rate) == 21  # 2 s of audio
-    assert cfg.audio_token_index < cfg.text_config.vocab_size
+    assert cfg.audio_token_index == cfg.text_config.vocab_size - 1  # <|audio|> is the last id of 49160
     assert cfg.has_lora_adapter and cfg.text_config.model_type == "granite"
     assert cfg.text_config.hidden_size == {"2b": 2048, "8b": 4096}[size]
 
