@@ -57,7 +57,7 @@ class SpeechLM:
         self.model = model
         self._checkpointed: list[torch.nn.Module] = []  # decoder layers recomputed in backward
         self.tokenizer = tokenizer
-        self.system_prompt = system_prompt
+        self.system_prompt = _checked_system_prompt(tokenizer, system_prompt)
         self.audio_token_id = getattr(model.config, "audio_token_id", None)  # None: a text-only LM
         self.eos_id = tokenizer.eos_token_id
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos_id
@@ -81,13 +81,13 @@ class SpeechLM:
 
     # ----------------------------------------------------------------------------- text
     def format_prompt(self, prompt: str) -> str:
-        """Prompt text -> model input text (the checkpoint's chat template, with a fixed system prompt)."""
-        if getattr(self.tokenizer, "chat_template", None):
-            messages = [{"role": "user", "content": prompt}]
-            if self.system_prompt:
-                messages.insert(0, {"role": "system", "content": self.system_prompt})
-            return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        return prompt + "\n"
+        """Prompt text -> model input text: the checkpoint's chat template with the fixed system prompt,
+        or, for a tokenizer without a template (the tiny preset, text-only benchmark LMs, which are
+        trained on this form), the prompt and a newline."""
+        if self.system_prompt is None:
+            return prompt + "\n"
+        messages = [{"role": "system", "content": self.system_prompt}, {"role": "user", "content": prompt}]
+        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
     def tokenize_targets(self, texts: list[str]) -> list[list[int]]:
         """Reference answers as completion token ids, EOS-terminated."""
@@ -234,6 +234,23 @@ class SpeechLM:
         after_eos = (is_eos.cumsum(1) - is_eos.long()) > 0  # strictly after the first EOS
         completion_mask = (~after_eos).long()
         return Completions(tokens, completion_mask, ~is_eos.any(1))
+
+
+def _checked_system_prompt(tokenizer, system_prompt: str | None) -> str | None:
+    """A tokenizer with a chat template needs a fixed, non-empty system prompt (Granite's template
+    writes today's date into the prompt when there is none, so prompts would change from day to day);
+    a system prompt needs a chat template to go into (it would otherwise be dropped silently)."""
+    has_template = bool(getattr(tokenizer, "chat_template", None))
+    if has_template and not (system_prompt or "").strip():
+        raise ValueError("model.system_prompt is empty: the checkpoint's chat template then fills in its own "
+                         "system prompt (Granite's has today's date), so prompts would not be reproducible. "
+                         "Fix: set model.system_prompt to a fixed text (the default is "
+                         "'You are a helpful assistant that listens to audio and answers in text.').")
+    if system_prompt is not None and not has_template:
+        raise ValueError("the tokenizer has no chat template, so model.system_prompt cannot be applied and prompts "
+                         "would not be formatted as the checkpoint expects. Fix: use the checkpoint's own tokenizer "
+                         "files (tokenizer_config.json with 'chat_template', or chat_template.jinja).")
+    return system_prompt
 
 
 def _choose(logits: torch.Tensor, temperature: float, top_p: float, greedy: bool,

@@ -157,6 +157,7 @@ def make_objective(study: StudyConfig, experiment_id: str, parent_run_id: str, d
     unreadable audio) fail the trial and the study goes on; errors that would fail every trial (tracking
     server gone, a missing tool, a bad config) are put in ``fatal`` and stop the study."""
     from harness.data.audio import MissingToolError
+    from harness.models.checkpoint import REVISION_TAG, checkpoint_revision
     from harness.train import trial as trial_lib  # torch & co. load only when a trial runs
 
     val_metric = study.objective.metric.split("/", 1)[1]
@@ -206,7 +207,7 @@ def make_objective(study: StudyConfig, experiment_id: str, parent_run_id: str, d
                     experiment_id=experiment_id, run_name=f"{trial.number:03d}-{label}",
                     parent_run_id=parent_run_id, log_system_metrics=True,
                     tags={ROLE: "trial", STUDY_TAG: study.name, NUMBER: str(trial.number), LABEL: label,
-                          STATE: "RUNNING"})
+                          STATE: "RUNNING", REVISION_TAG: checkpoint_revision(cfg.model)})
                 mlflow.log_params({k: _param_value(v) for k, v in flatten(cfg.model_dump(mode="json")).items()},
                                   synchronous=False)
                 mlflow.log_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False), "trial_config.yaml")
