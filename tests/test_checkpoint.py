@@ -15,7 +15,8 @@ from safetensors.torch import load_file, save_file
 from harness.config import GRPOConfig, ModelConfig, TinySpec, TrialConfig
 from harness.models import checkpoint as checkpoint_lib
 from harness.models.checkpoint import REVISION_TAG, CheckpointError, checkpoint_revision, content_hash
-from harness.models.loader import frozen_copy, load_speech_lm
+from harness.models.checkpoint import load_checkpoint
+from harness.models.loader import frozen_copy, load_speech_lm, set_encoder_dtype, set_trainable
 from harness.models.speech_lm import SpeechLM
 from harness.models.tiny import build_tiny, train_tokenizer
 
@@ -241,6 +242,46 @@ def test_every_trial_run_records_its_checkpoint_revision(checkpoint, tmp_path, s
     _, _, _, trials = runs_of(uri, "tiny")
     tags = {r.data.params["model.name"]: r.data.tags.get(REVISION_TAG) for r in trials}
     assert tags == {"tiny": f"tiny-{TinySpec().digest()}", str(path): f"sha256:{content_hash(path)}"}
+
+
+def test_fp32_encoder_under_a_bf16_lm(checkpoint):
+    """model.encoder_dtype: float32 on a bf16 model (bf16 as on a GPU; CPU bf16 is fine for a test):
+    fp32 encoder + projector, bf16 LM, and a GRPO update with finite log-probs and gradients."""
+    from harness.train.grpo import micro_batched_update
+
+    path, _, _ = checkpoint
+
+    def bf16_lm(encoder_dtype):
+        model, tok, _ = load_checkpoint(str(path), torch.bfloat16)
+        set_encoder_dtype(model, encoder_dtype)
+        set_trainable(model, ModelConfig(trainable="projector+lora"))
+        return SpeechLM(model.eval(), tok, ModelConfig().system_prompt)
+
+    lm = bf16_lm("float32")
+    core = lm.model.model
+    assert {p.dtype for m in (core.encoder, core.projector) for p in m.parameters()} == {torch.float32}
+    assert {p.dtype for p in core.language_model.parameters()} == {torch.bfloat16}
+    prompts = _prompts(lm)
+    embeds = lm.embed_prompts(prompts)
+    assert prompts.features.dtype == torch.float32 and embeds.dtype == torch.bfloat16  # cast at both ends
+    comp = lm.sample(embeds.detach(), prompts.attention_mask, 3, 5, generator=torch.Generator().manual_seed(0))
+    # the same bf16 checkpoint with a bf16 encoder: close log-probs, not the same ones
+    plain = bf16_lm("auto")
+    assert {p.dtype for p in plain.model.parameters()} == {torch.bfloat16}
+    plain_prompts = _prompts(plain)
+    with torch.no_grad():
+        ours, _ = lm.completion_logprobs(embeds, prompts.attention_mask, comp)
+        theirs, _ = plain.completion_logprobs(plain.embed_prompts(plain_prompts), plain_prompts.attention_mask, comp)
+    diff = (ours - theirs)[comp.mask.bool()].abs().max()
+    assert 0 < diff < 0.5
+    params = [p for p in lm.model.parameters() if p.requires_grad]
+    _, _, logp, _, grad_norm = micro_batched_update(
+        lm, torch.optim.AdamW(params, lr=1e-4), embeds, prompts.attention_mask, comp, None,
+        torch.linspace(-1, 1, 6), torch.zeros(6, dtype=torch.bool), None, GRPOConfig(group_size=3, beta=0.0), 1.0, 3,
+        with_entropy=False, what="GRPO loss, fp32 encoder")
+    assert torch.isfinite(logp).all() and grad_norm > 0
+    projector = [p for n, p in lm.model.named_parameters() if ".projector." in n]
+    assert all(p.dtype == torch.float32 and torch.isfinite(p).all() for p in projector)
 
 
 def _grads(lm):
