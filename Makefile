@@ -12,7 +12,7 @@ PG_PORT ?= 54329
 PG_DIR ?= /tmp/harness-postgres
 HARNESS_TEST_POSTGRES_URL ?= postgresql://harness:harness-pw@127.0.0.1:$(PG_PORT)/postgres
 
-.PHONY: setup system-packages postgres sweep test bench bench-trl
+.PHONY: setup system-packages postgres sweep test bench bench-trl gpu-wheels gpu-check-cpu
 
 setup: system-packages $(VENV)/.installed
 
@@ -56,3 +56,12 @@ $(BENCH_VENV)/.installed: pyproject.toml
 
 bench-trl: system-packages $(BENCH_VENV)/.installed
 	$(BENCH_VENV)/bin/python bench/grpo_step.py $(BENCH_ARGS)
+
+# The prepared one-call GPU check (bench/gpu_check.py). On a machine with a GPU: `make gpu-wheels` here
+# (bench/.wheels, git-ignored), then on the GPU machine `bash bench/gpu_check.sh` with bench/.wheels
+# carried along. `make gpu-check-cpu` runs it at tiny shapes on CPU (what tests/test_gpu_check.py does).
+gpu-wheels:
+	PIP="$(PY) -m pip" bash bench/gpu_wheels.sh
+
+gpu-check-cpu: setup
+	$(PY) bench/gpu_check.py --tiny --out $(or $(OUT),/tmp/gpu-check-cpu)
