@@ -46,6 +46,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from encoder_precision import compare, precision_variants, table  # noqa: E402
 from grpo_granite_gpu import (  # noqa: E402  (also puts this checkout's harness first on sys.path)
     PROMPT, ROOT, StepSettings, default_dtype, grpo_steps, parameter_counts, random_model, released_config,
     speech_policy, synchronize, tokenizer_for,
@@ -158,49 +159,21 @@ def _count(n: int) -> str:
 
 # ----------------------------------------------------------------------------- 2. encoder precision
 def encoder_precision(check: Check) -> None:
-    """The same model and completions, LM in bf16: encoder + projector bf16 vs fp32, and all-fp32."""
+    """bench/encoder_precision.py's comparison on a random model of the released shape, LM in bf16."""
     from harness.models.features import log_mel
-    from harness.models.loader import set_encoder_dtype
-    from harness.models.speech_lm import SpeechLM
 
     cfg = check.config()
-    tok = tokenizer_for(cfg)
     rng = np.random.RandomState(1)
     feats = [log_mel(rng.randn(int(check.settings.audio_s * 16000)).astype(np.float32) * 0.1) for _ in range(4)]
-    bf16 = random_model(cfg, check.device, torch.bfloat16)  # bf16 on CPU too: the GPU's dtypes, here
-    variants = {"encoder bf16 (default)": bf16}
-    variants["encoder fp32"] = copy.deepcopy(bf16)
-    set_encoder_dtype(variants["encoder fp32"], "float32")
-    variants["all fp32"] = copy.deepcopy(bf16).float()  # the same (bf16-rounded) weights, computed in fp32
-    out, comp = {}, None
-    for name, model in variants.items():
-        lm = SpeechLM(model, tok)
-        prompts = lm.prepare([PROMPT] * len(feats), feats)
-        with torch.no_grad():
-            embeds = lm.embed_prompts(prompts)
-            if comp is None:
-                comp = lm.sample(embeds, prompts.attention_mask, 4, 32,
-                                 generator=torch.Generator(device=check.device).manual_seed(0))
-            logp, _ = lm.completion_logprobs(embeds, prompts.attention_mask, comp)
-            audio = model.model.get_audio_features(prompts.features, return_dict=True).pooler_output.float()
-        out[name] = (logp[comp.mask.bool()].float(), audio)
-        del lm
-    ref_logp, ref_audio = out["all fp32"]
-    rows = []
-    for name in ("encoder bf16 (default)", "encoder fp32"):
-        logp, audio = out[name]
-        rows.append(f"| {name} | {(logp - ref_logp).abs().max():.4f} | {(logp - ref_logp).abs().mean():.5f} | "
-                    f"{float((audio - ref_audio).norm() / ref_audio.norm()):.2e} |")
-    a, b = out["encoder bf16 (default)"][0], out["encoder fp32"][0]
+    models = precision_variants(random_model(cfg, check.device, torch.bfloat16))  # bf16 on CPU too: the GPU's dtypes
+    stats = compare(models, tokenizer_for(cfg), [PROMPT] * len(feats), feats)
+    d = stats["bf16 vs fp32 encoder"]
     check.add(
-        f"{int(comp.mask.sum())} completion tokens (4 prompts x 4 samples, up to 32 tokens, "
-        f"{check.settings.audio_s:g} s of audio), random weights of the shape above, LM in bf16 in the first two "
-        f"rows. **bf16 vs fp32 encoder: max |delta log-prob| {(a - b).abs().max():.4f}, mean "
-        f"{(a - b).abs().mean():.5f}.**",
+        f"{stats['tokens']} completion tokens (4 prompts x 4 samples, up to 32 tokens, {check.settings.audio_s:g} s "
+        f"of audio), random weights of the shape above. **bf16 vs fp32 encoder: max |delta log-prob| "
+        f"{d['max']:.4f}, mean {d['mean']:.5f}.**",
         "",
-        "| encoder + projector | max abs diff of log-probs to all-fp32 | mean abs diff | audio embeddings: relative L2 diff |",
-        "|---|---|---|---|",
-        *rows,
+        *table(stats),
         "",
         "Random weights spread probability thinly over the 49,160-token vocabulary; a trained checkpoint's "
         "sharper distributions can react differently, so read this as the size of the numerical effect only.",
