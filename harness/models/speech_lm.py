@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from harness.config import ModelConfig
 from harness.models.features import num_audio_tokens
 
 AUDIO_TOKEN = "<|audio|>"
@@ -244,8 +245,8 @@ def _checked_system_prompt(tokenizer, system_prompt: str | None) -> str | None:
     if has_template and not (system_prompt or "").strip():
         raise ValueError("model.system_prompt is empty: the checkpoint's chat template then fills in its own "
                          "system prompt (Granite's has today's date), so prompts would not be reproducible. "
-                         "Fix: set model.system_prompt to a fixed text (the default is "
-                         "'You are a helpful assistant that listens to audio and answers in text.').")
+                         f"Fix: set model.system_prompt to a fixed text (the default is "
+                         f"{ModelConfig.model_fields['system_prompt'].default!r}).")
     if system_prompt is not None and not has_template:
         raise ValueError("the tokenizer has no chat template, so model.system_prompt cannot be applied and prompts "
                          "would not be formatted as the checkpoint expects. Fix: use the checkpoint's own tokenizer "
