@@ -57,10 +57,10 @@ $(BENCH_VENV)/.installed: pyproject.toml
 bench-trl: system-packages $(BENCH_VENV)/.installed
 	$(BENCH_VENV)/bin/python bench/grpo_step.py $(BENCH_ARGS)
 
-# The prepared one-call GPU check (bench/gpu_check.py). On a machine with a GPU: `make gpu-wheels` here
-# (bench/.wheels, git-ignored), then on the GPU machine `bash bench/gpu_check.sh` with bench/.wheels
-# carried along. `make gpu-check-cpu` runs it at tiny shapes on CPU (what tests/test_gpu_check.py does).
-gpu-wheels:
+# The prepared one-call GPU check (bench/gpu_check.py): `make gpu-wheels` here (bench/.wheels, git-ignored,
+# for a GPU machine without a package index), then `bash bench/gpu_check.sh` on the GPU machine with
+# bench/.wheels carried along. `make gpu-check-cpu` runs it at tiny shapes on CPU (as tests/test_gpu_check.py).
+gpu-wheels: setup
 	PIP="$(PY) -m pip" bash bench/gpu_wheels.sh
 
 gpu-check-cpu: setup
