@@ -12,7 +12,7 @@ PG_PORT ?= 54329
 PG_DIR ?= /tmp/harness-postgres
 HARNESS_TEST_POSTGRES_URL ?= postgresql://harness:harness-pw@127.0.0.1:$(PG_PORT)/postgres
 
-.PHONY: setup system-packages postgres sweep test bench bench-trl
+.PHONY: setup system-packages postgres sweep test bench bench-trl gpu-wheels gpu-check-cpu
 
 setup: system-packages $(VENV)/.installed
 
@@ -56,3 +56,12 @@ $(BENCH_VENV)/.installed: pyproject.toml
 
 bench-trl: system-packages $(BENCH_VENV)/.installed
 	$(BENCH_VENV)/bin/python bench/grpo_step.py $(BENCH_ARGS)
+
+# The prepared one-call GPU check (bench/gpu_check.py): `make gpu-wheels` here (bench/.wheels, git-ignored,
+# for a GPU machine without a package index), then `bash bench/gpu_check.sh` on the GPU machine with
+# bench/.wheels carried along. `make gpu-check-cpu` runs it at tiny shapes on CPU (as tests/test_gpu_check.py).
+gpu-wheels: setup
+	PIP="$(PY) -m pip" bash bench/gpu_wheels.sh
+
+gpu-check-cpu: setup
+	$(PY) bench/gpu_check.py --tiny --out $(or $(OUT),/tmp/gpu-check-cpu)

@@ -99,6 +99,9 @@ class ModelConfig(Strict):
     lora_alpha: int = Field(16, ge=1)
     system_prompt: str = "You are a helpful assistant that listens to audio and answers in text."
     gradient_checkpointing: bool = False  # recompute decoder activations in backward (real checkpoints, long audio)
+    # Acoustic encoder + projector precision: 'auto' = the LM's (bf16 on GPU, fp32 on CPU); 'float32' keeps
+    # them in fp32 under a bf16 LM (IBM calls Granite Speech precision-sensitive; see models/loader.py)
+    encoder_dtype: Literal["auto", "float32"] = "auto"
     # Rows (prompt x sample) per log-prob forward/backward in a GRPO update; gradients are
     # accumulated over chunks. 0 = all B*G rows in one pass (fine for the tiny model).
     micro_batch_size: int = Field(0, ge=0)

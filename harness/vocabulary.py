@@ -52,7 +52,7 @@ TAG_RESULT_KEY = "harness.result_key"  # resolved config + code version + base m
 TAG_COMMIT = "harness.git_commit"  # the code's commit ("-dirty" appended when the tree had changes)
 TAG_MACHINE = "harness.machine"  # platform, processor, CPU count, GPU
 TAG_COMMAND = "harness.command"  # the command line (passwords masked)
-TAG_BASE_MODEL = "harness.base_model"  # the starting checkpoint's identity (shipped tiny base: its sha256)
+TAG_CHECKPOINT = "harness.checkpoint_revision"  # the starting weights: a hub commit, a sha256, the shipped base's
 TAG_VERSION_PREFIX = "harness.version."  # + package name: its installed version
 TAG_N_TRIALS = "harness.n_trials"  # the study's trial budget (baselines included)
 

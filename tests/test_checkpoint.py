@@ -1,17 +1,24 @@
 """`model.name: <dir>`: a Granite Speech checkpoint saved the way the 3.3 releases ship (model +
 tokenizer with a chat template + LoRA adapter files beside them, `has_lora_adapter: true`), built
-tiny here from config. Also gradient checkpointing and micro-batched GRPO updates against the
-one-pass computation."""
+tiny here from config: its adapter in every key layout, the chat template and system prompt a real
+checkpoint must have, the revision a run records. Also gradient checkpointing and micro-batched
+GRPO updates against the one-pass computation."""
 
 import copy
 import json
+import shutil
 
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
 from harness.config import GRPOConfig, ModelConfig, TinySpec, TrialConfig
-from harness.models.loader import frozen_copy, load_speech_lm
+from harness.models import checkpoint as checkpoint_lib
+from harness.models.checkpoint import CheckpointError, checkpoint_revision, content_hash
+from harness.models.tiny_base import ASSETS, WEIGHTS, file_sha256
+from harness.vocabulary import TAG_CHECKPOINT as REVISION_TAG
+from harness.models.checkpoint import load_checkpoint
+from harness.models.loader import frozen_copy, load_speech_lm, set_encoder_dtype, set_trainable
 from harness.models.speech_lm import SpeechLM
 from harness.models.tiny import build_tiny, train_tokenizer
 
@@ -77,7 +84,7 @@ def test_checkpoint_dir_loads_with_active_adapter_and_trains_projector_and_lora(
         embeds = lm.embed_prompts(prompts)
         comp = lm.sample(embeds, prompts.attention_mask, 2, 5, generator=torch.Generator().manual_seed(0))
         ours, _ = lm.completion_logprobs(embeds, prompts.attention_mask, comp)
-        ref_lm = SpeechLM(reference_model, tok)
+        ref_lm = SpeechLM(reference_model, tok, ModelConfig().system_prompt)
         theirs, _ = ref_lm.completion_logprobs(ref_lm.embed_prompts(prompts), prompts.attention_mask, comp)
         no_adapter = copy.deepcopy(lm)
         for n, p in no_adapter.model.named_parameters():
@@ -91,18 +98,54 @@ def test_checkpoint_dir_loads_with_active_adapter_and_trains_projector_and_lora(
     assert "lora_A" in " ".join(n for n, _ in frozen_copy(lm).model.named_parameters())
 
 
-def test_transformers_4_adapter_key_layout_loads(checkpoint, tmp_path):
-    path, _, _ = checkpoint
+def _copy(path, dst):
+    """A copy of the checkpoint directory (files only) to change one thing in."""
+    dst.mkdir(parents=True, exist_ok=True)
     for f in path.iterdir():
-        (tmp_path / f.name).write_bytes(f.read_bytes())
+        shutil.copy(f, dst / f.name)
+    return dst
+
+
+def _logprobs(lm, comp=None):
+    """Log-probs of fixed completions (sampled from `lm` when not given) of two audio prompts."""
+    prompts = _prompts(lm)
+    with torch.no_grad():
+        embeds = lm.embed_prompts(prompts)
+        if comp is None:
+            comp = lm.sample(embeds, prompts.attention_mask, 2, 5, generator=torch.Generator().manual_seed(0))
+        return lm.completion_logprobs(embeds, prompts.attention_mask, comp)[0][comp.mask.bool()], comp
+
+
+PEFT_PREFIX = "base_model.model.model.language_model."  # how peft saves the adapter of a transformers 5 model
+
+
+@pytest.mark.parametrize("prefix", ["base_model.model.language_model.model.",  # peft on transformers 4.x
+                                    "language_model.model."],  # the 3.3 releases' adapter_model.safetensors
+                         ids=["transformers-4", "released"])
+def test_adapter_key_layouts_load_and_are_live(checkpoint, tmp_path, prefix):
+    path, _, _ = checkpoint
+    _copy(path, tmp_path)
     state = load_file(str(path / "adapter_model.safetensors"))
-    legacy = {k.replace("base_model.model.model.language_model.", "base_model.model.language_model.model."): v
-              for k, v in state.items()}
-    save_file(legacy, str(tmp_path / "adapter_model.safetensors"))
+    assert all(k.startswith(PEFT_PREFIX) for k in state)
+    renamed = {k.replace(PEFT_PREFIX, prefix): v for k, v in state.items()}
+    if prefix == "language_model.model.":
+        assert "language_model.model.layers.0.self_attn.q_proj.lora_A.weight" in renamed
+    save_file(renamed, str(tmp_path / "adapter_model.safetensors"))
     lm = load_speech_lm(ModelConfig(name=str(tmp_path), trainable="projector+lora"), torch.device("cpu"))
     lora = dict(lm.model.model.language_model.named_parameters())
-    key = next(iter(state)).replace("base_model.model.model.language_model.", "").replace(".weight", ".default.weight")
-    torch.testing.assert_close(lora[key], state[next(iter(state))])
+    for key, value in state.items():  # every tensor landed in its LoRA weight
+        torch.testing.assert_close(lora[key.replace(PEFT_PREFIX, "").replace(".weight", ".default.weight")], value)
+    # live: the same log-probs as the checkpoint in peft's own layout (tested against the in-memory
+    # model above), and not those of the model with the adapter switched off
+    expected, comp = _logprobs(load_speech_lm(ModelConfig(name=str(path), trainable="projector+lora"),
+                                              torch.device("cpu")))
+    got, _ = _logprobs(lm, comp)
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+    for name, p in lm.model.named_parameters():
+        if "lora_B" in name:
+            p.data.zero_()
+    assert (_logprobs(lm, comp)[0] - expected).abs().max() > 1e-3
+
     cfg = json.loads((tmp_path / "adapter_config.json").read_text())
     cfg["target_modules"] = ["k_proj"]  # an adapter that does not fit is an error naming the file
     (tmp_path / "adapter_config.json").write_text(json.dumps(cfg))
@@ -110,19 +153,161 @@ def test_transformers_4_adapter_key_layout_loads(checkpoint, tmp_path):
         load_speech_lm(ModelConfig(name=str(tmp_path), trainable="projector+lora"), torch.device("cpu"))
 
 
+def test_checkpoint_without_chat_template_is_an_error(checkpoint, tmp_path):
+    path, model, tok = checkpoint
+    _copy(path, tmp_path)
+    (tmp_path / "chat_template.jinja").unlink(missing_ok=True)
+    config = json.loads((tmp_path / "tokenizer_config.json").read_text())
+    config.pop("chat_template", None)
+    (tmp_path / "tokenizer_config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match=f"{tmp_path}: the tokenizer has no chat template.*Fix: copy"):
+        load_speech_lm(ModelConfig(name=str(tmp_path), trainable="projector+lora"), torch.device("cpu"))
+    # SpeechLM itself: a system prompt without a template is refused, not dropped; without a system
+    # prompt (the tiny preset, text-only benchmark LMs) a template-less tokenizer formats plain text
+    plain = copy.copy(tok)
+    plain.chat_template = None
+    with pytest.raises(ValueError, match="no chat template"):
+        SpeechLM(model, plain, "You are a helpful assistant.")
+    assert SpeechLM(model, plain).format_prompt("<|audio|> hello") == "<|audio|> hello\n"
+
+
+@pytest.mark.parametrize("system_prompt", ["", "  "])
+def test_empty_system_prompt_with_a_chat_template_is_an_error(checkpoint, system_prompt):
+    """Granite's template writes today's date into the prompt when no system prompt is given."""
+    path, model, tok = checkpoint
+    with pytest.raises(ValueError, match="model.system_prompt is empty.*today's date.*Fix: set model.system_prompt"):
+        load_speech_lm(ModelConfig(name=str(path), trainable="projector+lora", system_prompt=system_prompt),
+                       torch.device("cpu"))
+    with pytest.raises(ValueError, match="model.system_prompt is empty"):
+        SpeechLM(model, tok)
+
+
+def test_checkpoint_revision_is_a_content_hash_computed_once(checkpoint, tmp_path, monkeypatch):
+    path, _, _ = checkpoint
+    _copy(path, tmp_path)
+    weights = sorted(f.name for f in tmp_path.iterdir() if f.name.endswith(".safetensors"))
+    assert weights == ["adapter_model.safetensors", "model.safetensors"]
+    revision = checkpoint_revision(ModelConfig(name=str(tmp_path)))
+    assert revision == checkpoint_revision(ModelConfig(name=str(path))) == f"sha256:{content_hash(path)}"
+    assert len(revision) == len("sha256:") + 64
+
+    def no_reading(*args, **kwargs):
+        raise AssertionError("a weight file was read again")
+
+    monkeypatch.setattr(checkpoint_lib, "open", no_reading, raising=False)  # shadows the builtin in the module
+    assert checkpoint_revision(ModelConfig(name=str(tmp_path))) == revision  # (path, size, mtime) known
+    monkeypatch.undo()
+    adapter = load_file(str(tmp_path / "adapter_model.safetensors"))
+    first = next(iter(adapter))
+    adapter[first] = adapter[first] + 1.0  # a different adapter: a different revision
+    save_file(adapter, str(tmp_path / "adapter_model.safetensors"))
+    assert checkpoint_revision(ModelConfig(name=str(tmp_path))) != revision
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "config.json").write_text("{}")
+    with pytest.raises(CheckpointError, match="no weight files"):
+        checkpoint_revision(ModelConfig(name=str(tmp_path / "empty")))
+
+
+def test_checkpoint_revision_of_a_hub_snapshot_and_of_tiny(checkpoint, tmp_path, monkeypatch):
+    import huggingface_hub.constants
+
+    path, _, _ = checkpoint
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = tmp_path / "hub" / "models--ibm-granite--granite-speech-tiny"
+    _copy(path, repo / "snapshots" / commit)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    assert checkpoint_revision(ModelConfig(name="ibm-granite/granite-speech-tiny")) == commit
+    assert checkpoint_revision(ModelConfig(name=str(repo / "snapshots" / commit))) == commit
+    # the tiny preset: the name of its base model, without building it
+    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
+    spec = TinySpec(seed=12345)
+    assert checkpoint_revision(ModelConfig(tiny=spec)) == f"tiny-{spec.digest()} (not built yet)"
+    assert not (tmp_path / "cache").exists()
+
+
+def test_every_trial_run_records_its_checkpoint_revision(checkpoint, tmp_path, stores, fake):
+    from test_sweep import runs_of, write_study
+
+    from harness.study import load_study
+    from harness.sweep import run_sweep
+
+    path, _, _ = checkpoint
+    fake()
+    study = write_study(tmp_path, f"""
+        space:
+          model.name: {{choices: [tiny, {path}]}}
+        """)
+    storage, uri = stores
+    run_sweep(load_study(study), storage=storage, tracking_uri=uri, progress=False)
+    _, _, _, trials = runs_of(uri, "tiny")
+    tags = {r.data.params["model.name"]: r.data.tags.get(REVISION_TAG) for r in trials}
+    shipped = f"tiny-{TinySpec().digest()} sha256:{file_sha256(ASSETS / f'tiny-{TinySpec().digest()}' / WEIGHTS)} (shipped)"
+    assert tags == {"tiny": shipped, str(path): f"sha256:{content_hash(path)}"}
+
+
+def test_fp32_encoder_under_a_bf16_lm(checkpoint):
+    """model.encoder_dtype: float32 on a bf16 model (bf16 as on a GPU; CPU bf16 is fine for a test):
+    fp32 encoder + projector, bf16 LM, and a GRPO update with finite log-probs and gradients."""
+    from harness.train.grpo import Batch, loss_settings, micro_batched_update
+
+    path, _, _ = checkpoint
+
+    def bf16_lm(encoder_dtype):
+        model, tok, _ = load_checkpoint(str(path), torch.bfloat16)
+        set_encoder_dtype(model, encoder_dtype)
+        set_trainable(model, ModelConfig(trainable="projector+lora"))
+        return SpeechLM(model.eval(), tok, ModelConfig().system_prompt)
+
+    lm = bf16_lm("float32")
+    core = lm.model.model
+    assert {p.dtype for m in (core.encoder, core.projector) for p in m.parameters()} == {torch.float32}
+    assert {p.dtype for p in core.language_model.parameters()} == {torch.bfloat16}
+    prompts = _prompts(lm)
+    embeds = lm.embed_prompts(prompts)
+    assert prompts.features.dtype == torch.float32 and embeds.dtype == torch.bfloat16  # cast at both ends
+    comp = lm.sample(embeds.detach(), prompts.attention_mask, 3, 5, generator=torch.Generator().manual_seed(0))
+    # the same bf16 checkpoint with a bf16 encoder: close log-probs, not the same ones
+    plain = bf16_lm("auto")
+    assert {p.dtype for p in plain.model.parameters()} == {torch.bfloat16}
+    plain_prompts = _prompts(plain)
+    with torch.no_grad():
+        ours, _ = lm.completion_logprobs(embeds, prompts.attention_mask, comp)
+        theirs, _ = plain.completion_logprobs(plain.embed_prompts(plain_prompts), plain_prompts.attention_mask, comp)
+    diff = (ours - theirs)[comp.mask.bool()].abs().max()
+    assert 0 < diff < 0.5
+    params = [p for p in lm.model.parameters() if p.requires_grad]
+    batch = Batch(embeds, prompts.attention_mask, comp, torch.linspace(-1, 1, 6), torch.zeros(6, dtype=torch.bool),
+                  None, 3)
+    update = micro_batched_update(_learner(lm, torch.optim.AdamW(params, lr=1e-4), 1.0), batch,
+                                  loss_settings(GRPOConfig(group_size=3, beta=0.0)), None, with_entropy=False,
+                                  what="GRPO loss, fp32 encoder")
+    assert torch.isfinite(update.logp).all() and update.grad_norm > 0
+    projector = [p for n, p in lm.model.named_parameters() if ".projector." in n]
+    assert all(p.dtype == torch.float32 and torch.isfinite(p).all() for p in projector)
+
+
 def _grads(lm):
     return {n: p.grad.clone() for n, p in lm.model.named_parameters() if p.grad is not None}
 
 
+def _learner(lm, optimizer, max_grad_norm, rows=0):
+    from harness.train.learner import Learner, MicroBatching
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    return Learner(lm, optimizer, scheduler, max_grad_norm, chunking=MicroBatching(rows))
+
+
 def test_gradient_checkpointing_and_micro_batches_give_the_same_gradients(checkpoint):
-    from harness.train.grpo import micro_batched_update, reference_logprobs
+    from harness.train.grpo import Batch, loss_settings, micro_batched_update, reference_logprobs
     from harness.train.grpo_loss import grpo_loss
 
     path, _, _ = checkpoint
     plain = load_speech_lm(ModelConfig(name=str(path), trainable="projector+lora"), torch.device("cpu"))
-    ckpt = load_speech_lm(ModelConfig(name=str(path), trainable="projector+lora", gradient_checkpointing=True,
-                                      micro_batch_size=3), torch.device("cpu"))
-    assert len(ckpt._checkpointed) == SPEC.text_layers and ckpt.micro_batch_size == 3
+    ckpt = load_speech_lm(ModelConfig(name=str(path), trainable="projector+lora", gradient_checkpointing=True),
+                          torch.device("cpu"))
+    assert len(ckpt._checkpointed) == SPEC.text_layers
     prompts = _prompts(plain, 2)
     g = 4
     with torch.no_grad():
@@ -136,7 +321,7 @@ def test_gradient_checkpointing_and_micro_batches_give_the_same_gradients(checkp
 
     # one pass over all 8 rows, no checkpointing
     logp, _ = plain.completion_logprobs(plain.embed_prompts(prompts), prompts.attention_mask, comp)
-    loss, _ = grpo_loss(logp, logp.detach(), adv, comp.mask, off, aggregation="dapo")
+    loss, _ = grpo_loss(logp, logp.detach(), adv, comp.mask, loss_settings(cfg), off)
     loss.backward()
     expected = _grads(plain)
     # checkpointed decoder layers, rows in chunks of 3 (3 + 3 + 2, one chunk spanning two groups)
@@ -145,9 +330,10 @@ def test_gradient_checkpointing_and_micro_batches_give_the_same_gradients(checkp
         func = layer._gradient_checkpointing_func
         layer._gradient_checkpointing_func = lambda *a, _f=func, **k: calls.append(1) or _f(*a, **k)
     opt = torch.optim.SGD([p for p in ckpt.model.parameters() if p.requires_grad], lr=0.0)
-    got_loss, _, got_logp, _, _ = micro_batched_update(ckpt, opt, ckpt.embed_prompts(prompts),
-                                                       prompts.attention_mask, comp, None, adv, off, None, cfg,
-                                                       1e9, g, with_entropy=True, what="test")
+    batch = Batch(ckpt.embed_prompts(prompts), prompts.attention_mask, comp, adv, off, None, g)
+    update = micro_batched_update(_learner(ckpt, opt, 1e9, rows=3), batch, loss_settings(cfg), None,
+                                  with_entropy=True, what="test")
+    got_loss, got_logp = update.loss, update.logp
     got = _grads(ckpt)
     assert len(calls) == 3 * SPEC.text_layers  # every decoder layer recomputed, once per chunk
     assert not any(m.training for m in ckpt.model.modules())  # eval mode restored

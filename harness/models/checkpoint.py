@@ -10,21 +10,34 @@ is injected with peft's `inject_adapter_in_model` (the LoRA layers are then plai
 always active) and its weights copied in by name. Adapter key layouts of transformers 4.x
 (`language_model.model.layers...`) and 5.x (`model.language_model.layers...`) are both accepted;
 an adapter tensor that matches no LoRA weight, or a LoRA weight left without a tensor, is an error.
+The tokenizer must carry the checkpoint's chat template (prompts are formatted with it).
+
+`checkpoint_revision` names the exact weights a run starts from (recorded on every trial run as the
+MLflow tag `harness.vocabulary.TAG_CHECKPOINT`): the hub commit of a cached snapshot, else a content hash of the files.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
 import re
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
+
+if TYPE_CHECKING:
+    from harness.config import ModelConfig
+
 log = logging.getLogger("harness.models")
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors", "adapter_model.bin")
+WEIGHT_SUFFIXES = (".safetensors", ".bin")  # model shards and adapter weights, at the checkpoint's top level
+_SNAPSHOT = re.compile(r"^[0-9a-f]{40}$")  # .../models--org--name/snapshots/<commit>/
+_FILE_DIGESTS: dict[tuple[str, int, int], str] = {}  # (resolved path, size, mtime_ns) -> sha256 of the bytes
 
 
 class CheckpointError(ValueError):
@@ -106,11 +119,15 @@ def load_checkpoint(name: str, dtype: torch.dtype):
     from transformers import AutoTokenizer, GraniteSpeechForConditionalGeneration
 
     path = resolve_checkpoint(name)
+    tokenizer = AutoTokenizer.from_pretrained(str(path))
+    if not getattr(tokenizer, "chat_template", None):  # checked before the (large) weights are read
+        raise CheckpointError(f"{path}: the tokenizer has no chat template, so prompts cannot be formatted the way "
+                              f"the model was trained. Fix: copy the release's tokenizer files (tokenizer_config.json "
+                              f"with 'chat_template', or chat_template.jinja) into the checkpoint directory.")
     has_adapter = (path / "adapter_config.json").is_file()
     view = _base_view(path) if has_adapter else None
     try:
         model = GraniteSpeechForConditionalGeneration.from_pretrained(view.name if view else str(path), dtype=dtype)
-        tokenizer = AutoTokenizer.from_pretrained(str(path))
     finally:
         if view:
             view.cleanup()
@@ -121,3 +138,46 @@ def load_checkpoint(name: str, dtype: torch.dtype):
                     "runs without its adapter (a new one is trained with model.trainable: projector+lora). Fix: copy "
                     "the adapter files of the release next to the model.", path)
     return model, tokenizer, path
+
+
+def checkpoint_revision(cfg: ModelConfig) -> str:
+    """Which weights `cfg.name` names, reproducibly: the hub commit hash of a cached snapshot
+    (`.../snapshots/<commit>/`), else `sha256:<hex>`, a content hash of the checkpoint's weight files
+    (see `content_hash`); for the tiny preset, its base's digest and sha256, shipped or built here
+    (`harness.models.tiny_base.tiny_identity`; nothing is built)."""
+    if cfg.name == "tiny":
+        from harness.models.tiny_base import tiny_identity
+
+        return tiny_identity(cfg.tiny)
+    path = resolve_checkpoint(cfg.name)
+    parts = path.absolute().parts
+    for parent, part in zip(parts, parts[1:]):
+        if parent == "snapshots" and _SNAPSHOT.match(part):
+            return part
+    return f"sha256:{content_hash(path)}"
+
+
+def content_hash(path: Path) -> str:
+    """sha256 over the sorted lines `<file name> <sha256 of its bytes>` of the weight files
+    (`*.safetensors`, `*.bin`) directly in `path`: model shards and adapter alike."""
+    files = sorted(f for f in path.iterdir() if f.is_file() and f.name.endswith(WEIGHT_SUFFIXES))
+    if not files:
+        raise CheckpointError(f"{path}: no weight files (*.safetensors, *.bin). Fix: point model.name at the "
+                              f"checkpoint directory holding the model's weights.")
+    listing = "".join(f"{f.name} {_file_sha256(f)}\n" for f in files)
+    return hashlib.sha256(listing.encode()).hexdigest()
+
+
+def _file_sha256(path: Path) -> str:
+    """sha256 of a file's bytes, read in 16 MiB chunks; remembered per (path, size, mtime) so a worker
+    running many trials on one checkpoint reads its gigabytes once."""
+    real = path.resolve()  # hub snapshots link to blobs
+    stat = real.stat()
+    key = (str(real), stat.st_size, stat.st_mtime_ns)
+    if key not in _FILE_DIGESTS:
+        digest = hashlib.sha256()
+        with open(real, "rb") as f:
+            while chunk := f.read(1 << 24):
+                digest.update(chunk)
+        _FILE_DIGESTS[key] = digest.hexdigest()
+    return _FILE_DIGESTS[key]

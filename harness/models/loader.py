@@ -10,6 +10,9 @@ Trainable-parameter policies:
   adapter on the decoder's attention are trained, the rest is frozen. A checkpoint that ships its
   own adapter (Granite Speech 3.3 does) trains that adapter; otherwise a new one is added.
 
+`model.encoder_dtype: float32` keeps the acoustic encoder and the projector in fp32 while the LM
+runs in bf16 (`set_encoder_dtype`).
+
 A real checkpoint's bundled adapter is attached by `checkpoint.load_checkpoint`. The LoRA adapter
 is switched on here and stays on: `SpeechLM` never calls `generate()`, whose
 Granite Speech override is the only thing that toggles it, so every sampling and log-prob pass
@@ -19,6 +22,7 @@ runs with it (a real checkpoint's `forward()` alone would otherwise run without 
 from __future__ import annotations
 
 import copy
+import functools
 import os
 
 import torch
@@ -55,11 +59,32 @@ def load_speech_lm(cfg: ModelConfig, device: torch.device | None = None, *, path
     else:  # a real checkpoint: bf16 on GPU, its bundled LoRA adapter attached (checkpoint.py)
         model, tokenizer, _ = load_checkpoint(path, torch.bfloat16 if device.type == "cuda" else torch.float32)
     model.to(device)
+    set_encoder_dtype(model, cfg.encoder_dtype)
     set_trainable(model, cfg)
     lm = SpeechLM(model, tokenizer, system_prompt=cfg.system_prompt if cfg.name != "tiny" else None)
     if cfg.gradient_checkpointing:
         lm.enable_gradient_checkpointing()
     return lm
+
+
+def set_encoder_dtype(model: GraniteSpeechForConditionalGeneration, encoder_dtype: str) -> None:
+    """`float32`: the encoder and projector weights become fp32 (a bf16 checkpoint's values exactly), the
+    LM keeps its dtype. Two forward hooks cast at the boundaries: features enter the encoder in fp32,
+    the projector's output leaves in the LM's dtype, so the LM sees one dtype. `auto`: unchanged."""
+    if encoder_dtype == "auto":
+        return
+    core = model.model
+    lm_dtype = core.language_model.get_input_embeddings().weight.dtype
+    core.encoder.to(torch.float32).register_forward_pre_hook(functools.partial(_cast_inputs, dtype=torch.float32))
+    core.projector.to(torch.float32).register_forward_hook(functools.partial(_cast_output, dtype=lm_dtype))
+
+
+def _cast_inputs(module, args, dtype):
+    return tuple(a.to(dtype) if torch.is_tensor(a) and a.is_floating_point() else a for a in args)
+
+
+def _cast_output(module, args, output, dtype):
+    return output.to(dtype)
 
 
 def set_trainable(model: GraniteSpeechForConditionalGeneration, cfg: ModelConfig) -> None:

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from harness.config import ModelConfig
 from harness.models import audio_cache
 from harness.models.features import num_audio_tokens
 from harness.vocabulary import AUDIO_TOKEN
@@ -65,7 +66,7 @@ class SpeechLM:
         self._checkpointed: list[torch.nn.Module] = []  # decoder layers recomputed in backward
         self._encoder_key: str | None = None  # digest of the frozen encoder's weights (encode_clip)
         self.tokenizer = tokenizer
-        self.system_prompt = system_prompt
+        self.system_prompt = _checked_system_prompt(tokenizer, system_prompt)
         self.audio_token_id = getattr(model.config, "audio_token_id", None)  # None: a text-only LM
         self.eos_id = tokenizer.eos_token_id
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos_id
@@ -83,19 +84,20 @@ class SpeechLM:
         """Recompute each decoder layer's activations in backward. Fine-tuning runs in eval mode (no
         dropout, frozen BatchNorm); transformers checkpoints only layers in training mode, so the
         decoder layers alone (not their dropouts) are flagged as training during a grad-enabled pass."""
-        self.model.model.language_model.activation_checkpointing_enable({"use_reentrant": False})
-        self._checkpointed = [m for m in self.model.model.language_model.modules()
-                              if getattr(m, "gradient_checkpointing", False) and m is not self.model.model.language_model]
+        decoder = self.model.model.language_model if self.audio_token_id is not None else self.model.model
+        decoder.activation_checkpointing_enable({"use_reentrant": False})
+        self._checkpointed = [m for m in decoder.modules() if getattr(m, "gradient_checkpointing", False)
+                              and m is not decoder]
 
     # ----------------------------------------------------------------------------- text
     def format_prompt(self, prompt: str) -> str:
-        """Prompt text -> model input text (the checkpoint's chat template, with a fixed system prompt)."""
-        if getattr(self.tokenizer, "chat_template", None):
-            messages = [{"role": "user", "content": prompt}]
-            if self.system_prompt:
-                messages.insert(0, {"role": "system", "content": self.system_prompt})
-            return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        return prompt + "\n"
+        """Prompt text -> model input text: the checkpoint's chat template with the fixed system prompt,
+        or, for a tokenizer without a template (the tiny preset, text-only benchmark LMs, which are
+        trained on this form), the prompt and a newline."""
+        if self.system_prompt is None:
+            return prompt + "\n"
+        messages = [{"role": "system", "content": self.system_prompt}, {"role": "user", "content": prompt}]
+        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
     def tokenize_targets(self, texts: list[str]) -> list[list[int]]:
         """Reference answers as completion token ids, EOS-terminated."""
@@ -259,6 +261,23 @@ class SpeechLM:
         after_eos = (is_eos.cumsum(1) - is_eos.long()) > 0  # strictly after the first EOS
         completion_mask = (~after_eos).long()
         return Completions(tokens, completion_mask, ~is_eos.any(1))
+
+
+def _checked_system_prompt(tokenizer, system_prompt: str | None) -> str | None:
+    """A tokenizer with a chat template needs a fixed, non-empty system prompt (Granite's template
+    writes today's date into the prompt when there is none, so prompts would change from day to day);
+    a system prompt needs a chat template to go into (it would otherwise be dropped silently)."""
+    has_template = bool(getattr(tokenizer, "chat_template", None))
+    if has_template and not (system_prompt or "").strip():
+        raise ValueError("model.system_prompt is empty: the checkpoint's chat template then fills in its own "
+                         "system prompt (Granite's has today's date), so prompts would not be reproducible. "
+                         f"Fix: set model.system_prompt to a fixed text (the default is "
+                         f"{ModelConfig.model_fields['system_prompt'].default!r}).")
+    if system_prompt is not None and not has_template:
+        raise ValueError("the tokenizer has no chat template, so model.system_prompt cannot be applied and prompts "
+                         "would not be formatted as the checkpoint expects. Fix: use the checkpoint's own tokenizer "
+                         "files (tokenizer_config.json with 'chat_template', or chat_template.jinja).")
+    return system_prompt
 
 
 def _choose(logits: torch.Tensor, temperature: float, top_p: float, greedy: bool,

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from harness.config import TinySpec
 
-__all__ = ["ASSETS", "SHIPPED_SHA256", "BaseModelError", "file_sha256", "shipped_base"]
+__all__ = ["ASSETS", "SHIPPED_SHA256", "BaseModelError", "built_base", "file_sha256", "shipped_base", "tiny_identity"]
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 WEIGHTS = "model.safetensors"
@@ -54,3 +54,21 @@ def shipped_base(spec: TinySpec) -> tuple[Path, str] | None:
         raise BaseModelError(f"{weights}: sha256 {found[:12]}... does not match the shipped base ({expected[:12]}...): "
                              "the file is corrupted or was replaced. Fix: restore it from git.")
     return path, found
+
+
+def built_base(spec: TinySpec) -> Path:
+    """Where the base for ``spec`` is built and cached when none is shipped (harness.train.base_model)."""
+    from harness.paths import cache_root
+
+    return cache_root() / "models" / f"tiny-{spec.digest()}"
+
+
+def tiny_identity(spec: TinySpec) -> str:
+    """The tiny base in the records: ``tiny-<digest> sha256:<weights> (shipped | built here)``."""
+    shipped = shipped_base(spec)
+    if shipped is not None:
+        return f"tiny-{spec.digest()} sha256:{shipped[1]} (shipped)"
+    weights = built_base(spec) / WEIGHTS
+    if weights.is_file():
+        return f"tiny-{spec.digest()} sha256:{file_sha256(weights)} (built here)"
+    return f"tiny-{spec.digest()} (not built yet)"

@@ -33,7 +33,7 @@ from harness.sweep.reuse import copy_result, find_result, result_key, validation
 from harness.sweep.stores import STORE_DIR, mask_url
 from harness.sweep.tracking import param_value
 from harness.train.clock import PhaseClock
-from harness.vocabulary import (BEST_STEP, EXAMPLES_ARTIFACT, GENERATED_TOKENS, ROLE_TRIAL, TAG_BASE_MODEL, TAG_ERROR,
+from harness.vocabulary import (BEST_STEP, EXAMPLES_ARTIFACT, GENERATED_TOKENS, ROLE_TRIAL, TAG_CHECKPOINT, TAG_ERROR,
                                 TAG_LABEL, TAG_NUMBER, TAG_RESULT_KEY, TAG_RESUMED, TAG_ROLE, TAG_STATE, TAG_STUDY,
                                 TEST, TRAIN_STEPS, TRAINED_TOKENS, TRIAL_CONFIG_ARTIFACT, VAL, WALL_TIME, method_label,
                                 metric_key)
@@ -188,7 +188,7 @@ class TrialRunner:
         start = starting_point(cfg.model).identity
         key = result_key(cfg, git_commit(), start)
         tags = {TAG_ROLE: ROLE_TRIAL, TAG_STUDY: self.study.name, TAG_NUMBER: str(trial.number), TAG_LABEL: label,
-                TAG_STATE: "RUNNING", TAG_BASE_MODEL: start, **environment_tags(),
+                TAG_STATE: "RUNNING", TAG_CHECKPOINT: start, **environment_tags(),
                 **({TAG_RESULT_KEY: key} if key else {})}
         run = mlflow.start_run(experiment_id=self.experiment_id, run_name=f"{trial.number:03d}-{label}",
                                parent_run_id=self.parent_run_id, log_system_metrics=True, tags=tags)

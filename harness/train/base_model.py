@@ -38,8 +38,7 @@ from harness.data.synthetic import load_pretraining, vocabulary
 from harness.eval.evaluate import evaluate
 from harness.models.speech_lm import SpeechLM
 from harness.models.tiny import TinySpec, build_tiny, train_tokenizer
-from harness.models.tiny_base import WEIGHTS, file_sha256, shipped_base
-from harness.paths import cache_dir
+from harness.models.tiny_base import built_base, shipped_base, tiny_identity
 from harness.runtime import configure_threads
 from harness.train.learner import Learner
 from harness.train.optimizer import make_optimizer
@@ -55,28 +54,27 @@ class StartingPoint:
     """The checkpoint a trial starts from: where it is and what identifies it in the records."""
 
     path: str  # a directory from_pretrained reads (tiny: the shipped or cached base)
-    identity: str  # 'tiny-<digest> sha256:<weights> (shipped|built here)', or the checkpoint's path
+    identity: str  # 'tiny-<digest> sha256:<weights> (shipped|built here)', or the checkpoint's revision
 
 
 def starting_point(cfg: ModelConfig) -> StartingPoint:
     """The tiny preset's base (shipped and checked, or built once here), or the named checkpoint."""
+    from harness.models.checkpoint import checkpoint_revision, resolve_checkpoint
+
     if cfg.name != "tiny":
-        return StartingPoint(cfg.name, cfg.name)
+        return StartingPoint(str(resolve_checkpoint(cfg.name)), checkpoint_revision(cfg))
     shipped = shipped_base(cfg.tiny)
-    if shipped is not None:
-        path, sha = shipped
-        return StartingPoint(str(path), f"tiny-{cfg.tiny.digest()} sha256:{sha} (shipped)")
-    path = ensure_tiny_base(cfg.tiny)
-    return StartingPoint(str(path), f"tiny-{cfg.tiny.digest()} sha256:{file_sha256(path / WEIGHTS)} (built here)")
+    path = shipped[0] if shipped is not None else ensure_tiny_base(cfg.tiny)
+    return StartingPoint(str(path), tiny_identity(cfg.tiny))
 
 
 def ensure_tiny_base(spec: TinySpec) -> Path:
     """Path of the cached base model for `spec`, building it first if needed (process-safe)."""
-    root = cache_dir() / "models"
-    path = root / f"tiny-{spec.digest()}"
+    path = built_base(spec)
+    root = path.parent
+    root.mkdir(parents=True, exist_ok=True)
     if (path / "pretraining.json").exists():
         return path
-    root.mkdir(parents=True, exist_ok=True)
     with open(root / f".tiny-{spec.digest()}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # a second worker waits here, then finds the model built
         if not (path / "pretraining.json").exists():
