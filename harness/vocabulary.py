@@ -33,6 +33,9 @@ def metric_key(split: str, metric: str, sampled: bool = False) -> str:
     return f"{split}/{SAMPLED}/{metric}" if sampled else f"{split}/{metric}"
 
 
+# The model a trial trains, logged at step 0.
+PARAMS_TOTAL, PARAMS_TRAINABLE = "model/params", "model/trainable_params"
+
 # Compute a trial logs once at its end (besides per-step metrics).
 WALL_TIME, GENERATED_TOKENS, TRAINED_TOKENS, TRAIN_STEPS, BEST_STEP = (
     "wall_time_s", "generated_tokens", "trained_tokens", "train_steps", "best_step")
@@ -55,6 +58,8 @@ TAG_COMMAND = "harness.command"  # the command line (passwords masked)
 TAG_CHECKPOINT = "harness.checkpoint_revision"  # the starting weights: a hub commit, a sha256, the shipped base's
 TAG_VERSION_PREFIX = "harness.version."  # + package name: its installed version
 TAG_N_TRIALS = "harness.n_trials"  # the study's trial budget (baselines included)
+TAG_METEOR = "harness.metric.meteor"  # which METEOR this process computes (wordnet or exact+stem)
+TAG_BERTSCORE = "harness.metric.bertscore"  # the BERTScore model and settings
 
 ROLE_STUDY, ROLE_TRIAL = "study", "trial"
 STATES: tuple[str, ...] = ("COMPLETE", "FAIL", "PRUNED", "RUNNING")

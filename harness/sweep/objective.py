@@ -33,7 +33,8 @@ from harness.sweep.reuse import copy_result, find_result, result_key, validation
 from harness.sweep.stores import STORE_DIR, mask_url
 from harness.sweep.tracking import param_value
 from harness.train.clock import PhaseClock
-from harness.vocabulary import (BEST_STEP, EXAMPLES_ARTIFACT, GENERATED_TOKENS, ROLE_TRIAL, TAG_CHECKPOINT, TAG_ERROR,
+from harness.vocabulary import (BEST_STEP, EXAMPLES_ARTIFACT, GENERATED_TOKENS, ROLE_TRIAL, TAG_BERTSCORE, TAG_CHECKPOINT,
+                                TAG_ERROR, TAG_METEOR,
                                 TAG_LABEL, TAG_NUMBER, TAG_RESULT_KEY, TAG_RESUMED, TAG_ROLE, TAG_STATE, TAG_STUDY,
                                 TEST, TRAIN_STEPS, TRAINED_TOKENS, TRIAL_CONFIG_ARTIFACT, VAL, WALL_TIME, method_label,
                                 metric_key)
@@ -183,12 +184,14 @@ class TrialRunner:
     # -- the steps of a trial ------------------------------------------------------------------
 
     def _start_run(self, trial: optuna.Trial, cfg: TrialConfig, label: str):
+        from harness.rewards.metrics import BERTSCORE_MODEL, meteor_backend
         from harness.train.base_model import starting_point
 
         start = starting_point(cfg.model).identity
         key = result_key(cfg, git_commit(), start)
         tags = {TAG_ROLE: ROLE_TRIAL, TAG_STUDY: self.study.name, TAG_NUMBER: str(trial.number), TAG_LABEL: label,
-                TAG_STATE: "RUNNING", TAG_CHECKPOINT: start, **environment_tags(),
+                TAG_STATE: "RUNNING", TAG_CHECKPOINT: start, TAG_METEOR: meteor_backend(), TAG_BERTSCORE: BERTSCORE_MODEL,
+                **environment_tags(),
                 **({TAG_RESULT_KEY: key} if key else {})}
         run = mlflow.start_run(experiment_id=self.experiment_id, run_name=f"{trial.number:03d}-{label}",
                                parent_run_id=self.parent_run_id, log_system_metrics=True, tags=tags)

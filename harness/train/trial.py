@@ -39,7 +39,7 @@ from harness.train.grpo import grpo_step, needs_reference
 from harness.train.learner import Learner, MicroBatching
 from harness.train.optimizer import make_optimizer
 from harness.train.sft import sft_step
-from harness.vocabulary import BASE_EVAL, GRPO, SELECT_METRIC, VAL, metric_key
+from harness.vocabulary import BASE_EVAL, GRPO, PARAMS_TOTAL, PARAMS_TRAINABLE, SELECT_METRIC, VAL, metric_key
 
 __all__ = ["TrialResult", "load_task_data", "run_trial", "seed_everything"]
 
@@ -80,7 +80,7 @@ def load_task_data(cfg: TrialConfig) -> dict[str, SpokenSet]:
     key = _data_key(cfg)
     if key in _data:
         _data.move_to_end(key)
-        return _data[key]
+        return dict(_data[key])  # a copy: a caller replacing a split leaves the next trial's data alone
     if cfg.data.source != "synthetic":  # LibriSQA / CoVoST2 / saved HF dataset (harness/data/real.py)
         from harness.data.real import load_real
 
@@ -98,7 +98,7 @@ def load_task_data(cfg: TrialConfig) -> dict[str, SpokenSet]:
     _data[key] = data
     while len(_data) > 2:
         _data.popitem(last=False)
-    return data
+    return dict(data)
 
 
 def _evaluate_initial(policy, data: SpokenSet, split: str, cfg: TrialConfig, start: str, full: bool) -> Evaluation:
@@ -149,6 +149,8 @@ def run_trial(
         grpo = cfg.method == GRPO
         reference = frozen_copy(policy) if grpo and needs_reference(cfg.grpo) else None
         reward = parse_reward(cfg.grpo.reward) if grpo else None
+    log({PARAMS_TOTAL: float(sum(p.numel() for p in policy.model.parameters())),
+         PARAMS_TRAINABLE: float(sum(p.numel() for p in policy.model.parameters() if p.requires_grad))}, 0)
 
     steps = 0 if cfg.method == BASE_EVAL else cfg.train.steps
     optimizer, scheduler = make_optimizer(policy.model, cfg.train.lr, cfg.train.weight_decay, cfg.train.warmup_steps)
