@@ -2,7 +2,8 @@
 
     harness sweep STUDY.yaml [--workers N] [--storage URL] [--tracking-uri URI] [--no-report]
     harness worker STUDY.yaml                 # one more process on a running study
-    harness report STUDY(.yaml|name) [--tracking-uri URI] [--out DIR]
+    harness report STUDY(.yaml|name) [--tracking-uri URI] [--out DIR] [--allow-dirty]
+    harness report --from-folder reports/STUDY  # recompute a report from its folder alone
     harness ui [--port 5000]                  # MLflow UI on 127.0.0.1 over the local store
     harness trial CONFIG.yaml                 # one TrialConfig, no Optuna/MLflow: prints test scores
 
@@ -30,6 +31,8 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 
 STORAGE_HELP = "Optuna storage: a journal file path or an RDB URL (postgresql://...). Env: HARNESS_OPTUNA_STORAGE."
 TRACKING_HELP = "MLflow tracking URI (default sqlite:///mlruns/mlflow.db). Env: MLFLOW_TRACKING_URI."
+ALLOW_DIRTY_HELP = ("Write into reports/ even when the trials or this code are not a clean commit (the report's "
+                    "title then says it is not reproducible from a commit).")
 
 
 def _user_errors(command):
@@ -39,13 +42,15 @@ def _user_errors(command):
     def wrapper(*args, **kwargs):
         from harness.data.audio import MissingToolError
         from harness.data.real import DataSourceError
+        from harness.models.tiny_base import BaseModelError
+        from harness.report import DirtyTree
         from harness.rewards import RewardSpecError
         from harness.study import StudyError
         from harness.sweep import StorageError, TrackingLost, WorkersFailed, mask_url
 
         try:
             return command(*args, **kwargs)
-        except (StudyError, StorageError, RewardSpecError, DataSourceError) as err:
+        except (StudyError, StorageError, RewardSpecError, DataSourceError, DirtyTree, BaseModelError) as err:
             typer.echo(f"error: {mask_url(str(err))}", err=True)
         except MissingToolError as err:
             typer.echo(f"error: {err}. Fix: `make setup` installs the Debian packages.", err=True)
@@ -81,6 +86,7 @@ def sweep(
     storage: Annotated[Optional[str], typer.Option(help=STORAGE_HELP)] = None,
     tracking_uri: Annotated[Optional[str], typer.Option(help=TRACKING_HELP)] = None,
     report: Annotated[bool, typer.Option("--report/--no-report", help="Build reports/<study> at the end.")] = True,
+    allow_dirty: Annotated[bool, typer.Option(help=ALLOW_DIRTY_HELP)] = False,
 ) -> None:
     """Run a study (or resume it: finished trials are not repeated)."""
     from harness.study import load_study
@@ -92,7 +98,7 @@ def sweep(
     if not _summary(optuna_study, study):
         raise typer.Exit(1)
     if report:
-        _build_report(study.name, Path("reports") / study.name, resolve_tracking_uri(tracking_uri))
+        _build_report(study.name, Path("reports") / study.name, resolve_tracking_uri(tracking_uri), allow_dirty)
 
 
 @app.command()
@@ -115,20 +121,29 @@ def worker(
 @app.command("report")
 @_user_errors
 def report_cmd(
-    study: Annotated[str, typer.Argument(metavar="STUDY", help="A study file (.yaml) or a study name.")],
+    study: Annotated[Optional[str], typer.Argument(metavar="STUDY", help="A study file (.yaml) or a study name.")] = None,
     tracking_uri: Annotated[Optional[str], typer.Option(help=TRACKING_HELP)] = None,
     out: Annotated[Optional[Path], typer.Option(help="Output directory (default reports/<study>).")] = None,
+    from_folder: Annotated[Optional[Path], typer.Option(
+        help="Rebuild the report in this folder from its files alone (no tracking store).")] = None,
+    allow_dirty: Annotated[bool, typer.Option(help=ALLOW_DIRTY_HELP)] = False,
 ) -> None:
-    """Build the report of a study from its MLflow runs."""
+    """Build the report of a study from its MLflow runs (or rebuild one from its folder)."""
     from harness.sweep import resolve_tracking_uri
 
+    if from_folder is not None:
+        from harness.report import rebuild_report
+
+        typer.echo(f"report: {rebuild_report(from_folder)}", err=True)
+        return
+    if study is None:
+        raise typer.BadParameter("give a STUDY (file or name), or --from-folder DIR")
     name = study
     if study.endswith((".yaml", ".yml")) or Path(study).is_file():
         from harness.study import load_study
 
         name = load_study(study).name
-    if not _build_report(name, out or Path("reports") / name, resolve_tracking_uri(tracking_uri)):
-        raise typer.Exit(1)
+    _build_report(name, out or Path("reports") / name, resolve_tracking_uri(tracking_uri), allow_dirty)
 
 
 @app.command()
@@ -218,15 +233,11 @@ def _all_failed(study, failed) -> str:
             f"trials are re-run). No report was built.")
 
 
-def _build_report(name: str, out: Path, tracking_uri: str) -> bool:
-    try:
-        from harness.report import build_report
-    except ImportError as err:
-        typer.echo(f"warning: no report built (harness.report is not available: {err}).", err=True)
-        return False
-    build_report(name, out, tracking_uri)
+def _build_report(name: str, out: Path, tracking_uri: str, allow_dirty: bool) -> None:
+    from harness.report import build_report
+
+    build_report(name, out, tracking_uri, allow_dirty=allow_dirty)
     typer.echo(f"report: {out}", err=True)
-    return True
 
 
 if __name__ == "__main__":

@@ -1,40 +1,28 @@
-"""Paper-style comparison reports of a study, built from the MLflow store only (issue #4).
+"""Paper-style reports of a study, whose every number recomputes from files in the report's folder.
 
-`build_report(study)` reads the finished trial runs of one study's experiment through the MLflow
-public API (``MlflowClient.search_runs``, ``get_metric_history``, ``mlflow.artifacts.download_artifacts``)
-and writes to ``out_dir``: ``report.md``, one CSV per table and PNG plots; it then logs the same
-files as artifacts of the study's parent run under ``report/``.
-
-Conventions (also stated in every report):
-
-* A *configuration* is the set of COMPLETE trials sharing the label and every parameter except
-  ``seed``; its cells are ``mean ± std (n=k)`` over those trials, std being the sample standard
-  deviation (ddof=1; "n/a" when n=1), n the trials that logged that metric.
-* FAIL / PRUNED / RUNNING trials are counted and listed, never averaged in.
-* Significance: paired bootstrap (`paired_bootstrap`) on per-example test scores, each example's
-  score first averaged over the seeds of its configuration.
-* Published figures (``harness/published``) are shown in their own section, never beside measured
-  numbers in one table.
+`build_report(study)` (``harness report``) first exports the study's evidence from the MLflow store
+into ``reports/<study>/`` (`export`: per-seed results, per-example test scores, curves, resolved
+configs, the study file, provenance), then writes ``report.md``, its CSVs and PNGs from that folder
+alone (`rebuild_report`, ``harness report --from-folder``), and the index ``reports/README.md``.
 
 Modules, in the order a report is built:
 
-* `runs`: trials and configurations read from the store (`Trial`, `Config`, `Study`, `load_study`,
-  `group_configs`) and per-configuration mean / std / n (`metric_stats`).
-* `document`: cell and markdown formatting (`fmt_cell`, `md_table`, ...) and `ReportWriter`.
-* `tables`: the comparison tables (method comparison, relative improvement, reward ablation,
-  factor groups and sweeps, compute, incomplete trials, runs per configuration).
-* `significance`: `paired_bootstrap` and the significance tables over per-example scores.
-* `plots`: sweep, MP-GRPO and training-curve figures.
-* `published`: the paper's published tables shipped in ``harness/published``.
-* `build`: the report's sections and `build_report`, the entry point of ``harness report``.
+* `export`: MLflow store -> report folder (the files and their columns).
+* `folder`: the folder read back (`ReportData`, `Config`: a configuration = its seeds).
+* `inference`: the seed-aware comparison of two configurations (two-level bootstrap, t-based CI and
+  p-value, minimum detectable difference, seeds needed, Holm / BH adjustment).
+* `comparisons`: which configurations are compared, and the adjusted comparison table.
+* `findings`: the claims in fixed wording, each beside the paper's published direction.
+* `tables`: methods, reward ablation, sweeps, compute, unfinished trials, runs.
+* `plots`: validation curves with selected checkpoints, training curves, sweeps, MP-GRPO bars.
+* `document`: cell and markdown formatting, `ReportWriter`.
+* `published`: the paper's tables shipped in ``harness/published``.
+* `build`: the sections in order, provenance rules (`DirtyTree`), `build_report`, `rebuild_report`,
+  `write_index`.
 """
 
-from harness.report.build import build_report
-from harness.report.document import fmt_cell
-from harness.report.published import PUBLISHED_TITLE
-from harness.report.runs import Trial, group_configs
-from harness.report.significance import paired_bootstrap
-from harness.report.tables import factor_groups
+from harness.report.build import DirtyTree, build_report, rebuild_report, write_index
+from harness.report.inference import Comparison, adjust, compare, seeds_needed
 
-__all__ = ["PUBLISHED_TITLE", "Trial", "build_report", "factor_groups", "fmt_cell", "group_configs",
-           "paired_bootstrap"]
+__all__ = ["Comparison", "DirtyTree", "adjust", "build_report", "compare", "rebuild_report", "seeds_needed",
+           "write_index"]

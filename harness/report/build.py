@@ -1,258 +1,386 @@
-"""`build_report`: the report's sections, in order, written into ``out_dir`` and logged to the study's
-parent run."""
+"""`build_report`: export a study from the store into its folder (`harness.report.export`), then write
+``report.md``, its CSVs and PNGs from the folder alone; `rebuild_report` does the second half for a
+folder without any store. `write_index` writes ``reports/README.md``."""
 
 from __future__ import annotations
 
+import json
 import logging
-import tempfile
-from collections import defaultdict
-from datetime import datetime, timezone
 from pathlib import Path
 
 import mlflow
 import pandas as pd
+import yaml
 from mlflow import MlflowClient
 
-from harness.report.document import ReportWriter, display_cells, fmt_num, slug, stats_columns
-from harness.report.plots import plot_curves, plot_mp_bars, plot_sweep, training_curves
+from harness.report.comparisons import ALPHA, N_BOOTSTRAP, POWER, comparison_table, factor_groups, primary_decoding
+from harness.report.document import ReportWriter, fmt_num, fmt_p, slug
+from harness.report.export import FILES, export_study
+from harness.report.findings import findings_table, render
+from harness.report.folder import ReportData, load_folder
+from harness.report.plots import plot_mp_bars, plot_sweep, plot_training, plot_validation
 from harness.report.published import PUBLISHED_TABLES, PUBLISHED_TITLE, published_tables
-from harness.report.runs import (METRIC_NAMES, METRICS, MP_PARAM, REWARD_PARAM, STATES, Config, Study, load_study,
-                                 metric_stats, task_models, varying_params)
-from harness.report.significance import N_BOOTSTRAP, ExampleScores, significance_shown, significance_table
-from harness.report.tables import (COMPUTE_METRICS, SWEEPS, compute_table, factor_groups, incomplete_table,
-                                   method_comparison, relative_improvements, reward_ablation, runs_table,
-                                   sweep_table)
+from harness.report.tables import (COMPUTE_COLUMNS, compute_table, duplicate_metrics, incomplete_table, method_table,
+                                   relative_improvements, reward_ablation, runs_table, sweep_table, sweeps)
+from harness.vocabulary import METRIC_NAMES, METRICS, SELECT_METRIC, STATES
+
+__all__ = ["DirtyTree", "build_report", "rebuild_report", "write_index"]
 
 log = logging.getLogger("harness.report")
+
+FINDINGS_FILE = "findings.csv"
+COMPARISONS_FILE = "comparisons.csv"
+REPORT_FILE = "report.md"
+
+
+class DirtyTree(RuntimeError):
+    """A report for the repository's reports/ from code that a commit cannot reproduce."""
 
 
 # --------------------------------------------------------------------------------------------------
 # Sections
 
 
-def _header(w: ReportWriter, study: Study) -> None:
-    counts = {s: sum(t.state == s for t in study.trials) for s in STATES}
-    other = len(study.trials) - sum(counts.values())
-    states = ", ".join(f"{s} {k}" for s, k in counts.items()) + (f", other {other}" if other else "")
-    w.text(f"# Study report: {study.name}",
-           f"- Generated: {datetime.now(timezone.utc).isoformat(timespec='seconds')}",
-           f"- Tracking URI: `{study.tracking_uri}` (experiment `{study.name}`, id {study.experiment_id})",
-           f"- Parent (study) run: `{study.parent_run_id or 'none found'}`",
-           f"- Produced by: `{study.parent_tags.get('harness.command', 'unknown')}` at commit "
-           f"`{study.parent_tags.get('harness.git_commit', 'unknown')}` on "
-           f"{study.parent_tags.get('harness.machine', 'an unrecorded machine')}",
-           f"- Trials: {len(study.trials)} ({states}); configurations: {len(study.configs)}",
-           "- Tracing: every number below is computed from the COMPLETE trial runs listed per configuration "
-           "in [Appendix: runs per configuration](#appendix-runs-per-configuration) (MLflow run ids).",
-           "- Cells are `mean ± std (n=k)` over seeds; std is the sample standard deviation (ddof=1), "
-           "n the trials that logged the metric. Metrics are x100. FAIL / PRUNED / RUNNING trials are "
-           "never averaged in.")
+def _header(w: ReportWriter, data: ReportData, dirty: list[str]) -> None:
+    states = data.trials["state"].value_counts().to_dict() if not data.trials.empty else {}
+    prov = data.provenance
+    title = f"# Study report: {data.name}" + (" (from a dirty tree: not reproducible from a commit)" if dirty else "")
+    w.text(title, "",
+           f"- Trials: {len(data.trials)} (" + ", ".join(f"{s} {states.get(s, 0)}" for s in STATES) + f"); "
+           f"configurations: {len(data.configs)}; finished trials reused from identical earlier trials: "
+           f"{prov.get('reused_trials', 0)}.",
+           f"- Run by `{prov.get('command')}` at commit(s) {', '.join(f'`{c}`' for c in prov.get('trial_commits', []))} "
+           f"on {', '.join(prov.get('trial_machines', [])) or 'an unrecorded machine'}.",
+           "- Every number below is computed from the files in this folder (`per_seed.csv`, `per_example.csv.gz`, "
+           "`curves.csv.gz`, `trials.csv`, `configs/`; `harness report --from-folder` recomputes it); the MLflow run "
+           "ids are in [the appendix](#appendix-runs-per-configuration).",
+           *([f"- **Not reproducible from a commit:** {'; '.join(dirty)}."] if dirty else []))
 
 
-def _method_section(w: ReportWriter, study: Study) -> None:
+def _setup(w: ReportWriter, data: ReportData) -> None:
+    configs = {}
+    for path in sorted((data.dir / FILES["configs"]).glob("*.yaml")):
+        configs[path.stem] = yaml.safe_load(path.read_text(encoding="utf-8"))
+    w.text("## Setup")
+    if not configs:
+        w.text("No resolved configurations recorded.")
+        return
+    first = next(iter(configs.values()))
+    prov = data.provenance
+    params = data.per_seed["model/params"].dropna() if "model/params" in data.per_seed else pd.Series(dtype=float)
+    d, e = first["data"], first["eval"]
+    w.text(
+        f"- **Model**: `{first['model']['name']}`, starting checkpoint {', '.join(f'`{c}`' for c in prov['checkpoints'])}"
+        + (f", {params.iloc[0] / 1e6:.2f} M parameters" if len(params) else "")
+        + f"; trained: `{first['model']['trainable']}` (trainable parameters per configuration in the compute table).",
+        f"- **Data**: `{d['source']}`" + (f", speech in the `{d['voice']}` voice" if d["source"] == "synthetic" else "")
+        + f"; train {d['train_size']}, validation {d['validation_size']}, test {d['test_size']} examples per task "
+        f"(data seed {d['seed']}; the training seeds vary the model, not the data).",
+        f"- **Selection**: validation every `train.eval_every` steps and at step 0 (greedy, {d['validation_size']} "
+        f"examples); the checkpoint with the highest validation corpus {METRIC_NAMES[SELECT_METRIC]} is tested "
+        "(step 0 = the starting model). The compute table says how many seeds selected their last evaluation.",
+        f"- **Test decoding**: greedy, up to {e['max_new_tokens']} new tokens"
+        + (f"; and the paper's sampling, top-p {e['top_p']}, temperature {e['temperature']}, "
+           f"{e['sampling_passes']} passes scored separately and averaged (`sampled`)" if e.get("sampling_passes") else "")
+        + f"; {e['batch_size']} prompts per batch.",
+        "- **Metrics** (x100): BLEU = sacreBLEU corpus BLEU (13a, exp smoothing; a bootstrap re-scores it from "
+        "per-sentence statistics); ROUGE-1/2/L = rouge-score F1 with stemming; METEOR = nltk "
+        f"({', '.join(prov.get('meteor', []))}); BERTScore = {', '.join(prov.get('bertscore', []))}: not the "
+        "paper's roberta-large, so not comparable in level. Other metrics are means of per-example scores.")
+    rows = []
+    for name, cfg in configs.items():
+        t, g = cfg["train"], cfg["grpo"]
+        grpo = cfg["method"] == "grpo"
+        rows.append({"configuration": name, "method": cfg["method"], "seeds": ", ".join(map(str, cfg["seed"])),
+                     "steps": t["steps"] if cfg["method"] != "base-eval" else 0,
+                     "prompts/step": t["batch_size"], "lr": t["lr"], "warmup": t["warmup_steps"],
+                     "eval every": t["eval_every"], "reward": g["reward"] if grpo else "—",
+                     "G": g["group_size"] if grpo else "—", "beta": g["beta"] if grpo else "—",
+                     "T (rollout)": g["temperature"] if grpo else "—",
+                     "new tokens": g["max_new_tokens"] if grpo else "—",
+                     "loss": g["loss_type"] if grpo else "—", "adv. scale": g["scale_rewards"] if grpo else "—",
+                     "mu": g["iterations"] if grpo else "—", "MP-GRPO": g["mp_grpo"] if grpo else "—"})
+    w.text("Per configuration (AdamW, linear warmup then constant lr, gradient norm clipped at "
+           f"{first['train']['max_grad_norm']}; resolved configs in `configs/`):")
+    w.text_table(pd.DataFrame(rows))
+    w.text(f"- **Statistics**: every comparison is a two-level bootstrap ({N_BOOTSTRAP:,} replicates) over "
+           "training seeds and test examples (examples paired across the two configurations, seeds resampled "
+           "within each, seed variance corrected for small n), with a t reference (Satterthwaite df) for the "
+           f"95 % CI and the p-value, and the minimum detectable difference (MDD) at {POWER:.0%} power, "
+           f"two-sided alpha {ALPHA} (`harness/report/inference.py`). p-values are Holm-adjusted within two "
+           f"families: primary = corpus BLEU under {primary_decoding(data)} decoding, secondary = every other "
+           "metric and decoding.",
+           "- **Provenance**: study run `" + str(prov.get("study_run")) + "`; packages: "
+           + ", ".join(f"{k} {v}" for k, v in prov.get("versions", {}).items()) + ".")
+
+
+def _findings(w: ReportWriter, data: ReportData, comparisons: pd.DataFrame) -> pd.DataFrame:
+    params = {c.name: c.params for c in data.configs}
+    findings = findings_table(comparisons, params)
+    w.text("## Findings", "",
+           "Written from the adjusted comparisons below in fixed wording: *beats* / *is below* only at "
+           "p_adjusted < 0.05, otherwise *no evidence of a difference* with the smallest difference the seeds "
+           "could detect. Each is set beside the paper's published direction (Granite-Speech 2B).", "")
+    w.text(*render(findings))
+    if not findings.empty:
+        findings.to_csv(w.out_dir / FINDINGS_FILE, index=False)
+        w.files.append(w.out_dir / FINDINGS_FILE)
+        w.text(f"<sub>CSV: `{FINDINGS_FILE}`</sub>")
+    return findings
+
+
+def _methods(w: ReportWriter, data: ReportData, folded: dict[str, str]) -> None:
     w.text("## Method comparison (test set)")
-    if not study.configs:
-        w.text("No COMPLETE trials yet: nothing to compare.")
-    for task in sorted({c.task for c in study.configs}):
-        configs = [c for c in study.configs if c.task == task]
-        numeric = method_comparison(configs)
-        shown = pd.DataFrame({"Model": numeric["Model"], "Method": numeric["Method"], **display_cells(numeric)})
-        w.text(f"### Task `{task}`")
-        w.table(slug("method_comparison", task), numeric, shown, "Greedy decoding, best validation checkpoint.")
-        sampled = method_comparison(configs, prefix="test/sampled/")
-        if sampled[[f"{METRIC_NAMES[m]} n" for m in METRICS]].to_numpy().sum() > 0:
-            shown = pd.DataFrame({"Model": sampled["Model"], "Method": sampled["Method"], **display_cells(sampled)})
-            w.table(slug("method_comparison_sampled", task), sampled, shown,
-                    "Sampled decoding (`test/sampled/*`, averaged over sampling passes).")
-        rel = relative_improvements(configs)
+    if folded:
+        w.text(*(f"- {METRIC_NAMES[a]} equals {METRIC_NAMES[b]} on every example of every run here, so it is "
+                 f"reported once (comparisons and AVG use {METRIC_NAMES[b]})." for a, b in folded.items()))
+        if folded.get("rouge1") == "rougeL":
+            w.text("  Why: the spoken-QA answers are short templated phrases (2-6 words, no word repeated, one "
+                   "word order), so the words a hypothesis shares with its reference always come in the same "
+                   "order: the longest common subsequence is the unigram overlap, and ROUGE-L F = ROUGE-1 F.")
+    for (task, model), configs in data.task_models().items():
+        w.text(f"### Task `{task}`, model `{model}`")
+        for decoding in data.decodings():
+            sampled = decoding == "sampled"
+            numeric, shown = method_table(configs, sampled)
+            w.table(slug("methods", task, model, decoding), numeric, shown,
+                    f"{'Sampled decoding (the paper’s protocol)' if sampled else 'Greedy decoding'}, best validation "
+                    "checkpoint; mean ± sample std over seeds (n = seeds).")
+        rel = relative_improvements(configs, sampled=data.decodings()[-1] == "sampled")
         if not rel.empty:
             shown = rel.copy()
             for m in METRICS:
                 shown[METRIC_NAMES[m]] = [fmt_num(v, sign=True, suffix="%") for v in rel[METRIC_NAMES[m]]]
-            w.table(slug("relative_improvement", task), rel, shown,
-                    "Relative improvement (%) of the mean over the base / SFT mean of the same model "
-                    "(reference in parentheses: the config labelled base / sft, else the best-BLEU one).")
+            w.table(slug("relative_improvement", task, model), rel, shown,
+                    f"Relative change (%) of the mean over the base / SFT mean ({data.decodings()[-1]} decoding).")
 
 
-def _group_labels(prefix: str, groups: list[list[Config]], factor: str) -> list[tuple[str, str]]:
-    """(file name, caption) per factor group: ``prefix_task_model``, plus ``_k`` and the settings the
-    group holds fixed when a task/model has several groups."""
-    per_tm: dict[tuple[str, str], list[list[Config]]] = defaultdict(list)
-    for group in groups:
-        per_tm[(group[0].task, group[0].model)].append(group)
-    out = []
-    for group in groups:
-        task, model = group[0].task, group[0].model
-        siblings = per_tm[(task, model)]
-        caption = f"Task `{task}`, model `{model}`."
-        if len(siblings) == 1:
-            out.append((slug(prefix, task, model), caption))
-            continue
-        keys = [k for k in varying_params([c for g in siblings for c in g]) if k != factor]
-        held = ", ".join(f"{k}={group[0].params.get(k)}" for k in keys)
-        out.append((slug(prefix, task, model, str(siblings.index(group))), f"{caption} Held fixed: {held}."))
-    return out
-
-
-def _ablation_section(w: ReportWriter, study: Study) -> None:
-    groups = factor_groups(study.configs, REWARD_PARAM)
+def _ablation(w: ReportWriter, data: ReportData, folded: dict[str, str]) -> None:
+    groups = factor_groups(data.configs, "grpo.reward")
     if not groups:
         return
     w.text("## Reward ablation (GRPO trained with each reward)")
-    for group, (name, caption) in zip(groups, _group_labels("reward_ablation", groups, REWARD_PARAM)):
-        numeric, shown, used = reward_ablation(group)
-        avg = "the six metrics" if len(used) == len(METRICS) else ", ".join(METRIC_NAMES[m] for m in used)
-        w.table(name, numeric, shown,
-                f"{caption} Rows: training reward; AVG = mean of {avg} (of the means); best per column in bold.")
+    for group in groups:
+        for decoding in data.decodings():
+            numeric, shown, used = reward_ablation(group, folded, decoding == "sampled")
+            name = slug("reward_ablation", group[0].task, group[0].model, decoding)
+            w.table(name, numeric, shown, f"Task `{group[0].task}`, {decoding} decoding. Rows: training reward; AVG = "
+                    f"mean of {', '.join(METRIC_NAMES[m] for m in used)} (means over seeds); bold = best mean per "
+                    "column (a best mean is not evidence of a difference: see the comparisons).")
+        w.figure(slug("reward_training", group[0].task, group[0].model),
+                 plot_training(data, group, "Training curves per reward (each on its own axis)"),
+                 "training reward per reward")
 
 
-def _sweep_section(w: ReportWriter, study: Study) -> None:
-    for factor, title in SWEEPS.items():
-        groups = factor_groups(study.configs, factor)
-        if not groups:
-            continue
-        w.text(f"## Sweep: {title} (`{factor}`)")
-        labels = _group_labels(slug("sweep", factor.split(".")[-1]), groups, factor)
-        for group, (name, caption) in zip(groups, labels):
-            numeric, shown = sweep_table(group, factor)
-            w.table(name, numeric, shown, caption)
-            w.figure(name, plot_sweep(group, factor, f"{group[0].task} / {group[0].model}: {title}"),
-                     f"{title} sweep")
+def _sweeps(w: ReportWriter, data: ReportData) -> None:
+    for factor, group in sweeps(data):
+        w.text(f"## Sweep: `{factor}` (default level {data.swept.get(factor)})")
+        for decoding in data.decodings():
+            numeric, shown = sweep_table(group, factor, decoding == "sampled")
+            name = slug("sweep", factor.split(".")[-1], group[0].task, group[0].model, decoding)
+            w.table(name, numeric, shown, f"Task `{group[0].task}`, {decoding} decoding; mean ± std over seeds.")
+        w.figure(slug("sweep", factor.split(".")[-1], group[0].task, group[0].model),
+                 plot_sweep(group, factor, f"{group[0].task}: test metrics against {factor} (greedy)"),
+                 f"{factor} sweep; error bars ± 1 sample std over seeds")
 
 
-def _mp_section(w: ReportWriter, study: Study) -> None:
-    groups = factor_groups(study.configs, MP_PARAM)
-    if not groups:
+def _mp(w: ReportWriter, data: ReportData) -> None:
+    groups = []
+    for (_, _), configs in data.task_models().items():
+        grpo = [c for c in configs if c.is_grpo and not c.mp and c.label == "grpo"]
+        mp = [c for c in configs if c.is_grpo and c.mp]
+        if grpo and mp:
+            groups.append(grpo[:1] + mp)
+    if groups:
+        w.text("## MP-GRPO against GRPO")
+        w.figure("mp_grpo", plot_mp_bars(groups, sampled="sampled" in data.decodings()),
+                 "MP-GRPO vs GRPO: test scores x100; bars = mean over seeds, error bars = ± 1 sample std")
+
+
+def _curves(w: ReportWriter, data: ReportData) -> None:
+    w.text("## Validation curves", "",
+           "Validation BLEU (greedy) per configuration: mean over seeds, band ± 1 sample std; stars mark each "
+           "seed's selected checkpoint (its highest validation BLEU).")
+    for (task, model), configs in data.task_models().items():
+        fig = plot_validation(data, configs, f"{task} / {model}")
+        if fig is not None:
+            w.figure(slug("validation", task, model), fig, f"validation curves {task} {model}")
+        trained = [c for c in configs if c.is_grpo and "grpo.reward" not in c.params]
+        if trained:
+            w.figure(slug("training", task, model), plot_training(data, trained, f"{task} / {model}: GRPO training"),
+                     f"training curves {task} {model}")
+
+
+def _comparisons(w: ReportWriter, comparisons: pd.DataFrame) -> None:
+    w.text("## Comparisons", "",
+           "Δ = A − B in points (x100). CI and p from the two-level bootstrap (see Setup); p_adjusted: Holm within "
+           "the family; MDD: the smallest |Δ| these seeds and examples detect with 80 % power at alpha 0.05.")
+    if comparisons.empty:
+        w.text("No comparisons.")
         return
-    w.text("## MP-GRPO on / off")
-    for group, (name, caption) in zip(groups, _group_labels("mp_grpo", groups, MP_PARAM)):
-        numeric = pd.DataFrame([{MP_PARAM: c.params[MP_PARAM], "config": c.name, **stats_columns(metric_stats(c))}
-                                for c in group])
-        shown = pd.DataFrame({MP_PARAM: numeric[MP_PARAM], **display_cells(numeric), "Config": numeric["config"]})
-        w.table(name, numeric, shown, caption)
-    w.figure("mp_grpo", plot_mp_bars(groups), "MP-GRPO on/off")
+    shown = pd.DataFrame({
+        "task": comparisons["task"], "A vs B": [f"{a} vs {b}" for a, b in zip(comparisons["A"], comparisons["B"])],
+        "metric": [METRIC_NAMES[m] for m in comparisons["metric"]], "decoding": comparisons["decoding"],
+        "family": comparisons["family"], "Δ": [fmt_num(v, sign=True) for v in comparisons["diff"]],
+        "95% CI": [f"[{fmt_num(lo, sign=True)}, {fmt_num(hi, sign=True)}]"
+                   for lo, hi in zip(comparisons["ci_low"], comparisons["ci_high"])],
+        "p": [fmt_p(p) for p in comparisons["p_value"]], "p_adjusted": [fmt_p(p) for p in comparisons["p_adjusted"]],
+        "MDD": [fmt_num(v) for v in comparisons["mdd"]],
+        "seeds": [f"{int(a)}/{int(b)}" for a, b in zip(comparisons["seeds_a"], comparisons["seeds_b"])]})
+    w.table(COMPARISONS_FILE.removesuffix(".csv"), comparisons, shown)
 
 
-def _curves_section(w: ReportWriter, study: Study, client: MlflowClient) -> None:
-    first = True
-    for (task, model), configs in task_models(study.configs).items():
-        curves = training_curves(client, configs)
-        if curves.empty:
-            continue
-        if first:
-            w.text("## Training curves (mean over seeds, band = ± std)")
-            first = False
-        name = slug("curves", task, model)
-        _curves_csv(w, name, curves)
-        w.figure(name, plot_curves(curves, f"{task} / {model}"), f"training curves {task} {model}")
-
-
-def _curves_csv(w: ReportWriter, name: str, curves: pd.DataFrame) -> None:
-    path = w.out_dir / f"{name}.csv"
-    curves.to_csv(path, index=False)
-    w.files.append(path)
-    w.text(f"<sub>Data: `{path.name}`</sub>")
-
-
-def _significance_section(w: ReportWriter, study: Study, scores: ExampleScores) -> None:
-    first = True
-    for (task, model), group in task_models(study.configs).items():
-        numeric = significance_table(group, scores)
-        if numeric.empty:
-            continue
-        if first:
-            w.text("## Significance (paired bootstrap)", "",
-                   f"{N_BOOTSTRAP:,} resamples of test examples (seed 0); each example's score averaged over "
-                   "the seeds of its configuration first. Δ = mean(A − B), 95% percentile CI, two-sided p.")
-            first = False
-        w.table(slug("significance", task, model), numeric, significance_shown(numeric),
-                f"Task `{task}`, model `{model}`.")
-
-
-def _compute_section(w: ReportWriter, study: Study) -> None:
-    numeric = compute_table(study.configs)
+def _compute(w: ReportWriter, data: ReportData) -> None:
+    numeric = compute_table(data.configs)
     if numeric.empty:
         return
     shown = numeric.copy()
-    for k, digits in zip(COMPUTE_METRICS, (1, 0, 1, 1)):
+    for k, digits in zip(COMPUTE_COLUMNS, (1, 0, 0, 0, 1)):
         shown[f"{k} mean"] = [fmt_num(v, digits) for v in numeric[f"{k} mean"]]
-    w.text("## Compute (mean per configuration)")
+    shown["trainable params"] = [fmt_num(v / 1e6, 2, suffix=" M") for v in numeric["trainable params"]]
+    w.text("## Compute (mean per configuration)", "",
+           "Wall time of the trial (data, model, training, validations and test; a reused trial shows the "
+           "original's). `best = last step`: seeds whose selected checkpoint was the last evaluation (still "
+           "improving when training stopped; a longer run might do better).")
     w.table("compute", numeric, shown)
 
 
-def _incomplete_section(w: ReportWriter, study: Study) -> None:
-    table = incomplete_table(study.trials)
-    counts = table["state"].value_counts().to_dict() if not table.empty else {}
-    w.text("## Failed, pruned and incomplete trials", "",
-           f"FAIL {counts.get('FAIL', 0)}, PRUNED {counts.get('PRUNED', 0)}, RUNNING (incomplete) "
-           f"{counts.get('RUNNING', 0)}. Listed only; excluded from every table above.")
-    if not table.empty:
+def _incomplete(w: ReportWriter, data: ReportData) -> None:
+    table = incomplete_table(data.trials)
+    w.text("## Trials that did not finish", "",
+           "Listed only (pruned trials with their last validation BLEU and step); excluded from every table above.")
+    if table.empty:
+        w.text("None.")
+    else:
         w.table("trials_not_complete", table)
 
 
-def _published_section(w: ReportWriter, study: Study) -> None:
-    tasks = {c.task for c in study.configs} | {t.task for t in study.trials}
+def _published(w: ReportWriter, data: ReportData) -> None:
+    tasks = {c.task for c in data.configs}
     tables = {name: t for name, t in published_tables().items()
               if name not in PUBLISHED_TABLES or PUBLISHED_TABLES[name][0] in tasks or not tasks}
     if not tables:
         return
     w.text(f"## {PUBLISHED_TITLE}", "",
-           "Copied from Elmakies et al., *Advancing Speech Understanding in Speech-Aware Language Models "
-           "with GRPO*, arXiv:2509.16990v1 (Granite-Speech 2B/8B, LibriSQA / CoVoST2). Shown for orientation "
-           "only: different models, data and scale; not comparable cell by cell with the measured tables.")
+           "Copied from Elmakies et al., *Advancing Speech Understanding in Speech-Aware Language Models with GRPO*, "
+           "arXiv:2509.16990v1 (Granite-Speech 2B/8B, LibriSQA / CoVoST2). For orientation only: different models, "
+           "data and scale; not comparable cell by cell with the measured tables.")
     for name, table in tables.items():
         caption = PUBLISHED_TABLES.get(name, ("", name))[1]
         shown = table.apply(lambda col: [fmt_num(v) if isinstance(v, float) else v for v in col])
         w.table(slug("published", name.removesuffix(".csv")), table, shown, f"*Published* {caption}")
 
 
-def _appendix(w: ReportWriter, study: Study) -> None:
-    w.text("## Appendix: runs per configuration", "",
-           "<details><summary>MLflow run ids of every configuration</summary>")
-    if study.configs:
-        w.table("runs", runs_table(study.configs))
+def _appendix(w: ReportWriter, data: ReportData) -> None:
+    w.text("## Appendix: runs per configuration", "", "<details><summary>MLflow run ids of every configuration</summary>")
+    if data.configs:
+        w.table("runs", runs_table(data.configs))
     w.text("</details>")
 
 
 # --------------------------------------------------------------------------------------------------
 
 
-def build_report(experiment_name: str, out_dir: Path, tracking_uri: str | None = None, published: bool = True,
-                 log_to_parent: bool = True) -> Path:
-    """Write ``report.md`` + CSVs + PNGs for one study into ``out_dir``; returns the report.md path.
+def dirty_reasons(data: ReportData, report_commit: str) -> list[str]:
+    """Why this report could not be reproduced from a commit (empty: it can)."""
+    from harness.sweep.provenance import is_clean
 
-    Everything is read from the MLflow store at ``tracking_uri`` (default: MLflow's current one).
-    With ``log_to_parent`` the written files are logged to the study's parent run under ``report/``.
-    """
+    reasons = [f"trials ran at `{c}`" for c in data.provenance.get("trial_commits", []) if not is_clean(c)]
+    if not is_clean(report_commit):
+        reasons.append(f"the report was written at `{report_commit}`")
+    return reasons
+
+
+def rebuild_report(folder: Path, n_boot: int = N_BOOTSTRAP, dirty: list[str] | None = None) -> Path:
+    """Write ``report.md`` (+ CSVs, PNGs, findings) in ``folder`` from its evidence files alone."""
+    data = load_folder(folder)
+    dirty = dirty if dirty is not None else dirty_reasons(data, data.provenance.get("report_commit", "unknown"))
+    w = ReportWriter(Path(folder))
+    folded = duplicate_metrics(data)
+    comparisons = comparison_table(data, n_boot=n_boot)
+    comparisons = comparisons[~comparisons["metric"].isin(folded)] if not comparisons.empty else comparisons
+    _header(w, data, dirty)
+    _setup(w, data)
+    _findings(w, data, comparisons)
+    _methods(w, data, folded)
+    _ablation(w, data, folded)
+    _sweeps(w, data)
+    _mp(w, data)
+    _curves(w, data)
+    _comparisons(w, comparisons)
+    _compute(w, data)
+    _incomplete(w, data)
+    _published(w, data)
+    _appendix(w, data)
+    return w.write()
+
+
+def build_report(experiment_name: str, out_dir: Path, tracking_uri: str | None = None, allow_dirty: bool = False,
+                 log_to_parent: bool = True, n_boot: int = N_BOOTSTRAP) -> Path:
+    """Export the study from the MLflow store at ``tracking_uri`` into ``out_dir`` and write its report.
+
+    A report written into the repository's ``reports/`` must be reproducible: its trials ran at clean
+    commits and this code is a clean commit; otherwise `DirtyTree` is raised, unless ``allow_dirty``
+    (then the title says so). With ``log_to_parent`` the files are logged to the study's run under
+    ``report/``."""
+    from harness.sweep.provenance import CHECKOUT, git_commit
+
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     uri = tracking_uri or mlflow.get_tracking_uri()
     client = MlflowClient(tracking_uri=uri)
-    study = load_study(client, experiment_name)
-    study.tracking_uri = uri
-    w = ReportWriter(out_dir)
-    _header(w, study)
-    _method_section(w, study)
-    _ablation_section(w, study)
-    _sweep_section(w, study)
-    _mp_section(w, study)
-    _curves_section(w, study, client)
-    with tempfile.TemporaryDirectory(prefix="harness-report-") as scratch:
-        _significance_section(w, study, ExampleScores(uri, Path(scratch)))
-    _compute_section(w, study)
-    _incomplete_section(w, study)
-    if published:
-        _published_section(w, study)
-    _appendix(w, study)
-    path = w.write()
+    export_study(client, experiment_name, out_dir)
+    provenance_path = out_dir / FILES["provenance"]
+    provenance = json.loads(provenance_path.read_text())
+    provenance["report_commit"] = git_commit()
+    provenance_path.write_text(json.dumps(provenance, indent=2) + "\n")
+    dirty = dirty_reasons(load_folder(out_dir), provenance["report_commit"])
+    in_repo = out_dir.resolve().is_relative_to(CHECKOUT / "reports")
+    if dirty and in_repo and not allow_dirty:
+        raise DirtyTree(f"{out_dir}: not writing a report that a commit cannot reproduce ({'; '.join(dirty)}). "
+                        "Fix: commit, rerun the study from the clean tree, then `harness report`; or pass "
+                        "--allow-dirty (the report's title then says so).")
+    path = rebuild_report(out_dir, n_boot=n_boot, dirty=dirty)
     if log_to_parent:
-        _log_files(client, study, w.files)
+        _log_files(client, provenance.get("study_run"), out_dir)
+    if in_repo:
+        write_index(CHECKOUT / "reports")
     return path
 
 
-def _log_files(client: MlflowClient, study: Study, files: list[Path]) -> None:
-    if study.parent_run_id is None:
-        log.warning("study %s has no parent run (tag harness.role=study): report not logged", study.name)
+def _log_files(client: MlflowClient, run_id: str | None, folder: Path) -> None:
+    if run_id is None:
+        log.warning("no study run: report not logged to MLflow")
         return
-    for path in files:
-        client.log_artifact(study.parent_run_id, str(path), artifact_path="report")
+    for path in sorted(folder.rglob("*")):
+        if path.is_file():
+            client.log_artifact(run_id, str(path), "report" + ("" if path.parent == folder else
+                                                                 f"/{path.parent.relative_to(folder)}"))
+
+
+def write_index(reports: Path) -> Path:
+    """``reports/README.md``: every study report, its primary findings and where they come from."""
+    lines = ["# Reports", "",
+             "Generated by `harness report` (`harness.report.build.write_index`) from each folder's `findings.csv`; "
+             "every number links to the table row it comes from. Findings use fixed wording: *beats* / *is below* "
+             "only at Holm-adjusted p < 0.05, else *no evidence of a difference*.", ""]
+    for folder in sorted(p for p in reports.iterdir() if (p / REPORT_FILE).is_file()):
+        first = (folder / REPORT_FILE).read_text(encoding="utf-8").splitlines()[0].lstrip("# ")
+        lines += [f"## [{folder.name}]({folder.name}/{REPORT_FILE})", "", f"{first}.", ""]
+        path = folder / FINDINGS_FILE
+        if not path.is_file():
+            lines += ["No findings recorded.", ""]
+            continue
+        findings = pd.read_csv(path)
+        primary = findings[findings["family"] == "primary"]
+        for _, r in primary.iterrows():
+            lines.append(f"- `{r['task']}` {r['A']} vs {r['B']}: {r['verdict']} (BLEU {r['decoding']}, Δ "
+                         f"{fmt_num(r['diff'], sign=True)} [{fmt_num(r['ci_low'], sign=True)}, "
+                         f"{fmt_num(r['ci_high'], sign=True)}], p_adj {fmt_p(r['p_adjusted'])}, MDD "
+                         f"{fmt_num(r['mdd'])}); paper: {r['relation']} "
+                         f"([row]({folder.name}/{FINDINGS_FILE}))")
+        against = findings[findings["relation"] == "against the paper"]
+        lines += ["", f"Against the paper (both families): {len(against)}; agreeing: "
+                      f"{int((findings['relation'] == 'agrees with the paper').sum())}.", ""]
+    path = reports / "README.md"
+    path.write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")
+    return path

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from harness.report.runs import METRIC_NAMES, METRICS
+from harness.vocabulary import METRIC_NAMES, METRICS
 
 
 # --------------------------------------------------------------------------------------------------
@@ -24,6 +24,13 @@ def fmt_cell(mean: float, std: float, n: int, bold: bool = False) -> str:
     value = f"**{mean:.2f}**" if bold else f"{mean:.2f}"
     spread = f"{std:.2f}" if n > 1 and np.isfinite(std) else "n/a"
     return f"{value} ± {spread} (n={int(n)})"
+
+
+def fmt_p(p: float) -> str:
+    """A p-value as reports print it: ``< 0.001``, else three decimals."""
+    if p is None or not np.isfinite(p):
+        return "—"
+    return "< 0.001" if p < 0.001 else f"{p:.3f}"
 
 
 def fmt_num(value: float, digits: int = 2, sign: bool = False, suffix: str = "") -> str:
@@ -47,13 +54,13 @@ def slug(*parts: str) -> str:
     return "_".join(re.sub(r"[^A-Za-z0-9._+-]+", "-", str(p)).strip("-") for p in parts if p != "")
 
 
-def stats_columns(stats: pd.DataFrame) -> dict[str, float]:
-    """Flat numeric CSV columns ``BLEU mean``, ``BLEU std``, ``BLEU n``, ... from `metric_stats`."""
+def stats_columns(stats: dict[str, tuple[float, float, int]]) -> dict[str, float]:
+    """Flat numeric CSV columns ``BLEU mean``, ``BLEU std``, ``BLEU n``, ... from {metric: (mean, std, n)}."""
     out = {}
     for metric in METRICS:
         name = METRIC_NAMES[metric]
-        out.update({f"{name} mean": stats.at[metric, "mean"], f"{name} std": stats.at[metric, "std"],
-                    f"{name} n": int(stats.at[metric, "n"])})
+        mean, std, n = stats[metric]
+        out.update({f"{name} mean": mean, f"{name} std": std, f"{name} n": int(n)})
     return out
 
 
@@ -92,7 +99,13 @@ class ReportWriter:
         self.text(md_table(numeric if shown is None else shown))
         self.text(f"<sub>CSV: `{path.name}`</sub>")
 
-    def figure(self, name: str, fig: Figure, alt: str) -> None:
+    def text_table(self, frame: pd.DataFrame) -> None:
+        """A table shown in the report only (its numbers are in another file of the folder)."""
+        self.text(md_table(frame))
+
+    def figure(self, name: str, fig: Figure | None, alt: str) -> None:
+        if fig is None:
+            return
         path = self.out_dir / f"{name}.png"
         fig.savefig(path, dpi=110, bbox_inches="tight")
         self.files.append(path)

@@ -1,96 +1,123 @@
-"""Figures: metric against a swept setting, MP-GRPO on/off bars and training curves (from each run's
-metric history)."""
+"""Figures, from the folder's files: validation curves with each seed's selected checkpoint, training
+curves (one panel per configuration, since rewards of different metrics share no scale), metrics
+against a swept setting, and MP-GRPO on/off. Error bars and bands are ± one sample standard deviation
+over seeds; legends sit outside the data."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
-from mlflow import MlflowClient
 
-from harness.report.runs import METRIC_NAMES, METRICS, MP_PARAM, Config, metric_stats
-from harness.report.tables import SWEEPS, as_number
+from harness.report.folder import Config, ReportData
+from harness.vocabulary import METRIC_NAMES, METRICS, TEST, VAL, metric_key
 
-CURVE_METRICS: tuple[str, ...] = ("reward", "kl", "completion_len_mean")
-
-
-# --------------------------------------------------------------------------------------------------
-# Plots
+__all__ = ["plot_mp_bars", "plot_sweep", "plot_training", "plot_validation", "seed_curves"]
 
 
-def _metrics_present(group: list[Config]) -> list[str]:
-    return [m for m in METRICS if any(metric_stats(c).at[m, "n"] > 0 for c in group)]
-
-
-def _grid(n: int, width: float = 3.6, height: float = 2.9) -> tuple[Figure, list]:
-    cols = min(n, 3)
+def _grid(n: int, width: float = 3.8, height: float = 2.9, cols: int = 3) -> tuple[Figure, list]:
+    cols = max(1, min(n, cols))
     rows = -(-n // cols)
     fig = Figure(figsize=(width * cols, height * rows), layout="constrained")
     return fig, [fig.add_subplot(rows, cols, i + 1) for i in range(n)]
 
 
-def plot_sweep(group: list[Config], factor: str, title: str) -> Figure:
-    """Each metric (mean ± std error bars over seeds) against the swept setting."""
-    metrics = _metrics_present(group)
+def seed_curves(data: ReportData, config: Config, metric: str) -> pd.DataFrame:
+    """step -> mean, std (ddof=1), n of ``metric`` over the configuration's seeds."""
+    curves = data.curves
+    points = curves[(curves["metric"] == metric) & curves["run_id"].isin(config.run_ids)]
+    if points.empty:
+        return pd.DataFrame(columns=["mean", "std", "n"])
+    return points.groupby("step")["value"].agg(mean="mean", std=lambda v: v.std(ddof=1), n="count")
+
+
+def plot_validation(data: ReportData, configs: list[Config], title: str, metric: str = "bleu") -> Figure | None:
+    """Validation ``metric`` against step for every trained configuration (band: ± 1 std over seeds);
+    each seed's selected checkpoint (highest validation BLEU) is a marker on that seed's own value."""
+    trained = [c for c in configs if np.nanmax(c.values("train_steps"), initial=0) > 0]
+    if not trained:
+        return None
+    fig = Figure(figsize=(7.5, 3.6), layout="constrained")
+    ax = fig.add_subplot()
+    key = metric_key(VAL, metric)
+    for c in trained:
+        curve = seed_curves(data, c, key)
+        if curve.empty:
+            continue
+        line, = ax.plot(curve.index, curve["mean"], marker=".", label=f"{c.name} (n={len(c.rows)})")
+        std = curve["std"].fillna(0.0)
+        ax.fill_between(curve.index, curve["mean"] - std, curve["mean"] + std, alpha=0.15, color=line.get_color())
+        selected = data.curves[(data.curves["metric"] == key) & data.curves["run_id"].isin(c.run_ids)]
+        for run_id, best in zip(c.run_ids, c.values("best_step")):
+            point = selected[(selected["run_id"] == run_id) & (selected["step"] == best)]
+            ax.plot(point["step"], point["value"], marker="*", markersize=9, linestyle="none",
+                    color=line.get_color(), markeredgecolor="black", markeredgewidth=0.5)
+    ax.set_xlabel("training step")
+    ax.set_ylabel(f"validation {METRIC_NAMES.get(metric, metric)} (greedy, x100)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.plot([], [], marker="*", linestyle="none", color="gray", markeredgecolor="black", label="selected checkpoint")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    return fig
+
+
+def plot_training(data: ReportData, configs: list[Config], title: str) -> Figure | None:
+    """Per GRPO configuration, its training reward (its own metric, its own axis), KL to the reference
+    ("no reference" when beta = 0) and completion length, mean over seeds ± 1 std."""
+    grpo = [c for c in configs if c.is_grpo]
+    if not grpo:
+        return None
+    panels = [("reward", "training reward ({})"), ("kl", "KL to reference"), ("completion_len_mean", "completion tokens")]
+    fig, axes = _grid(len(grpo) * len(panels), width=3.2, height=2.4, cols=len(panels))
+    for row, c in enumerate(grpo):
+        for col, (metric, label) in enumerate(panels):
+            ax = axes[row * len(panels) + col]
+            curve = seed_curves(data, c, metric)
+            reward = str(c.params.get("grpo.reward", "the study's reward"))
+            if curve.empty:
+                note = "no reference (β = 0)" if metric == "kl" else "not logged"
+                ax.text(0.5, 0.5, note, ha="center", va="center", transform=ax.transAxes, color="gray")
+            else:
+                std = curve["std"].fillna(0.0)
+                ax.plot(curve.index, curve["mean"], linewidth=1)
+                ax.fill_between(curve.index, curve["mean"] - std, curve["mean"] + std, alpha=0.2)
+            ax.set_title(f"{c.name}: {label.format(reward)}", fontsize=7)
+            ax.tick_params(labelsize=7)
+            ax.grid(alpha=0.3)
+    fig.suptitle(title)
+    return fig
+
+
+def plot_sweep(group: list[Config], factor: str, title: str, sampled: bool = False) -> Figure:
+    """Each metric against the swept setting: mean over seeds, error bars ± 1 sample std."""
+    metrics = [m for m in METRICS if any(c.stats(metric_key(TEST, m, sampled))[2] for c in group)]
     fig, axes = _grid(len(metrics))
-    x = [as_number(c.params[factor]) for c in group]
+    x = np.arange(len(group))
     for ax, metric in zip(axes, metrics):
-        stats = [metric_stats(c).loc[metric] for c in group]
-        ax.errorbar(x, [s["mean"] for s in stats], yerr=[np.nan_to_num(s["std"]) for s in stats],
-                    marker="o", capsize=4)
-        ax.set_xlabel(SWEEPS.get(factor, factor))
-        ax.set_ylabel(METRIC_NAMES[metric])
-        ax.set_xticks(x)
+        stats = [c.stats(metric_key(TEST, metric, sampled)) for c in group]
+        ax.errorbar(x, [s[0] for s in stats], yerr=[np.nan_to_num(s[1]) for s in stats], marker="o", capsize=4)
+        ax.set_xticks(x, [str(c.params[factor]) for c in group], rotation=20, fontsize=8)
+        ax.set_xlabel(factor)
+        ax.set_ylabel(f"test {METRIC_NAMES[metric]} (x100)")
         ax.grid(alpha=0.3)
     fig.suptitle(title)
     return fig
 
 
-def plot_mp_bars(groups: list[list[Config]]) -> Figure:
-    """Figure 1 style: per task/model, each metric with GRPO and MP-GRPO bars (mean ± std)."""
-    fig, axes = _grid(len(groups), width=6.0, height=3.4)
+def plot_mp_bars(groups: list[list[Config]], sampled: bool = False) -> Figure:
+    """Figure 1 style: per task/model, each metric with GRPO and MP-GRPO bars (mean over seeds,
+    error bars ± 1 sample std)."""
+    fig, axes = _grid(len(groups), width=6.0, height=3.4, cols=2)
     for ax, group in zip(axes, groups):
-        metrics = _metrics_present(group)
-        pos = np.arange(len(metrics))
+        pos = np.arange(len(METRICS))
         width = 0.8 / len(group)
         for i, c in enumerate(group):
-            stats = metric_stats(c).loc[metrics]
-            ax.bar(pos + (i - (len(group) - 1) / 2) * width, stats["mean"], width,
-                   yerr=np.nan_to_num(stats["std"].to_numpy()), capsize=3,
-                   label=f"{c.name} (mp_grpo={c.params[MP_PARAM]})")
-        ax.set_xticks(pos, [METRIC_NAMES[m] for m in metrics], rotation=30)
+            stats = [c.stats(metric_key(TEST, m, sampled)) for m in METRICS]
+            ax.bar(pos + (i - (len(group) - 1) / 2) * width, [s[0] for s in stats], width,
+                   yerr=[np.nan_to_num(s[1]) for s in stats], capsize=3, label=f"{c.name} (n={len(c.rows)})")
+        ax.set_xticks(pos, [METRIC_NAMES[m] for m in METRICS], rotation=30)
+        ax.set_ylabel("test score (x100)")
         ax.set_title(f"{group[0].task} / {group[0].model}")
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
         ax.grid(axis="y", alpha=0.3)
-    return fig
-
-
-def training_curves(client: MlflowClient, configs: list[Config]) -> pd.DataFrame:
-    """Long table config / metric / step -> mean, std, n over seeds, from each run's metric history."""
-    rows = []
-    for c in configs:
-        for metric in CURVE_METRICS:
-            points = [(p.step, p.value) for t in c.trials for p in client.get_metric_history(t.run_id, metric)]
-            if not points:
-                continue
-            agg = pd.DataFrame(points, columns=["step", "value"]).groupby("step")["value"].agg(
-                ["mean", lambda v: v.std(ddof=1), "count"])
-            agg.columns = ["mean", "std", "n"]
-            rows += [{"config": c.name, "metric": metric, "step": int(s), **r} for s, r in agg.iterrows()]
-    return pd.DataFrame(rows, columns=["config", "metric", "step", "mean", "std", "n"])
-
-
-def plot_curves(curves: pd.DataFrame, title: str) -> Figure:
-    metrics = [m for m in CURVE_METRICS if m in set(curves["metric"])]
-    fig, axes = _grid(len(metrics), width=4.2, height=3.2)
-    for ax, metric in zip(axes, metrics):
-        for name, part in curves[curves["metric"] == metric].groupby("config", sort=False):
-            ax.plot(part["step"], part["mean"], label=name)
-            std = part["std"].fillna(0.0)
-            ax.fill_between(part["step"], part["mean"] - std, part["mean"] + std, alpha=0.15)
-        ax.set_xlabel("step")
-        ax.set_ylabel(f"{metric} (mean over seeds)")
-        ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=7)
-    fig.suptitle(title)
     return fig

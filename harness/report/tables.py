@@ -1,39 +1,54 @@
-"""The comparison tables: methods, relative improvement, reward ablation, factor sweeps, compute,
-incomplete trials and the runs behind each configuration."""
+"""The report's tables, each from the folder's files: methods (greedy and sampled decoding), reward
+ablation, parameter sweeps, compute, trials that did not finish, and the runs behind each configuration."""
 
 from __future__ import annotations
-
-from collections import defaultdict
 
 import numpy as np
 import pandas as pd
 
+from harness.report.comparisons import factor_groups, reference_config
 from harness.report.document import display_cells, fmt_num, stats_columns
-from harness.report.runs import (METRIC_NAMES, METRICS, REWARD_PARAM, Config, Trial, metric_stats, summarize,
-                                 task_models, varying_params)
+from harness.report.folder import Config, ReportData
+from harness.vocabulary import (BASE_EVAL, BEST_STEP, GENERATED_TOKENS, METRIC_NAMES, METRICS, PARAMS_TRAINABLE, SFT,
+                                TEST, TRAIN_STEPS, TRAINED_TOKENS, WALL_TIME, metric_key)
 
-COMPUTE_METRICS: tuple[str, ...] = ("wall_time_s", "generated_tokens", "train_steps", "best_step")
-SWEEPS = {"grpo.group_size": "group size G", "grpo.beta": "KL beta"}
+__all__ = ["COMPUTE_COLUMNS", "compute_table", "duplicate_metrics", "incomplete_table", "method_table",
+           "relative_improvements", "reward_ablation", "runs_table", "sweep_table"]
 
-
-# --------------------------------------------------------------------------------------------------
-# Tables
-
-
-def reference_config(configs: list[Config], method: str, label: str, mp: bool = False) -> Config | None:
-    """The baseline a comparison is made against: the config labelled ``label`` if there is one,
-    else the one of ``method`` with the highest mean test BLEU (the most conservative baseline)."""
-    candidates = [c for c in configs if c.method == method and (method != "grpo" or c.mp == mp)]
-    exact = [c for c in candidates if c.label == label]
-    pool = exact or candidates
-    if not pool:
-        return None
-    return max(pool, key=lambda c: np.nan_to_num(metric_stats(c).at["bleu", "mean"], nan=-np.inf))
+COMPUTE_COLUMNS = (WALL_TIME, GENERATED_TOKENS, TRAINED_TOKENS, TRAIN_STEPS, BEST_STEP)
 
 
-def method_comparison(configs: list[Config], prefix: str = "test/") -> pd.DataFrame:
-    rows = [{"Model": c.model, "Method": c.name, **stats_columns(metric_stats(c, prefix))} for c in configs]
-    return pd.DataFrame(rows)
+def metric_stats(config: Config, sampled: bool = False) -> dict[str, tuple[float, float, int]]:
+    return {m: config.stats(metric_key(TEST, m, sampled)) for m in METRICS}
+
+
+def duplicate_metrics(data: ReportData) -> dict[str, str]:
+    """{folded metric: the metric it equals}: metrics whose per-example greedy scores equal another's on
+    every example of every run are reported once (ROUGE-1 folds into ROUGE-L, otherwise the later
+    metric into the earlier)."""
+    pe = data.per_example
+    if pe.empty:
+        return {}
+    greedy = pe[pe["decoding"] == "greedy"]
+    out: dict[str, str] = {}
+    for i, first in enumerate(METRICS):
+        for second in METRICS[i + 1:]:
+            if first in out or second in out or first not in greedy or second not in greedy:
+                continue
+            a, b = greedy[first].to_numpy(float), greedy[second].to_numpy(float)
+            if len(a) and np.all(np.isfinite(a)) and np.array_equal(a, b):
+                folded, kept = (first, second) if (first, second) == ("rouge1", "rougeL") else (second, first)
+                out[folded] = kept
+    return out
+
+
+def method_table(configs: list[Config], sampled: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One row per configuration: mean ± std over seeds of every metric (numeric CSV, shown markdown)."""
+    numeric = pd.DataFrame([{"Model": c.model, "Method": c.name, "seeds": len(c.rows),
+                             **stats_columns(metric_stats(c, sampled))} for c in configs])
+    shown = pd.DataFrame({"Model": numeric["Model"], "Method": numeric["Method"], "seeds": numeric["seeds"],
+                          **display_cells(numeric)})
+    return numeric, shown
 
 
 def relative_change(value: float, reference: float) -> float:
@@ -43,42 +58,18 @@ def relative_change(value: float, reference: float) -> float:
     return 100.0 * (value - reference) / reference
 
 
-def relative_improvements(configs: list[Config]) -> pd.DataFrame:
+def relative_improvements(configs: list[Config], sampled: bool = False) -> pd.DataFrame:
     """Relative change (%) of each method's mean over the base and the SFT reference of its model."""
     rows = []
-    for (_, model), group in task_models(configs).items():
-        base, sft = reference_config(group, "base-eval", "base"), reference_config(group, "sft", "sft")
-        for c in group:
-            for ref, kind in ((base, "base"), (sft, "SFT")):
-                if ref is None or c is ref or c.method == "base-eval" or (kind == "SFT" and c.method == "sft"):
-                    continue
-                ours, theirs = metric_stats(c), metric_stats(ref)
-                rows.append({"Model": model, "Method": c.name, "over": f"{kind} ({ref.name})",
-                             **{METRIC_NAMES[m]: relative_change(ours.at[m, "mean"], theirs.at[m, "mean"])
-                                for m in METRICS}})
-    return pd.DataFrame(rows)
-
-
-def factor_groups(configs: list[Config], factor: str) -> list[list[Config]]:
-    """Sets of GRPO configs identical in every parameter but ``factor`` (seed aside), >= 2 values."""
-    groups: dict[tuple, list[Config]] = defaultdict(list)
+    base, sft = reference_config(configs, BASE_EVAL, "base"), reference_config(configs, SFT, "sft")
     for c in configs:
-        if c.is_grpo and factor in c.params:
-            groups[tuple(sorted((k, v) for k, v in c.params.items() if k != factor))].append(c)
-    found = [g for g in groups.values() if len({c.params[factor] for c in g}) > 1]
-    return [sorted(g, key=lambda c: (*_setting_key(c.params[factor]), c.name)) for g in found]
-
-
-def as_number(value: str) -> float:
-    try:
-        return float(value)
-    except ValueError:
-        return float("inf")
-
-
-def _setting_key(value: str) -> tuple:
-    """Numbers ascending, then metric names in the paper's order (bleu, ..., meteor), then text."""
-    return as_number(value), METRICS.index(value) if value in METRICS else len(METRICS), value
+        for ref, kind in ((base, "base"), (sft, "SFT")):
+            if ref is None or c is ref or c.method == BASE_EVAL or (kind == "SFT" and c.method == SFT):
+                continue
+            ours, theirs = metric_stats(c, sampled), metric_stats(ref, sampled)
+            rows.append({"Model": c.model, "Method": c.name, "over": f"{kind} ({ref.name})",
+                         **{METRIC_NAMES[m]: relative_change(ours[m][0], theirs[m][0]) for m in METRICS}})
+    return pd.DataFrame(rows)
 
 
 def best_rows(values: pd.Series) -> set[int]:
@@ -86,53 +77,66 @@ def best_rows(values: pd.Series) -> set[int]:
     return set() if finite.empty else {i for i, v in enumerate(values) if v == finite.max()}
 
 
-def reward_ablation(group: list[Config]) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
-    """Table 3 style: rows = training reward, six metrics + AVG, best per column in bold.
-
-    AVG is the mean of the per-configuration metric means over the metrics every row has (all six
-    when all were logged); the metrics used are returned."""
-    numeric = pd.DataFrame([{"train_reward": c.params[REWARD_PARAM], "config": c.name,
-                             **stats_columns(metric_stats(c))} for c in group])
-    means = numeric[[f"{METRIC_NAMES[m]} mean" for m in METRICS]]
-    used = [m for m in METRICS if means[f"{METRIC_NAMES[m]} mean"].notna().all()]
+def reward_ablation(group: list[Config], folded: dict[str, str], sampled: bool = False,
+                    ) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
+    """Table 3 style: rows = training reward, the metrics + AVG, best per column in bold. AVG is the mean
+    of the configuration's metric means over the metrics every row has, each metric once (``folded``
+    metrics, identical to another, are left out); the metrics used are returned."""
+    numeric = pd.DataFrame([{"train_reward": c.params["grpo.reward"], "config": c.name, "seeds": len(c.rows),
+                             **stats_columns(metric_stats(c, sampled))} for c in group])
+    used = [m for m in METRICS if m not in folded and numeric[f"{METRIC_NAMES[m]} mean"].notna().all()]
     numeric["AVG"] = numeric[[f"{METRIC_NAMES[m]} mean" for m in used]].mean(axis=1) if used else np.nan
     bold = {METRIC_NAMES[m]: best_rows(numeric[f"{METRIC_NAMES[m]} mean"]) for m in METRICS}
     best_avg = best_rows(numeric["AVG"])
     shown = pd.DataFrame({"Training reward": numeric["train_reward"], **display_cells(numeric, bold),
                           "AVG": [f"**{fmt_num(v)}**" if i in best_avg else fmt_num(v)
                                   for i, v in enumerate(numeric["AVG"])],
-                          "Config": numeric["config"]})
+                          "seeds": numeric["seeds"]})
     return numeric, shown, used
 
 
-def sweep_table(group: list[Config], factor: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-    numeric = pd.DataFrame([{factor: c.params[factor], "config": c.name, **stats_columns(metric_stats(c))}
-                            for c in group])
-    shown = pd.DataFrame({factor: numeric[factor], **display_cells(numeric), "Config": numeric["config"]})
+def sweep_table(group: list[Config], factor: str, sampled: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
+    numeric = pd.DataFrame([{factor: c.params[factor], "config": c.name, "seeds": len(c.rows),
+                             **stats_columns(metric_stats(c, sampled))} for c in group])
+    shown = pd.DataFrame({factor: numeric[factor], **display_cells(numeric), "seeds": numeric["seeds"]})
     return numeric, shown
 
 
 def compute_table(configs: list[Config]) -> pd.DataFrame:
+    """Per configuration: mean wall time, generated and trained tokens, steps, best step; how many seeds
+    selected their last evaluation (still improving when training stopped); how many were reused."""
     rows = []
     for c in configs:
-        stats = summarize(c.trials, list(COMPUTE_METRICS))
-        rows.append({"Task": c.task, "Model": c.model, "Config": c.name, "n": len(c.trials),
-                     **{f"{k} mean": stats.at[k, "mean"] for k in COMPUTE_METRICS}})
+        steps, best = c.values(TRAIN_STEPS), c.values(BEST_STEP)
+        at_end = int(np.sum((steps > 0) & (best == steps)))
+        rows.append({"Task": c.task, "Model": c.model, "Config": c.name, "seeds": len(c.rows),
+                     **{f"{k} mean": c.stats(k)[0] for k in COMPUTE_COLUMNS},
+                     "trainable params": c.stats(PARAMS_TRAINABLE)[0],
+                     "best = last step": f"{at_end}/{len(c.rows)}" if np.nanmax(steps, initial=0) > 0 else "—",
+                     "reused": int((c.rows["reused_from"].fillna("") != "").sum())})
     return pd.DataFrame(rows)
 
 
-def incomplete_table(trials: list[Trial]) -> pd.DataFrame:
-    rows = [{"trial": t.number, "label": t.label, "state": t.state, "MLflow status": t.status,
-             "task": t.task, "error": t.error, "run id": t.run_id}
-            for t in trials if t.state != "COMPLETE"]
-    return pd.DataFrame(rows, columns=["trial", "label", "state", "MLflow status", "task", "error", "run id"])
+def incomplete_table(trials: pd.DataFrame) -> pd.DataFrame:
+    if trials.empty:
+        return trials
+    rows = trials[trials["state"] != "COMPLETE"]
+    return rows[["trial", "label", "state", "mlflow_status", "task", "seed", "last_val_step", "last_val_bleu", "error",
+                 "run_id"]].reset_index(drop=True)
 
 
 def runs_table(configs: list[Config]) -> pd.DataFrame:
-    keys = [k for k in varying_params(configs) if k not in ("task", "model.name")]
     return pd.DataFrame([{"Task": c.task, "Model": c.model, "Config": c.name, "label": c.label,
-                          "seeds": ", ".join(c.seeds),
-                          "trials": ", ".join(str(t.number) for t in c.trials),
-                          "run ids": ", ".join(t.run_id for t in c.trials),
-                          "distinguishing params": ", ".join(f"{k}={c.params.get(k, '—')}" for k in keys)}
+                          "seeds": ", ".join(str(s) for s in c.seeds),
+                          "trials": ", ".join(str(int(t)) for t in c.rows["trial"] if pd.notna(t)),
+                          "run ids": ", ".join(c.run_ids),
+                          "reused from": ", ".join(r for r in c.rows["reused_from"].fillna("") if r) or "—"}
                          for c in configs])
+
+
+def sweeps(data: ReportData) -> list[tuple[str, list[Config]]]:
+    """(factor, levels) of every searched parameter with >= 2 levels among GRPO configurations, except
+    the reward (its own section)."""
+    return [(factor, group) for factor in data.swept if factor != "grpo.reward"
+            for group in factor_groups(data.configs, factor)]
+

@@ -1,0 +1,148 @@
+"""Which configurations a report compares, and the seed-aware inference on each comparison.
+
+Pairs, within each task and model (`pairs`):
+
+- every fine-tuned configuration against the base model ("does fine-tuning help?");
+- every GRPO configuration against SFT (the paper's question);
+- MP-GRPO against its GRPO twin (the same settings without ``grpo.mp_grpo``), or the GRPO reference;
+- in a study that searches a parameter (``swept.json``: the study's space, recorded with the
+  default level when it ran), every level against the default level (the reward ablation's rewards
+  against the BLEU reward, G = 4 and 16 against G = 8, ...).
+
+Each pair is compared on every metric and decoding with `harness.report.inference.compare`: a
+two-level bootstrap over training seeds and test examples (corpus BLEU re-scored from sufficient
+statistics; the other metrics are means of per-example scores), t-based CI and p-value, and the
+minimum detectable difference at 80 % power. p-values are Holm-adjusted within two stated families:
+the *primary* family is corpus BLEU (the paper's reward and headline metric) under the primary
+decoding (the paper's sampled decoding when the trials ran it, else greedy); every other
+metric x decoding is the *secondary* family.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import asdict
+
+import numpy as np
+import pandas as pd
+
+from harness.report.folder import Config, ReportData
+from harness.report.inference import adjust, bleu_passes_score, bleu_score, compare, mean_passes_score, mean_score
+from harness.vocabulary import BASE_EVAL, GRPO, METRICS, SFT
+
+__all__ = ["ALPHA", "N_BOOTSTRAP", "POWER", "PRIMARY_METRIC", "comparison_table", "factor_groups", "pairs",
+           "primary_decoding", "reference_config"]
+
+N_BOOTSTRAP = 10_000
+ALPHA, POWER = 0.05, 0.8
+PRIMARY_METRIC = "bleu"
+
+
+def primary_decoding(data: ReportData) -> str:
+    return "sampled" if "sampled" in data.decodings() else "greedy"
+
+
+def reference_config(configs: list[Config], method: str, label: str) -> Config | None:
+    """The baseline a comparison is made against: the configuration labelled ``label``, else the one of
+    ``method`` (non-MP) with the highest mean test BLEU (the most conservative baseline)."""
+    candidates = [c for c in configs if c.method == method and not c.mp]
+    pool = [c for c in candidates if c.label == label] or candidates
+    if not pool:
+        return None
+    return max(pool, key=lambda c: np.nan_to_num(c.stats("test/bleu")[0], nan=-np.inf))
+
+
+def factor_groups(configs: list[Config], factor: str) -> list[list[Config]]:
+    """Sets of GRPO configurations identical in every searched parameter but ``factor``, >= 2 levels,
+    each sorted by level (numbers by value, metric names in the paper's order)."""
+    groups: dict[tuple, list[Config]] = defaultdict(list)
+    for c in configs:
+        if c.is_grpo and factor in c.params:
+            rest = tuple(sorted((k, str(v)) for k, v in c.params.items() if k != factor))
+            groups[(c.task, c.model, c.label == "mp-grpo", rest)].append(c)
+    found = [g for g in groups.values() if len({str(c.params[factor]) for c in g}) > 1]
+    return [sorted(g, key=lambda c: level_key(c.params[factor])) for g in found]
+
+
+def level_key(value) -> tuple:
+    text = str(value)
+    try:
+        return (0, float(text), 0, text)
+    except ValueError:
+        return (1, 0.0, METRICS.index(text) if text in METRICS else len(METRICS), text)
+
+
+def _same(value, default) -> bool:
+    try:
+        return float(value) == float(default)
+    except (TypeError, ValueError):
+        return str(value).lower() == str(default).lower()
+
+
+def pairs(data: ReportData) -> list[tuple[Config, Config, str]]:
+    """(A, B, why) for every comparison of the report, A compared against B."""
+    out: list[tuple[Config, Config, str]] = []
+    for (_, _), group in data.task_models().items():
+        base = reference_config(group, BASE_EVAL, "base")
+        sft = reference_config(group, SFT, "sft")
+        grpo = reference_config(group, GRPO, "grpo")
+        if base is not None:
+            out += [(c, base, "vs base") for c in group if c.method != BASE_EVAL]
+        if sft is not None:
+            out += [(c, sft, "GRPO vs SFT") for c in group if c.is_grpo and not c.mp]
+        for c in group:
+            if c.is_grpo and c.mp:
+                twin = next((o for o in group if o.is_grpo and not o.mp and o.task == c.task
+                             and {k: str(v) for k, v in o.params.items() if k != "grpo.mp_grpo"}
+                             == {k: str(v) for k, v in c.params.items() if k != "grpo.mp_grpo"}), grpo)
+                if twin is not None:
+                    out.append((c, twin, "MP-GRPO vs GRPO"))
+        for factor, default in data.swept.items():
+            for levels in factor_groups(group, factor):
+                ref = next((c for c in levels if _same(c.params[factor], default)), None)
+                out += [(c, ref, f"{factor} vs default") for c in levels if ref is not None and c is not ref]
+    seen, unique = set(), []
+    for a, b, why in out:
+        if (a.name, a.task, b.name) not in seen and a is not b:
+            seen.add((a.name, a.task, b.name))
+            unique.append((a, b, why))
+    return unique
+
+
+def _score(metric: str, decoding: str):
+    if metric == "bleu":
+        return bleu_passes_score if decoding == "sampled" else bleu_score
+    return mean_passes_score if decoding == "sampled" else mean_score
+
+
+def comparison_table(data: ReportData, n_boot: int = N_BOOTSTRAP) -> pd.DataFrame:
+    """Every pair x metric x decoding: effect, CI, p, Holm-adjusted p within its family, MDD."""
+    primary = primary_decoding(data)
+    rows = []
+    for a, b, why in pairs(data):
+        if data.example_ids(a, "greedy") != data.example_ids(b, "greedy"):
+            continue  # different test sets: nothing to pair
+        for decoding in data.decodings():
+            for metric in METRICS:
+                fa, fb = data.features(a, metric, decoding), data.features(b, metric, decoding)
+                if fa is None or fb is None:
+                    continue
+                result = compare(fa, fb, score=_score(metric, decoding), n_boot=n_boot, alpha=ALPHA, power=POWER)
+                family = "primary" if (metric, decoding) == (PRIMARY_METRIC, primary) else "secondary"
+                rows.append({"task": a.task, "model": a.model, "A": a.name, "B": b.name, "comparison": why,
+                             "metric": metric, "decoding": decoding, "family": family,
+                             **{k: v for k, v in asdict(result).items()
+                                if k in ("diff", "se", "ci_low", "ci_high", "p_value", "df", "mdd", "seeds_a",
+                                         "seeds_b", "examples", "seed_sd_a", "seed_sd_b")}})
+    table = pd.DataFrame(rows)
+    if table.empty:
+        return table
+    table["p_adjusted"] = np.nan
+    for _, index in table.groupby("family").groups.items():
+        table.loc[index, "p_adjusted"] = adjust(table.loc[index, "p_value"].to_numpy(), "holm")
+    table["metric_order"] = table["metric"].map(METRICS.index)
+    table = table.sort_values(["task", "model", "family", "metric_order", "decoding"], kind="stable",
+                              key=lambda col: col.map(lambda v: 0 if v == "primary" else 1) if col.name == "family"
+                              else col).drop(columns="metric_order")
+    return table.reset_index(drop=True)
+
