@@ -26,6 +26,8 @@ from typing import Annotated, Optional
 
 import typer
 
+__all__ = ["ALLOW_DIRTY_HELP", "STORAGE_HELP", "TRACKING_HELP", "report_cmd", "sweep", "trial", "ui", "worker"]
+
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Speech-LM GRPO/SFT experiment harness: studies tracked with MLflow, searched with Optuna.")
 

@@ -12,6 +12,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+__all__ = ["Columns", "DataConfig", "EvalConfig", "GRPOConfig", "ModelConfig", "SplitFiles", "Strict", "TinySpec", "TrainConfig", "TrialConfig"]
+
 
 
 class Strict(BaseModel):

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+__all__ = ["World", "average_gradients", "gather_objects", "gather_ordered", "init", "shard", "world"]
+
 
 @dataclass(frozen=True)
 class World:

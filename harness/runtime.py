@@ -6,6 +6,8 @@ import os
 
 import torch
 
+__all__ = ["configure_threads"]
+
 
 def configure_threads() -> int:
     """Use one intra-op thread per process on CPU unless HARNESS_TORCH_THREADS says otherwise.

@@ -15,6 +15,8 @@ contract between them silently. This module imports nothing from the harness.
 
 from __future__ import annotations
 
+__all__ = ["AUDIO_TOKEN", "BASE_EVAL", "BASE_LABEL", "BEST_STEP", "EXAMPLES_ARTIFACT", "GENERATED_TOKENS", "GRPO", "METHOD_PARAM", "METRICS", "METRIC_NAMES", "MODEL_PARAM", "MP_LABEL", "MP_PARAM", "PARAMS_TOTAL", "PARAMS_TRAINABLE", "REWARD_PARAM", "ROLE_STUDY", "ROLE_TRIAL", "SAMPLED", "SEED", "SELECT_METRIC", "SFT", "STATES", "STUDY_FILE_ARTIFACT", "SWEPT_ARTIFACT", "TAG_BERTSCORE", "TAG_CHECKPOINT", "TAG_COMMAND", "TAG_COMMIT", "TAG_ERROR", "TAG_LABEL", "TAG_MACHINE", "TAG_METEOR", "TAG_NUMBER", "TAG_N_TRIALS", "TAG_RESULT_KEY", "TAG_RESUMED", "TAG_REUSED", "TAG_ROLE", "TAG_STATE", "TAG_STUDY", "TAG_VERSION_PREFIX", "TASK_PARAM", "TEST", "TRAINED_TOKENS", "TRAIN_STEPS", "TRIAL_CONFIG_ARTIFACT", "VAL", "VALIDATION_METRICS", "WALL_TIME", "method_label", "metric_key"]
+
 # --------------------------------------------------------------------------------------------------
 # Metrics
 

@@ -9,23 +9,23 @@ import torch
 from harness.config import EvalConfig, ModelConfig, TrialConfig
 from harness.data.dataset import SpokenSet
 from harness.models.loader import load_speech_lm
-from harness.train.base_model import CTC_CHARS, _ctc_greedy, _ctc_targets, _edit_distance, ensure_tiny_base
+from harness.train.base_model import CTC_CHARS, ctc_greedy, ctc_targets, edit_distance, ensure_tiny_base
 from harness.eval.evaluate import evaluate
 from harness.eval.evaluate import reference_nll
 from harness.train.trial import load_task_data
 
 
 def test_ctc_helpers_against_hand_computations():
-    assert _ctc_targets("Hi, Bo's!") == [CTC_CHARS.index(c) + 1 for c in "hi bo's"]
+    assert ctc_targets("Hi, Bo's!") == [CTC_CHARS.index(c) + 1 for c in "hi bo's"]
     # frames: h h <blank> i i <blank> <blank> i  -> "hii" (a blank separates repeated labels)
     h, i = CTC_CHARS.index("h") + 1, CTC_CHARS.index("i") + 1
     frames = [h, h, 0, i, i, 0, 0, i, h]
     log_probs = torch.full((len(frames), len(CTC_CHARS) + 1), -10.0)
     log_probs[torch.arange(len(frames)), torch.tensor(frames)] = 0.0
-    assert _ctc_greedy(log_probs, 8) == "hii"  # the 9th frame is padding
-    assert _ctc_greedy(log_probs, 9) == "hiih"
-    assert _edit_distance("kitten", "sitting") == 3 and _edit_distance("", "abc") == 3
-    assert _edit_distance("abc", "abc") == 0 and _edit_distance("ab", "ba") == 2
+    assert ctc_greedy(log_probs, 8) == "hii"  # the 9th frame is padding
+    assert ctc_greedy(log_probs, 9) == "hiih"
+    assert edit_distance("kitten", "sitting") == 3 and edit_distance("", "abc") == 3
+    assert edit_distance("abc", "abc") == 0 and edit_distance("ab", "ba") == 2
 
 
 @pytest.mark.slow

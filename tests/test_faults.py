@@ -105,10 +105,10 @@ def test_trial_faults_fail_the_trial_and_the_study_goes_on(tmp_path: Path, store
 
 def test_nan_loss_stops_training_with_the_step(monkeypatch) -> None:
     with pytest.raises(FloatingPointError, match="loss is nan at step 3"):
-        trial_lib._check_finite({"loss": float("nan"), "reward": 0.5}, 3)
+        trial_lib.check_finite({"loss": float("nan"), "reward": 0.5}, 3)
     with pytest.raises(FloatingPointError, match="grad_norm is inf at step 1"):
-        trial_lib._check_finite({"loss": 1.0, "grad_norm": float("inf")}, 1)
-    trial_lib._check_finite({"loss": 1.0, "reward": 0.0, "grad_norm": 3.0}, 1)
+        trial_lib.check_finite({"loss": 1.0, "grad_norm": float("inf")}, 1)
+    trial_lib.check_finite({"loss": 1.0, "reward": 0.0, "grad_norm": 3.0}, 1)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -177,7 +177,7 @@ def test_vocabulary_is_closed_and_small():
         for items in S.generate_texts(task, TEXT_SIZES, seed=0).values():
             for it in items:
                 for text in (it.transcript, it.prompt.replace(S.AUDIO_TOKEN, ""), it.answer):
-                    assert set(S._words(text)) <= vocab, text
+                    assert set(S.word_tokens(text)) <= vocab, text
 
 
 def test_pretraining_texts_disjoint_from_exclude():
@@ -354,7 +354,7 @@ def test_bad_arguments(tmp_path):
     with pytest.raises(ValueError):
         S.generate_texts("ast", {"train": -1})
     with pytest.raises(ValueError, match="distinct"):
-        S._unique_stream(lambda r: S._TextItem("ast", "same", "p", "a", 175), random.Random(0),
+        S.unique_stream(lambda r: S.TextItem("ast", "same", "p", "a", 175), random.Random(0),
                          set(), 2)
 
 

@@ -16,6 +16,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Iterable, Sequence
 
+__all__ = ["AudioError", "INSTALL_HINT", "MissingToolError", "PIPELINE_VERSION", "SAMPLE_RATE", "SynthesisError", "check_tools", "default_workers", "synthesize", "synthesize_many"]
+
 SAMPLE_RATE = 16_000
 # Bumped whenever the commands below change what a clip sounds like (part of dataset cache keys).
 PIPELINE_VERSION = "espeak-ng+sox-D-trimtail50ms"

@@ -17,6 +17,8 @@ import numpy as np
 
 from harness.data.audio import SAMPLE_RATE, AudioError
 
+__all__ = ["check_formats", "probe_clip", "read_clip", "to_16k_mono"]
+
 
 def check_formats(*formats: str) -> None:
     """Raise :class:`AudioError` naming any format (e.g. 'MP3') this libsndfile cannot decode."""

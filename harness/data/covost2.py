@@ -18,6 +18,8 @@ from pathlib import Path
 from harness.config import DataConfig
 from harness.data.real import Candidate, DataSourceError, candidate, find_split_files, resolve_audio, resolve_columns
 
+__all__ = ["SPLIT_NAMES", "check_covost2", "iter_tsv", "read_covost2"]
+
 SPLIT_NAMES = {"train": "train", "dev": "validation", "validation": "validation", "test": "test"}
 
 

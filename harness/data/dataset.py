@@ -21,6 +21,8 @@ import torch
 from harness.data.clips import read_clip
 from harness.models.features import log_mel
 
+__all__ = ["BatchSampler", "LazyFeatures", "SpokenSet", "all_features", "clip_features"]
+
 
 def clip_features(path: str) -> torch.Tensor:
     return log_mel(read_clip(path))

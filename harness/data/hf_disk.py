@@ -20,6 +20,8 @@ from harness.config import DataConfig
 from harness.data.real import Candidate, DataSourceError, candidate, resolve_columns
 from harness.paths import cache_dir
 
+__all__ = ["SPLIT_NAMES", "check_hf_disk", "read_hf_disk"]
+
 SPLIT_NAMES = {"train": ("train",), "validation": ("validation", "dev", "valid"), "test": ("test",)}
 
 

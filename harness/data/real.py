@@ -32,6 +32,8 @@ from harness.data.audio import AudioError
 from harness.data.clips import probe_clip
 from harness.data.example import PROMPTS, Example
 
+__all__ = ["COLUMN_ALIASES", "Candidate", "DataSourceError", "FORMAT_TASK", "LoadReport", "REQUIRED", "SPLITS", "candidate", "check_source", "detect_format", "find_split_files", "load_real", "resolve_audio", "resolve_columns"]
+
 log = logging.getLogger("harness.data")
 
 SPLITS = ("train", "validation", "test")

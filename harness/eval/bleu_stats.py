@@ -25,6 +25,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+__all__ = ["MAX_ORDER", "N_STATS", "bleu_stats", "corpus_bleu_from_stats"]
+
 MAX_ORDER = 4
 N_STATS = 2 + 2 * MAX_ORDER  # sys_len, ref_len, correct_1..4, total_1..4
 

@@ -13,8 +13,10 @@ from collections.abc import Sequence
 import numpy as np
 
 from harness.rewards.metrics import score_many
+from harness.vocabulary import METRICS
 
-METRICS: tuple[str, ...] = ("bleu", "bertscore", "rouge1", "rouge2", "rougeL", "meteor")
+__all__ = ["METRICS", "corpus_scores", "example_scores"]
+
 
 
 def _select(metrics: Sequence[str] | None) -> tuple[str, ...]:

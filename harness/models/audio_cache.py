@@ -29,6 +29,8 @@ from pathlib import Path
 
 import torch
 
+__all__ = ["BUDGET_ENV", "DEFAULT_BUDGET_MB", "DEFAULT_DISK_MB", "DISK_ENV", "clear", "clip_key", "encoded", "module_key"]
+
 BUDGET_ENV, DISK_ENV = "HARNESS_ENCODER_CACHE_MB", "HARNESS_ENCODER_DISK_MB"
 DEFAULT_BUDGET_MB, DEFAULT_DISK_MB = 1024, 2048
 

@@ -29,6 +29,8 @@ from typing import TYPE_CHECKING
 
 import torch
 
+__all__ = ["ADAPTER_FILES", "CheckpointError", "WEIGHT_SUFFIXES", "adapter_key_to_lm", "attach_adapter", "checkpoint_revision", "content_hash", "load_checkpoint", "resolve_checkpoint"]
+
 
 if TYPE_CHECKING:
     from harness.config import ModelConfig

@@ -15,6 +15,8 @@ import numpy as np
 import torch
 from transformers.audio_utils import mel_filter_bank
 
+__all__ = ["HOP_LENGTH", "N_FFT", "N_MELS", "SAMPLE_RATE", "WIN_LENGTH", "log_mel", "num_audio_tokens"]
+
 SAMPLE_RATE = 16_000
 N_FFT, WIN_LENGTH, HOP_LENGTH, N_MELS = 512, 400, 160, 80
 

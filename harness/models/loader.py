@@ -33,6 +33,8 @@ from harness.models.checkpoint import load_checkpoint
 from harness.models.speech_lm import SpeechLM
 from harness.models.tiny_base import BaseModelError, shipped_base
 
+__all__ = ["default_device", "frozen_copy", "load_speech_lm", "set_encoder_dtype", "set_trainable"]
+
 
 def default_device() -> torch.device:
     """cuda:LOCAL_RANK under torchrun / accelerate launch, cuda otherwise, else cpu."""

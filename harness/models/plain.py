@@ -13,6 +13,8 @@ import torch
 
 from harness.models.speech_lm import Completions, Prompts, SpeechLM
 
+__all__ = ["PerSampleLM"]
+
 
 class PerSampleLM(SpeechLM):
     """`SpeechLM` whose prompt embeddings hold one row per sample ([B*G, Lp, H])."""

@@ -12,6 +12,8 @@ from transformers import GraniteSpeechConfig, PreTrainedTokenizerFast
 
 from harness.models.speech_lm import AUDIO_TOKEN
 
+__all__ = ["granite_like_tokenizer", "published_config"]
+
 
 def published_config(path: str | Path, layers: int | None = None) -> GraniteSpeechConfig:
     """The config at `path`; `layers` cuts every stack (encoder, projector, decoder) to that depth."""

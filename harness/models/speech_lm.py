@@ -37,6 +37,8 @@ from harness.models import audio_cache
 from harness.models.features import num_audio_tokens
 from harness.vocabulary import AUDIO_TOKEN
 
+__all__ = ["Completions", "Prompts", "SpeechLM", "completions_from_targets"]
+
 
 
 @dataclass

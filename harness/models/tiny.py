@@ -17,6 +17,8 @@ from transformers import (GraniteConfig, GraniteForCausalLM, GraniteSpeechConfig
 from harness.config import TinySpec
 from harness.vocabulary import AUDIO_TOKEN
 
+__all__ = ["SPECIAL_TOKENS", "build_tiny", "build_tiny_text", "text_config", "train_tokenizer"]
+
 SPECIAL_TOKENS = ["<|pad|>", "<|bos|>", "<|eos|>", AUDIO_TOKEN]
 
 

@@ -12,6 +12,8 @@ from matplotlib.figure import Figure
 
 from harness.vocabulary import METRIC_NAMES, METRICS
 
+__all__ = ["ReportWriter", "display_cells", "fmt_cell", "fmt_num", "fmt_p", "md_table", "slug", "stats_columns"]
+
 
 # --------------------------------------------------------------------------------------------------
 # Formatting

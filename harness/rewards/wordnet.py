@@ -18,6 +18,8 @@ from pathlib import Path
 
 from harness.paths import cache_dir
 
+__all__ = ["DEBIAN_WORDNET", "LEXNAMES_TEXT", "ensure_wordnet", "nltk_data_dir"]
+
 DEBIAN_WORDNET = Path(os.environ.get("HARNESS_WORDNET_SRC", "/usr/share/wordnet"))
 
 _POS_SUFFIXES = ("noun", "verb", "adj", "adv")

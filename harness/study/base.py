@@ -3,10 +3,12 @@ place in the YAML document, the ``seed`` parameter, and :class:`StudyError`."""
 
 from __future__ import annotations
 
+from harness.vocabulary import SEED  # the Optuna parameter that carries the trial seed
+
+__all__ = ["SEED", "Scalar", "StudyError", "YamlPath"]
+
 Scalar = str | bool | int | float | None
 YamlPath = tuple[str | int, ...]
-
-SEED = "seed"  # the Optuna parameter that carries the trial seed
 
 
 class StudyError(ValueError):

@@ -15,30 +15,32 @@ from pydantic import ValidationError
 
 from harness.config import TrialConfig
 from harness.study.base import SEED, Scalar, StudyError, YamlPath
-from harness.study.explain import _end, _explain
-from harness.study.keys import _leaves, config_keys
-from harness.study.samplers import _PRUNERS, _SAMPLERS, make_pruner, make_sampler
+from harness.study.explain import end_sentence, explain
+from harness.study.keys import leaves, config_keys
+from harness.study.samplers import PRUNERS, SAMPLERS, make_pruner, make_sampler
 from harness.study.spec import StudyConfig
-from harness.study.yaml_lines import _dotted, _line
+from harness.study.yaml_lines import dotted, line_of
+from harness.vocabulary import VALIDATION_METRICS
 
-VALIDATION_METRICS = ("bleu", "rouge1", "rouge2", "rougeL", "meteor", "nll")  # what validation computes
+__all__ = ["VALIDATION_METRICS", "check_paths", "check_source", "check_study"]
+
 _MAX_CHECKED_POINTS = 20_000  # combinations validated for random/tpe spaces (grids: all points)
 
 
 def _fail(study: StudyConfig, loc: YamlPath, problem: str, fix: str) -> StudyError:
-    line = _line(study._marks, loc)
-    return StudyError(f"{study.path}:{line or '?'}: field {_dotted(loc)}: {_end(problem)} Fix: {_end(fix)}")
+    line = line_of(study._marks, loc)
+    return StudyError(f"{study.path}:{line or '?'}: field {dotted(loc)}: {end_sentence(problem)} Fix: {end_sentence(fix)}")
 
 
-def _check(study: StudyConfig) -> None:
+def check_study(study: StudyConfig) -> None:
     keys = config_keys()
     if SEED in study.fixed and study.seeds is not None:
         raise _fail(study, ("fixed", SEED), "both fixed.seed and seeds are set", "keep only 'seeds: [...]'")
-    for key, value, where in _leaves(study.fixed, ("fixed",)):
+    for key, value, where in leaves(study.fixed, ("fixed",)):
         if key not in keys:
             raise _fail(study, where, f"unknown TrialConfig key {key!r}", _suggest_key(key, keys))
     for i, item in enumerate(study.baselines):
-        for key, value, where in _leaves({k: v for k, v in item.items() if k != "label"}, ("baselines", i)):
+        for key, value, where in leaves({k: v for k, v in item.items() if k != "label"}, ("baselines", i)):
             if key not in keys:
                 raise _fail(study, where, f"unknown TrialConfig key {key!r}", _suggest_key(key, keys))
     for key, spec in study.space.items():
@@ -105,7 +107,7 @@ def _check_sampler(study: StudyConfig) -> None:
         make_sampler(study)
     except (TypeError, ValueError) as err:
         raise _fail(study, ("sampler", "options"), f"invalid options for the {kind} sampler ({err})",
-                    f"use keyword arguments of optuna.samplers.{_SAMPLERS[kind]}") from None
+                    f"use keyword arguments of optuna.samplers.{SAMPLERS[kind]}") from None
 
 
 def _check_pruner(study: StudyConfig) -> None:
@@ -118,7 +120,7 @@ def _check_pruner(study: StudyConfig) -> None:
         make_pruner(study)
     except (TypeError, ValueError) as err:
         raise _fail(study, ("pruner", "options"), f"invalid options for the {kind} pruner ({err})",
-                    f"use keyword arguments of optuna.pruners.{_PRUNERS[kind]}") from None
+                    f"use keyword arguments of optuna.pruners.{PRUNERS[kind]}") from None
     metric = study.objective.metric.split("/", 1)[1]
     if metric not in VALIDATION_METRICS:
         raise _fail(study, ("objective", "metric"),
@@ -170,7 +172,7 @@ def _check_points(study: StudyConfig) -> None:
     if study.sampler.type == "grid" and not points:
         raise _fail(study, ("space",), "the grid is empty", "give every dimension at least one value")
     for cfg, origin in sources.values():
-        _check_source(study.path, study._marks, cfg, origin)
+        check_source(study.path, study._marks, cfg, origin)
 
 
 def _probe_points(study: StudyConfig) -> Iterator[dict[str, Scalar]]:
@@ -194,24 +196,24 @@ def _validate(study: StudyConfig, params: Mapping[str, Any], baseline: int | Non
     except ValidationError as err:
         point = {k: v for k, v in params.items() if k != SEED or len(study.seed_list) > 1}
         where = f" (trial parameters {point})" if context == ("space",) else ""
-        raise StudyError(_explain(study.path, study._marks, err, TrialConfig, origin, context, where)) from None
-    _check_paths(study.path, study._marks, cfg, origin)
+        raise StudyError(explain(study.path, study._marks, err, TrialConfig, origin, context, where)) from None
+    check_paths(study.path, study._marks, cfg, origin)
     return cfg, origin
 
 
-def _check_paths(path: Path | None, marks: Mapping[YamlPath, int], cfg: TrialConfig,
+def check_paths(path: Path | None, marks: Mapping[YamlPath, int], cfg: TrialConfig,
                  origin: Mapping[str, YamlPath]) -> None:
     _check_model(path, marks, cfg, origin)
     source = cfg.data.source
     if source != "synthetic" and not Path(source).expanduser().exists():
         where = origin.get("data.source", ("fixed", "data", "source"))
         raise StudyError(
-            f"{path}:{_line(marks, where) or '?'}: field {_dotted(where)}: data path {source!r} does not exist "
+            f"{path}:{line_of(marks, where) or '?'}: field {dotted(where)}: data path {source!r} does not exist "
             f"(relative paths start at {Path.cwd()}). Fix: give an existing directory or 'synthetic'."
         )
 
 
-def _check_source(path: Path | None, marks: Mapping[YamlPath, int], cfg: TrialConfig,
+def check_source(path: Path | None, marks: Mapping[YamlPath, int], cfg: TrialConfig,
                   origin: Mapping[str, YamlPath]) -> None:
     """A real data source as a trial would read it (format, split files, columns), from its metadata."""
     if cfg.data.source == "synthetic":
@@ -222,7 +224,7 @@ def _check_source(path: Path | None, marks: Mapping[YamlPath, int], cfg: TrialCo
         check_source(cfg.data, cfg.task)
     except DataSourceError as err:
         where = origin.get("data.source", ("fixed", "data", "source"))
-        raise StudyError(f"{path}:{_line(marks, where) or '?'}: field {_dotted(where)}: {err}") from None
+        raise StudyError(f"{path}:{line_of(marks, where) or '?'}: field {dotted(where)}: {err}") from None
 
 
 def _check_model(path: Path | None, marks: Mapping[YamlPath, int], cfg: TrialConfig,
@@ -239,7 +241,7 @@ def _check_model(path: Path | None, marks: Mapping[YamlPath, int], cfg: TrialCon
             return
     where = origin.get("model.name", ("fixed", "model", "name"))
     raise StudyError(
-        f"{path}:{_line(marks, where) or '?'}: field {_dotted(where)}: model {name!r} is not 'tiny', not an "
+        f"{path}:{line_of(marks, where) or '?'}: field {dotted(where)}: model {name!r} is not 'tiny', not an "
         f"existing directory (relative paths start at {Path.cwd()})"
         + (" and not in the local Hugging Face cache" if hub_like else "")
         + ". Fix: give the directory of a downloaded checkpoint, or 'tiny'.")

@@ -11,27 +11,29 @@ from typing import Any, get_args, get_origin
 from pydantic import BaseModel, ValidationError
 
 from harness.study.base import YamlPath
-from harness.study.yaml_lines import _dotted, _line
+from harness.study.yaml_lines import dotted, line_of
+
+__all__ = ["end_sentence", "explain"]
 
 
-def _explain(path: Path | None, marks: Mapping[YamlPath, int], err: ValidationError, model: type[BaseModel],
+def explain(path: Path | None, marks: Mapping[YamlPath, int], err: ValidationError, model: type[BaseModel],
              origin: Mapping[str, YamlPath] | None = None, context: YamlPath = (), suffix: str = "") -> str:
     lines = []
     for item in err.errors()[:5]:
         loc = tuple(item["loc"])
         where = _origin_of(loc, origin, context) if origin is not None else loc
-        line = _line(marks, where)
+        line = line_of(marks, where)
         problem = str(item["msg"]).removeprefix("Value error, ")
         fix = _fix(item, model, loc)
-        lines.append(f"{path}:{line or '?'}: field {_dotted(where)}: {_end(problem + suffix)}"
-                     + (f" Fix: {_end(fix)}" if fix else ""))
+        lines.append(f"{path}:{line or '?'}: field {dotted(where)}: {end_sentence(problem + suffix)}"
+                     + (f" Fix: {end_sentence(fix)}" if fix else ""))
     more = len(err.errors()) - 5
     if more > 0:
         lines.append(f"... and {more} more problem(s)")
     return "\n".join(lines)
 
 
-def _end(sentence: str) -> str:
+def end_sentence(sentence: str) -> str:
     return sentence if sentence.endswith((".", "?", "!")) else sentence + "."
 
 

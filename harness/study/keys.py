@@ -11,6 +11,8 @@ from pydantic import BaseModel
 from harness.config import TrialConfig
 from harness.study.base import YamlPath
 
+__all__ = ["DEFAULTS", "config_keys", "flatten", "leaves", "set_dotted"]
+
 
 def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     """``{"grpo": {"beta": 0.02}}`` -> ``{"grpo.beta": 0.02}`` (lists stay values)."""
@@ -24,7 +26,7 @@ def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def _set(tree: dict, dotted: str, value: Any) -> None:
+def set_dotted(tree: dict, dotted: str, value: Any) -> None:
     *parents, leaf = dotted.split(".")
     for part in parents:
         child = tree.get(part)
@@ -34,12 +36,12 @@ def _set(tree: dict, dotted: str, value: Any) -> None:
     tree[leaf] = value
 
 
-def _leaves(data: Mapping[str, Any], at: YamlPath, prefix: str = "") -> Iterator[tuple[str, Any, YamlPath]]:
+def leaves(data: Mapping[str, Any], at: YamlPath, prefix: str = "") -> Iterator[tuple[str, Any, YamlPath]]:
     """(dotted key, value, where in the YAML) of a partial config written nested and/or dotted."""
     for key, value in data.items():
         name, where = f"{prefix}{key}", at + (key,)
         if isinstance(value, Mapping):
-            yield from _leaves(value, where, f"{name}.")
+            yield from leaves(value, where, f"{name}.")
         else:
             yield name, value, where
 

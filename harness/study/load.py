@@ -9,10 +9,12 @@ from pydantic import ValidationError
 
 from harness.config import TrialConfig
 from harness.study.base import StudyError
-from harness.study.checks import _check, _check_paths, _check_source
-from harness.study.explain import _explain
+from harness.study.checks import check_study, check_paths, check_source
+from harness.study.explain import explain
 from harness.study.spec import StudyConfig
 from harness.study.yaml_lines import read_yaml
+
+__all__ = ["load_study", "load_trial_config"]
 
 
 _STUDY_FIX = "write a study as in studies/*.yaml, at least 'fixed: {task: sqa}'"
@@ -37,12 +39,12 @@ def load_study(path: str | Path) -> StudyConfig:
     try:
         study = StudyConfig.model_validate(data)
     except ValidationError as err:
-        raise StudyError(_explain(path, marks, err, StudyConfig)) from None
+        raise StudyError(explain(path, marks, err, StudyConfig)) from None
     study._path, study._marks = path, marks
     study._text = path.read_text(encoding="utf-8")
     if not study.name:
         study.name = path.stem
-    _check(study)
+    check_study(study)
     return study
 
 
@@ -53,8 +55,8 @@ def load_trial_config(path: str | Path) -> TrialConfig:
     try:
         cfg = TrialConfig.model_validate(data)
     except ValidationError as err:
-        raise StudyError(_explain(path, marks, err, TrialConfig)) from None
+        raise StudyError(explain(path, marks, err, TrialConfig)) from None
     origin = {"data.source": ("data", "source"), "model.name": ("model", "name")}
-    _check_paths(path, marks, cfg, origin)
-    _check_source(path, marks, cfg, origin)
+    check_paths(path, marks, cfg, origin)
+    check_source(path, marks, cfg, origin)
     return cfg

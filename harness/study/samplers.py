@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from harness.study.spec import StudyConfig
 
-_SAMPLERS = {"grid": "GridSampler", "random": "RandomSampler", "tpe": "TPESampler"}
-_PRUNERS = {"none": "NopPruner", "median": "MedianPruner", "hyperband": "HyperbandPruner"}
+__all__ = ["PRUNERS", "SAMPLERS", "make_pruner", "make_sampler"]
+
+SAMPLERS = {"grid": "GridSampler", "random": "RandomSampler", "tpe": "TPESampler"}
+PRUNERS = {"none": "NopPruner", "median": "MedianPruner", "hyperband": "HyperbandPruner"}
 
 
 def make_sampler(study: StudyConfig, worker: int = 0):
@@ -15,14 +17,14 @@ def make_sampler(study: StudyConfig, worker: int = 0):
     spec = study.sampler
     if spec.type == "grid":  # the same shuffled order in every worker: GridSampler hands out distinct points
         return _grid_sampler_class()(study.grid(), seed=spec.seed)
-    cls = getattr(optuna.samplers, _SAMPLERS[spec.type])
+    cls = getattr(optuna.samplers, SAMPLERS[spec.type])
     return cls(seed=spec.seed + worker, **spec.options)
 
 
 def make_pruner(study: StudyConfig):
     import optuna
 
-    return getattr(optuna.pruners, _PRUNERS[study.pruner.type])(**study.pruner.options)
+    return getattr(optuna.pruners, PRUNERS[study.pruner.type])(**study.pruner.options)
 
 
 def _grid_sampler_class():

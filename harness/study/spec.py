@@ -14,7 +14,10 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator,
 
 from harness.config import TrialConfig
 from harness.study.base import SEED, Scalar, YamlPath
-from harness.study.keys import DEFAULTS, _leaves, _set
+from harness.study.keys import DEFAULTS, leaves, set_dotted
+from harness.vocabulary import method_label
+
+__all__ = ["ObjectiveSpec", "ParamSpec", "PrunerSpec", "SamplerSpec", "StudyConfig", "label_of"]
 
 
 class _Strict(BaseModel):
@@ -193,30 +196,26 @@ class StudyConfig(_Strict):
         return TrialConfig.model_validate(tree)
 
     def fixed_flat(self) -> dict[str, Any]:
-        return {key: value for key, value, _ in _leaves(self.fixed, ())}
+        return {key: value for key, value, _ in leaves(self.fixed, ())}
 
     def _tree(self, params: Mapping[str, Any], baseline: int | None) -> tuple[dict, dict[str, YamlPath]]:
         """The nested config dict plus, for each dotted key, where in the study file it came from."""
         tree: dict[str, Any] = {}
         origin: dict[str, YamlPath] = {}
-        layers = [_leaves(self.fixed, ("fixed",))]
+        layers = [leaves(self.fixed, ("fixed",))]
         if baseline is not None:
             item = {k: v for k, v in self.baselines[baseline].items() if k != "label"}
-            layers.append(_leaves(item, ("baselines", baseline)))
+            layers.append(leaves(item, ("baselines", baseline)))
         for layer in layers:
             for key, value, where in layer:
-                _set(tree, key, copy.deepcopy(value))
+                set_dotted(tree, key, copy.deepcopy(value))
                 origin[key] = where
         for key, value in params.items():
-            _set(tree, key, value)
+            set_dotted(tree, key, value)
             origin[key] = ("seeds",) if key == SEED else ("space", key)
         return tree, origin
 
 
 def label_of(cfg: TrialConfig) -> str:
-    """``base`` / ``sft`` / ``grpo`` / ``mp-grpo``: how reports name a method."""
-    if cfg.method == "base-eval":
-        return "base"
-    if cfg.method == "grpo" and cfg.grpo.mp_grpo:
-        return "mp-grpo"
-    return cfg.method
+    """``base`` / ``sft`` / ``grpo`` / ``mp-grpo``: how reports name a method (`harness.vocabulary`)."""
+    return method_label(cfg.method, cfg.grpo.mp_grpo)

@@ -12,6 +12,8 @@ import yaml
 
 from harness.study.base import StudyError, YamlPath
 
+__all__ = ["dotted", "line_of", "read_yaml"]
+
 
 class _Loader(yaml.SafeLoader):
     """SafeLoader that also reads YAML 1.2 floats such as ``1e-4`` (YAML 1.1 wants ``1.0e-4``)."""
@@ -66,7 +68,7 @@ def _collect_marks(path: Path, node: yaml.Node, at: YamlPath, marks: dict[YamlPa
             line = key_node.start_mark.line + 1
             if key in seen:
                 raise StudyError(
-                    f"{path}:{line}: field {_dotted(at + (key,))}: duplicate key {key!r} (first on line "
+                    f"{path}:{line}: field {dotted(at + (key,))}: duplicate key {key!r} (first on line "
                     f"{seen[key]}). Fix: keep only one of them."
                 )
             seen[key] = line
@@ -78,11 +80,11 @@ def _collect_marks(path: Path, node: yaml.Node, at: YamlPath, marks: dict[YamlPa
             _collect_marks(path, item, at + (i,), marks)
 
 
-def _dotted(loc: Sequence[str | int]) -> str:
+def dotted(loc: Sequence[str | int]) -> str:
     return ".".join(str(part) for part in loc) or "(top level)"
 
 
-def _line(marks: Mapping[YamlPath, int], loc: Sequence[str | int]) -> int | None:
+def line_of(marks: Mapping[YamlPath, int], loc: Sequence[str | int]) -> int | None:
     loc = tuple(loc)
     for end in range(len(loc), -1, -1):
         if loc[:end] in marks:

@@ -8,6 +8,8 @@ from collections.abc import Mapping
 import optuna
 from optuna.trial import TrialState
 
+__all__ = ["Display"]
+
 
 class Display:
     """Trial n/N with ETA, the running trial's step and last reward; one line per trial when not a TTY."""

@@ -30,6 +30,8 @@ from harness.sweep.stores import MAX_RETRIES, mask_url
 from harness.sweep.tracking import changed_error, study_params
 from harness.vocabulary import ROLE_TRIAL, TAG_ERROR, TAG_NUMBER, TAG_ROLE, TAG_STATE
 
+__all__ = ["BUDGETED", "COUNTED", "POLL_S", "budget_spent", "create_study", "enqueue_baselines", "load_study_for_worker", "recover", "wait_for_others", "worker_identity"]
+
 logger = logging.getLogger("harness.sweep")
 
 COUNTED = (TrialState.COMPLETE, TrialState.PRUNED)  # what n_trials counts: failed trials get re-run

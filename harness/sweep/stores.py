@@ -20,6 +20,8 @@ from pathlib import Path
 import optuna
 from mlflow.tracking import MlflowClient
 
+__all__ = ["HEARTBEAT_ENV", "MAX_RETRIES", "STORAGE_ENV", "STORE_DIR", "StorageError", "TRACKING_ENV", "artifact_root", "mask_url", "open_storage", "open_tracking", "resolve_storage_url", "resolve_tracking_uri"]
+
 STORE_DIR = "mlruns"
 STORAGE_ENV, TRACKING_ENV = "HARNESS_OPTUNA_STORAGE", "MLFLOW_TRACKING_URI"
 _RDB_SCHEMES = ("sqlite", "postgresql", "postgres", "mysql", "mariadb", "oracle", "mssql")

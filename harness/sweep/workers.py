@@ -30,6 +30,8 @@ from harness.sweep.stores import (
 )
 from harness.sweep.tracking import ensure_experiment, ensure_study_run, find_study_run
 
+__all__ = ["SYSTEM_METRICS_INTERVAL_S", "WorkersFailed", "join_sweep", "run_sweep"]
+
 logger = logging.getLogger("harness.sweep")
 
 SYSTEM_METRICS_INTERVAL_S = 2.0

@@ -133,16 +133,16 @@ def pretrain_tiny(spec: TinySpec, out: Path) -> dict:
 CTC_CHARS = " abcdefghijklmnopqrstuvwxyz'"  # index 0 is the CTC blank, characters are 1..28
 
 
-def _ctc_targets(text: str) -> list[int]:
+def ctc_targets(text: str) -> list[int]:
     return [CTC_CHARS.index(c) + 1 for c in text.lower() if c in CTC_CHARS]
 
 
-def _ctc_greedy(log_probs: torch.Tensor, length: int) -> str:
+def ctc_greedy(log_probs: torch.Tensor, length: int) -> str:
     ids = log_probs[:length].argmax(-1).tolist()
     return "".join(CTC_CHARS[i - 1] for k, i in enumerate(ids) if i != 0 and (k == 0 or i != ids[k - 1]))
 
 
-def _edit_distance(a: str, b: str) -> int:
+def edit_distance(a: str, b: str) -> int:
     row = list(range(len(b) + 1))
     for i, ca in enumerate(a, 1):
         prev, row[0] = row[0], i
@@ -167,7 +167,7 @@ def ctc_pretrain_encoder(encoder: torch.nn.Module, train: SpokenSet, validation:
     encoder.train()
     for step in range(1, spec.pretrain_ctc_steps + 1):
         examples, feats = train.batch(sampler.next())
-        targets = [_ctc_targets(ex.transcript) for ex in examples]
+        targets = [ctc_targets(ex.transcript) for ex in examples]
         loss = F.ctc_loss(log_probs(feats).transpose(0, 1), torch.tensor(sum(targets, [])),
                           torch.tensor([f.shape[0] for f in feats]), torch.tensor([len(t) for t in targets]),
                           zero_infinity=True)
@@ -184,7 +184,7 @@ def ctc_pretrain_encoder(encoder: torch.nn.Module, train: SpokenSet, validation:
         for start in range(0, len(validation), 32):
             examples, feats = validation.batch(range(start, min(start + 32, len(validation))))
             for ex, lp, feat in zip(examples, log_probs(feats), feats):
-                ref = "".join(CTC_CHARS[i - 1] for i in _ctc_targets(ex.transcript))
-                errors, chars = errors + _edit_distance(_ctc_greedy(lp, feat.shape[0]), ref), chars + len(ref)
+                ref = "".join(CTC_CHARS[i - 1] for i in ctc_targets(ex.transcript))
+                errors, chars = errors + edit_distance(ctc_greedy(lp, feat.shape[0]), ref), chars + len(ref)
     return {"steps": spec.pretrain_ctc_steps, "final_loss": loss.item() if spec.pretrain_ctc_steps else None,
             "validation_cer": errors / max(chars, 1)}

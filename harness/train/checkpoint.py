@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 import torch
 
+__all__ = ["FILE", "load", "restore", "rng_state", "save", "set_rng_state", "trained"]
+
 FILE = "last.pt"
 
 

@@ -15,6 +15,8 @@ from contextlib import contextmanager
 
 import torch
 
+__all__ = ["PHASES", "PhaseClock"]
+
 # The phases the code marks. GRPO step: rollout (prompt encoding + sampling), reward, reference
 # (KL reference log-probs), forward (policy log-probs + loss), backward, optimizer (clip + step).
 # Trial: data, model, validation, test; the sweep adds tracking (MLflow) and storage (Optuna).

@@ -21,6 +21,8 @@ from typing import Literal
 
 import torch
 
+__all__ = ["AdvantageScale", "Aggregation", "LossSettings", "LossStats", "group_advantages", "grpo_loss", "k3_kl"]
+
 AdvantageScale = Literal["group", "batch", "none"]
 Aggregation = Literal["dapo", "grpo"]
 

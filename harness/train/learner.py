@@ -10,6 +10,8 @@ import torch
 from harness.models.speech_lm import SpeechLM
 from harness.train.clock import PhaseClock
 
+__all__ = ["Learner", "MicroBatching", "StepResult"]
+
 
 @dataclass
 class MicroBatching:

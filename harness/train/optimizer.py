@@ -6,6 +6,8 @@ import torch
 
 from harness.distributed import average_gradients
 
+__all__ = ["apply_gradients", "make_optimizer"]
+
 
 def make_optimizer(model: torch.nn.Module, lr: float, weight_decay: float, warmup_steps: int,
                    decay_steps: int | None = None, min_factor: float = 0.05):

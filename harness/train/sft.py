@@ -10,6 +10,8 @@ from harness.models.speech_lm import Prompts
 from harness.train.learner import Learner, StepResult
 from harness.train.optimizer import apply_gradients
 
+__all__ = ["sft_step"]
+
 
 def sft_step(learner: Learner, prompts: Prompts, answers: list[str]) -> StepResult:
     """One optimiser step. The caller sets train/eval mode (fine-tuning runs in eval mode, see trial.py)."""

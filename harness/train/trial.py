@@ -203,7 +203,7 @@ def run_trial(
             result = sft_step(learner, prompts, answers)
         trained += int(result.metrics["trained_tokens"])
         t_train += time.perf_counter() - t
-        _check_finite(result.metrics, step)
+        check_finite(result.metrics, step)
         log(result.metrics, step)
 
         if step % cfg.train.eval_every == 0 or step == steps:
@@ -233,7 +233,7 @@ def run_trial(
                        resumed_from=first - 1 if saved is not None else 0, trained_tokens=trained)
 
 
-def _check_finite(metrics: dict, step: int) -> None:
+def check_finite(metrics: dict, step: int) -> None:
     """A NaN/inf loss, reward or gradient norm ends the trial with the reason (the study goes on)."""
     for key in ("loss", "reward", "grad_norm"):
         value = metrics.get(key)

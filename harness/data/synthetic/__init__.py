@@ -45,7 +45,7 @@ from harness.data.synthetic.cache import (
 from harness.data.synthetic.grammar import de_acc_np, de_def_nom_np, en_def_np, en_np
 from harness.data.synthetic.lexicon import (
     ACTIVITIES, ANIMALS, CITIES, COLOURS, DAYS, NAMES, NUMBERS_DE, NUMBERS_EN, OBJECTS, P1SG, P3SG, PLACES, PPL,
-    PRONOUN_SUBJECTS, Activity, Noun, Subject, _words, normalize_text, vocabulary,
+    PRONOUN_SUBJECTS, Activity, Noun, Subject, normalize_text, word_tokens, vocabulary,
 )
 from harness.data.synthetic.passages import SQAItem, make_sqa_item
 from harness.data.synthetic.sentences import AST_TEMPLATES, make_ast_pair
@@ -54,7 +54,7 @@ from harness.data.synthetic.spec import (
     TASKS, VOICE, Example,
 )
 from harness.data.synthetic.texts import (
-    _TextItem, _unique_stream, generate_pretraining_texts, generate_texts, reserved_for_pretraining,
+    TextItem, unique_stream, generate_pretraining_texts, generate_texts, reserved_for_pretraining,
 )
 
 __all__ = [
@@ -65,5 +65,5 @@ __all__ = [
     "generate_texts", "load_pretraining", "load_synthetic", "make_ast_pair", "make_sqa_item", "normalize_text",
     "read_manifest", "reserved_for_pretraining", "task_transcripts", "transcripts", "vocabulary", "write_manifest",
     # private, kept here because tests reach them through this package (S._words, ...)
-    "_TextItem", "_unique_stream", "_words",
+    "TextItem", "unique_stream", "word_tokens",
 ]

@@ -18,8 +18,10 @@ from harness.data.synthetic.spec import (
     DEFAULT_PRETRAIN_SIZES, DEFAULT_SIZES, GENERATOR_VERSION, SPEED_PASSAGE, SPEED_SENTENCE, VOICE, Example,
 )
 from harness.data.synthetic.texts import (
-    _GENERATORS, _check_sizes, _ordered_splits, _TextItem, generate_pretraining_texts, generate_texts,
+    GENERATORS, check_sizes, ordered_splits, TextItem, generate_pretraining_texts, generate_texts,
 )
+
+__all__ = ["load_pretraining", "load_synthetic", "read_manifest", "task_transcripts", "transcripts", "write_manifest"]
 
 
 def _digest(obj: object, n: int = 12) -> str:
@@ -58,7 +60,7 @@ def _read_dataset(directory: Path, splits: Iterable[str]) -> dict[str, list[Exam
 
 def _build_dataset(
     final: Path,
-    texts: Mapping[str, list[_TextItem]],
+    texts: Mapping[str, list[TextItem]],
     id_prefix: str,
     meta: dict,
     workers: int | None,
@@ -106,7 +108,7 @@ def _load_or_build(
     name: str,
     root: Path,
     splits: list[str],
-    make_texts: Callable[[], Mapping[str, list[_TextItem]]],
+    make_texts: Callable[[], Mapping[str, list[TextItem]]],
     id_prefix: str,
     meta: dict,
     workers: int | None,
@@ -147,9 +149,9 @@ def load_synthetic(
     under ``(cache_dir or harness.paths.cache_dir()/"data") / f"{task}-{hash}"``; later calls read
     the manifests and never run espeak-ng.
     """
-    sizes = _check_sizes(DEFAULT_SIZES if sizes is None else sizes)
-    if task not in _GENERATORS:
-        raise ValueError(f"unknown task {task!r}; expected one of {sorted(_GENERATORS)}")
+    sizes = check_sizes(DEFAULT_SIZES if sizes is None else sizes)
+    if task not in GENERATORS:
+        raise ValueError(f"unknown task {task!r}; expected one of {sorted(GENERATORS)}")
     key = {
         "kind": "synthetic",
         "version": GENERATOR_VERSION,
@@ -163,7 +165,7 @@ def load_synthetic(
     return _load_or_build(
         f"{task}-{_digest(key)}",
         _data_root(cache_dir),
-        _ordered_splits(sizes),
+        ordered_splits(sizes),
         lambda: generate_texts(task, sizes, seed),
         task,
         key,
@@ -186,7 +188,7 @@ def load_pretraining(
     ``exclude``: pass :func:`transcripts` of every SQA/AST split the model is later tuned or
     evaluated on. ``sizes`` counts all examples of a split; ``ast_fraction`` of them are AST.
     """
-    sizes = _check_sizes(DEFAULT_PRETRAIN_SIZES if sizes is None else sizes)
+    sizes = check_sizes(DEFAULT_PRETRAIN_SIZES if sizes is None else sizes)
     excluded = sorted({normalize_text(t) for t in exclude})
     key = {
         "kind": "pretraining",
@@ -204,7 +206,7 @@ def load_pretraining(
     return _load_or_build(
         f"pretrain-{_digest(key)}",
         _data_root(cache_dir),
-        _ordered_splits(sizes),
+        ordered_splits(sizes),
         lambda: generate_pretraining_texts(sizes, seed, excluded, ast_fraction, sqa_fraction),
         "pre",
         key,

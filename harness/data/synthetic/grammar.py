@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from harness.data.synthetic.lexicon import NUMBERS_DE, NUMBERS_EN, Activity, Noun
 
+__all__ = ["de_acc_np", "de_activity", "de_def_nom_np", "en_def_np", "en_np", "indefinite_article"]
 
-def _a(word: str) -> str:
+
+def indefinite_article(word: str) -> str:
     return "an" if word[:1].lower() in "aeiou" else "a"
 
 
@@ -14,7 +16,7 @@ def en_np(noun: Noun, count: int, colour: str | None = None, article: str = "one
     head = noun.en if count == 1 else noun.en_pl
     phrase = f"{colour} {head}" if colour else head
     if count == 1:
-        det = "one" if article == "one" else _a(phrase)
+        det = "one" if article == "one" else indefinite_article(phrase)
         return f"{det} {phrase}"
     return f"{NUMBERS_EN[count - 1]} {phrase}"
 
@@ -49,7 +51,7 @@ def en_def_np(noun: Noun, plural: bool, colour: str | None = None) -> str:
     return f"The {colour} {head}" if colour else f"The {head}"
 
 
-def _de_activity(act: Activity, person: int, extra: str = "") -> tuple[str, str]:
+def de_activity(act: Activity, person: int, extra: str = "") -> tuple[str, str]:
     """(finite verb, rest) for 'X schwimmt gern' / 'X spielt gern Fußball'."""
     rest = " ".join(w for w in (extra, act.de_obj) if w)
     return act.de[person], rest

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 from harness.data.synthetic.spec import AUDIO_TOKEN, PROMPTS
 
+__all__ = ["ACTIVITIES", "ANIMALS", "Activity", "CITIES", "COLOURS", "DAYS", "DE_VERBS", "EN_VERBS", "NAMES", "NUMBERS_DE", "NUMBERS_EN", "Noun", "OBJECTS", "P1SG", "P3SG", "PLACES", "PPL", "PRONOUN_SUBJECTS", "Subject", "normalize_text", "vocabulary", "word_tokens"]
+
 
 # (name, gender) -- names are the same in English and German.
 NAMES: tuple[tuple[str, str], ...] = (
@@ -155,7 +157,7 @@ ACTIVITIES: tuple[Activity, ...] = (
 P1SG, P3SG, PPL = 0, 1, 2
 
 # English verb forms (1st sg, 3rd sg, plural) and German (1st sg, 3rd sg, plural).
-_EN = {
+EN_VERBS = {
     "have": ("have", "has", "have"),
     "be": ("am", "is", "are"),
     "live": ("live", "lives", "live"),
@@ -165,7 +167,7 @@ _EN = {
     "give": ("give", "gives", "give"),
     "buy": ("buy", "buys", "buy"),
 }
-_DE = {
+DE_VERBS = {
     "haben": ("habe", "hat", "haben"),
     "sein": ("bin", "ist", "sind"),
     "wohnen": ("wohne", "wohnt", "wohnen"),
@@ -200,13 +202,13 @@ PRONOUN_SUBJECTS = (
 )
 
 
-def _words(text: str) -> list[str]:
+def word_tokens(text: str) -> list[str]:
     return re.findall(r"[\wäöüß']+", text.lower())
 
 
 def normalize_text(text: str) -> str:
     """Case-, punctuation- and whitespace-insensitive key used for de-duplication/exclusion."""
-    return " ".join(_words(text))
+    return " ".join(word_tokens(text))
 
 
 _FUNCTION_WORDS = (
@@ -219,7 +221,7 @@ _FUNCTION_WORDS = (
 
 
 def vocabulary(include_prompts: bool = True) -> set[str]:
-    """Every English and German word the generators can emit (lower-cased, see ``_words``),
+    """Every English and German word the generators can emit (lower-cased, see ``word_tokens``),
     including inflected German adjectives, possessive names and, optionally, prompt words."""
     texts: list[str] = [_FUNCTION_WORDS]
     texts += [n for n, _ in NAMES] + [f"{n}'s" for n, _ in NAMES]
@@ -228,10 +230,10 @@ def vocabulary(include_prompts: bool = True) -> set[str]:
     texts += [f"{de}e {de}en {de}es" for _, de in COLOURS]
     texts += [f"{n.en} {n.en_pl} {n.de} {n.de_pl}" for n in OBJECTS + ANIMALS]
     texts += [f"{a.base} {a.s3} {a.ing} {' '.join(a.de)} {a.de_obj}" for a in ACTIVITIES]
-    texts += [" ".join(v) for v in list(_EN.values()) + list(_DE.values())]
+    texts += [" ".join(v) for v in list(EN_VERBS.values()) + list(DE_VERBS.values())]
     if include_prompts:
         texts += [p.replace(AUDIO_TOKEN, "") for p in PROMPTS.values()]
     words: set[str] = set()
     for t in texts:
-        words.update(_words(t))
+        words.update(word_tokens(t))
     return words

@@ -5,8 +5,10 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from harness.data.synthetic.grammar import _a
+from harness.data.synthetic.grammar import indefinite_article
 from harness.data.synthetic.lexicon import ACTIVITIES, ANIMALS, CITIES, COLOURS, NAMES, NUMBERS_EN, OBJECTS
+
+__all__ = ["SQAItem", "make_sqa_item"]
 
 
 _PRONOUN = {"f": ("She", "she", "Her"), "m": ("He", "he", "His")}
@@ -43,7 +45,7 @@ def make_sqa_item(rng: random.Random) -> SQAItem:
             "possession": f"{subj} has {NUMBERS_EN[num - 1]} {colour} {noun.en_pl}.",
             "activity": f"{subj} likes to {act.base}.",
             "age": f"{subj} is {NUMBERS_EN[age - 1]} years old.",
-            "pet": f"{subj} has {_a(pet.en)} {pet.en}.",
+            "pet": f"{subj} has {indefinite_article(pet.en)} {pet.en}.",
         }[kind]
 
     passage = " ".join(sentence(k, name if i == 0 else Pron) for i, k in enumerate(facts))
@@ -78,8 +80,8 @@ def make_sqa_item(rng: random.Random) -> SQAItem:
         ),
         "pet": (
             f"What animal does {name} have?",
-            [f"{Pron} has {_a(pet.en)} {pet.en}.", f"{name} has {_a(pet.en)} {pet.en}.",
-             f"{_a(pet.en).capitalize()} {pet.en}."],
+            [f"{Pron} has {indefinite_article(pet.en)} {pet.en}.", f"{name} has {indefinite_article(pet.en)} {pet.en}.",
+             f"{indefinite_article(pet.en).capitalize()} {pet.en}."],
         ),
     }[kind]  # fmt: skip
     return SQAItem(passage, question, rng.choice(answers), kind)

@@ -5,11 +5,13 @@ from __future__ import annotations
 import random
 from typing import Callable
 
-from harness.data.synthetic.grammar import _de_activity, de_acc_np, de_def_nom_np, en_def_np, en_np
+from harness.data.synthetic.grammar import de_activity, de_acc_np, de_def_nom_np, en_def_np, en_np
 from harness.data.synthetic.lexicon import (
-    _DE, _EN, ACTIVITIES, ANIMALS, CITIES, COLOURS, DAYS, NAMES, NUMBERS_DE, NUMBERS_EN, OBJECTS, P3SG, PLACES,
+    DE_VERBS, EN_VERBS, ACTIVITIES, ANIMALS, CITIES, COLOURS, DAYS, NAMES, NUMBERS_DE, NUMBERS_EN, OBJECTS, P3SG, PLACES,
     PRONOUN_SUBJECTS, Subject,
 )
+
+__all__ = ["AST_TEMPLATES", "make_ast_pair"]
 
 
 def _subject(rng: random.Random, p_name: float = 0.6) -> Subject:
@@ -30,8 +32,8 @@ def _count(rng: random.Random, p_one: float = 0.25) -> int:
 def _t_have(rng: random.Random) -> tuple[str, str]:
     s, noun, n = _subject(rng), rng.choice(OBJECTS), _count(rng)
     c_en, c_de = _colour(rng)
-    en = f"{s.en_cap} {_EN['have'][s.person]} {en_np(noun, n, c_en)}."
-    de = f"{s.de_cap} {_DE['haben'][s.person]} {de_acc_np(noun, n, c_de)}."
+    en = f"{s.en_cap} {EN_VERBS['have'][s.person]} {en_np(noun, n, c_en)}."
+    de = f"{s.de_cap} {DE_VERBS['haben'][s.person]} {de_acc_np(noun, n, c_de)}."
     return en, de
 
 
@@ -48,25 +50,25 @@ def _t_location(rng: random.Random) -> tuple[str, str]:
 def _t_likes(rng: random.Random) -> tuple[str, str]:
     s, act = _subject(rng), rng.choice(ACTIVITIES)
     if rng.random() < 0.2:
-        en = f"{s.en_cap} {_EN['do'][s.person]} not like to {act.base}."
-        verb, rest = _de_activity(act, s.person, "nicht gern")
+        en = f"{s.en_cap} {EN_VERBS['do'][s.person]} not like to {act.base}."
+        verb, rest = de_activity(act, s.person, "nicht gern")
     else:
-        en = f"{s.en_cap} {_EN['like'][s.person]} to {act.base}."
-        verb, rest = _de_activity(act, s.person, "gern")
+        en = f"{s.en_cap} {EN_VERBS['like'][s.person]} to {act.base}."
+        verb, rest = de_activity(act, s.person, "gern")
     return en, f"{s.de_cap} {verb} {rest}."
 
 
 def _t_travel(rng: random.Random) -> tuple[str, str]:
     s, (c_en, c_de), (d_en, d_de) = _subject(rng), rng.choice(CITIES), rng.choice(DAYS)
-    en = f"{s.en_cap} {_EN['be'][s.person]} going to {c_en} on {d_en}."
-    de = f"{s.de_cap} {_DE['fahren'][s.person]} am {d_de} nach {c_de}."
+    en = f"{s.en_cap} {EN_VERBS['be'][s.person]} going to {c_en} on {d_en}."
+    de = f"{s.de_cap} {DE_VERBS['fahren'][s.person]} am {d_de} nach {c_de}."
     return en, de
 
 
 def _t_lives(rng: random.Random) -> tuple[str, str]:
     s, (c_en, c_de) = _subject(rng), rng.choice(CITIES)
-    en = f"{s.en_cap} {_EN['live'][s.person]} in {c_en}."
-    de = f"{s.de_cap} {_DE['wohnen'][s.person]} in {c_de}."
+    en = f"{s.en_cap} {EN_VERBS['live'][s.person]} in {c_en}."
+    de = f"{s.de_cap} {DE_VERBS['wohnen'][s.person]} in {c_de}."
     return en, de
 
 
@@ -92,7 +94,7 @@ def _t_weekday(rng: random.Random) -> tuple[str, str]:
     (d_en, d_de), s, act = rng.choice(DAYS), _subject(rng), rng.choice(ACTIVITIES)
     v_en = act.s3 if s.person == P3SG else act.base
     en = f"On {d_en}, {s.en} {v_en}."
-    verb, rest = _de_activity(act, s.person)
+    verb, rest = de_activity(act, s.person)
     de = f"Am {d_de} {verb} {s.de}" + (f" {rest}" if rest else "") + "."  # verb second
     return en, de
 
@@ -100,8 +102,8 @@ def _t_weekday(rng: random.Random) -> tuple[str, str]:
 def _t_sees(rng: random.Random) -> tuple[str, str]:
     s, animal, n = _subject(rng), rng.choice(ANIMALS), _count(rng, 0.35)
     c_en, c_de = _colour(rng, 0.5)
-    en = f"{s.en_cap} {_EN['see'][s.person]} {en_np(animal, n, c_en, article='a')}."
-    de = f"{s.de_cap} {_DE['sehen'][s.person]} {de_acc_np(animal, n, c_de)}."
+    en = f"{s.en_cap} {EN_VERBS['see'][s.person]} {en_np(animal, n, c_en, article='a')}."
+    de = f"{s.de_cap} {DE_VERBS['sehen'][s.person]} {de_acc_np(animal, n, c_de)}."
     return en, de
 
 
@@ -110,15 +112,15 @@ def _t_gives(rng: random.Random) -> tuple[str, str]:
     recipient = rng.choice([n for n, _ in NAMES if n != s.en])
     noun = rng.choice(OBJECTS)
     c_en, c_de = _colour(rng, 0.6)
-    en = f"{s.en_cap} {_EN['give'][s.person]} {recipient} {en_np(noun, 1, c_en, article='a')}."
-    de = f"{s.de_cap} {_DE['geben'][s.person]} {recipient} {de_acc_np(noun, 1, c_de)}."
+    en = f"{s.en_cap} {EN_VERBS['give'][s.person]} {recipient} {en_np(noun, 1, c_en, article='a')}."
+    de = f"{s.de_cap} {DE_VERBS['geben'][s.person]} {recipient} {de_acc_np(noun, 1, c_de)}."
     return en, de
 
 
 def _t_buys(rng: random.Random) -> tuple[str, str]:
     s, noun, n, (d_en, d_de) = _subject(rng), rng.choice(OBJECTS), _count(rng), rng.choice(DAYS)
-    en = f"{s.en_cap} {_EN['buy'][s.person]} {en_np(noun, n, article='a')} on {d_en}."
-    de = f"{s.de_cap} {_DE['kaufen'][s.person]} am {d_de} {de_acc_np(noun, n)}."
+    en = f"{s.en_cap} {EN_VERBS['buy'][s.person]} {en_np(noun, n, article='a')} on {d_en}."
+    de = f"{s.de_cap} {DE_VERBS['kaufen'][s.person]} am {d_de} {de_acc_np(noun, n)}."
     return en, de
 
 

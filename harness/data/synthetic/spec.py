@@ -16,7 +16,7 @@ SPEED_SENTENCE = 175
 DEFAULT_SIZES: dict[str, int] = {"train": 256, "validation": 64, "test": 64}
 DEFAULT_PRETRAIN_SIZES: dict[str, int] = {"train": 2048, "validation": 128}
 # Generation order: the test set of a seed does not change when the train size does.
-_SPLIT_ORDER = ("test", "validation", "train")
+SPLIT_ORDER = ("test", "validation", "train")
 
 __all__ = ["AUDIO_TOKEN", "DEFAULT_PRETRAIN_SIZES", "DEFAULT_SIZES", "GENERATOR_VERSION", "PROMPTS", "SPEED_PASSAGE",
            "SPEED_SENTENCE", "TASKS", "VOICE", "Example"]
