@@ -211,6 +211,49 @@ def _curves(w: ReportWriter, data: ReportData) -> None:
                      f"training curves {task} {model}")
 
 
+def _hearing(w: ReportWriter, data: ReportData) -> None:
+    """The base model's transcription errors per task and voice, and the difference between the voices
+    (the same texts, paired by example; the base is deterministic, so examples are the only variance)."""
+    from harness.data.synthetic import VOICE
+    from harness.eval.hearing import HEARING_FILE
+    from harness.report.inference import compare
+
+    path = data.dir / HEARING_FILE
+    if not path.is_file():
+        return
+    table = pd.read_csv(path, dtype={"id": str})
+    rows = []
+    for (task, voice), part in table.groupby(["task", "voice"], sort=True):
+        rows.append({"task": task, "voice": voice + (" (pretraining voice)" if voice == VOICE else " (study voice)"),
+                     "clips": len(part), "WER %": 100 * part["word_errors"].sum() / part["words"].sum(),
+                     "CER %": 100 * part["char_errors"].sum() / part["chars"].sum()})
+    shown = pd.DataFrame(rows)
+    diffs = []
+    for task, part in table.groupby("task", sort=True):
+        voices = sorted(part["voice"].unique())
+        if len(voices) != 2:
+            continue
+        study = next(v for v in voices if v != VOICE)
+        by_voice = {v: part[part["voice"] == v].sort_values("id", kind="stable") for v in voices}
+        for unit in ("word", "char"):
+            feats = {v: by_voice[v][[f"{unit}_errors", f"{unit}s"]].to_numpy(float)[None] for v in voices}
+            rate = lambda sums, m: 100 * sums[..., 0] / sums[..., 1]  # noqa: E731  (corpus error rate)
+            result = compare(feats[study], feats[VOICE], score=rate)
+            diffs.append({"task": task, "rate": "WER" if unit == "word" else "CER",
+                          f"{study} − {VOICE}": fmt_num(result.diff, sign=True),
+                          "95% CI": f"[{fmt_num(result.ci_low, sign=True)}, {fmt_num(result.ci_high, sign=True)}]",
+                          "p": fmt_p(result.p_value)})
+    w.text("## The base model's hearing", "",
+           "The starting checkpoint asked to transcribe (its pretraining ASR prompt) each task's test clips, "
+           "spoken in the study's voice and in the voice it was pretrained on; corpus word / character error "
+           f"rates (%) against what was said (`{HEARING_FILE}`, `harness/eval/hearing.py`).")
+    w.text_table(shown.assign(**{"WER %": [fmt_num(v) for v in shown["WER %"]],
+                                 "CER %": [fmt_num(v) for v in shown["CER %"]]}))
+    if diffs:
+        w.text("Difference between the voices (same texts, paired by example; bootstrap over examples):")
+        w.text_table(pd.DataFrame(diffs))
+
+
 def _comparisons(w: ReportWriter, comparisons: pd.DataFrame) -> None:
     w.text("## Comparisons", "",
            "Δ = A − B in points (x100). CI and p from the two-level bootstrap (see Setup); p_adjusted: Holm within "
@@ -307,6 +350,7 @@ def rebuild_report(folder: Path, n_boot: int = N_BOOTSTRAP, dirty: list[str] | N
     _sweeps(w, data)
     _mp(w, data)
     _curves(w, data)
+    _hearing(w, data)
     _comparisons(w, comparisons)
     _compute(w, data)
     _incomplete(w, data)

@@ -14,7 +14,9 @@ recompute it, and a reviewer can check it, from the repository:
 - ``trials.csv``: every trial, finished or not (state, error, last validation value and step);
 - ``study.yaml`` (the study file as run), ``swept.json`` (searched parameters and their default
   level), ``configs/*.yaml`` (each configuration's resolved config), ``provenance.json`` (commits,
-  machine, command, package versions).
+  machine, command, package versions);
+- ``hearing.csv`` (studies that evaluate the tiny base): the base's transcription of each task's
+  test clips in the study's voice and in its pretraining voice, with word / character errors.
 """
 
 from __future__ import annotations
@@ -152,6 +154,7 @@ def export_study(client: MlflowClient, experiment_name: str, out_dir: Path) -> N
     _trials_table(client, trials, names).to_csv(out_dir / FILES["trials"], index=False)
     _configs(client, complete, names, out_dir / FILES["configs"])
     (out_dir / FILES["provenance"]).write_text(json.dumps(_provenance(parent, complete), indent=2) + "\n")
+    _hearing(out_dir)
 
 
 def _study_files(client: MlflowClient, parent: Run | None, out_dir: Path) -> list[str]:
@@ -291,6 +294,36 @@ def _provenance(parent: Run | None, complete: list[_Trial]) -> dict[str, Any]:
         "reused_trials": sum(bool(t.get(TAG_REUSED)) for t in trial_tags),
         "exported": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+def _hearing(out_dir: Path) -> None:
+    """For a study that evaluates the tiny base on synthetic speech: the base's transcription errors on
+    each task's test clips in the study's voice and in its pretraining voice (`harness.eval.hearing`),
+    measured once per starting checkpoint (kept while the checkpoint is the same)."""
+    from harness.config import TrialConfig
+    from harness.data.synthetic import VOICE
+    from harness.eval.hearing import HEARING_FILE, transcription_errors
+    from harness.train.base_model import starting_point
+
+    configs = [yaml.safe_load(p.read_text(encoding="utf-8")) for p in sorted((out_dir / FILES["configs"]).glob("*.yaml"))]
+    bases = {c["task"]: c for c in configs if c.get("method") == "base-eval" and c["model"]["name"] == "tiny"
+             and c["data"]["source"] == "synthetic"}
+    path = out_dir / HEARING_FILE
+    if not bases:
+        path.unlink(missing_ok=True)
+        return
+    frames = []
+    for task, raw in sorted(bases.items()):
+        cfg = TrialConfig.model_validate({**raw, "seed": raw["seed"][0]})
+        voices = sorted({cfg.data.voice, VOICE})
+        if path.is_file():
+            old = pd.read_csv(path)
+            same = old[(old["task"] == task) & (old["checkpoint"] == starting_point(cfg.model).identity)]
+            if set(same["voice"]) == set(voices):
+                frames.append(same)
+                continue
+        frames.append(transcription_errors(cfg, voices))
+    pd.concat(frames, ignore_index=True).to_csv(path, index=False)
 
 
 @contextmanager

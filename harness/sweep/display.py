@@ -25,6 +25,7 @@ class Display:
             TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
             TimeRemainingColumn(), console=self.console, transient=False) if self.live else None
         self.current, self.reward = None, None
+        self.reported: set[int] = set()  # trials already printed by `poll` (no TTY)
         if self.progress:
             self.progress.start()
             self.overall = self.progress.add_task("trials", total=total, completed=done, info="")
@@ -50,10 +51,18 @@ class Display:
             print(f"trial {number} [{label}] {state}: {note}", file=sys.stderr, flush=True)
 
     def poll(self, optuna_study: optuna.Study) -> None:
-        """Multi-worker mode: the parent shows what the shared storage says."""
-        if not self.progress:
-            return
+        """Multi-worker mode: the parent shows what the shared storage says (a bar on a terminal; one
+        line per finished trial otherwise, as the workers' own lines go to their log files)."""
         trials = optuna_study.get_trials(deepcopy=False)
+        if not self.progress:
+            if self.enabled:
+                for t in trials:
+                    if t.state.is_finished() and t.number not in self.reported:
+                        self.reported.add(t.number)
+                        outcome = (f"{t.values[0]:.2f}" if t.values else t.user_attrs.get("error", "")) or ""
+                        print(f"trial {t.number} [{t.user_attrs.get('label', '?')}] {t.state.name}: {outcome}",
+                              file=sys.stderr, flush=True)
+            return
         done = sum(t.state.is_finished() for t in trials)
         running = [f"#{t.number} {t.user_attrs.get('label', '')}" for t in trials if t.state == TrialState.RUNNING]
         self.progress.update(self.overall, completed=done, info="running: " + (", ".join(running) or "-"))

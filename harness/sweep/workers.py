@@ -178,6 +178,7 @@ def _launch_workers(study: StudyConfig, optuna_study: optuna.Study, storage_url:
             cmd = [sys.executable, "-m", "harness.cli", "worker", str(path), "--index", str(index)]
             procs.append((subprocess.Popen(cmd, env=worker_env, stdout=out, stderr=subprocess.STDOUT), log_path))
     display = Display(study.total_trials, 0, progress)
+    display.reported.update(t.number for t in optuna_study.get_trials(deepcopy=False) if t.state.is_finished())
     try:
         while any(p.poll() is None for p, _ in procs):
             display.poll(optuna_study)

@@ -23,6 +23,7 @@ import fcntl
 import json
 import logging
 import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -36,6 +37,7 @@ from harness.data.dataset import BatchSampler, SpokenSet
 from harness.data.example import PROMPTS
 from harness.data.synthetic import load_pretraining, vocabulary
 from harness.eval.evaluate import evaluate
+from harness.eval.hearing import edit_distance
 from harness.models.speech_lm import SpeechLM
 from harness.models.tiny import TinySpec, build_tiny, train_tokenizer
 from harness.models.tiny_base import built_base, shipped_base, tiny_identity
@@ -44,7 +46,8 @@ from harness.train.learner import Learner
 from harness.train.optimizer import make_optimizer
 from harness.train.sft import sft_step
 
-__all__ = ["StartingPoint", "ensure_tiny_base", "pretrain_tiny", "starting_point"]
+__all__ = ["CTC_CHARS", "StartingPoint", "ctc_greedy", "ctc_pretrain_encoder", "ctc_targets", "ensure_tiny_base",
+           "pretrain_tiny", "starting_point"]
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +89,14 @@ def ensure_tiny_base(spec: TinySpec) -> Path:
     return path
 
 
+def _progress(stage: str, step: int, total: int, start: float) -> None:
+    """One line on stderr for the (minutes-long) base build: stage, step/total, elapsed, ETA."""
+    elapsed = time.perf_counter() - start
+    eta = elapsed / step * (total - step) if step else float("nan")
+    print(f"building the tiny base model: {stage} step {step}/{total}, {elapsed:.0f} s elapsed, ETA {eta:.0f} s",
+          file=sys.stderr, flush=True)
+
+
 def pretrain_tiny(spec: TinySpec, out: Path) -> dict:
     t0 = time.perf_counter()
     configure_threads()
@@ -108,12 +119,14 @@ def pretrain_tiny(spec: TinySpec, out: Path) -> dict:
     lm.model.train()
     encoder.eval()  # frozen, BatchNorm statistics included
     losses = []
+    stage_start = time.perf_counter()
     for step in range(1, spec.pretrain_steps + 1):
         examples, feats = train.batch(sampler.next())
         prompts = lm.prepare([ex.prompt for ex in examples], feats)
         losses.append(sft_step(learner, prompts, [ex.answer for ex in examples]).metrics["loss"])
         if step % 100 == 0:
             log.info("tiny base pretraining step %d/%d loss %.3f", step, spec.pretrain_steps, losses[-1])
+            _progress("stage 2/2 (SFT over the frozen encoder)", step, spec.pretrain_steps, stage_start)
         if step % 500 == 0 or step == spec.pretrain_steps:
             scores = evaluate(lm, validation, EvalConfig(bertscore=False), full=False).scores
             lm.model.train()
@@ -142,15 +155,6 @@ def ctc_greedy(log_probs: torch.Tensor, length: int) -> str:
     return "".join(CTC_CHARS[i - 1] for k, i in enumerate(ids) if i != 0 and (k == 0 or i != ids[k - 1]))
 
 
-def edit_distance(a: str, b: str) -> int:
-    row = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        prev, row[0] = row[0], i
-        for j, cb in enumerate(b, 1):
-            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (ca != cb))
-    return row[-1]
-
-
 def ctc_pretrain_encoder(encoder: torch.nn.Module, train: SpokenSet, validation: SpokenSet, spec: TinySpec) -> dict:
     """Stage 1: character CTC on the transcripts through a throwaway linear head; returns the final
     training loss and the validation character error rate (greedy CTC decoding)."""
@@ -165,6 +169,7 @@ def ctc_pretrain_encoder(encoder: torch.nn.Module, train: SpokenSet, validation:
         return head(encoder(padded).last_hidden_state).log_softmax(-1)  # [B, T, chars + 1]
 
     encoder.train()
+    start = time.perf_counter()
     for step in range(1, spec.pretrain_ctc_steps + 1):
         examples, feats = train.batch(sampler.next())
         targets = [ctc_targets(ex.transcript) for ex in examples]
@@ -178,6 +183,7 @@ def ctc_pretrain_encoder(encoder: torch.nn.Module, train: SpokenSet, validation:
         scheduler.step()
         if step % 100 == 0:
             log.info("tiny base CTC step %d/%d loss %.3f", step, spec.pretrain_ctc_steps, loss.item())
+            _progress("stage 1/2 (encoder, CTC)", step, spec.pretrain_ctc_steps, start)
     encoder.eval()
     errors = chars = 0
     with torch.no_grad():

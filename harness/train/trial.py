@@ -4,17 +4,21 @@
 validation metrics and `report(scores, step)` with each validation's scores (the sweep turns that
 into an Optuna report + prune decision by raising `optuna.TrialPruned`).
 
-Work that would come out the same for every trial of a worker process is done once per process:
-the task's data, and the evaluations of the untouched starting model (validation at step 0, the
-base model's greedy test). Both are exact: the same computation on the same inputs gives the same
-numbers (tests/test_throughput.py checks a trial's results with and without them).
+Work that would come out the same for every trial is done once: the task's data (per process; its
+features on disk), and the evaluations of the untouched starting model (validation at step 0, the
+base model's greedy test; per process and on disk). Both are exact: the same computation on the
+same inputs gives the same numbers (tests/test_throughput.py checks a trial's results with and
+without them).
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import math
+import os
+import pickle
 import random
 import time
 from collections import OrderedDict
@@ -30,6 +34,7 @@ from harness.config import TrialConfig
 from harness.data.dataset import BatchSampler, SpokenSet
 from harness.eval.evaluate import Evaluation, evaluate
 from harness.models.loader import frozen_copy, load_speech_lm
+from harness.paths import cache_root
 from harness.rewards import parse_reward
 from harness.runtime import configure_threads
 from harness.train import checkpoint
@@ -41,7 +46,7 @@ from harness.train.optimizer import make_optimizer
 from harness.train.sft import sft_step
 from harness.vocabulary import BASE_EVAL, GRPO, PARAMS_TOTAL, PARAMS_TRAINABLE, SELECT_METRIC, VAL, metric_key
 
-__all__ = ["TrialResult", "load_task_data", "run_trial", "seed_everything"]
+__all__ = ["TrialResult", "check_finite", "clear_process_caches", "load_task_data", "run_trial", "seed_everything"]
 
 
 @dataclass
@@ -69,6 +74,16 @@ def seed_everything(seed: int) -> None:
 
 _data: OrderedDict[str, dict[str, SpokenSet]] = OrderedDict()  # a worker's trials share their task's data
 _initial_evaluations: dict[str, Evaluation] = {}  # evaluations of an untouched starting model
+
+
+def clear_process_caches() -> None:
+    """Forget everything this process kept between trials (data, initial evaluations, encoder outputs in
+    memory). Never needed for correctness: the next trial recomputes what it needs."""
+    from harness.models import audio_cache
+
+    _data.clear()
+    _initial_evaluations.clear()
+    audio_cache.clear()
 
 
 def _data_key(cfg: TrialConfig) -> str:
@@ -102,15 +117,25 @@ def load_task_data(cfg: TrialConfig) -> dict[str, SpokenSet]:
 
 
 def _evaluate_initial(policy, data: SpokenSet, split: str, cfg: TrialConfig, start: str, full: bool) -> Evaluation:
-    """`evaluate` of the model as loaded (no step taken), done once per process and reused: every trial
-    from the same starting point, data and evaluation settings gets the same greedy numbers. Sampled
-    passes depend on the trial's seed, so a full evaluation with them is not reused."""
+    """`evaluate` of the model as loaded (no step taken), done once and reused: every trial from the same
+    starting point, data and evaluation settings gets the same greedy numbers. Kept per process and on
+    disk (``<cache>/evaluations/``), like the data's features. Sampled passes depend on the trial's
+    seed, so a full evaluation with them is not reused."""
     if full and cfg.eval.sampling_passes:
         return evaluate(policy, data, cfg.eval, seed=cfg.seed, full=True)
-    key = json.dumps([start, cfg.model.model_dump(mode="json"), _data_key(cfg), split,
-                      cfg.eval.model_dump(mode="json"), full, distributed.world().size], sort_keys=True)
+    key = hashlib.blake2b(json.dumps([start, cfg.model.model_dump(mode="json"), _data_key(cfg), split,
+                                      cfg.eval.model_dump(mode="json"), full, distributed.world().size],
+                                     sort_keys=True).encode(), digest_size=16).hexdigest()
     if key not in _initial_evaluations:
-        _initial_evaluations[key] = evaluate(policy, data, cfg.eval, seed=cfg.seed, full=full)
+        path = cache_root() / "evaluations" / f"{key}.pkl"
+        try:
+            _initial_evaluations[key] = pickle.loads(path.read_bytes())
+        except (OSError, pickle.UnpicklingError, EOFError, AttributeError):
+            _initial_evaluations[key] = evaluate(policy, data, cfg.eval, seed=cfg.seed, full=full)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{key}.{os.getpid()}.tmp")
+            tmp.write_bytes(pickle.dumps(_initial_evaluations[key]))
+            os.replace(tmp, path)
     return copy.deepcopy(_initial_evaluations[key])
 
 
