@@ -273,6 +273,53 @@ def _comparisons(w: ReportWriter, comparisons: pd.DataFrame) -> None:
     w.table(COMPARISONS_FILE.removesuffix(".csv"), comparisons, shown)
 
 
+def _power(w: ReportWriter, comparisons: pd.DataFrame) -> None:
+    """Seeds per configuration that would make the primary comparisons' MDD reach 1 and 2 points
+    (`harness.report.inference.seeds_needed`: the seed part of the variance shrinks with n, the
+    example part does not)."""
+    from dataclasses import fields
+
+    from harness.report.inference import Comparison, seeds_needed
+
+    primary = comparisons[comparisons["family"] == "primary"] if not comparisons.empty else comparisons
+    if primary.empty:
+        return
+    names = [f.name for f in fields(Comparison)]
+    rows = []
+    for _, r in primary.iterrows():
+        result = Comparison(**{k: r[k] for k in names})
+        needed = {t: seeds_needed(result, t) for t in (1.0, 2.0)}
+        rows.append({"task": r["task"], "A vs B": f"{r['A']} vs {r['B']}", "seeds": f"{int(r['seeds_a'])}/{int(r['seeds_b'])}",
+                     "MDD now": fmt_num(r["mdd"]),
+                     **{f"seeds for MDD ≤ {t:g}": "—" if n is None else str(n) for t, n in needed.items()}})
+    w.text("### Power of the primary comparisons", "",
+           "How many seeds per configuration the primary comparisons would need for their minimum detectable "
+           "difference (80 % power, alpha 0.05) to reach 1 or 2 BLEU points, projected from the seed and "
+           "example variance measured here (— : the test set's example variance alone exceeds it).")
+    w.text_table(pd.DataFrame(rows))
+
+
+def _objective(w: ReportWriter, data: ReportData) -> None:
+    """Studies that optimise a validation metric (tuning, selection): every configuration by the study's
+    objective, and the best of each task and method."""
+    import yaml as _yaml
+
+    objective = (_yaml.safe_load(data.study_text) or {}).get("objective", {}) if data.study_text else {}
+    metric, direction = objective.get("metric", "test/bleu"), objective.get("direction", "maximize")
+    if not metric.startswith("val/") or metric not in data.per_seed or not data.configs:
+        return
+    rows = [{"task": c.task, "method": c.method, "config": c.name, "seeds": len(c.rows),
+             "mean": c.stats(metric)[0], "std": c.stats(metric)[1]} for c in data.configs]
+    table = pd.DataFrame(rows).sort_values(["task", "method", "mean"], ascending=[True, True, direction != "maximize"])
+    best = table.groupby(["task", "method"], sort=True).head(1)
+    w.text(f"## Selection by the study's objective (`{metric}`, {direction})", "",
+           "Validation at each seed's selected checkpoint, mean ± std over seeds; the test set played no part. "
+           "Best per task and method: " + "; ".join(f"`{r.task}` {r.method}: **{r.config}** ({fmt_num(r.mean)})"
+                                                   for r in best.itertuples()) + ".")
+    shown = table.assign(**{metric: [f"{fmt_num(m)} ± {fmt_num(s)}" for m, s in zip(table["mean"], table["std"])]})
+    w.table("objective", table, shown.drop(columns=["mean", "std"]))
+
+
 def _compute(w: ReportWriter, data: ReportData) -> None:
     numeric = compute_table(data.configs)
     if numeric.empty:
@@ -352,6 +399,8 @@ def rebuild_report(folder: Path, n_boot: int = N_BOOTSTRAP, dirty: list[str] | N
     _curves(w, data)
     _hearing(w, data)
     _comparisons(w, comparisons)
+    _power(w, comparisons)
+    _objective(w, data)
     _compute(w, data)
     _incomplete(w, data)
     _published(w, data)

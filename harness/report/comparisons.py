@@ -53,13 +53,13 @@ def reference_config(configs: list[Config], method: str, label: str) -> Config |
 
 
 def factor_groups(configs: list[Config], factor: str) -> list[list[Config]]:
-    """Sets of GRPO configurations identical in every searched parameter but ``factor``, >= 2 levels,
-    each sorted by level (numbers by value, metric names in the paper's order)."""
+    """Sets of configurations of one method identical in every searched parameter but ``factor``, >= 2
+    levels, each sorted by level (numbers by value, metric names in the paper's order)."""
     groups: dict[tuple, list[Config]] = defaultdict(list)
     for c in configs:
-        if c.is_grpo and factor in c.params:
+        if factor in c.params and pd.notna(c.params[factor]):
             rest = tuple(sorted((k, str(v)) for k, v in c.params.items() if k != factor))
-            groups[(c.task, c.model, c.label == "mp-grpo", rest)].append(c)
+            groups[(c.task, c.model, c.method, c.mp, rest)].append(c)
     found = [g for g in groups.values() if len({str(c.params[factor]) for c in g}) > 1]
     return [sorted(g, key=lambda c: level_key(c.params[factor])) for g in found]
 
@@ -90,6 +90,9 @@ def pairs(data: ReportData) -> list[tuple[Config, Config, str]]:
             out += [(c, base, "vs base") for c in group if c.method != BASE_EVAL]
         if sft is not None:
             out += [(c, sft, "GRPO vs SFT") for c in group if c.is_grpo and not c.mp]
+        if grpo is not None:  # a GRPO variant (its own label: another loss, sampling, ...) against plain GRPO
+            out += [(c, grpo, "variant vs GRPO") for c in group
+                    if c.is_grpo and not c.mp and c.label != "grpo" and c is not grpo]
         for c in group:
             if c.is_grpo and c.mp:
                 twin = next((o for o in group if o.is_grpo and not o.mp and o.task == c.task
@@ -130,10 +133,7 @@ def comparison_table(data: ReportData, n_boot: int = N_BOOTSTRAP) -> pd.DataFram
                 result = compare(fa, fb, score=_score(metric, decoding), n_boot=n_boot, alpha=ALPHA, power=POWER)
                 family = "primary" if (metric, decoding) == (PRIMARY_METRIC, primary) else "secondary"
                 rows.append({"task": a.task, "model": a.model, "A": a.name, "B": b.name, "comparison": why,
-                             "metric": metric, "decoding": decoding, "family": family,
-                             **{k: v for k, v in asdict(result).items()
-                                if k in ("diff", "se", "ci_low", "ci_high", "p_value", "df", "mdd", "seeds_a",
-                                         "seeds_b", "examples", "seed_sd_a", "seed_sd_b")}})
+                             "metric": metric, "decoding": decoding, "family": family, **asdict(result)})
     table = pd.DataFrame(rows)
     if table.empty:
         return table

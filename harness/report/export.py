@@ -6,8 +6,8 @@ recompute it, and a reviewer can check it, from the repository:
 
 - ``per_seed.csv``: one row per finished (COMPLETE) trial: ``study, config, label, task, model,
   method, seed, run_id, trial, best_step, train_steps, wall_time_s, generated_tokens, trained_tokens,
-  reused_from, commit``, the study's searched parameters, and ``test/<metric>`` /
-  ``test/sampled/<metric>`` for every metric;
+  reused_from, commit``, the study's searched parameters, ``test/<metric>`` /
+  ``test/sampled/<metric>`` for every metric, and ``val/<metric>`` at the selected checkpoint;
 - ``per_example.csv.gz``: every finished trial's per-example test scores, greedy and each sampled
   pass, with BLEU's sufficient statistics (what the seed-aware bootstrap re-scores);
 - ``curves.csv.gz``: each trial's validation curves (``val/*``) and training curves (reward, KL, ...);
@@ -55,6 +55,7 @@ PER_SEED_COLUMNS = ["study", "config", "label", "task", "model", "method", "seed
                     TRAIN_STEPS, WALL_TIME, GENERATED_TOKENS, TRAINED_TOKENS, PARAMS_TOTAL, PARAMS_TRAINABLE,
                     "reused_from", "commit"]
 TEST_COLUMNS = [metric_key(TEST, m) for m in METRICS] + [metric_key(TEST, m, sampled=True) for m in METRICS]
+VAL_COLUMNS = [metric_key(VAL, m) for m in VALIDATION_METRICS]  # at the selected checkpoint
 # Training curves the report draws (besides every validation metric).
 CURVE_METRICS: tuple[str, ...] = ("reward", "kl", "completion_len_mean", "entropy", "loss", "truncated_frac")
 BLEU_STAT_COLUMNS = ["bleu_sys_len", "bleu_ref_len", *(f"bleu_correct_{n}" for n in range(1, 5)),
@@ -148,9 +149,10 @@ def export_study(client: MlflowClient, experiment_name: str, out_dir: Path) -> N
     with tempfile.TemporaryDirectory(prefix="harness-export-") as scratch:
         examples = {t.run.info.run_id: _examples(t.run.info.run_id, Path(scratch), client.tracking_uri)
                     for t in complete}
-    _per_seed(experiment_name, complete, names, searched).to_csv(out_dir / FILES["per_seed"], index=False)
+    curves = _curves(client, complete)
+    _per_seed(experiment_name, complete, names, searched, curves).to_csv(out_dir / FILES["per_seed"], index=False)
     _per_example(examples).to_csv(out_dir / FILES["per_example"], index=False, float_format="%.6g")
-    _curves(client, complete).to_csv(out_dir / FILES["curves"], index=False, float_format="%.6g")
+    curves.to_csv(out_dir / FILES["curves"], index=False, float_format="%.6g")
     _trials_table(client, trials, names).to_csv(out_dir / FILES["trials"], index=False)
     _configs(client, complete, names, out_dir / FILES["configs"])
     (out_dir / FILES["provenance"]).write_text(json.dumps(_provenance(parent, complete), indent=2) + "\n")
@@ -175,10 +177,13 @@ def _study_files(client: MlflowClient, parent: Run | None, out_dir: Path) -> lis
     return list(swept)
 
 
-def _per_seed(study: str, complete: list[_Trial], names: dict[str, str], searched: list[str]) -> pd.DataFrame:
+def _per_seed(study: str, complete: list[_Trial], names: dict[str, str], searched: list[str],
+              curves: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for t in complete:
         m, p, tags = t.run.data.metrics, t.params, t.tags
+        history = curves[(curves["run_id"] == t.run.info.run_id) & (curves["step"] == m.get(BEST_STEP, 0))]
+        selected = dict(zip(history["metric"], history["value"]))  # validation at the selected checkpoint
         rows.append({
             "study": study, "config": names[t.run.info.run_id], "label": t.label, "task": p.get("task", "?"),
             "model": p.get("model.name", "?"), "method": p.get("method", "?"), "seed": p.get(SEED),
@@ -188,8 +193,9 @@ def _per_seed(study: str, complete: list[_Trial], names: dict[str, str], searche
             "reused_from": tags.get(TAG_REUSED, ""), "commit": tags.get(TAG_COMMIT, ""),
             **{k: p.get(k) for k in searched},
             **{k: m.get(k) for k in TEST_COLUMNS},
+            **{k: selected.get(k) for k in VAL_COLUMNS},
         })
-    columns = PER_SEED_COLUMNS + [k for k in searched if k not in PER_SEED_COLUMNS] + TEST_COLUMNS
+    columns = PER_SEED_COLUMNS + [k for k in searched if k not in PER_SEED_COLUMNS] + TEST_COLUMNS + VAL_COLUMNS
     return pd.DataFrame(rows, columns=columns)
 
 
