@@ -19,6 +19,7 @@ from harness.models.speech_lm import SpeechLM
 from harness.models.tiny import TinySpec, build_tiny, build_tiny_text, train_tokenizer
 from harness.rewards import parse_reward
 from harness.train.grpo import grpo_step
+from harness.train.learner import Learner
 
 G = 4
 TEXTS = ["Anna lives in Berlin.", "Anna wohnt in Berlin.", "listen to the speech", "Where does Anna live?"]
@@ -115,14 +116,14 @@ def test_grpo_step_fast_path_equals_plain_path(tok, kind):
             ref = PerSampleLM(ref.model, tok, group_size=G)
         optimizer = torch.optim.SGD([p for p in lm.model.parameters() if p.requires_grad], lr=1e-2)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
-        generator = torch.Generator().manual_seed(0)
+        learner = Learner(lm, optimizer, scheduler, 1.0, ref, torch.Generator().manual_seed(0))
         prompts, answers = _prompts(lm), ["Anna lives in Berlin.", "in Berlin", "Anna wohnt in Berlin."]
-        steps = [grpo_step(lm, ref, optimizer, scheduler, prompts, answers, parse_reward(cfg.reward), cfg, 1.0,
-                           generator) for _ in range(2)]
+        steps = [grpo_step(learner, prompts, answers, parse_reward(cfg.reward), cfg) for _ in range(2)]
         runs.append((steps, {n: p.detach().clone() for n, p in lm.model.named_parameters()}))
     (fast, fast_w), (plain, plain_w) = runs
     for a, b in zip(fast, plain):
-        assert [s["completion"] for s in a["samples"]] == [s["completion"] for s in b["samples"]]
+        assert [s["completion"] for s in a.samples] == [s["completion"] for s in b.samples]
+        a, b = a.metrics, b.metrics
         assert a["reward"] == b["reward"] and a["completion_len_mean"] == b["completion_len_mean"]
         for key in ("loss", "kl", "entropy", "grad_norm", "ratio_mean"):
             assert a[key] == pytest.approx(b[key], rel=1e-4, abs=1e-6), key
