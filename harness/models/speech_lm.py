@@ -177,9 +177,15 @@ class SpeechLM:
 
     def completion_logprobs(
         self, prompt_embeds: torch.Tensor, prompt_mask: torch.Tensor, completions: Completions,
-        with_entropy: bool = False,
+        with_entropy: bool = False, sampler_temperature: float | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """log pi(token) for each completion token, [N, Lc]; row b*G + g continues prompt b.
+
+        `sampler_temperature` None: the model's own distribution, log_softmax(logits) (SFT, evaluation
+        NLL). A temperature T: the distribution `sample` draws from at T, log_softmax(logits / T) with
+        the never-sampled `suppress_ids` at -inf (the GRPO policy and reference passes, as TRL divides
+        the logits by its sampling temperature); `sample`'s top-p truncation is not reflected (nor is
+        it in TRL). The entropy is that of the same distribution. Padded positions read 0.
 
         With one prompt per completion this is one forward pass over prompt + completion. With G
         completions per prompt, the prompt is run once (with gradients) and its KV cache repeated G
@@ -215,13 +221,27 @@ class SpeechLM:
         finally:
             for layer in recompute:
                 layer.training = False
-        logp_all = logits.float().log_softmax(-1)
+        logits = logits.float()
+        if sampler_temperature is not None:
+            logits = self._as_sampled(logits, sampler_temperature)
+        logp_all = logits.log_softmax(-1)
         logp = logp_all.gather(-1, completions.ids.unsqueeze(-1)).squeeze(-1)
+        # 0 at padding (where the pad id, a suppressed id, would read -inf), with no gradient there
+        logp = torch.where(completions.mask.bool(), logp, torch.zeros_like(logp))
         entropy = None
         if with_entropy:
             with torch.no_grad():
-                entropy = -(logp_all.exp() * logp_all).sum(-1)
+                probs = logp_all.exp()
+                entropy = -torch.where(probs > 0, probs * logp_all, torch.zeros_like(probs)).sum(-1)
         return logp, entropy
+
+    def _as_sampled(self, logits: torch.Tensor, temperature: float) -> torch.Tensor:
+        """Logits of the distribution `sample` draws from at `temperature` (before top-p): suppressed
+        ids at -inf, divided by the temperature."""
+        if self.suppress_ids:
+            ids = torch.tensor(self.suppress_ids, device=logits.device)
+            logits = logits.index_fill(-1, ids, float("-inf"))
+        return logits / temperature
 
     @torch.no_grad()
     def sample(
