@@ -132,8 +132,25 @@ class GRPOConfig(Strict):
     top_p: float = Field(1.0, gt=0, le=1)
     max_new_tokens: int = Field(32, ge=1)  # paper: 200
     scale_rewards: Literal["group", "batch", "none"] = "group"
-    loss_type: Literal["dapo", "grpo"] = "dapo"  # paper: DAPO token-level average
     mp_grpo: bool = False  # Mixed-Policy GRPO: G-1 samples + the ground-truth reference
+    # The field's variants (definitions and sources: harness/train/grpo_loss.py's header; README "Algorithms").
+    # Loss normaliser (TRL's loss_type): dapo = global batch tokens (paper), bnpo = this process's
+    # tokens, dr_grpo = rows x max_new_tokens (Dr. GRPO), grpo = per-sequence mean
+    loss_type: Literal["dapo", "grpo", "dr_grpo", "bnpo"] = "dapo"
+    mask_truncated: bool = False  # no loss on completions without EOS within max_new_tokens (DAPO, TRL)
+    importance_level: Literal["token", "sequence"] = "token"  # sequence: GSPO's sequence-level ratio
+    remove_clip: bool = False  # LUFFY's loss_remove_clip: on-policy ratios unclipped
+    mp_shaping_gamma: float | None = Field(None, gt=0)  # LUFFY: the reference row's weight pi/(pi+gamma)
+    # DAPO's dynamic sampling: groups whose rewards are all equal are dropped and more prompts drawn
+    # (at most dynamic_sampling_max_draws extra batches) until the batch is full again
+    dynamic_sampling: bool = False
+    dynamic_sampling_max_draws: int = Field(3, ge=0)
+    # CHORD: L = (1 - mu) L_GRPO + mu L_SFT (NLL of the reference answer); mu = sft_weight at step 1,
+    # constant or decaying to sft_weight_final at the last step; sft_phi weighs tokens by p(1 - p)
+    sft_weight: float = Field(0.0, ge=0, le=1)
+    sft_weight_schedule: Literal["constant", "linear_decay", "cosine_decay"] = "constant"
+    sft_weight_final: float = Field(0.0, ge=0, le=1)
+    sft_phi: bool = False
 
     @field_validator("reward")
     @classmethod
@@ -142,6 +159,13 @@ class GRPOConfig(Strict):
 
         parse_reward(spec)  # raises RewardSpecError (a ValueError) naming the bad metric
         return spec
+
+    @model_validator(mode="after")
+    def _shaping_needs_mp(self) -> "GRPOConfig":
+        if self.mp_shaping_gamma is not None and not self.mp_grpo:
+            raise ValueError("grpo.mp_shaping_gamma reshapes MP-GRPO's ground-truth row, which only grpo.mp_grpo: "
+                             "true puts into the groups: set grpo.mp_grpo: true, or leave mp_shaping_gamma unset")
+        return self
 
 
 class EvalConfig(Strict):

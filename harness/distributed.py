@@ -93,6 +93,29 @@ def average_gradients(model: torch.nn.Module) -> None:
             offset += g.numel()
 
 
+def mean_over_processes(value: float) -> float:
+    """The mean of a number over all ranks (the number itself in a world of one)."""
+    if not dist.is_initialized() or dist.get_world_size() == 1:
+        return float(value)
+    t = torch.tensor([float(value)], dtype=torch.float64, device=_device())
+    dist.all_reduce(t)
+    return float(t) / dist.get_world_size()
+
+
+def any_process(flag: bool) -> bool:
+    """Whether `flag` is true on some rank (every rank gets the same answer)."""
+    if not dist.is_initialized() or dist.get_world_size() == 1:
+        return bool(flag)
+    t = torch.tensor([1.0 if flag else 0.0], device=_device())
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item() > 0)
+
+
+def _device() -> torch.device:
+    """Where a collective's tensor lives: this rank's GPU under NCCL, the CPU under gloo."""
+    return torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
+
+
 def gather_objects(obj) -> list:
     """[obj of rank 0, obj of rank 1, ...] on every rank."""
     out = [None] * dist.get_world_size()

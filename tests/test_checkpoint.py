@@ -319,8 +319,10 @@ def test_gradient_checkpointing_and_micro_batches_give_the_same_gradients(checkp
     for lm in (plain, ckpt):
         lm.model.eval()
 
-    # one pass over all 8 rows, no checkpointing
-    logp, _ = plain.completion_logprobs(plain.embed_prompts(prompts), prompts.attention_mask, comp)
+    # one pass over all 8 rows, no checkpointing (log-probs of the distribution that sampled: T = 1,
+    # suppressed tokens masked, as micro_batched_update takes them)
+    logp, _ = plain.completion_logprobs(plain.embed_prompts(prompts), prompts.attention_mask, comp,
+                                        sampler_temperature=1.0)
     loss, _ = grpo_loss(logp, logp.detach(), adv, comp.mask, loss_settings(cfg), off)
     loss.backward()
     expected = _grads(plain)

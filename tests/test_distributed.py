@@ -139,3 +139,33 @@ def test_harness_trial_under_torchrun(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.count("best_step") == 1  # rank 0 prints the result, rank 1 does not
     assert "test/bleu" in proc.stdout
+
+
+def _collectives(rank: int, size: int, port: int, out: str) -> None:
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(size), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
+                      MASTER_PORT=str(port))
+    from harness import distributed
+    from harness.train.grpo_loss import LossSettings, chunk_weight
+
+    distributed.init()
+    tokens = [5.0, 11.0][rank]  # this rank's completion tokens
+    per_process = distributed.mean_over_processes(tokens)
+    mask = torch.ones(1, int(tokens))
+    result = {"mean": per_process, "any_short": distributed.any_process(rank == 1),
+              "none_short": distributed.any_process(False),
+              "dapo": chunk_weight(LossSettings(loss_type="dapo"), mask, mask, per_process),
+              "bnpo": chunk_weight(LossSettings(loss_type="bnpo"), mask, mask, per_process)}
+    torch.save(result, Path(out) / f"collectives{rank}.pt")
+    torch.distributed.destroy_process_group()
+
+
+def test_loss_collectives_over_two_ranks(tmp_path):
+    """dapo's normaliser counts both ranks' tokens (after gradient averaging: global sum / global
+    tokens); bnpo each rank's own; dynamic sampling's 'any rank short' is the same on every rank."""
+    mp.spawn(_collectives, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    r0, r1 = (torch.load(tmp_path / f"collectives{r}.pt") for r in (0, 1))
+    assert r0["mean"] == r1["mean"] == 8.0
+    assert r0["any_short"] and r1["any_short"] and not r0["none_short"] and not r1["none_short"]
+    # rank r's loss = its token sum x dapo weight / its tokens; the mean over ranks = (sum_0 + sum_1) / 16
+    assert (r0["dapo"], r1["dapo"]) == (5 / 8, 11 / 8)
+    assert (r0["bnpo"], r1["bnpo"]) == (1.0, 1.0)

@@ -112,3 +112,42 @@ def test_targets_are_eos_terminated(lm):
     assert targets.ids[0, targets.mask[0].sum() - 1] == lm.eos_id
     assert targets.ids[1, targets.mask[1].sum() - 1] == lm.eos_id
     assert lm.decode(targets) == ["Anna wohnt in Berlin.", "Ja."]
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.7, 1.5])
+def test_grpo_logprobs_are_of_the_distribution_that_sampled(lm, temperature):
+    """The GRPO passes' log pi (sampler_temperature=T) is log_softmax(logits / T) with the sampler's
+    suppressed ids at -inf, from transformers' own forward; the entropy is that distribution's. At
+    T = 1 the only change from the model's own log-probs is the suppressed ids' mass."""
+    prompts = _prompts(lm)
+    lp = prompts.input_ids.shape[1]
+    with torch.no_grad():
+        embeds = lm.embed_prompts(prompts)
+        sampled = lm.sample(embeds, prompts.attention_mask, 2, 12, temperature=temperature,
+                            generator=torch.Generator().manual_seed(2))
+        logp, entropy = lm.completion_logprobs(embeds, prompts.attention_mask, sampled, with_entropy=True,
+                                               sampler_temperature=temperature)
+        own, _ = lm.completion_logprobs(embeds, prompts.attention_mask, sampled)
+        ids = torch.cat([prompts.input_ids.repeat_interleave(2, 0), sampled.ids], 1)
+        mask = torch.cat([prompts.attention_mask.repeat_interleave(2, 0), sampled.mask], 1)
+        logits = torch.cat([_transformers_logits(lm, prompts, b, ids[2 * b:2 * b + 2], mask[2 * b:2 * b + 2])
+                            for b in range(3)])[:, lp - 1:-1].float()
+    assert lm.suppress_ids  # pad, bos and the audio token
+    masked = logits.clone()
+    masked[..., lm.suppress_ids] = float("-inf")
+    dist = (masked / temperature).log_softmax(-1)
+    expected = dist.gather(-1, sampled.ids[..., None]).squeeze(-1)
+    probs = dist.exp()
+    expected_entropy = -(probs * dist.nan_to_num(neginf=0.0)).sum(-1)
+    valid = sampled.mask.bool()
+    torch.testing.assert_close(logp[valid], expected[valid], atol=1e-4, rtol=1e-5)
+    torch.testing.assert_close(entropy[valid], expected_entropy[valid], atol=1e-4, rtol=1e-5)
+    assert (logp[~valid] == 0).all() and torch.isfinite(entropy).all()
+    own_expected = logits.log_softmax(-1).gather(-1, sampled.ids[..., None]).squeeze(-1)
+    torch.testing.assert_close(own[valid], own_expected[valid], atol=1e-4, rtol=1e-5)  # SFT / NLL: unchanged
+    if temperature == 1.0:  # log pi = own log-prob - log(mass of the tokens the sampler can draw)
+        keep = torch.ones(logits.shape[-1], dtype=torch.bool)
+        keep[lm.suppress_ids] = False
+        drawable = logits.log_softmax(-1)[..., keep].logsumexp(-1)
+        assert (drawable[valid] < 0).all()  # the suppressed ids had some mass
+        torch.testing.assert_close(logp[valid], (own - drawable)[valid], atol=1e-5, rtol=1e-5)

@@ -42,6 +42,6 @@ class PerSampleLM(SpeechLM):
         return super().sample(prompt_embeds, prompt_mask.repeat_interleave(group_size, 0), 1, *args, **kwargs)
 
     def completion_logprobs(self, prompt_embeds: torch.Tensor, prompt_mask: torch.Tensor, completions: Completions,
-                            with_entropy: bool = False):
+                            with_entropy: bool = False, sampler_temperature: float | None = None):
         per_row = prompt_mask.repeat_interleave(prompt_embeds.shape[0] // prompt_mask.shape[0], 0)
-        return super().completion_logprobs(prompt_embeds, per_row, completions, with_entropy)
+        return super().completion_logprobs(prompt_embeds, per_row, completions, with_entropy, sampler_temperature)

@@ -52,6 +52,32 @@ class Prompts:
     frames: list[int] | None = None  # each clip's own feature rows (features[b, :frames[b]])
     clip_keys: list[str] | None = None  # each clip's content digest (audio_cache.clip_key)
 
+    def take(self, rows: list[int]) -> Prompts:
+        """These prompts' rows `rows`, in that order, padded only as far as their longest needs."""
+        idx = torch.as_tensor(rows, dtype=torch.long, device=self.input_ids.device)
+        pick = (lambda x: None if x is None else x[idx])
+        taken = Prompts(self.input_ids[idx], self.attention_mask[idx], pick(self.features), pick(self.features_mask),
+                        None if self.frames is None else [self.frames[r] for r in rows],
+                        None if self.clip_keys is None else [self.clip_keys[r] for r in rows])
+        return join_prompts([taken], pad_id=0) if rows else taken  # cutting padding needs no pad id
+
+
+def join_prompts(parts: list[Prompts], pad_id: int) -> Prompts:
+    """Several batches of prompts as one, left-padded to its longest prompt, features and audio
+    tokens to its longest clip (DAPO's dynamic sampling trains on groups kept from several draws).
+    A prompt's embedding does not depend on its batch (`SpeechLM.embed_prompts`)."""
+    parts = [p for p in parts if p.input_ids.shape[0]]
+    width = max(int(p.attention_mask.sum(1).max()) for p in parts)
+    ids = torch.cat([_fit(p.input_ids, width, pad_id, left=True) for p in parts])
+    mask = torch.cat([_fit(p.attention_mask, width, 0, left=True) for p in parts])
+    if parts[0].features is None:  # text only
+        return Prompts(ids, mask, None, None)
+    frames = [n for p in parts for n in p.frames]
+    audio = max(int(p.features_mask.sum(1).max()) for p in parts)
+    features = torch.cat([_fit(p.features, max(frames), 0.0, left=False) for p in parts])
+    features_mask = torch.cat([_fit(p.features_mask, audio, False, left=False) for p in parts])
+    return Prompts(ids, mask, features, features_mask, frames, [k for p in parts for k in p.clip_keys])
+
 
 @dataclass
 class Completions:
@@ -60,6 +86,29 @@ class Completions:
     ids: torch.Tensor  # [N, Lc]
     mask: torch.Tensor  # [N, Lc] 1 up to and including EOS
     truncated: torch.Tensor  # [N] bool: no EOS within the token budget
+
+    def take(self, rows: list[int]) -> Completions:
+        """These rows, in that order (padding as it was)."""
+        idx = torch.as_tensor(rows, dtype=torch.long, device=self.ids.device)
+        return Completions(self.ids[idx], self.mask[idx], self.truncated[idx])
+
+
+def join_completions(parts: list[Completions], pad_id: int) -> Completions:
+    """Several batches of completions as one, right-padded to its longest completion."""
+    parts = [p for p in parts if p.ids.shape[0]]
+    width = max(int(p.mask.sum(1).max()) for p in parts)
+    return Completions(torch.cat([_fit(p.ids, width, pad_id, left=False) for p in parts]),
+                       torch.cat([_fit(p.mask, width, 0, left=False) for p in parts]),
+                       torch.cat([p.truncated for p in parts]))
+
+
+def _fit(x: torch.Tensor, width: int, value, left: bool) -> torch.Tensor:
+    """x [B, W, ...] cut or padded with `value` to width `width` along dim 1, on the left or the right
+    (what is cut is padding: every row's content fits in `width`)."""
+    if x.shape[1] >= width:
+        return x[:, x.shape[1] - width:] if left else x[:, :width]
+    pad = torch.full((x.shape[0], width - x.shape[1], *x.shape[2:]), value, dtype=x.dtype, device=x.device)
+    return torch.cat([pad, x] if left else [x, pad], 1)
 
 
 class SpeechLM:
@@ -179,9 +228,15 @@ class SpeechLM:
 
     def completion_logprobs(
         self, prompt_embeds: torch.Tensor, prompt_mask: torch.Tensor, completions: Completions,
-        with_entropy: bool = False,
+        with_entropy: bool = False, sampler_temperature: float | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """log pi(token) for each completion token, [N, Lc]; row b*G + g continues prompt b.
+
+        `sampler_temperature` None: the model's own distribution, log_softmax(logits) (SFT, evaluation
+        NLL). A temperature T: the distribution `sample` draws from at T, log_softmax(logits / T) with
+        the never-sampled `suppress_ids` at -inf (the GRPO policy and reference passes, as TRL divides
+        the logits by its sampling temperature); `sample`'s top-p truncation is not reflected (nor is
+        it in TRL). The entropy is that of the same distribution. Padded positions read 0.
 
         With one prompt per completion this is one forward pass over prompt + completion. With G
         completions per prompt, the prompt is run once (with gradients) and its KV cache repeated G
@@ -217,13 +272,27 @@ class SpeechLM:
         finally:
             for layer in recompute:
                 layer.training = False
-        logp_all = logits.float().log_softmax(-1)
+        logits = logits.float()
+        if sampler_temperature is not None:
+            logits = self._as_sampled(logits, sampler_temperature)
+        logp_all = logits.log_softmax(-1)
         logp = logp_all.gather(-1, completions.ids.unsqueeze(-1)).squeeze(-1)
+        # 0 at padding (where the pad id, a suppressed id, would read -inf), with no gradient there
+        logp = torch.where(completions.mask.bool(), logp, torch.zeros_like(logp))
         entropy = None
         if with_entropy:
             with torch.no_grad():
-                entropy = -(logp_all.exp() * logp_all).sum(-1)
+                probs = logp_all.exp()
+                entropy = -torch.where(probs > 0, probs * logp_all, torch.zeros_like(probs)).sum(-1)
         return logp, entropy
+
+    def _as_sampled(self, logits: torch.Tensor, temperature: float) -> torch.Tensor:
+        """Logits of the distribution `sample` draws from at `temperature` (before top-p): suppressed
+        ids at -inf, divided by the temperature."""
+        if self.suppress_ids:
+            ids = torch.tensor(self.suppress_ids, device=logits.device)
+            logits = logits.index_fill(-1, ids, float("-inf"))
+        return logits / temperature
 
     @torch.no_grad()
     def sample(

@@ -73,7 +73,7 @@ def _fix(item: Mapping[str, Any], model: type[BaseModel], loc: YamlPath) -> str 
         return f"give {wanted.get(kind.split('_')[0], 'a value of the right type')}"
     if "reward" in str(item.get("msg", "")):
         return "use a metric name or weighted sum such as 'bleu' or 'bleu+0.5*bertscore'"
-    if "mp_grpo" in str(item.get("msg", "")):
+    if "mp_grpo needs group_size" in str(item.get("msg", "")):
         return "use grpo.group_size >= 3 with grpo.mp_grpo: true"
     return None  # the problem text (a validator's message) already says what to change
 

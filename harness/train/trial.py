@@ -214,13 +214,19 @@ def run_trial(
     t_train = 0.0
     every = cfg.train.checkpoint_every
 
+    def draw():  # this rank's share of the next training batch: (examples, prompts, answers)
+        examples, feats = data["train"].batch(distributed.shard(sampler.next(), world))
+        return examples, policy.prepare([ex.prompt for ex in examples], feats), [ex.answer for ex in examples]
+
+    def draw_more():  # further prompts for DAPO's dynamic sampling (grpo.dynamic_sampling)
+        return draw()[1:]
+
     for step in range(first, steps + 1):
         t = time.perf_counter()
-        examples, feats = data["train"].batch(distributed.shard(sampler.next(), world))
-        prompts = policy.prepare([ex.prompt for ex in examples], feats)
-        answers = [ex.answer for ex in examples]
+        examples, prompts, answers = draw()
         if grpo:
-            result = grpo_step(learner, prompts, answers, reward, cfg.grpo)
+            result = grpo_step(learner, prompts, answers, reward, cfg.grpo, step=step, total_steps=steps,
+                               draw_more=draw_more)
             if step in sample_at:
                 samples[step] = [dict(r, prompt=examples[r["prompt"]].prompt) for r in result.samples]
             generated += int(result.metrics["generated_tokens"])
