@@ -107,7 +107,7 @@ def render(args, runs: dict[str, list[dict]], total: float) -> str:
         f"Machine: {cpu}, {os.cpu_count()} cores, torch {torch.__version__}. This tree: `{commit.strip()}"
         f"{'-dirty' if dirty else ''}`. Command: `python bench/sweep_throughput.py --baseline {args.baseline} "
         f"--reps {args.reps}` ({total / 60:.1f} min in all).", "",
-        f"Study `bench/studies/grpo_4seeds.yaml` (one GRPO configuration, TrialConfig defaults, 4 seeds), "
+        "Study `bench/studies/grpo_4seeds.yaml` (one GRPO configuration, TrialConfig defaults, 4 seeds), "
         "`harness sweep STUDY --workers 2` from a fresh store each run, warm caches on both sides (one untimed "
         "run each first), the sides alternating.", "",
         "| pair | baseline s | this tree s | ratio |", "|---|---|---|---|",

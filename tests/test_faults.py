@@ -65,10 +65,10 @@ def test_trial_faults_fail_the_trial_and_the_study_goes_on(tmp_path: Path, store
         scores = real_scores(names, hyps, refs)
         return {k: np.full_like(v, np.nan) if k == "rouge1" else v for k, v in scores.items()}
 
-    def faulty_grpo_step(learner, prompts, answers, reward, cfg):  # rougeL: the accelerator runs out of memory
+    def faulty_grpo_step(learner, prompts, answers, reward, cfg, **kwargs):  # rougeL: the accelerator runs out of memory
         if reward.spec == "rougeL":
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
-        return real_grpo_step(learner, prompts, answers, reward, cfg)
+        return real_grpo_step(learner, prompts, answers, reward, cfg, **kwargs)
 
     def faulty_data(cfg: TrialConfig):  # meteor: one test clip is not a readable audio file
         data = real_load(cfg)

@@ -42,10 +42,11 @@ def primary_decoding(data: ReportData) -> str:
     return "sampled" if "sampled" in data.decodings() else "greedy"
 
 
-def reference_config(configs: list[Config], method: str, label: str) -> Config | None:
+def reference_config(configs: list[Config], method: str, label: str, mp: bool = False) -> Config | None:
     """The baseline a comparison is made against: the configuration labelled ``label``, else the one of
-    ``method`` (non-MP) with the highest mean test BLEU (the most conservative baseline)."""
-    candidates = [c for c in configs if c.method == method and not c.mp]
+    ``method`` (MP-GRPO or not, as ``mp``) with the highest mean test BLEU (the most conservative
+    baseline)."""
+    candidates = [c for c in configs if c.method == method and c.mp == mp]
     pool = [c for c in candidates if c.label == label] or candidates
     if not pool:
         return None
@@ -93,6 +94,10 @@ def pairs(data: ReportData) -> list[tuple[Config, Config, str]]:
         if grpo is not None:  # a GRPO variant (its own label: another loss, sampling, ...) against plain GRPO
             out += [(c, grpo, "variant vs GRPO") for c in group
                     if c.is_grpo and not c.mp and c.label != "grpo" and c is not grpo]
+        mp_ref = reference_config([c for c in group if c.mp], GRPO, "mp-grpo", mp=True)
+        if mp_ref is not None:  # an MP-GRPO variant (LUFFY's shaping, ...) against plain MP-GRPO
+            out += [(c, mp_ref, "variant vs MP-GRPO") for c in group
+                    if c.is_grpo and c.mp and c.label != "mp-grpo" and c is not mp_ref]
         for c in group:
             if c.is_grpo and c.mp:
                 twin = next((o for o in group if o.is_grpo and not o.mp and o.task == c.task

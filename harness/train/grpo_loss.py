@@ -81,7 +81,8 @@ from typing import Literal
 
 import torch
 
-__all__ = ["AdvantageScale", "Aggregation", "LossSettings", "LossStats", "group_advantages", "grpo_loss", "k3_kl"]
+__all__ = ["AdvantageScale", "ImportanceLevel", "LossSettings", "LossStats", "LossType", "SFTSchedule", "aggregate", "chunk_weight",
+           "group_advantages", "grpo_loss", "importance_ratio", "k3_kl", "loss_mask", "sft_loss", "sft_weight", "shaped"]
 
 AdvantageScale = Literal["group", "batch", "none"]
 LossType = Literal["dapo", "grpo", "dr_grpo", "bnpo"]
