@@ -54,7 +54,7 @@ class StepSettings:
 
 
 def released_config(size: str = "2b", layers: int | None = None):
-    from harness.models.shapes import published_config
+    from harness.yardsticks.shapes import published_config
 
     return published_config(FIXTURES / f"granite-speech-3.3-{size}.config.json", layers)
 
@@ -79,7 +79,7 @@ def random_model(cfg, device: torch.device, dtype: torch.dtype):
 
 
 def tokenizer_for(cfg, extra_words: str = ""):
-    from harness.models.shapes import granite_like_tokenizer
+    from harness.yardsticks.shapes import granite_like_tokenizer
 
     words = " ".join(dict.fromkeys(f"{PROMPT.replace('<|audio|>', '')} {extra_words}".split()))
     return granite_like_tokenizer(cfg.text_config.vocab_size, cfg.audio_token_index, words)

@@ -10,7 +10,7 @@ sides of each pair, several repetitions; per step min and median, and the ratio 
      fp32, constant lr 1e-4, grad-norm clip 1.0, no gradient checkpointing (TRL's default is on); at
      hidden 64 / 2 layers and hidden 256 / 4 layers;
   2. the speech model (the cached tiny base, a default trial's settings: 8 prompts x 8 samples):
-     audio encoded once per group (`SpeechLM`) vs once per sample (`harness.models.plain.PerSampleLM`: every
+     audio encoded once per group (`SpeechLM`) vs once per sample (`harness.yardsticks.plain.PerSampleLM`: every
      sample's row carries its own copy of the prompt and audio through the encoder, the prefill and
      the training pass, as `generate(num_return_sequences=G)` + a per-row forward would);
   3. our step's phases, read from the step's own clock (`harness.train.clock.PhaseClock`: rollout =
@@ -56,7 +56,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import torch  # noqa: E402
 
 from harness.config import GRPOConfig, TrialConfig  # noqa: E402
-from harness.models.plain import PerSampleLM  # noqa: E402
+from harness.yardsticks.plain import PerSampleLM  # noqa: E402
 from harness.models.speech_lm import SpeechLM  # noqa: E402
 from harness.runtime import configure_threads  # noqa: E402
 

@@ -14,7 +14,7 @@ import torch
 
 from harness.config import GRPOConfig
 from harness.models.features import log_mel
-from harness.models.plain import PerSampleLM
+from harness.yardsticks.plain import PerSampleLM
 from harness.models.speech_lm import SpeechLM
 from harness.models.tiny import TinySpec, build_tiny, build_tiny_text, train_tokenizer
 from harness.rewards import parse_reward

@@ -14,7 +14,7 @@ from transformers import GraniteSpeechConfig, GraniteSpeechForConditionalGenerat
 
 from harness.config import GRPOConfig
 from harness.models.features import N_MELS, log_mel, num_audio_tokens
-from harness.models.shapes import granite_like_tokenizer, published_config
+from harness.yardsticks.shapes import granite_like_tokenizer, published_config
 from harness.models.speech_lm import AUDIO_TOKEN, SpeechLM
 
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -17,7 +17,7 @@ tokenizer. It does three things, each in one method:
   differentiable pass the losses need (again the prompt runs once and its cache serves the group).
 
 Both sampling and log-probs reuse the prompt embeddings, so the audio encoder runs once per
-prompt, not once per sample. `harness.models.plain.PerSampleLM` is the plain per-sample path the
+prompt, not once per sample. `harness.yardsticks.plain.PerSampleLM` is the plain per-sample path the
 tests and `bench/grpo_step.py` compare this one with.
 
 The same class drives a plain text-only causal LM (e.g. `GraniteForCausalLM`): prompts prepared
