@@ -6,7 +6,7 @@ import json
 import pytest
 import torch
 
-from harness.config import EvalConfig, ModelConfig, TrialConfig
+from harness.config import EvalConfig, ModelConfig, TinySpec, TrialConfig
 from harness.data.dataset import SpokenSet
 from harness.models.loader import load_speech_lm
 from harness.eval.hearing import edit_distance
@@ -51,3 +51,28 @@ def test_base_model_hears_the_audio():
     # it translates unseen sentences well above chance, yet leaves room to fine-tune
     bleu = evaluate(lm, SpokenSet(examples, feats), EvalConfig(bertscore=False), full=False).scores["bleu"]
     assert 10 < bleu < 60, bleu
+
+
+def test_shipped_base_is_checked(tmp_path, monkeypatch) -> None:
+    """The shipped base loads only if its weights match their recorded sha256."""
+    import shutil
+
+    import harness.models.tiny_base as tiny_base
+
+    spec = TinySpec()
+    path, sha = tiny_base.shipped_base(spec)
+    assert sha == tiny_base.SHIPPED_SHA256[spec.digest()] == tiny_base.file_sha256(path / tiny_base.WEIGHTS)
+    copy = tmp_path / "assets" / path.name
+    shutil.copytree(path, copy)
+    monkeypatch.setattr(tiny_base, "ASSETS", tmp_path / "assets")
+    assert tiny_base.shipped_base(spec)[1] == sha
+    with open(copy / tiny_base.WEIGHTS, "r+b") as f:  # one byte changed
+        f.seek(1000)
+        byte = f.read(1)
+        f.seek(1000)
+        f.write(bytes([byte[0] ^ 1]))
+    with pytest.raises(tiny_base.BaseModelError, match="does not match the shipped base"):
+        tiny_base.shipped_base(spec)
+    (copy / tiny_base.WEIGHTS).unlink()
+    with pytest.raises(tiny_base.BaseModelError, match="missing"):
+        tiny_base.shipped_base(spec)

@@ -352,3 +352,39 @@ def test_two_workers_run_distinct_trials(tmp_path: Path, stores, base_model) -> 
     assert len(logs) == 2
     _, _, _, runs = runs_of(uri, "pair")
     assert len(runs) == 4 and {r.info.status for r in runs} == {"FINISHED"}
+
+
+def test_identical_trial_is_reused(tmp_path: Path, stores, fake, monkeypatch) -> None:
+    """A second study with a trial identical to a finished one (same resolved config, same clean commit,
+    same starting checkpoint) reuses it: no training, the original's metrics, histories and artifacts in
+    its own run, tagged with the original's run id. A dirty tree never reuses."""
+    import harness.sweep.objective as objective_lib
+    import harness.train.trial as trial_lib
+
+    monkeypatch.setattr(objective_lib, "git_commit", lambda: "0123456789abcdef0123456789abcdef01234567")
+    fake()
+    calls = []
+    real = trial_lib.run_trial
+    monkeypatch.setattr(trial_lib, "run_trial", lambda cfg, **kw: calls.append(cfg.grpo.reward) or real(cfg, **kw))
+    storage, uri = stores
+    first = write_study(tmp_path, "space:\n  grpo.reward: {choices: [bleu, rouge1]}\n", name="first")
+    run_sweep(load_study(first), storage=storage, tracking_uri=uri, progress=False)
+    second = write_study(tmp_path, "space:\n  grpo.reward: {choices: [rouge1, meteor]}\n", name="second")
+    run_sweep(load_study(second), storage=storage, tracking_uri=uri, progress=False)
+    assert sorted(calls) == ["bleu", "meteor", "rouge1"]  # rouge1 trained once, in the first study
+    client, _, _, first_trials = runs_of(uri, "first")
+    _, _, _, second_trials = runs_of(uri, "second")
+    original = next(r for r in first_trials if r.data.params["grpo.reward"] == "rouge1")
+    reused = next(r for r in second_trials if r.data.params["grpo.reward"] == "rouge1")
+    assert reused.data.tags["harness.reused_from"] == original.info.run_id
+    assert reused.data.tags["harness.state"] == "COMPLETE" and "harness.reused_from" not in original.data.tags
+    assert reused.data.metrics["test/bleu"] == original.data.metrics["test/bleu"]
+    history = [(m.step, m.value) for m in client.get_metric_history(reused.info.run_id, "val/bleu")]
+    assert history == [(m.step, m.value) for m in client.get_metric_history(original.info.run_id, "val/bleu")]
+    artifacts = {a.path for a in client.list_artifacts(reused.info.run_id)}
+    assert {"test_examples.json", "trial_config.yaml", "samples"} <= artifacts
+
+    monkeypatch.setattr(objective_lib, "git_commit", lambda: "0123456789abcdef0123456789abcdef01234567-dirty")
+    third = write_study(tmp_path, "space:\n  grpo.reward: {choices: [rouge1]}\n", name="third")
+    run_sweep(load_study(third), storage=storage, tracking_uri=uri, progress=False)
+    assert calls.count("rouge1") == 2  # dirty code: trained again
