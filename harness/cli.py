@@ -136,7 +136,7 @@ def report_cmd(
     if from_folder is not None:
         from harness.report import rebuild_report
 
-        typer.echo(f"report: {rebuild_report(from_folder)}", err=True)
+        typer.echo(f"report: {rebuild_report(from_folder, allow_dirty=allow_dirty)}", err=True)
         return
     if study is None:
         raise typer.BadParameter("give a STUDY (file or name), or --from-folder DIR")

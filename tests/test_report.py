@@ -28,7 +28,7 @@ the checkout's ``reports/`` go to a fresh folder that is removed afterwards, and
 Expected numbers are computed here from the fixture data and the folder's files with numpy / pandas /
 scipy (std: sample standard deviation, ddof=1), independently of the report's code, except where a
 test states that it recomputes a row with the report's own `compare` (same seed, same replicates).
-Bugs found in the report package are strict xfails whose reason starts with "BUG".
+
 """
 
 from __future__ import annotations
@@ -706,10 +706,6 @@ def test_holm_over_the_secondary_family_without_folded_metrics(lr):
     np.testing.assert_allclose(secondary["p_adjusted"], holm(secondary["p_value"]), rtol=1e-12)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: harness/report/build.py rebuild_report drops the folded metric's rows "
-                   "(ROUGE-1) from the comparisons *after* comparison_table Holm-adjusted the secondary family "
-                   "with them, so p_adjusted in comparisons.csv / findings is Holm over 154 tests while the "
-                   "family shown has 126: it does not recompute from the table")
 def test_holm_over_the_secondary_family_as_shown(main):
     cmp = main["comparisons"]
     secondary = cmp[cmp["family"] == "secondary"]
@@ -816,10 +812,6 @@ def test_sweeps_and_their_reference_level_come_from_swept_json(main, lr):
     assert list(sweep["grpo.group_size"]) == [8, 16]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: harness/report/build.py _sweeps (and _ablation) name a factor's CSV/PNG "
-                   "by factor, task, model and decoding only, so a factor with two groups on one task/model (lr at "
-                   "beta 0 and at beta 0.02) writes both sections' tables to the same sweep_lr_sqa_tiny_greedy.csv: "
-                   "the first section's CSV holds the second group's numbers")
 def test_each_sweep_section_links_its_own_csv(lr):
     for block in sections(lr["md"], "Sweep: `train.lr`") + sections(lr["md"], "Sweep: `grpo.beta`"):
         shown = md_tables(block)[0]
@@ -881,9 +873,6 @@ def test_dirty_trials_outside_reports_are_written_with_the_note(dirty_study, tmp
     assert "(from a dirty tree" in path.read_text().splitlines()[0]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: harness/report/build.py build_report exports the store into out_dir "
-                   "(export_study overwrites per_seed.csv, configs/, provenance.json, ...) *before* the DirtyTree "
-                   "check, so a refused report still replaces a committed report's evidence in reports/<study>/")
 def test_refused_report_leaves_reports_untouched(dirty_study, in_repo):
     folder, _ = in_repo
     folder.mkdir(parents=True)
@@ -916,16 +905,12 @@ def test_write_index(main, tmp_path):
     for line, (_, r) in zip(lines, primary.iterrows()):
         assert line.startswith(f"- `sqa` {r['A']} vs {r['B']}: {r['verdict']} (BLEU sampled, Δ {r['diff']:+.2f} "
                                f"[{r['ci_low']:+.2f}, {r['ci_high']:+.2f}]")
-        assert line.endswith(f"paper: {r['relation']} ([row](alpha/findings.csv))")
+        assert line.endswith(f"paper: {r['relation']} ([row](alpha/findings.csv#L{r.name + 2}))")
     against = int((findings["relation"] == "against the paper").sum())
     agreeing = int((findings["relation"] == "agrees with the paper").sum())
     assert f"Against the paper (both families): {against}; agreeing: {agreeing}." in alpha
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: harness/report/build.py write_index links every finding to the whole "
-                   "findings.csv ('[row](<study>/findings.csv)'), not to the row behind it (issue 12 item 13 and "
-                   "its own docstring: 'every number links to the table row it comes from'); e.g. "
-                   "findings.csv#L<n> (GitHub's line anchor)")
 def test_write_index_links_to_the_row(main, tmp_path):
     reports = tmp_path / "reports"
     shutil.copytree(main["out"], reports / "alpha")
@@ -961,10 +946,6 @@ def test_setup_section(main):
     assert table.loc["sqa__base", "steps"] == "0"
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: harness/report/build.py _setup states the replicates as the constant "
-                   "N_BOOTSTRAP ('two-level bootstrap (10,000 replicates)') instead of the n_boot the comparisons "
-                   "used, and n_boot is recorded nowhere in the folder, so a report built with another n_boot "
-                   "misstates it and --from-folder recomputes different CIs/p-values")
 def test_setup_states_the_replicates_used(main):
     assert f"two-level bootstrap ({N_BOOT:,} replicates)" in section(main["md"], "Setup")
 
@@ -991,10 +972,6 @@ def test_compute_table(main):
     assert runs.at["sft", "reused from"] == REUSED_SOURCE
 
 
-@pytest.mark.xfail(strict=True, reason="BUG (latent): harness/report/tables.py:116 and :133 call "
-                   "rows['reused_from'].fillna('') on a column that load_folder reads as float64 when no trial was "
-                   "reused (all empty): pandas 3 warns (Pandas4Warning) that this raises in pandas 4, so every report "
-                   "without a reused trial would crash there; read the column as str in folder.load_folder")
 def test_compute_table_without_reused_trials_is_pandas4_safe(lr):
     import warnings
 
@@ -1014,7 +991,7 @@ def test_compute_table_without_reused_trials_is_pandas4_safe(lr):
 def test_figures_are_real_images(main, lr):
     pngs = sorted(p.name for p in main["out"].glob("*.png"))
     assert pngs == ["mp_grpo.png", "reward_training_sqa_tiny.png", "sweep_group_size_sqa_tiny.png",
-                    "validation_sqa_tiny.png"]
+                    "training_sqa_tiny.png", "validation_sqa_tiny.png"]  # training: MP-GRPO and G=16
     assert {"training_sqa_tiny.png", "validation_sqa_tiny.png"} <= {p.name for p in lr["out"].glob("*.png")}
     for folder, md in ((main["out"], main["md"]), (lr["out"], lr["md"])):
         for path in folder.glob("*.png"):

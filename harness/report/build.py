@@ -49,7 +49,7 @@ def _header(w: ReportWriter, data: ReportData, dirty: list[str]) -> None:
            f"- Trials: {len(data.trials)} (" + ", ".join(f"{s} {states.get(s, 0)}" for s in STATES) + f"); "
            f"configurations: {len(data.configs)}; finished trials reused from identical earlier trials: "
            f"{prov.get('reused_trials', 0)}.",
-           f"- Run by `{prov.get('command')}` at commit(s) {', '.join(f'`{c}`' for c in prov.get('trial_commits', []))} "
+           f"- Run by `{prov.get('command') or 'an unrecorded command'}` at commit(s) {', '.join(f'`{c}`' for c in prov.get('trial_commits', []))} "
            f"on {', '.join(prov.get('trial_machines', [])) or 'an unrecorded machine'}.",
            "- Every number below is computed from the files in this folder (`per_seed.csv`, `per_example.csv.gz`, "
            "`curves.csv.gz`, `trials.csv`, `configs/`; `harness report --from-folder` recomputes it); the MLflow run "
@@ -103,7 +103,8 @@ def _setup(w: ReportWriter, data: ReportData) -> None:
     w.text("Per configuration (AdamW, linear warmup then constant lr, gradient norm clipped at "
            f"{first['train']['max_grad_norm']}; resolved configs in `configs/`):")
     w.text_table(pd.DataFrame(rows))
-    w.text(f"- **Statistics**: every comparison is a two-level bootstrap ({N_BOOTSTRAP:,} replicates) over "
+    w.text(f"- **Statistics**: every comparison is a two-level bootstrap ({data.provenance.get('n_boot', N_BOOTSTRAP):,} "
+           "replicates) over "
            "training seeds and test examples (examples paired across the two configurations, seeds resampled "
            "within each, seed variance corrected for small n), with a t reference (Satterthwaite df) for the "
            f"95 % CI and the p-value, and the minimum detectable difference (MDD) at {POWER:.0%} power, "
@@ -131,6 +132,8 @@ def _findings(w: ReportWriter, data: ReportData, comparisons: pd.DataFrame) -> p
 
 def _methods(w: ReportWriter, data: ReportData, folded: dict[str, str]) -> None:
     w.text("## Method comparison (test set)")
+    if not data.configs:
+        w.text("No trial finished: nothing to compare (the unfinished trials are listed below).")
     if folded:
         w.text(*(f"- {METRIC_NAMES[a]} equals {METRIC_NAMES[b]} on every example of every run here, so it is "
                  f"reported once (comparisons and AVG use {METRIC_NAMES[b]})." for a, b in folded.items()))
@@ -155,33 +158,49 @@ def _methods(w: ReportWriter, data: ReportData, folded: dict[str, str]) -> None:
                     f"Relative change (%) of the mean over the base / SFT mean ({data.decodings()[-1]} decoding).")
 
 
+def _group_names(groups: list[list], factor: str) -> list[tuple[str, str]]:
+    """(file-name part, caption part) per group of a factor: ``task_model``, plus ``_k`` and the settings
+    the group holds fixed when one task and model have several groups."""
+    out = []
+    for group in groups:
+        task, model = group[0].task, group[0].model
+        siblings = [g for g in groups if (g[0].task, g[0].model) == (task, model)]
+        if len(siblings) == 1:
+            out.append((slug(task, model), f"Task `{task}`"))
+            continue
+        held = ", ".join(f"{k}={v}" for k, v in sorted(group[0].params.items()) if k != factor)
+        out.append((slug(task, model, str(siblings.index(group) + 1)), f"Task `{task}`, held fixed: {held}"))
+    return out
+
+
 def _ablation(w: ReportWriter, data: ReportData, folded: dict[str, str]) -> None:
     groups = factor_groups(data.configs, "grpo.reward")
     if not groups:
         return
     w.text("## Reward ablation (GRPO trained with each reward)")
-    for group in groups:
+    for group, (name, caption) in zip(groups, _group_names(groups, "grpo.reward")):
         for decoding in data.decodings():
             numeric, shown, used = reward_ablation(group, folded, decoding == "sampled")
-            name = slug("reward_ablation", group[0].task, group[0].model, decoding)
-            w.table(name, numeric, shown, f"Task `{group[0].task}`, {decoding} decoding. Rows: training reward; AVG = "
-                    f"mean of {', '.join(METRIC_NAMES[m] for m in used)} (means over seeds); bold = best mean per "
-                    "column (a best mean is not evidence of a difference: see the comparisons).")
-        w.figure(slug("reward_training", group[0].task, group[0].model),
-                 plot_training(data, group, "Training curves per reward (each on its own axis)"),
-                 "training reward per reward")
+            w.table(slug("reward_ablation", name, decoding), numeric, shown,
+                    f"{caption}, {decoding} decoding. Rows: training reward; AVG = mean of "
+                    f"{', '.join(METRIC_NAMES[m] for m in used)} (means over seeds); bold = best mean per column (a "
+                    "best mean is not evidence of a difference: see the comparisons).")
+        w.figure(slug("reward_training", name), plot_training(data, group, "Training curves per reward "
+                                                              "(each on its own axis)"), "training reward per reward")
 
 
 def _sweeps(w: ReportWriter, data: ReportData) -> None:
-    for factor, group in sweeps(data):
-        w.text(f"## Sweep: `{factor}` (default level {data.swept.get(factor)})")
-        for decoding in data.decodings():
-            numeric, shown = sweep_table(group, factor, decoding == "sampled")
-            name = slug("sweep", factor.split(".")[-1], group[0].task, group[0].model, decoding)
-            w.table(name, numeric, shown, f"Task `{group[0].task}`, {decoding} decoding; mean ± std over seeds.")
-        w.figure(slug("sweep", factor.split(".")[-1], group[0].task, group[0].model),
-                 plot_sweep(group, factor, f"{group[0].task}: test metrics against {factor} (greedy)"),
-                 f"{factor} sweep; error bars ± 1 sample std over seeds")
+    found = sweeps(data)
+    for factor in dict.fromkeys(f for f, _ in found):
+        groups = [g for f, g in found if f == factor]
+        for group, (name, caption) in zip(groups, _group_names(groups, factor)):
+            w.text(f"## Sweep: `{factor}` (default level {data.swept.get(factor)})")
+            base = slug("sweep", factor.split(".")[-1], name)
+            for decoding in data.decodings():
+                numeric, shown = sweep_table(group, factor, decoding == "sampled")
+                w.table(slug(base, decoding), numeric, shown, f"{caption}, {decoding} decoding; mean ± std over seeds.")
+            w.figure(base, plot_sweep(group, factor, f"{group[0].task}: test metrics against {factor} (greedy)"),
+                     f"{factor} sweep; error bars ± 1 sample std over seeds")
 
 
 def _mp(w: ReportWriter, data: ReportData) -> None:
@@ -205,7 +224,8 @@ def _curves(w: ReportWriter, data: ReportData) -> None:
         fig = plot_validation(data, configs, f"{task} / {model}")
         if fig is not None:
             w.figure(slug("validation", task, model), fig, f"validation curves {task} {model}")
-        trained = [c for c in configs if c.is_grpo and "grpo.reward" not in c.params]
+        in_ablation = {c.name for g in factor_groups(configs, "grpo.reward") for c in g}
+        trained = [c for c in configs if c.is_grpo and c.name not in in_ablation]
         if trained:
             w.figure(slug("training", task, model), plot_training(data, trained, f"{task} / {model}: GRPO training"),
                      f"training curves {task} {model}")
@@ -256,8 +276,10 @@ def _hearing(w: ReportWriter, data: ReportData) -> None:
 
 def _comparisons(w: ReportWriter, comparisons: pd.DataFrame) -> None:
     w.text("## Comparisons", "",
-           "Δ = A − B in points (x100). CI and p from the two-level bootstrap (see Setup); p_adjusted: Holm within "
-           "the family; MDD: the smallest |Δ| these seeds and examples detect with 80 % power at alpha 0.05.")
+           "Δ = A − B in points (x100). CI and p from the two-level bootstrap (see Setup), not adjusted for "
+           "multiplicity; p_adjusted: Holm within the family (the verdicts use it, so a CI excluding 0 can come "
+           "with no evidence after adjustment); MDD: the smallest |Δ| these seeds and examples detect with 80 % "
+           "power at alpha 0.05.")
     if comparisons.empty:
         w.text("No comparisons.")
         return
@@ -265,8 +287,8 @@ def _comparisons(w: ReportWriter, comparisons: pd.DataFrame) -> None:
         "task": comparisons["task"], "A vs B": [f"{a} vs {b}" for a, b in zip(comparisons["A"], comparisons["B"])],
         "metric": [METRIC_NAMES[m] for m in comparisons["metric"]], "decoding": comparisons["decoding"],
         "family": comparisons["family"], "Δ": [fmt_num(v, sign=True) for v in comparisons["diff"]],
-        "95% CI": [f"[{fmt_num(lo, sign=True)}, {fmt_num(hi, sign=True)}]"
-                   for lo, hi in zip(comparisons["ci_low"], comparisons["ci_high"])],
+        "95% CI (unadj.)": [f"[{fmt_num(lo, sign=True)}, {fmt_num(hi, sign=True)}]"
+                            for lo, hi in zip(comparisons["ci_low"], comparisons["ci_high"])],
         "p": [fmt_p(p) for p in comparisons["p_value"]], "p_adjusted": [fmt_p(p) for p in comparisons["p_adjusted"]],
         "MDD": [fmt_num(v) for v in comparisons["mdd"]],
         "seeds": [f"{int(a)}/{int(b)}" for a, b in zip(comparisons["seeds_a"], comparisons["seeds_b"])]})
@@ -381,14 +403,28 @@ def dirty_reasons(data: ReportData, report_commit: str) -> list[str]:
     return reasons
 
 
-def rebuild_report(folder: Path, n_boot: int = N_BOOTSTRAP, dirty: list[str] | None = None) -> Path:
-    """Write ``report.md`` (+ CSVs, PNGs, findings) in ``folder`` from its evidence files alone."""
+def rebuild_report(folder: Path, n_boot: int | None = None, allow_dirty: bool = False) -> Path:
+    """Write ``report.md`` (+ CSVs, PNGs, findings) in ``folder`` from its evidence files alone. The code
+    doing it is recorded (``report_commit``) and held to the same rule as `build_report` when ``folder``
+    is in the repository's ``reports/``; ``n_boot`` defaults to what the folder was built with."""
+    from harness.sweep.provenance import git_commit
+
+    folder = Path(folder)
+    provenance_path = folder / FILES["provenance"]
+    provenance = json.loads(provenance_path.read_text())
+    provenance["report_commit"] = git_commit()
+    provenance["n_boot"] = n_boot or provenance.get("n_boot", N_BOOTSTRAP)
     data = load_folder(folder)
-    dirty = dirty if dirty is not None else dirty_reasons(data, data.provenance.get("report_commit", "unknown"))
-    w = ReportWriter(Path(folder))
+    dirty = dirty_reasons(data, provenance["report_commit"])
+    if dirty and _in_reports(folder) and not allow_dirty:
+        raise DirtyTree(f"{folder}: not writing a report that a commit cannot reproduce ({'; '.join(dirty)}). "
+                        "Fix: commit, rerun the study from the clean tree, then `harness report`; or pass "
+                        "--allow-dirty (the report's title then says so).")
+    provenance_path.write_text(json.dumps(provenance, indent=2) + "\n")
+    data.provenance = provenance
+    w = ReportWriter(folder)
     folded = duplicate_metrics(data)
-    comparisons = comparison_table(data, n_boot=n_boot)
-    comparisons = comparisons[~comparisons["metric"].isin(folded)] if not comparisons.empty else comparisons
+    comparisons = comparison_table(data, n_boot=provenance["n_boot"], skip=frozenset(folded))
     _header(w, data, dirty)
     _setup(w, data)
     _findings(w, data, comparisons)
@@ -405,7 +441,18 @@ def rebuild_report(folder: Path, n_boot: int = N_BOOTSTRAP, dirty: list[str] | N
     _incomplete(w, data)
     _published(w, data)
     _appendix(w, data)
-    return w.write()
+    path = w.write()
+    if _in_reports(folder):
+        from harness.sweep.provenance import CHECKOUT
+
+        write_index(CHECKOUT / "reports")
+    return path
+
+
+def _in_reports(folder: Path) -> bool:
+    from harness.sweep.provenance import CHECKOUT
+
+    return Path(folder).resolve().is_relative_to(CHECKOUT / "reports")
 
 
 def build_report(experiment_name: str, out_dir: Path, tracking_uri: str | None = None, allow_dirty: bool = False,
@@ -413,30 +460,32 @@ def build_report(experiment_name: str, out_dir: Path, tracking_uri: str | None =
     """Export the study from the MLflow store at ``tracking_uri`` into ``out_dir`` and write its report.
 
     A report written into the repository's ``reports/`` must be reproducible: its trials ran at clean
-    commits and this code is a clean commit; otherwise `DirtyTree` is raised, unless ``allow_dirty``
-    (then the title says so). With ``log_to_parent`` the files are logged to the study's run under
-    ``report/``."""
-    from harness.sweep.provenance import CHECKOUT, git_commit
+    commits and this code is a clean commit; otherwise `DirtyTree` is raised (before anything in
+    ``out_dir`` is touched), unless ``allow_dirty`` (then the title says so). With ``log_to_parent`` the
+    files are logged to the study's run under ``report/``."""
+    import shutil
+    import tempfile
+
+    from harness.sweep.provenance import git_commit
 
     out_dir = Path(out_dir)
     uri = tracking_uri or mlflow.get_tracking_uri()
     client = MlflowClient(tracking_uri=uri)
-    export_study(client, experiment_name, out_dir)
-    provenance_path = out_dir / FILES["provenance"]
-    provenance = json.loads(provenance_path.read_text())
-    provenance["report_commit"] = git_commit()
-    provenance_path.write_text(json.dumps(provenance, indent=2) + "\n")
-    dirty = dirty_reasons(load_folder(out_dir), provenance["report_commit"])
-    in_repo = out_dir.resolve().is_relative_to(CHECKOUT / "reports")
-    if dirty and in_repo and not allow_dirty:
-        raise DirtyTree(f"{out_dir}: not writing a report that a commit cannot reproduce ({'; '.join(dirty)}). "
-                        "Fix: commit, rerun the study from the clean tree, then `harness report`; or pass "
-                        "--allow-dirty (the report's title then says so).")
-    path = rebuild_report(out_dir, n_boot=n_boot, dirty=dirty)
+    with tempfile.TemporaryDirectory(prefix="harness-report-") as scratch:
+        staged = Path(scratch) / "evidence"
+        export_study(client, experiment_name, staged, previous=out_dir)
+        dirty = dirty_reasons(load_folder(staged), git_commit())
+        if dirty and _in_reports(out_dir) and not allow_dirty:
+            raise DirtyTree(f"{out_dir}: not writing a report that a commit cannot reproduce ({'; '.join(dirty)}). "
+                            "Fix: commit, rerun the study from the clean tree, then `harness report`; or pass "
+                            "--allow-dirty (the report's title then says so).")
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copytree(staged, out_dir)
+    path = rebuild_report(out_dir, n_boot=n_boot, allow_dirty=True)
     if log_to_parent:
-        _log_files(client, provenance.get("study_run"), out_dir)
-    if in_repo:
-        write_index(CHECKOUT / "reports")
+        _log_files(client, load_folder(out_dir).provenance.get("study_run"), out_dir)
     return path
 
 
@@ -470,7 +519,7 @@ def write_index(reports: Path) -> Path:
                          f"{fmt_num(r['diff'], sign=True)} [{fmt_num(r['ci_low'], sign=True)}, "
                          f"{fmt_num(r['ci_high'], sign=True)}], p_adj {fmt_p(r['p_adjusted'])}, MDD "
                          f"{fmt_num(r['mdd'])}); paper: {r['relation']} "
-                         f"([row]({folder.name}/{FINDINGS_FILE}))")
+                         f"([row]({folder.name}/{FINDINGS_FILE}#L{r.name + 2}))")
         against = findings[findings["relation"] == "against the paper"]
         lines += ["", f"Against the paper (both families): {len(against)}; agreeing: "
                       f"{int((findings['relation'] == 'agrees with the paper').sum())}.", ""]

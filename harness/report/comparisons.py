@@ -44,13 +44,13 @@ def primary_decoding(data: ReportData) -> str:
 
 def reference_config(configs: list[Config], method: str, label: str, mp: bool = False) -> Config | None:
     """The baseline a comparison is made against: the configuration labelled ``label``, else the one of
-    ``method`` (MP-GRPO or not, as ``mp``) with the highest mean test BLEU (the most conservative
-    baseline)."""
+    ``method`` (MP-GRPO or not, as ``mp``); among several, the one with the highest mean validation
+    BLEU at the selected checkpoints (chosen as a practitioner would, without the test set)."""
     candidates = [c for c in configs if c.method == method and c.mp == mp]
     pool = [c for c in candidates if c.label == label] or candidates
     if not pool:
         return None
-    return max(pool, key=lambda c: np.nan_to_num(c.stats("test/bleu")[0], nan=-np.inf))
+    return max(pool, key=lambda c: np.nan_to_num(c.stats("val/bleu")[0], nan=-np.inf))
 
 
 def factor_groups(configs: list[Config], factor: str) -> list[list[Config]]:
@@ -123,15 +123,16 @@ def _score(metric: str, decoding: str):
     return mean_passes_score if decoding == "sampled" else mean_score
 
 
-def comparison_table(data: ReportData, n_boot: int = N_BOOTSTRAP) -> pd.DataFrame:
-    """Every pair x metric x decoding: effect, CI, p, Holm-adjusted p within its family, MDD."""
+def comparison_table(data: ReportData, n_boot: int = N_BOOTSTRAP, skip: frozenset[str] = frozenset()) -> pd.DataFrame:
+    """Every pair x metric x decoding: effect, CI, p, Holm-adjusted p within its family, MDD. Metrics in
+    ``skip`` (reported once under another name, `tables.duplicate_metrics`) are left out of the families."""
     primary = primary_decoding(data)
     rows = []
     for a, b, why in pairs(data):
         if data.example_ids(a, "greedy") != data.example_ids(b, "greedy"):
             continue  # different test sets: nothing to pair
         for decoding in data.decodings():
-            for metric in METRICS:
+            for metric in (m for m in METRICS if m not in skip):
                 fa, fb = data.features(a, metric, decoding), data.features(b, metric, decoding)
                 if fa is None or fb is None:
                     continue

@@ -50,7 +50,7 @@ __all__ = ["CURVE_METRICS", "FILES", "PER_SEED_COLUMNS", "export_study"]
 
 FILES = {"per_seed": "per_seed.csv", "per_example": "per_example.csv.gz", "curves": "curves.csv.gz",
          "trials": "trials.csv", "study": "study.yaml", "swept": "swept.json", "provenance": "provenance.json",
-         "configs": "configs"}
+         "configs": "configs", "hearing": "hearing.csv"}
 PER_SEED_COLUMNS = ["study", "config", "label", "task", "model", "method", "seed", "run_id", "trial", BEST_STEP,
                     TRAIN_STEPS, WALL_TIME, GENERATED_TOKENS, TRAINED_TOKENS, PARAMS_TOTAL, PARAMS_TRAINABLE,
                     "reused_from", "commit"]
@@ -60,6 +60,7 @@ VAL_COLUMNS = [metric_key(VAL, m) for m in VALIDATION_METRICS]  # at the selecte
 CURVE_METRICS: tuple[str, ...] = ("reward", "kl", "completion_len_mean", "entropy", "loss", "truncated_frac")
 BLEU_STAT_COLUMNS = ["bleu_sys_len", "bleu_ref_len", *(f"bleu_correct_{n}" for n in range(1, 5)),
                      *(f"bleu_total_{n}" for n in range(1, 5))]
+GZIP = {"method": "gzip", "mtime": 0}  # no timestamp in the header: the same data gives the same bytes
 MLFLOW_STATUS_TO_STATE = {"FINISHED": "COMPLETE", "FAILED": "FAIL", "KILLED": "FAIL", "RUNNING": "RUNNING",
                           "SCHEDULED": "RUNNING"}
 
@@ -131,8 +132,10 @@ def _config_names(trials: list[_Trial]) -> dict[str, str]:
 # Export
 
 
-def export_study(client: MlflowClient, experiment_name: str, out_dir: Path) -> None:
-    """Write the study's evidence files (module docstring) into ``out_dir``."""
+def export_study(client: MlflowClient, experiment_name: str, out_dir: Path, previous: Path | None = None) -> None:
+    """Write the study's evidence files (module docstring) into ``out_dir``; ``previous``: an earlier
+    export of the study, whose measurements of the starting checkpoint (``hearing.csv``) are kept while
+    the checkpoint is the same."""
     experiment = client.get_experiment_by_name(experiment_name)
     if experiment is None:
         raise ValueError(f"no MLflow experiment named {experiment_name!r} at {client.tracking_uri}")
@@ -151,12 +154,12 @@ def export_study(client: MlflowClient, experiment_name: str, out_dir: Path) -> N
                     for t in complete}
     curves = _curves(client, complete)
     _per_seed(experiment_name, complete, names, searched, curves).to_csv(out_dir / FILES["per_seed"], index=False)
-    _per_example(examples).to_csv(out_dir / FILES["per_example"], index=False, float_format="%.6g")
-    curves.to_csv(out_dir / FILES["curves"], index=False, float_format="%.6g")
+    _per_example(examples).to_csv(out_dir / FILES["per_example"], index=False, float_format="%.6g", compression=GZIP)
+    curves.to_csv(out_dir / FILES["curves"], index=False, float_format="%.6g", compression=GZIP)
     _trials_table(client, trials, names).to_csv(out_dir / FILES["trials"], index=False)
     _configs(client, complete, names, out_dir / FILES["configs"])
     (out_dir / FILES["provenance"]).write_text(json.dumps(_provenance(parent, complete), indent=2) + "\n")
-    _hearing(out_dir)
+    _hearing(out_dir, previous or out_dir)
 
 
 def _study_files(client: MlflowClient, parent: Run | None, out_dir: Path) -> list[str]:
@@ -302,7 +305,7 @@ def _provenance(parent: Run | None, complete: list[_Trial]) -> dict[str, Any]:
     }
 
 
-def _hearing(out_dir: Path) -> None:
+def _hearing(out_dir: Path, previous: Path) -> None:
     """For a study that evaluates the tiny base on synthetic speech: the base's transcription errors on
     each task's test clips in the study's voice and in its pretraining voice (`harness.eval.hearing`),
     measured once per starting checkpoint (kept while the checkpoint is the same)."""
@@ -314,7 +317,7 @@ def _hearing(out_dir: Path) -> None:
     configs = [yaml.safe_load(p.read_text(encoding="utf-8")) for p in sorted((out_dir / FILES["configs"]).glob("*.yaml"))]
     bases = {c["task"]: c for c in configs if c.get("method") == "base-eval" and c["model"]["name"] == "tiny"
              and c["data"]["source"] == "synthetic"}
-    path = out_dir / HEARING_FILE
+    path, earlier = out_dir / HEARING_FILE, previous / HEARING_FILE
     if not bases:
         path.unlink(missing_ok=True)
         return
@@ -322,8 +325,8 @@ def _hearing(out_dir: Path) -> None:
     for task, raw in sorted(bases.items()):
         cfg = TrialConfig.model_validate({**raw, "seed": raw["seed"][0]})
         voices = sorted({cfg.data.voice, VOICE})
-        if path.is_file():
-            old = pd.read_csv(path)
+        if earlier.is_file():
+            old = pd.read_csv(earlier, dtype={"id": str})
             same = old[(old["task"] == task) & (old["checkpoint"] == starting_point(cfg.model).identity)]
             if set(same["voice"]) == set(voices):
                 frames.append(same)

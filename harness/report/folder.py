@@ -99,6 +99,15 @@ class ReportData:
         return pd.read_csv(path, dtype={"id": str, "run_id": str}) if path.is_file() else pd.DataFrame()
 
     @cached_property
+    def examples_by_run(self) -> dict[tuple[str, str], pd.DataFrame]:
+        """(run id, decoding) -> that run's per-example rows, sorted by pass and example id."""
+        pe = self.per_example
+        if pe.empty:
+            return {}
+        ordered = pe.sort_values(["pass", "id"], kind="stable")
+        return {key: part for key, part in ordered.groupby(["run_id", "decoding"], sort=False)}
+
+    @cached_property
     def curves(self) -> pd.DataFrame:
         path = self.dir / FILES["curves"]
         return pd.read_csv(path, dtype={"run_id": str}) if path.is_file() else pd.DataFrame(
@@ -118,34 +127,34 @@ class ReportData:
     def features(self, config: Config, metric: str, decoding: str) -> np.ndarray | None:
         """Per-example features of every seed, ``[seeds, examples, *F]`` in example-id order: BLEU's
         sufficient statistics (F = (10,), or (passes, 10) sampled) or the metric's score (F = () or
-        (passes,)); None when a seed has no per-example scores for it."""
-        pe = self.per_example
-        if pe.empty:
-            return None
+        (passes,)); None when a seed has no per-example scores for it or the seeds' examples differ."""
         columns = BLEU_STAT_COLUMNS if metric == "bleu" else [metric]
-        seeds = []
+        seeds, ids = [], None
         for run_id in config.run_ids:
-            rows = pe[(pe["run_id"] == run_id) & (pe["decoding"] == decoding)]
-            if rows.empty or rows[columns].isna().any().any():
+            rows = self.examples_by_run.get((run_id, decoding))
+            if rows is None or any(c not in rows for c in columns) or rows[columns].isna().any().any():
                 return None
-            passes = []
-            for _, part in rows.groupby("pass", sort=True):
-                passes.append(part.sort_values("id", kind="stable")[columns].to_numpy(dtype=float))
-            stacked = np.stack(passes, axis=1) if decoding == "sampled" else passes[0]  # [M, (P,) K]
+            passes = [part for _, part in rows.groupby("pass", sort=True)]
+            run_ids = [tuple(part["id"]) for part in passes]
+            if ids is None:
+                ids = run_ids[0]
+            if any(i != ids for i in run_ids):
+                return None
+            stacked = np.stack([part[columns].to_numpy(dtype=float) for part in passes], axis=1)  # [M, P, K]
+            stacked = stacked if decoding == "sampled" else stacked[:, 0]
             seeds.append(stacked if metric == "bleu" else stacked[..., 0])
-        ids = {tuple(sorted(pe[(pe["run_id"] == r) & (pe["decoding"] == decoding)]["id"].unique()))
-               for r in config.run_ids}
-        return np.stack(seeds) if len(ids) == 1 else None
+        return np.stack(seeds) if seeds else None
 
     def example_ids(self, config: Config, decoding: str) -> list[str]:
-        pe = self.per_example
-        rows = pe[(pe["run_id"] == config.run_ids[0]) & (pe["decoding"] == decoding) & (pe["pass"] == 0)]
-        return sorted(rows["id"])
+        rows = self.examples_by_run.get((config.run_ids[0], decoding))
+        return [] if rows is None else list(rows[rows["pass"] == 0]["id"])
 
 
 def load_folder(folder: Path) -> ReportData:
     folder = Path(folder)
     per_seed = pd.read_csv(folder / FILES["per_seed"], dtype={"run_id": str, "config": str, "label": str})
+    for column in ("reused_from", "commit"):
+        per_seed[column] = per_seed[column].fillna("").astype(str)
     trials_path = folder / FILES["trials"]
     trials = pd.read_csv(trials_path, dtype={"run_id": str}) if trials_path.is_file() else pd.DataFrame()
     swept_path = folder / FILES["swept"]

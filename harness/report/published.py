@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from importlib import resources
 
 import pandas as pd
@@ -21,8 +22,9 @@ PUBLISHED_TABLES = {  # file -> (task it belongs to, caption)
 # Published figures
 
 
+@lru_cache(maxsize=1)
 def published_tables() -> dict[str, pd.DataFrame]:
-    """The paper's tables shipped in ``harness/published`` (file name -> table)."""
+    """The paper's tables shipped in ``harness/published`` (file name -> table; read once: do not modify)."""
     folder = resources.files("harness").joinpath("published")
     out = {}
     for entry in sorted(folder.iterdir(), key=lambda e: e.name):

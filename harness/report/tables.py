@@ -113,7 +113,7 @@ def compute_table(configs: list[Config]) -> pd.DataFrame:
                      **{f"{k} mean": c.stats(k)[0] for k in COMPUTE_COLUMNS},
                      "trainable params": c.stats(PARAMS_TRAINABLE)[0],
                      "best = last step": f"{at_end}/{len(c.rows)}" if np.nanmax(steps, initial=0) > 0 else "—",
-                     "reused": int((c.rows["reused_from"].fillna("") != "").sum())})
+                     "reused": int((c.rows["reused_from"] != "").sum())})
     return pd.DataFrame(rows)
 
 
@@ -130,7 +130,7 @@ def runs_table(configs: list[Config]) -> pd.DataFrame:
                           "seeds": ", ".join(str(s) for s in c.seeds),
                           "trials": ", ".join(str(int(t)) for t in c.rows["trial"] if pd.notna(t)),
                           "run ids": ", ".join(c.run_ids),
-                          "reused from": ", ".join(r for r in c.rows["reused_from"].fillna("") if r) or "—"}
+                          "reused from": ", ".join(r for r in c.rows["reused_from"] if r) or "—"}
                          for c in configs])
 
 
