@@ -211,7 +211,11 @@ def _summary(optuna_study, study) -> bool:
     counts = {s.name: sum(t.state == s for t in trials) for s in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)}
     line = f"study {study.name}: " + ", ".join(f"{n} {k.lower()}" for k, n in counts.items())
     completed = [t for t in trials if t.state == TrialState.COMPLETE]
-    if completed:
+    if completed and study.multi_objective:  # no single best: the trials no other trial beats on every objective
+        front = sorted(optuna_study.best_trials, key=lambda t: t.number)
+        line += (f"; Pareto front of {', '.join(f'{o.metric} ({o.direction})' for o in study.objectives)}: "
+                 f"{len(front)} trial(s) ({', '.join(str(t.number) for t in front)})")
+    elif completed:
         best = optuna_study.best_trial
         line += f"; best {study.objective.metric}={best.value:.2f} (trial {best.number}, {best.user_attrs.get('label')})"
     typer.echo(line, err=True)

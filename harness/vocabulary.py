@@ -11,11 +11,15 @@ contract between them silently. This module imports nothing from the harness.
 - **Method labels**: how a trial's method is named in reports (`base`, `sft`, `grpo`, `mp-grpo`).
 - **Swept parameters**: the study run records which TrialConfig keys its `space` searched and their
   defaults when it ran (`SWEPT_ARTIFACT`); reports read that instead of guessing from today's code.
+- **Optuna records, models, datasets, samples**: each trial run's Optuna view (`OPTUNA_TRIAL_ARTIFACT`),
+  its best checkpoint as an MLflow model (`LOGGED_MODEL`), its data as MLflow dataset inputs
+  (`DATASET_CONTEXTS`), its sample generations (`sample_artifact`); and the report folder's files made
+  from them (`OPTUNA_TRIALS_FILE`, `SAMPLES_FILE`).
 """
 
 from __future__ import annotations
 
-__all__ = ["AUDIO_TOKEN", "BASE_EVAL", "BASE_LABEL", "BEST_STEP", "EXAMPLES_ARTIFACT", "GENERATED_TOKENS", "GRPO", "METHOD_PARAM", "METRICS", "METRIC_NAMES", "MODEL_PARAM", "MP_LABEL", "MP_PARAM", "PARAMS_TOTAL", "PARAMS_TRAINABLE", "REWARD_PARAM", "ROLE_STUDY", "ROLE_TRIAL", "SAMPLED", "SEED", "SELECT_METRIC", "SFT", "STATES", "STUDY_FILE_ARTIFACT", "SWEPT_ARTIFACT", "TAG_BERTSCORE", "TAG_CHECKPOINT", "TAG_COMMAND", "TAG_COMMIT", "TAG_ERROR", "TAG_LABEL", "TAG_MACHINE", "TAG_METEOR", "TAG_NUMBER", "TAG_N_TRIALS", "TAG_RESULT_KEY", "TAG_RESUMED", "TAG_REUSED", "TAG_ROLE", "TAG_STATE", "TAG_STUDY", "TAG_VERSION_PREFIX", "TASK_PARAM", "TEST", "TRAINED_TOKENS", "TRAIN_STEPS", "TRIAL_CONFIG_ARTIFACT", "VAL", "VALIDATION_METRICS", "WALL_TIME", "method_label", "metric_key"]
+__all__ = ["AUDIO_TOKEN", "BASE_EVAL", "BASE_LABEL", "BEST_STEP", "COMPUTE_OBJECTIVES", "DATASET_CONTEXTS", "EXAMPLES_ARTIFACT", "GENERATED_TOKENS", "GRPO", "LOGGED_MODEL", "METHOD_PARAM", "METRICS", "METRIC_NAMES", "MODEL_PARAM", "MP_LABEL", "MP_PARAM", "OPTUNA_TRIALS_FILE", "OPTUNA_TRIAL_ARTIFACT", "PARAMS_TOTAL", "PARAMS_TRAINABLE", "REWARD_PARAM", "ROLE_STUDY", "ROLE_TRIAL", "SAMPLED", "SAMPLES_DIR", "SAMPLES_FILE", "SEED", "SELECT_METRIC", "SFT", "STATES", "STUDY_FILE_ARTIFACT", "SWEPT_ARTIFACT", "TAG_BERTSCORE", "TAG_CHECKPOINT", "TAG_COMMAND", "TAG_COMMIT", "TAG_ERROR", "TAG_LABEL", "TAG_MACHINE", "TAG_METEOR", "TAG_NUMBER", "TAG_N_TRIALS", "TAG_RESULT_KEY", "TAG_RESUMED", "TAG_REUSED", "TAG_ROLE", "TAG_STATE", "TAG_STUDY", "TAG_VERSION_PREFIX", "TASK_PARAM", "TEST", "TRAINED_TOKENS", "TRAIN_STEPS", "TRIAL_CONFIG_ARTIFACT", "VAL", "VALIDATION_METRICS", "WALL_TIME", "method_label", "metric_key", "sample_artifact"]
 
 # --------------------------------------------------------------------------------------------------
 # Metrics
@@ -41,6 +45,10 @@ PARAMS_TOTAL, PARAMS_TRAINABLE = "model/params", "model/trainable_params"
 # Compute a trial logs once at its end (besides per-step metrics).
 WALL_TIME, GENERATED_TOKENS, TRAINED_TOKENS, TRAIN_STEPS, BEST_STEP = (
     "wall_time_s", "generated_tokens", "trained_tokens", "train_steps", "best_step")
+
+# Compute columns a study may name as an objective besides test/<m>, test/sampled/<m>, val/<m>
+# (e.g. minimise generated_tokens against maximising test/bleu).
+COMPUTE_OBJECTIVES: tuple[str, ...] = (GENERATED_TOKENS, TRAINED_TOKENS, WALL_TIME)
 
 # --------------------------------------------------------------------------------------------------
 # MLflow tags
@@ -71,6 +79,21 @@ STUDY_FILE_ARTIFACT = "study.yaml"  # the study file as run (study run)
 SWEPT_ARTIFACT = "swept.json"  # {dotted key: default value} of every parameter the study's space searched
 TRIAL_CONFIG_ARTIFACT = "trial_config.yaml"  # the resolved TrialConfig (trial run)
 EXAMPLES_ARTIFACT = "test_examples.json"  # per-example test scores (trial run)
+SAMPLES_DIR = "samples"  # sample generations of a few training steps, one MLflow table per step (trial run)
+OPTUNA_TRIAL_ARTIFACT = "optuna_trial.json"  # the trial as Optuna saw it: state, values, params, distributions,
+# intermediate values (trial run; harness.sweep.optuna_record writes it, harness.report.optuna_trials reads it)
+LOGGED_MODEL = "best_checkpoint"  # name of the MLflow LoggedModel holding a trial's best checkpoint
+DATASET_CONTEXTS: tuple[str, ...] = ("train", "validation", "test")  # MLflow dataset inputs of a trial run
+# (the context of each is its split's name)
+
+# Files of a report folder made from the records above (besides harness.report.export.FILES)
+OPTUNA_TRIALS_FILE = "optuna_trials.csv"  # one row per Optuna trial (optuna_trial.json flattened)
+SAMPLES_FILE = "samples.csv"  # every sample generation of every finished trial
+
+
+def sample_artifact(step: int) -> str:
+    """``samples/step_0007.json``: the sample-generation table of a training step."""
+    return f"{SAMPLES_DIR}/step_{step:04d}.json"
 
 # --------------------------------------------------------------------------------------------------
 # Method labels

@@ -16,7 +16,7 @@ import pytest  # noqa: E402
 from mlflow import MlflowClient  # noqa: E402
 
 import harness.train.trial as trial_lib  # noqa: E402
-from fakes import fake_trial  # noqa: E402
+from fakes import fake_data, fake_trial  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -38,6 +38,7 @@ def stores(tmp_path: Path, empty_mlflow_db: Path) -> tuple[str, str]:
 def fake(monkeypatch):
     def install(**kwargs):
         monkeypatch.setattr(trial_lib, "run_trial", fake_trial(**kwargs))
+        monkeypatch.setattr(trial_lib, "load_task_data", fake_data)
 
     return install
 

@@ -273,6 +273,30 @@ def test_end_to_end_sweep_mlflow_layout(tmp_path: Path, stores, base_model, monk
         assert all(len(v) == 4 for v in examples["scores"].values())
         table = json.loads(Path(client.download_artifacts(run.info.run_id, samples[0], str(tmp_path / "s"))).read_text())
         assert {"prompt", "reference", "completion", "reward"} <= set(table["columns"])
+        # the best checkpoint as the run's MLflow model, and the synthetic data as its dataset inputs
+        (model,) = client.search_logged_models([experiment.experiment_id],
+                                               filter_string=f"source_run_id = '{run.info.run_id}'")
+        assert model.name == "best_checkpoint" and model.params["best_step"] == str(int(metrics["best_step"]))
+        inputs = {i.tags[0].value: i.dataset for i in run.inputs.dataset_inputs}
+        assert set(inputs) == {"train", "validation", "test"}
+        assert json.loads(inputs["test"].profile)["num_rows"] == 4
+        assert Path(json.loads(inputs["test"].source)["uri"]).is_dir()  # the synthetic clips' cache directory
+
+    # The logged model of the first trial, loaded back, answers the test set as the trial did.
+    import mlflow.pyfunc
+    import pandas as pd
+
+    from harness.train.trial import load_task_data
+
+    mlflow.set_tracking_uri(uri)
+    (model,) = client.search_logged_models([experiment.experiment_id],
+                                           filter_string=f"source_run_id = '{runs[0].info.run_id}'")
+    loaded = mlflow.pyfunc.load_model(f"models:/{model.model_id}")
+    test = load_task_data(loaded.unwrap_python_model().config)["test"].examples
+    answers = loaded.predict(pd.DataFrame({"audio": [ex.audio for ex in test], "prompt": [ex.prompt for ex in test]}))
+    logged = json.loads(Path(client.download_artifacts(runs[0].info.run_id, "test_examples.json",
+                                                       str(tmp_path / "first"))).read_text())
+    assert logged["ids"] == [ex.id for ex in test] and answers == logged["hypotheses"]
 
 
 def wait_for(condition, timeout: float, what: str) -> None:

@@ -18,8 +18,10 @@ from harness.report.document import ReportWriter, fmt_num, fmt_p, slug
 from harness.report.export import FILES, export_study
 from harness.report.findings import findings_table, render
 from harness.report.folder import ReportData, load_folder
+from harness.report.optuna_views import optuna_analysis_section, pareto_section
 from harness.report.plots import plot_mp_bars, plot_sweep, plot_training, plot_validation
 from harness.report.published import PUBLISHED_TABLES, PUBLISHED_TITLE, published_tables
+from harness.report.samples import samples_section
 from harness.report.tables import (COMPUTE_COLUMNS, compute_table, duplicate_metrics, incomplete_table, method_table,
                                    relative_improvements, reward_ablation, runs_table, sweep_table, sweeps)
 from harness.vocabulary import METRIC_NAMES, METRICS, SELECT_METRIC, STATES
@@ -432,7 +434,10 @@ def rebuild_report(folder: Path, n_boot: int | None = None, allow_dirty: bool = 
     _ablation(w, data, folded)
     _sweeps(w, data)
     _mp(w, data)
+    pareto_section(w, data)
+    optuna_analysis_section(w, data)
     _curves(w, data)
+    samples_section(w, data)
     _hearing(w, data)
     _comparisons(w, comparisons)
     _power(w, comparisons)

@@ -16,7 +16,9 @@ recompute it, and a reviewer can check it, from the repository:
   level), ``configs/*.yaml`` (each configuration's resolved config), ``provenance.json`` (commits,
   machine, command, package versions);
 - ``hearing.csv`` (studies that evaluate the tiny base): the base's transcription of each task's
-  test clips in the study's voice and in its pretraining voice, with word / character errors.
+  test clips in the study's voice and in its pretraining voice, with word / character errors;
+- ``optuna_trials.csv``: every trial as Optuna saw it (`harness.report.optuna_trials`);
+- ``samples.csv``: the finished trials' sample generations (`harness.report.samples`).
 """
 
 from __future__ import annotations
@@ -39,18 +41,22 @@ import yaml
 from mlflow import MlflowClient
 from mlflow.entities import Run, ViewType
 
+from harness.report.optuna_trials import export_optuna_trials
+from harness.report.samples import export_samples
 from harness.vocabulary import (BEST_STEP, EXAMPLES_ARTIFACT, GENERATED_TOKENS, METRICS, PARAMS_TOTAL, PARAMS_TRAINABLE,
                                 ROLE_STUDY, ROLE_TRIAL, SEED, STUDY_FILE_ARTIFACT, SWEPT_ARTIFACT, TAG_BERTSCORE,
                                 TAG_CHECKPOINT, TAG_COMMAND, TAG_COMMIT, TAG_ERROR, TAG_LABEL, TAG_MACHINE, TAG_METEOR,
                                 TAG_NUMBER, TAG_REUSED, TAG_ROLE, TAG_STATE, TAG_VERSION_PREFIX, TEST, TRAIN_STEPS,
                                 TRAINED_TOKENS, TRIAL_CONFIG_ARTIFACT, VAL, VALIDATION_METRICS, WALL_TIME, method_label,
                                 metric_key)
+from harness.vocabulary import OPTUNA_TRIALS_FILE, SAMPLES_FILE
 
 __all__ = ["CURVE_METRICS", "FILES", "PER_SEED_COLUMNS", "export_study"]
 
 FILES = {"per_seed": "per_seed.csv", "per_example": "per_example.csv.gz", "curves": "curves.csv.gz",
          "trials": "trials.csv", "study": "study.yaml", "swept": "swept.json", "provenance": "provenance.json",
-         "configs": "configs", "hearing": "hearing.csv"}
+         "configs": "configs", "hearing": "hearing.csv", "optuna_trials": OPTUNA_TRIALS_FILE,
+         "samples": SAMPLES_FILE}
 PER_SEED_COLUMNS = ["study", "config", "label", "task", "model", "method", "seed", "run_id", "trial", BEST_STEP,
                     TRAIN_STEPS, WALL_TIME, GENERATED_TOKENS, TRAINED_TOKENS, PARAMS_TOTAL, PARAMS_TRAINABLE,
                     "reused_from", "commit"]
@@ -157,6 +163,8 @@ def export_study(client: MlflowClient, experiment_name: str, out_dir: Path, prev
     _per_example(examples).to_csv(out_dir / FILES["per_example"], index=False, float_format="%.6g", compression=GZIP)
     curves.to_csv(out_dir / FILES["curves"], index=False, float_format="%.6g", compression=GZIP)
     _trials_table(client, trials, names).to_csv(out_dir / FILES["trials"], index=False)
+    export_optuna_trials(client, [t.run for t in trials], out_dir / FILES["optuna_trials"])
+    export_samples(client, [t.run for t in complete], out_dir / FILES["samples"])
     _configs(client, complete, names, out_dir / FILES["configs"])
     (out_dir / FILES["provenance"]).write_text(json.dumps(_provenance(parent, complete), indent=2) + "\n")
     _hearing(out_dir, previous or out_dir)

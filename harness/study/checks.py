@@ -1,4 +1,4 @@
-"""The semantic checks of a loaded study: keys, sampler, pruner, objective, and every choice, range
+"""The semantic checks of a loaded study: keys, sampler, pruner, objective(s), and every choice, range
 end, grid point and baseline x seed resolved through TrialConfig; data and model paths exist, and each
 real data source's metadata is readable as configured."""
 
@@ -16,13 +16,13 @@ from pydantic import ValidationError
 from harness.config import TrialConfig
 from harness.study.base import SEED, Scalar, StudyError, YamlPath
 from harness.study.explain import end_sentence, explain
-from harness.study.keys import leaves, config_keys
+from harness.study.keys import DEFAULTS, leaves, config_keys
 from harness.study.samplers import PRUNERS, SAMPLERS, make_pruner, make_sampler
 from harness.study.spec import StudyConfig
 from harness.study.yaml_lines import dotted, line_of
-from harness.vocabulary import VALIDATION_METRICS
+from harness.vocabulary import COMPUTE_OBJECTIVES, SAMPLED, TEST, VAL, VALIDATION_METRICS
 
-__all__ = ["VALIDATION_METRICS", "check_paths", "check_source", "check_study"]
+__all__ = ["VALIDATION_METRICS", "check_paths", "check_source", "check_study", "objective_metric"]
 
 _MAX_CHECKED_POINTS = 20_000  # combinations validated for random/tpe spaces (grids: all points)
 
@@ -62,8 +62,8 @@ def check_study(study: StudyConfig) -> None:
             raise _fail(study, where, f"{key!r} takes named values, not a numeric range",
                         "use 'choices: [...]'")
     _check_sampler(study)
-    _check_pruner(study)
     _check_objective(study)
+    _check_pruner(study)
     _check_points(study)
 
 
@@ -121,26 +121,60 @@ def _check_pruner(study: StudyConfig) -> None:
     except (TypeError, ValueError) as err:
         raise _fail(study, ("pruner", "options"), f"invalid options for the {kind} pruner ({err})",
                     f"use keyword arguments of optuna.pruners.{PRUNERS[kind]}") from None
-    metric = study.objective.metric.split("/", 1)[1]
+    if study.multi_objective:
+        raise _fail(study, ("pruner",), f"pruning needs a single objective, this study lists "
+                    f"{len(study.objectives)} (Optuna prunes on one intermediate value per step)",
+                    "use 'pruner: none' with several objectives, or keep one objective")
+    metric = objective_metric(study.objective.metric)
     if metric not in VALIDATION_METRICS:
         raise _fail(study, ("objective", "metric"),
-                    f"pruning needs a metric that validation computes, {metric!r} is not one",
-                    f"use one of {', '.join(VALIDATION_METRICS)} or 'pruner: none'")
+                    f"pruning needs a metric that validation computes, {study.objective.metric!r} is not one",
+                    f"use test/<m> or val/<m> with m in {', '.join(VALIDATION_METRICS)}, or 'pruner: none'")
+
+
+def objective_metric(name: str) -> str | None:
+    """The evaluation metric an objective names (``bleu`` of ``test/bleu``, ``test/sampled/bleu``,
+    ``val/bleu``), or None for a compute column (``generated_tokens``)."""
+    parts = name.split("/")
+    return parts[-1] if parts[0] in (TEST, VAL) else None
 
 
 def _check_objective(study: StudyConfig) -> None:
-    metric = study.objective.metric.split("/", 1)[1]
+    several = isinstance(study.objective, list)
+    seen: dict[str, int] = {}
+    for i, objective in enumerate(study.objectives):
+        where = ("objective", i, "metric") if several else ("objective", "metric")
+        if objective.metric in seen:
+            raise _fail(study, where, f"{objective.metric!r} is listed twice (also objective {seen[objective.metric]})",
+                        "list each metric once")
+        seen[objective.metric] = i
+        _check_objective_metric(study, objective.metric, where)
+
+
+def _check_objective_metric(study: StudyConfig, name: str, where: YamlPath) -> None:
     known = set(VALIDATION_METRICS) | {"bertscore"}
-    base = metric.split("/")[-1]
+    fix = (f"use test/<m>, test/sampled/<m> or val/<m> with m in {', '.join(sorted(known))}, or a compute column: "
+           f"{', '.join(COMPUTE_OBJECTIVES)}")
+    if name in COMPUTE_OBJECTIVES:
+        return
+    parts = name.split("/")
+    shape = (len(parts) == 2 and parts[0] in (TEST, VAL)) or (len(parts) == 3 and parts[:2] == [TEST, SAMPLED])
+    if not shape:
+        raise _fail(study, where, f"unknown objective metric {name!r}", fix)
+    base = parts[-1]
     if base not in known:
-        raise _fail(study, ("objective", "metric"), f"unknown metric {metric!r}",
-                    f"use test/<m> or val/<m> with m in {', '.join(sorted(known))}")
-    if study.objective.metric.startswith("val/") and base not in VALIDATION_METRICS:
-        raise _fail(study, ("objective", "metric"), f"validation does not compute {base!r}",
+        raise _fail(study, where, f"unknown metric {base!r} in {name!r}", fix)
+    if parts[0] == VAL and base not in VALIDATION_METRICS:
+        raise _fail(study, where, f"validation does not compute {base!r}",
                     f"use test/{base} or val/<m> with m in {', '.join(VALIDATION_METRICS)}")
-    if base == "bertscore" and study.fixed_flat().get("eval.bertscore") is False:
-        raise _fail(study, ("objective", "metric"), "the objective is BERTScore but fixed eval.bertscore is false",
+    fixed = study.fixed_flat()
+    if base == "bertscore" and fixed.get("eval.bertscore", DEFAULTS["eval.bertscore"]) is False:
+        raise _fail(study, where, f"the objective {name!r} is BERTScore but fixed eval.bertscore is false",
                     "set eval.bertscore: true or choose another metric")
+    passes = fixed.get("eval.sampling_passes", DEFAULTS["eval.sampling_passes"])
+    if parts[1] == SAMPLED and passes == 0 and "eval.sampling_passes" not in study.space:
+        raise _fail(study, where, f"the objective {name!r} is a sampled-decoding metric but eval.sampling_passes is 0",
+                    f"set fixed eval.sampling_passes (e.g. 4) or use {TEST}/{base}")
 
 
 def _check_points(study: StudyConfig) -> None:

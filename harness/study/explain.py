@@ -6,11 +6,11 @@ from __future__ import annotations
 import difflib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, get_args, get_origin
+from typing import Annotated, Any, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
-from harness.study.base import YamlPath
+from harness.study.base import UNION_TAGS, YamlPath
 from harness.study.yaml_lines import dotted, line_of
 
 __all__ = ["end_sentence", "explain"]
@@ -20,7 +20,7 @@ def explain(path: Path | None, marks: Mapping[YamlPath, int], err: ValidationErr
              origin: Mapping[str, YamlPath] | None = None, context: YamlPath = (), suffix: str = "") -> str:
     lines = []
     for item in err.errors()[:5]:
-        loc = tuple(item["loc"])
+        loc = tuple(part for part in item["loc"] if part not in UNION_TAGS)
         where = _origin_of(loc, origin, context) if origin is not None else loc
         line = line_of(marks, where)
         problem = str(item["msg"]).removeprefix("Value error, ")
@@ -98,5 +98,11 @@ def _child(annotation: Any, part: str | int) -> Any:
         return field.annotation if field else None
     if get_origin(annotation) in (dict, list):
         return get_args(annotation)[-1]
-    models = [arg for arg in get_args(annotation) if _is_model(arg)]
+    if get_origin(annotation) is Annotated:
+        return _child(get_args(annotation)[0], part)
+    members = [get_args(arg)[0] if get_origin(arg) is Annotated else arg for arg in get_args(annotation)]
+    if isinstance(part, int):  # a list item: the union's list member (e.g. one of several objectives)
+        lists = [arg for arg in members if get_origin(arg) is list]
+        return get_args(lists[0])[0] if lists else None
+    models = [arg for arg in members if _is_model(arg)]
     return _child(models[0], part) if models else None

@@ -6,12 +6,13 @@ from harness.study.spec import StudyConfig
 
 __all__ = ["PRUNERS", "SAMPLERS", "make_pruner", "make_sampler"]
 
-SAMPLERS = {"grid": "GridSampler", "random": "RandomSampler", "tpe": "TPESampler"}
+SAMPLERS = {"grid": "GridSampler", "random": "RandomSampler", "tpe": "TPESampler", "nsga2": "NSGAIISampler"}
 PRUNERS = {"none": "NopPruner", "median": "MedianPruner", "hyperband": "HyperbandPruner"}
 
 
 def make_sampler(study: StudyConfig, worker: int = 0):
-    """The study's Optuna sampler; random/TPE seeds differ per worker so workers do not draw alike."""
+    """The study's Optuna sampler; random/TPE/NSGA-II seeds differ per worker so workers do not draw alike.
+    Every one of them handles several objectives (TPE as MOTPE; NSGA-II is made for them)."""
     import optuna
 
     spec = study.sampler

@@ -7,17 +7,18 @@ import copy
 import itertools
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Discriminator, Field, PrivateAttr, Tag, field_validator,
+                      model_validator)
 
 from harness.config import TrialConfig
-from harness.study.base import SEED, Scalar, YamlPath
+from harness.study.base import OBJECTIVE_LIST, ONE_OBJECTIVE, SEED, Scalar, YamlPath
 from harness.study.keys import DEFAULTS, leaves, set_dotted
 from harness.vocabulary import method_label
 
-__all__ = ["ObjectiveSpec", "ParamSpec", "PrunerSpec", "SamplerSpec", "StudyConfig", "label_of"]
+__all__ = ["Objectives", "ObjectiveSpec", "ParamSpec", "PrunerSpec", "SamplerSpec", "StudyConfig", "label_of"]
 
 
 class _Strict(BaseModel):
@@ -87,9 +88,9 @@ class ParamSpec(_Strict):
 
 
 class SamplerSpec(_Strict):
-    type: Literal["grid", "random", "tpe"] = "grid"
+    type: Literal["grid", "random", "tpe", "nsga2"] = "grid"
     seed: int = 0
-    options: dict[str, Any] = {}  # extra keyword arguments of optuna's RandomSampler / TPESampler
+    options: dict[str, Any] = {}  # extra keyword arguments of optuna's RandomSampler / TPESampler / NSGAIISampler
 
     @model_validator(mode="before")
     @classmethod
@@ -110,8 +111,20 @@ class PrunerSpec(_Strict):
 
 
 class ObjectiveSpec(_Strict):
-    metric: str = Field("test/bleu", pattern=r"^(test|val)/[A-Za-z0-9_]+(/[A-Za-z0-9_]+)?$")
+    """One metric to optimise: ``test/<m>``, ``test/sampled/<m>``, ``val/<m>`` (at the selected step) or a
+    compute column such as ``generated_tokens`` (`harness.vocabulary.COMPUTE_OBJECTIVES`); which names are
+    known is checked by `harness.study.checks`."""
+
+    metric: str = Field("test/bleu", pattern=r"^[A-Za-z0-9_]+(/[A-Za-z0-9_]+){0,2}$")
     direction: Literal["maximize", "minimize"] = "maximize"
+
+
+# ``objective: {metric, direction}`` or a list of them (a multi-objective study: Optuna keeps a Pareto front).
+# The tags name the two forms in pydantic's error locations; `harness.study.explain` drops them.
+Objectives = Annotated[
+    Union[Annotated[ObjectiveSpec, Tag(ONE_OBJECTIVE)], Annotated[list[ObjectiveSpec], Tag(OBJECTIVE_LIST)]],
+    Discriminator(lambda value: OBJECTIVE_LIST if isinstance(value, list) else ONE_OBJECTIVE),
+]
 
 
 class StudyConfig(_Strict):
@@ -121,7 +134,7 @@ class StudyConfig(_Strict):
     space: dict[str, ParamSpec] = {}
     sampler: SamplerSpec = SamplerSpec()
     pruner: PrunerSpec = PrunerSpec()
-    objective: ObjectiveSpec = ObjectiveSpec()
+    objective: Objectives = ObjectiveSpec()  # one objective, or a list (multi-objective)
     n_trials: int | None = Field(None, ge=1)  # sampled trials (baselines come on top); grid: its size
     seeds: list[int] | None = Field(None, min_length=1)
     baselines: list[dict[str, Any]] = []  # partial configs (+ optional 'label'), each run for each seed
@@ -136,6 +149,13 @@ class StudyConfig(_Strict):
         if seeds is not None and len(set(seeds)) != len(seeds):
             raise ValueError(f"seeds {seeds} repeat a value; list each seed once")
         return seeds
+
+    @field_validator("objective")
+    @classmethod
+    def _some_objective(cls, objective: ObjectiveSpec | list[ObjectiveSpec]) -> ObjectiveSpec | list[ObjectiveSpec]:
+        if isinstance(objective, list) and not objective:
+            raise ValueError("no objective is listed; give at least one {metric, direction}")
+        return objective
 
     @field_validator("baselines")
     @classmethod
@@ -155,6 +175,15 @@ class StudyConfig(_Strict):
     def text(self) -> str:
         """The study file as written (logged as the parent run's ``study.yaml``)."""
         return self._text or yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+    @property
+    def objectives(self) -> list[ObjectiveSpec]:
+        """The study's objectives in order (one for a single-objective study)."""
+        return list(self.objective) if isinstance(self.objective, list) else [self.objective]
+
+    @property
+    def multi_objective(self) -> bool:
+        return len(self.objectives) > 1
 
     @property
     def seed_list(self) -> list[int]:

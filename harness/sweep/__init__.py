@@ -9,6 +9,9 @@ One job a module, in the order a sweep meets them:
     delivery   metrics reach the tracking server (re-sent after an outage), or the study stops
     reuse      a finished identical trial's result is reused, not recomputed
     objective  one trial = one Optuna trial = one nested MLflow run (TrialRunner)
+    datasets   a trial's train / validation / test data as MLflow dataset inputs
+    logged_model  a finished trial's best checkpoint as an MLflow model (LoggedModel) under its run
+    optuna_record the trial as Optuna saw it, recorded on its run for the reports
     display    progress: trial n/N with ETA, or one line per trial
     workers    run_sweep (harness sweep), join_sweep (harness worker), the --workers N processes
 

@@ -44,7 +44,7 @@ POLL_S = 2.0  # how often a worker that has nothing to run looks for dead worker
 def create_study(study: StudyConfig, storage: optuna.storages.BaseStorage, worker: int = 0) -> optuna.Study:
     optuna_study = optuna.create_study(
         study_name=study.name, storage=storage, sampler=make_sampler(study, worker), pruner=make_pruner(study),
-        direction=study.objective.direction, load_if_exists=True)
+        directions=[objective.direction for objective in study.objectives], load_if_exists=True)
     definition = study_params(study)
     stored = optuna_study.user_attrs.get("definition")
     if stored is None:

@@ -25,8 +25,8 @@ from mlflow.tracking import MlflowClient
 
 from harness.config import TrialConfig
 from harness.sweep.provenance import is_clean
-from harness.vocabulary import (SELECT_METRIC, TAG_REUSED, TAG_RESULT_KEY, TAG_ROLE, TAG_STATE, VAL,
-                                metric_key)
+from harness.vocabulary import (OPTUNA_TRIAL_ARTIFACT, SELECT_METRIC, TAG_REUSED, TAG_RESULT_KEY, TAG_ROLE,
+                                TAG_STATE, TRIAL_CONFIG_ARTIFACT, VAL, metric_key)
 
 __all__ = ["REUSE_ENV", "copy_result", "find_result", "result_key", "validation_history"]
 
@@ -64,7 +64,7 @@ def copy_result(client: MlflowClient, source: Run, run_id: str) -> dict[str, flo
         client.log_batch(run_id, metrics=metrics[start:start + 1000], synchronous=True)
     with tempfile.TemporaryDirectory(prefix="harness-reuse-") as tmp:
         for item in client.list_artifacts(source.info.run_id):
-            if item.path == "trial_config.yaml":  # the new run logged its own (identical) config
+            if item.path in (TRIAL_CONFIG_ARTIFACT, OPTUNA_TRIAL_ARTIFACT):  # the new run logs its own
                 continue
             local = mlflow.artifacts.download_artifacts(run_id=source.info.run_id, artifact_path=item.path,
                                                         dst_path=tmp, tracking_uri=client.tracking_uri)

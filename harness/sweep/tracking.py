@@ -6,7 +6,9 @@ study (tag ``harness.role=study``; params ``study.*``, ``sampler``, ``pruner``; 
 again; one nested run per Optuna trial (tags ``harness.role=trial``, ``harness.trial_number``,
 ``harness.state``, ``harness.label``, ``harness.error``; params = the resolved TrialConfig, dotted;
 per-step metrics, ``test/*``, ``best_step``, ``train_steps``, ``generated_tokens``, ``wall_time_s``,
-``time/*``; artifacts ``trial_config.yaml``, ``test_examples.json``, ``samples/step_NNNN.json``).
+``time/*``; artifacts ``trial_config.yaml``, ``test_examples.json``, ``samples/step_NNNN.json``,
+``optuna_trial.json``; dataset inputs ``<task>-train|validation|test``; the MLflow model
+``best_checkpoint``).
 The trial runs are written by :mod:`harness.sweep.objective`; every tag, metric and artifact name is
 `harness.vocabulary`'s.
 """

@@ -60,6 +60,9 @@ class TrialResult:
     samples: dict[int, list[dict]] = field(default_factory=dict)  # step -> sample generations
     resumed_from: int = 0  # the checkpoint step this run continued from (0: started fresh)
     trained_tokens: int = 0  # completion tokens that entered a loss (GRPO: x mu iterations)
+    # The best checkpoint's trained tensors (checkpoint.trained: what training changed, on top of the starting
+    # checkpoint); None when nothing was trained (base-eval). The sweep logs them as an MLflow model.
+    best_weights: dict[str, torch.Tensor] | None = None
 
 
 def seed_everything(seed: int) -> None:
@@ -260,8 +263,10 @@ def run_trial(
     log({"best_step": best_step}, steps)
     times = {f"{phase}_s": seconds for phase, seconds in clock.totals.items()}
     times["train_s"] = t_train
+    best_weights = checkpoint.trained(policy.model, best_state) if best_state is not None else None
     return TrialResult(test, best_scores, best_step, steps, generated, times, samples,
-                       resumed_from=first - 1 if saved is not None else 0, trained_tokens=trained)
+                       resumed_from=first - 1 if saved is not None else 0, trained_tokens=trained,
+                       best_weights=best_weights)
 
 
 def check_finite(metrics: dict, step: int) -> None:
