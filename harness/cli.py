@@ -115,6 +115,8 @@ def worker(
     from harness.study import load_study
     from harness.sweep import join_sweep
 
+    if index is not None:  # started by `harness sweep --workers N`: load the model stack while the parent sets up
+        import harness.train.trial  # noqa: F401
     study = load_study(study_file)
     _terminate_as_interrupt()
     join_sweep(study, storage=storage, tracking_uri=tracking_uri, worker=index, progress=True)

@@ -160,3 +160,32 @@ def test_datasets_records_and_reuse(tmp_path: Path, stores, fake, trained_weight
     assert {int(k): v for k, v in record["intermediate_values"].items()} == trial.intermediate_values
     assert record["intermediate_metric"] == "val/bleu"
     assert record["user_attrs"]["mlflow_run_id"] == reused.info.run_id
+
+
+def test_a_dataset_another_worker_registered_meanwhile_is_linked(tmp_path: Path, stores, fake, trained_weights,
+                                                                 monkeypatch) -> None:
+    """Two workers starting trials at once both insert the experiment's new datasets; the slower insert
+    fails on the store's unique key. The trial logs its inputs again (the dataset exists by then) and
+    goes on: every trial completes with its three inputs."""
+    import harness.sweep.datasets as datasets_lib
+
+    real, calls = mlflow.log_inputs, []
+
+    def racing(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:  # as if another worker had inserted the same datasets a moment before
+            real(*args, **kwargs)
+            raise mlflow.exceptions.MlflowException("(sqlite3.IntegrityError) UNIQUE constraint failed: "
+                                                    "datasets.experiment_id, datasets.name, datasets.digest")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(datasets_lib.mlflow, "log_inputs", racing)
+    fake()
+    storage, uri = stores
+    study = tmp_path / "race.yaml"
+    study.write_text(TINY + "space:\n  grpo.reward: {choices: [bleu]}\n")
+    result = run_sweep(load_study(study), storage=storage, tracking_uri=uri, progress=False)
+    assert [t.state for t in result.trials] == [TrialState.COMPLETE] and len(calls) == 2
+    client = MlflowClient(uri)
+    run = client.get_run(result.trials[0].user_attrs["mlflow_run_id"])
+    assert sorted(i.tags[0].value for i in run.inputs.dataset_inputs) == ["test", "train", "validation"]

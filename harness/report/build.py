@@ -236,13 +236,13 @@ def _curves(w: ReportWriter, data: ReportData) -> None:
 def _hearing(w: ReportWriter, data: ReportData) -> None:
     """The base model's transcription errors per task and voice, and the difference between the voices
     (the same texts, paired by example; the base is deterministic, so examples are the only variance)."""
+    path = data.dir / FILES["hearing"]
+    if not path.is_file():
+        return
     from harness.data.synthetic import VOICE
     from harness.eval.hearing import HEARING_FILE
     from harness.report.inference import compare
 
-    path = data.dir / HEARING_FILE
-    if not path.is_file():
-        return
     table = pd.read_csv(path, dtype={"id": str})
     rows = []
     for (task, voice), part in table.groupby(["task", "voice"], sort=True):
@@ -498,10 +498,7 @@ def _log_files(client: MlflowClient, run_id: str | None, folder: Path) -> None:
     if run_id is None:
         log.warning("no study run: report not logged to MLflow")
         return
-    for path in sorted(folder.rglob("*")):
-        if path.is_file():
-            client.log_artifact(run_id, str(path), "report" + ("" if path.parent == folder else
-                                                                 f"/{path.parent.relative_to(folder)}"))
+    client.log_artifacts(run_id, str(folder), "report")  # the whole folder in one call
 
 
 def write_index(reports: Path) -> Path:

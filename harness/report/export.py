@@ -317,18 +317,18 @@ def _hearing(out_dir: Path, previous: Path) -> None:
     """For a study that evaluates the tiny base on synthetic speech: the base's transcription errors on
     each task's test clips in the study's voice and in its pretraining voice (`harness.eval.hearing`),
     measured once per starting checkpoint (kept while the checkpoint is the same)."""
-    from harness.config import TrialConfig
-    from harness.data.synthetic import VOICE
-    from harness.eval.hearing import HEARING_FILE, transcription_errors
-    from harness.train.base_model import starting_point
-
     configs = [yaml.safe_load(p.read_text(encoding="utf-8")) for p in sorted((out_dir / FILES["configs"]).glob("*.yaml"))]
     bases = {c["task"]: c for c in configs if c.get("method") == "base-eval" and c["model"]["name"] == "tiny"
              and c["data"]["source"] == "synthetic"}
-    path, earlier = out_dir / HEARING_FILE, previous / HEARING_FILE
+    path, earlier = out_dir / FILES["hearing"], previous / FILES["hearing"]
     if not bases:
         path.unlink(missing_ok=True)
         return
+    from harness.config import TrialConfig  # the model stack loads only when there is a base to measure
+    from harness.data.synthetic import VOICE
+    from harness.eval.hearing import transcription_errors
+    from harness.train.base_model import starting_point
+
     frames = []
     for task, raw in sorted(bases.items()):
         cfg = TrialConfig.model_validate({**raw, "seed": raw["seed"][0]})

@@ -116,7 +116,9 @@ def meteor(
     elif use_wordnet and meteor_backend() != "wordnet":
         raise RuntimeError("WordNet is not available (see harness.rewards.wordnet.ensure_wordnet)")
     if use_wordnet:
-        from nltk.corpus import wordnet as wn
+        from harness.rewards.wordnet import reader
+
+        wn = reader()
     else:
         wn = _NoSynonyms()
     return _masked(

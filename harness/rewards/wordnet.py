@@ -6,6 +6,11 @@ reader additionally needs a ``lexnames`` file. :func:`ensure_wordnet` assembles
 ``<cache>/nltk_data/corpora/wordnet/`` from copies (not symlinks) of those files plus ``lexnames``,
 then puts ``<cache>/nltk_data`` on ``nltk.data.path``. ``HARNESS_WORDNET_SRC`` overrides the
 source directory (tests point it at a missing one to exercise the exact+stem fallback).
+
+METEOR reads WordNet through `reader()`: nltk's own reader, except that it skips building the map
+from WordNet 3.0 to the loaded version, which only the multilingual (OMW) lookups use (METEOR's
+`synsets` of English words never does): it loads in less than half the time (1.3 s vs 3.0 s here),
+once per worker process, with the same synonyms.
 """
 
 from __future__ import annotations
@@ -14,11 +19,12 @@ import os
 import shutil
 import tempfile
 import threading
+import warnings
 from pathlib import Path
 
 from harness.paths import cache_dir
 
-__all__ = ["DEBIAN_WORDNET", "LEXNAMES_TEXT", "ensure_wordnet", "nltk_data_dir"]
+__all__ = ["DEBIAN_WORDNET", "LEXNAMES_TEXT", "ensure_wordnet", "nltk_data_dir", "reader"]
 
 DEBIAN_WORDNET = Path(os.environ.get("HARNESS_WORDNET_SRC", "/usr/share/wordnet"))
 
@@ -113,8 +119,25 @@ def _ensure() -> bool:
     if str(root) not in nltk.data.path:
         nltk.data.path.insert(0, str(root))
     try:
-        from nltk.corpus import wordnet
-
-        return len(wordnet.synsets("dog")) > 0
+        return len(reader().synsets("dog")) > 0
     except (LookupError, OSError, ValueError, AssertionError):
         return False
+
+
+_reader = None
+
+
+def reader():
+    """The WordNet reader METEOR uses (built once per process; `ensure_wordnet` must have succeeded)."""
+    global _reader
+    if _reader is None:
+        from nltk.corpus.reader.wordnet import WordNetCorpusReader
+
+        class EnglishWordNet(WordNetCorpusReader):
+            def map_wn(self, version: str = "wordnet"):  # the OMW version map: not needed in English
+                return None
+
+        with warnings.catch_warnings():  # "multilingual functions are not available": not used here
+            warnings.simplefilter("ignore")
+            _reader = EnglishWordNet(str(nltk_data_dir() / "corpora" / "wordnet"), None)
+    return _reader

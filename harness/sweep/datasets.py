@@ -55,10 +55,21 @@ def split_datasets(data: Mapping[str, object], cfg: TrialConfig) -> list[tuple[s
 
 
 def log_datasets(data: Mapping[str, object], cfg: TrialConfig) -> None:
-    """Log the splits as dataset inputs of the active run."""
+    """Log the splits as dataset inputs of the active run. Two workers starting trials at once may both
+    find a dataset missing from the experiment and both insert it; the slower one's insert then fails
+    on the store's unique (experiment, name, digest) key. The dataset exists by then, so logging the
+    inputs again links it."""
     pairs = split_datasets(data, cfg)
-    if pairs:
-        mlflow.log_inputs(datasets=[d for _, d in pairs], contexts=[c for c, _ in pairs], tags_list=[None] * len(pairs))
+    if not pairs:
+        return
+    for attempt in range(3):
+        try:
+            mlflow.log_inputs(datasets=[d for _, d in pairs], contexts=[c for c, _ in pairs],
+                              tags_list=[None] * len(pairs))
+            return
+        except mlflow.exceptions.MlflowException as err:
+            if "UNIQUE constraint" not in str(err) and "duplicate key" not in str(err) or attempt == 2:
+                raise
 
 
 def copy_inputs(client: MlflowClient, source: Run, run_id: str) -> int:

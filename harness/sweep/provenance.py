@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import platform
+import shutil
 import subprocess
 import sys
 from functools import lru_cache
@@ -45,11 +46,26 @@ def is_clean(commit: str) -> bool:
 
 
 def machine() -> str:
-    import torch
-
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
     cpu = _cpu_model() or platform.processor() or platform.machine()
-    return f"{platform.platform()}, {cpu}, {os.cpu_count()} CPUs, {gpu}"
+    return f"{platform.platform()}, {cpu}, {os.cpu_count()} CPUs, {_gpu()}"
+
+
+def _gpu() -> str:
+    """The first GPU's name: from torch where it is loaded (a trial's process), else from nvidia-smi (the
+    parent of `--workers N` does not load torch just to say so)."""
+    if "torch" in sys.modules:
+        import torch
+
+        return torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    if shutil.which("nvidia-smi") is None:
+        return "no GPU"
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True,
+                             text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return "GPU unknown"
+    names = out.stdout.strip().splitlines()
+    return names[0].strip() if out.returncode == 0 and names else "no GPU"
 
 
 def _cpu_model() -> str:

@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import mlflow
@@ -41,47 +42,79 @@ class WorkersFailed(RuntimeError):
     """Worker processes of ``--workers N`` exited with an error and the study is not finished."""
 
 
-def _quiet_libraries() -> None:
-    """Trials are reported by Display and recorded in MLflow/Optuna: no per-trial INFO chatter."""
+LAUNCH_ENV = "HARNESS_LAUNCH_TOKEN"  # `--workers N`: the token the parent sets on the study once it is ready
+READY = "ready"  # the Optuna study's user attr that holds that token
+READY_TIMEOUT_S = 600.0
+
+
+def _quiet_libraries(trials: bool = True) -> None:
+    """Trials are reported by Display and recorded in MLflow/Optuna: no per-trial INFO chatter. (A parent
+    of ``--workers N`` runs no trial: it does not load the model stack.)"""
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     for name in ("mlflow.system_metrics", "mlflow.store.db.utils", "alembic"):
         logging.getLogger(name).setLevel(logging.WARNING)
-    import transformers
+    if trials:
+        import transformers
 
-    transformers.utils.logging.disable_progress_bar()  # "Loading weights" bars for every trial
+        transformers.utils.logging.disable_progress_bar()  # "Loading weights" bars for every trial
 
 
 def run_sweep(study: StudyConfig, storage: str | None = None, tracking_uri: str | None = None, workers: int = 1,
               progress: bool = True) -> optuna.Study:
-    """Create or resume the study and run it to its trial budget with ``workers`` local processes."""
+    """Create or resume the study and run it to its trial budget with ``workers`` local processes. With
+    several, they are started first, so that they load torch & co. while this process sets the stores
+    up; they start trials once the study carries this launch's ready token."""
     storage_url, uri = resolve_storage_url(storage), resolve_tracking_uri(tracking_uri)
-    _quiet_libraries()
-    client = open_tracking(uri)
-    mlflow.set_tracking_uri(uri)
-    optuna_storage = open_storage(storage_url)
-    optuna_study = create_study(study, optuna_storage)
-    optuna_study.set_user_attr("total_trials", study.total_trials)
-    experiment_id = ensure_experiment(client, study.name, uri, study.description)
-    parent = ensure_study_run(client, experiment_id, study)
-    status = "FAILED"
+    _quiet_libraries(trials=workers <= 1)
+    token = uuid.uuid4().hex
+    procs = _spawn_workers(study, storage_url, uri, workers, token) if workers > 1 else []
+    status, parent, client = "FAILED", None, None
     try:
+        client = open_tracking(uri)
+        mlflow.set_tracking_uri(uri)
+        optuna_storage = open_storage(storage_url)
+        optuna_study = create_study(study, optuna_storage)
+        optuna_study.set_user_attr("total_trials", study.total_trials)
+        experiment_id = ensure_experiment(client, study.name, uri, study.description)
+        parent = ensure_study_run(client, experiment_id, study)
         enqueue_baselines(optuna_study, study)
         recover(optuna_study, optuna_storage, client, experiment_id, retry_failed=True)
+        optuna_study.set_user_attr(READY, token)
         if workers <= 1:
             _work(study, optuna_study, optuna_storage, client, experiment_id, parent, progress)
         else:
-            _launch_workers(study, optuna_study, storage_url, uri, workers, progress)
+            _watch_workers(study, optuna_study, procs, progress)
         status = "FINISHED"
-    except KeyboardInterrupt:
-        status = "KILLED"
+    except BaseException as err:
+        status = "KILLED" if isinstance(err, KeyboardInterrupt) else "FAILED"
+        _stop(procs)
         raise
     finally:
-        try:
-            client.set_terminated(parent, status=status)
-        except Exception:
-            if status == "FINISHED":
-                raise  # otherwise the error that ended the study is the one to report
+        if parent is not None:
+            try:
+                client.set_terminated(parent, status=status)
+            except Exception:
+                if status == "FINISHED":
+                    raise  # otherwise the error that ended the study is the one to report
     return optuna_study
+
+
+def _wait_until_ready(study: StudyConfig, storage: optuna.storages.BaseStorage, token: str) -> None:
+    """A worker started by `run_sweep` waits until its parent has set the study up for this launch."""
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    parent = os.getppid()
+    while time.monotonic() < deadline:
+        try:
+            if optuna.load_study(study_name=study.name, storage=storage).user_attrs.get(READY) == token:
+                return
+        except KeyError:
+            pass  # not created yet
+        if os.getppid() != parent:  # the parent died while setting up
+            raise StudyError(f"study {study.name!r}: the `harness sweep` that started this worker exited before the "
+                             "study was ready. Fix: run the same `harness sweep` command again.")
+        time.sleep(0.2)
+    raise StudyError(f"study {study.name!r} was not ready after {READY_TIMEOUT_S:.0f} s. Fix: run the same "
+                     "`harness sweep` command again.")
 
 
 def join_sweep(study: StudyConfig, storage: str | None = None, tracking_uri: str | None = None,
@@ -89,9 +122,11 @@ def join_sweep(study: StudyConfig, storage: str | None = None, tracking_uri: str
     """One more worker on a study that ``run_sweep`` started (``harness worker``)."""
     storage_url, uri = resolve_storage_url(storage), resolve_tracking_uri(tracking_uri)
     _quiet_libraries()
+    optuna_storage = open_storage(storage_url)
+    if os.environ.get(LAUNCH_ENV):  # started by `harness sweep --workers N`: wait for its set-up
+        _wait_until_ready(study, optuna_storage, os.environ[LAUNCH_ENV])
     client = open_tracking(uri)
     mlflow.set_tracking_uri(uri)
-    optuna_storage = open_storage(storage_url)
     optuna_study = load_study_for_worker(study, optuna_storage, storage_url, os.getpid() if worker is None else worker)
     experiment = client.get_experiment_by_name(study.name)
     parent = find_study_run(client, experiment.experiment_id) if experiment else None
@@ -157,8 +192,8 @@ def _visible_gpus() -> list[str]:
     return [g.strip() for g in given.split(",") if g.strip()] if given else [str(i) for i in range(torch.cuda.device_count())]
 
 
-def _launch_workers(study: StudyConfig, optuna_study: optuna.Study, storage_url: str, uri: str, workers: int,
-                    progress: bool) -> None:
+def _spawn_workers(study: StudyConfig, storage_url: str, uri: str, workers: int,
+                   token: str) -> list[tuple[subprocess.Popen, Path]]:
     """N ``harness worker`` processes sharing the study; each logs to mlruns/logs/<study>-worker<i>.log."""
     path = study.path
     if path is None:
@@ -167,7 +202,8 @@ def _launch_workers(study: StudyConfig, optuna_study: optuna.Study, storage_url:
         path.write_text(study.text)
     logs = Path(STORE_DIR, "logs")
     logs.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, STORAGE_ENV: storage_url, TRACKING_ENV: uri}  # env, not argv: no password in `ps`
+    # env, not argv: no password in `ps`
+    env = {**os.environ, STORAGE_ENV: storage_url, TRACKING_ENV: uri, LAUNCH_ENV: token}
     procs = []
     gpus = _visible_gpus()
     for index in range(workers):
@@ -177,20 +213,28 @@ def _launch_workers(study: StudyConfig, optuna_study: optuna.Study, storage_url:
         with open(log_path, "ab") as out:
             cmd = [sys.executable, "-m", "harness.cli", "worker", str(path), "--index", str(index)]
             procs.append((subprocess.Popen(cmd, env=worker_env, stdout=out, stderr=subprocess.STDOUT), log_path))
+    return procs
+
+
+def _stop(procs: list[tuple[subprocess.Popen, Path]]) -> None:
+    for p, _ in procs:
+        if p.poll() is None:
+            p.terminate()
+    for p, _ in procs:
+        p.wait()
+
+
+def _watch_workers(study: StudyConfig, optuna_study: optuna.Study, procs: list[tuple[subprocess.Popen, Path]],
+                   progress: bool) -> None:
+    """Show the workers' progress until they exit; a failed worker fails the sweep unless the others
+    finished the study."""
     display = Display(study.total_trials, 0, progress)
     display.reported.update(t.number for t in optuna_study.get_trials(deepcopy=False) if t.state.is_finished())
     try:
         while any(p.poll() is None for p, _ in procs):
             display.poll(optuna_study)
-            time.sleep(1.0)
+            time.sleep(0.5)
         display.poll(optuna_study)
-    except BaseException:
-        for p, _ in procs:
-            if p.poll() is None:
-                p.terminate()
-        for p, _ in procs:
-            p.wait()
-        raise
     finally:
         display.close()
     failed = [f"worker {i} exited with {p.returncode} (log: {log})" for i, (p, log) in enumerate(procs) if p.returncode]
