@@ -12,7 +12,7 @@ PG_PORT ?= 54329
 PG_DIR ?= /tmp/harness-postgres
 HARNESS_TEST_POSTGRES_URL ?= postgresql://harness:harness-pw@127.0.0.1:$(PG_PORT)/postgres
 
-.PHONY: setup system-packages postgres sweep test bench bench-trl gpu-wheels gpu-check-cpu
+.PHONY: setup system-packages postgres sweep lint test bench bench-trl gpu-wheels gpu-check-cpu
 
 setup: system-packages $(VENV)/.installed
 
@@ -29,6 +29,11 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e '.[test]'
 	touch $@
 
+# ruff (pinned in the [test] extra, configured in pyproject.toml): lint and formatting, checked only
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
 sweep: setup
 	$(VENV)/bin/harness sweep $(STUDY) --workers $(WORKERS)
 
@@ -38,7 +43,7 @@ postgres:
 	fi
 	sh scripts/start_postgres.sh $(PG_PORT) $(PG_DIR)
 
-test: setup postgres
+test: setup postgres lint
 	HARNESS_TEST_POSTGRES_URL=$(HARNESS_TEST_POSTGRES_URL) $(PY) -m pytest
 
 bench: setup

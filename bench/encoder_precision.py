@@ -35,8 +35,15 @@ def precision_variants(model) -> dict:
 
 
 @torch.no_grad()
-def compare(models: dict, tokenizer, prompts: list[str], features: list[torch.Tensor], completions=None,
-            samples: int = 4, max_new_tokens: int = 32) -> dict:
+def compare(
+    models: dict,
+    tokenizer,
+    prompts: list[str],
+    features: list[torch.Tensor],
+    completions=None,
+    samples: int = 4,
+    max_new_tokens: int = 32,
+) -> dict:
     """Log-probs of the same completions under each variant (`completions`: fixed ones, e.g. the reference
     answers; None: `samples` per prompt drawn from the first variant). Returns the statistics."""
     from harness.models.speech_lm import SpeechLM
@@ -47,8 +54,13 @@ def compare(models: dict, tokenizer, prompts: list[str], features: list[torch.Te
         batch = lm.prepare(prompts, features)
         embeds = lm.embed_prompts(batch)
         if completions is None:
-            completions = lm.sample(embeds, batch.attention_mask, samples, max_new_tokens,
-                                    generator=torch.Generator(device=lm.device).manual_seed(0))
+            completions = lm.sample(
+                embeds,
+                batch.attention_mask,
+                samples,
+                max_new_tokens,
+                generator=torch.Generator(device=lm.device).manual_seed(0),
+            )
         logp, _ = lm.completion_logprobs(embeds, batch.attention_mask, completions)
         logps[name] = logp[completions.mask.bool()].float()
         audio[name] = model.model.get_audio_features(batch.features, return_dict=True).pooler_output.float()
@@ -56,21 +68,33 @@ def compare(models: dict, tokenizer, prompts: list[str], features: list[torch.Te
 
     def diff(a: str, b: str) -> dict:
         d = (logps[a] - logps[b]).abs()
-        return {"max": float(d.max()), "mean": float(d.mean()),
-                "audio_rel_l2": float((audio[a] - audio[b]).norm() / audio[b].norm())}
+        return {
+            "max": float(d.max()),
+            "mean": float(d.mean()),
+            "audio_rel_l2": float((audio[a] - audio[b]).norm() / audio[b].norm()),
+        }
 
-    return {"tokens": int(completions.mask.sum()), "mean_logp": float(logps[reference].mean()),
-            **{name: diff(name, reference) for name in VARIANTS[:-1]},
-            "bf16 vs fp32 encoder": diff(VARIANTS[0], VARIANTS[1])}
+    return {
+        "tokens": int(completions.mask.sum()),
+        "mean_logp": float(logps[reference].mean()),
+        **{name: diff(name, reference) for name in VARIANTS[:-1]},
+        "bf16 vs fp32 encoder": diff(VARIANTS[0], VARIANTS[1]),
+    }
 
 
 def table(stats: dict) -> list[str]:
-    return ["| encoder + projector (LM bf16) | max abs diff of log-probs | mean abs diff | audio embeddings: relative L2 diff |",
-            "|---|---|---|---|",
-            *(f"| {name} vs all fp32 | {stats[name]['max']:.4f} | {stats[name]['mean']:.5f} | "
-              f"{stats[name]['audio_rel_l2']:.2e} |" for name in VARIANTS[:-1]),
-            f"| bf16 vs fp32 encoder | {stats['bf16 vs fp32 encoder']['max']:.4f} | "
-            f"{stats['bf16 vs fp32 encoder']['mean']:.5f} | {stats['bf16 vs fp32 encoder']['audio_rel_l2']:.2e} |"]
+    return [
+        "| encoder + projector (LM bf16) | max abs diff of log-probs | mean abs diff "
+        "| audio embeddings: relative L2 diff |",
+        "|---|---|---|---|",
+        *(
+            f"| {name} vs all fp32 | {stats[name]['max']:.4f} | {stats[name]['mean']:.5f} | "
+            f"{stats[name]['audio_rel_l2']:.2e} |"
+            for name in VARIANTS[:-1]
+        ),
+        f"| bf16 vs fp32 encoder | {stats['bf16 vs fp32 encoder']['max']:.4f} | "
+        f"{stats['bf16 vs fp32 encoder']['mean']:.5f} | {stats['bf16 vs fp32 encoder']['audio_rel_l2']:.2e} |",
+    ]
 
 
 def main() -> None:
@@ -85,10 +109,13 @@ def main() -> None:
     examples, features = load_task_data(cfg)["validation"].batch(list(range(64)))
     lm = load_speech_lm(cfg.model, torch.device("cpu"))  # the cached tiny base (built on first use)
     answers = completions_from_targets(lm.tokenize_targets([ex.answer for ex in examples]), lm.pad_id, lm.device)
-    stats = compare(precision_variants(lm.model.eval()), lm.tokenizer, [ex.prompt for ex in examples], features,
-                    answers)
-    print(f"tiny base, {len(examples)} validation examples ({cfg.task}), log-probs of the {stats['tokens']} reference "
-          f"answer tokens (mean log-prob {stats['mean_logp']:.3f}), CPU:")
+    stats = compare(
+        precision_variants(lm.model.eval()), lm.tokenizer, [ex.prompt for ex in examples], features, answers
+    )
+    print(
+        f"tiny base, {len(examples)} validation examples ({cfg.task}), log-probs of the {stats['tokens']} reference "
+        f"answer tokens (mean log-prob {stats['mean_logp']:.3f}), CPU:"
+    )
     print("\n".join(table(stats)))
 
 

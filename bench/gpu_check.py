@@ -48,21 +48,34 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from encoder_precision import compare, precision_variants, table  # noqa: E402
 from grpo_granite_gpu import (  # noqa: E402  (also puts this checkout's harness first on sys.path)
-    PROMPT, ROOT, StepSettings, default_dtype, grpo_steps, parameter_counts, random_model, released_config,
-    speech_policy, synchronize, tokenizer_for,
+    PROMPT,
+    ROOT,
+    StepSettings,
+    default_dtype,
+    grpo_steps,
+    parameter_counts,
+    random_model,
+    released_config,
+    speech_policy,
+    synchronize,
+    tokenizer_for,
 )
 
-CHAT_TEMPLATE = ("{% for m in messages %}<|start_of_role|>{{ m['role'] }}<|end_of_role|>{{ m['content'] }}"
-                 "<|end_of_text|>\n{% endfor %}{% if add_generation_prompt %}<|start_of_role|>assistant"
-                 "<|end_of_role|>{% endif %}")
-PAIRS = [("the cat sleeps on the red chair", "die katze schläft auf dem roten stuhl"),
-         ("we walk to the old bridge", "wir gehen zur alten brücke"),
-         ("she reads a long book", "sie liest ein langes buch"),
-         ("the children play in the garden", "die kinder spielen im garten"),
-         ("it rains in the city today", "es regnet heute in der stadt"),
-         ("my brother cooks dinner", "mein bruder kocht das abendessen"),
-         ("the train leaves at nine", "der zug fährt um neun"),
-         ("a dog runs across the field", "ein hund läuft über das feld")]
+CHAT_TEMPLATE = (
+    "{% for m in messages %}<|start_of_role|>{{ m['role'] }}<|end_of_role|>{{ m['content'] }}"
+    "<|end_of_text|>\n{% endfor %}{% if add_generation_prompt %}<|start_of_role|>assistant"
+    "<|end_of_role|>{% endif %}"
+)
+PAIRS = [
+    ("the cat sleeps on the red chair", "die katze schläft auf dem roten stuhl"),
+    ("we walk to the old bridge", "wir gehen zur alten brücke"),
+    ("she reads a long book", "sie liest ein langes buch"),
+    ("the children play in the garden", "die kinder spielen im garten"),
+    ("it rains in the city today", "es regnet heute in der stadt"),
+    ("my brother cooks dinner", "mein bruder kocht das abendessen"),
+    ("the train leaves at nine", "der zug fährt um neun"),
+    ("a dog runs across the field", "ein hund läuft über das feld"),
+]
 SPLITS = ["train", "train", "train", "train", "dev", "dev", "test", "test"]
 E2E_STEPS = 2
 
@@ -75,8 +88,9 @@ class Check:
         self.device = torch.device("cpu" if tiny else "cuda")
         self.dtype = torch.float32 if tiny else torch.bfloat16
         self.deadline = started + budget_s
-        self.settings = (StepSettings(batch=2, group=2, max_new_tokens=6, audio_s=1.0, micro_batch=2)
-                         if tiny else StepSettings())
+        self.settings = (
+            StepSettings(batch=2, group=2, max_new_tokens=6, audio_s=1.0, micro_batch=2) if tiny else StepSettings()
+        )
         self.steps = 1 if tiny else 2
         self.lines: list[str] = []
         self.tmp = Path(tempfile.mkdtemp(prefix="gpu-check-"))
@@ -99,7 +113,9 @@ class Check:
     def add(self, *lines: str) -> None:
         self.lines += lines
         self.out.mkdir(parents=True, exist_ok=True)
-        (self.out / "gpu_check.md").write_text("\n".join(self.lines) + "\n")  # after every section: a timeout keeps the rest
+        (self.out / "gpu_check.md").write_text(
+            "\n".join(self.lines) + "\n"
+        )  # after every section: a timeout keeps the rest
 
     def section(self, title: str, needs_s: float, body) -> None:
         """Run one section if `needs_s` seconds are left; its failure is recorded, not raised."""
@@ -134,7 +150,8 @@ def speech_step(check: Check) -> None:
     check.add(
         f"{counts['total']} parameters (encoder {counts['encoder']}, projector {counts['projector']}), "
         f"{counts['trainable']} trainable (projector + LoRA r "
-        f"{s.lora_rank}, alpha {s.lora_alpha}); {check.dtype}, encoder dtype {s.encoder_dtype}; built in {built:.0f} s. "
+        f"{s.lora_rank}, alpha {s.lora_alpha}); {check.dtype}, encoder dtype {s.encoder_dtype}; "
+        f"built in {built:.0f} s. "
         f"B={s.batch} prompts x G={s.group} samples, up to {s.max_new_tokens} new tokens, {s.audio_s:g} s of audio "
         f"per prompt ({results[0]['prompt_tokens']} prompt tokens), gradient checkpointing "
         f"{'on' if s.gradient_checkpointing else 'off'}, micro-batches of {s.micro_batch} rows, beta {s.beta}, "
@@ -142,8 +159,11 @@ def speech_step(check: Check) -> None:
         "",
         "| step | time s | generated tokens | tokens/s (sampling) | tokens/s (whole step) | peak GPU memory GiB |",
         "|---|---|---|---|---|---|",
-        *(f"| {i} | {r['step_s']:.2f} | {r['generated']:.0f} | {r['sample_tokens_per_s']:.0f} | "
-          f"{r['step_tokens_per_s']:.0f} | {r['peak_gib']:.1f} |" for i, r in enumerate(results, 1)),
+        *(
+            f"| {i} | {r['step_s']:.2f} | {r['generated']:.0f} | {r['sample_tokens_per_s']:.0f} | "
+            f"{r['step_tokens_per_s']:.0f} | {r['peak_gib']:.1f} |"
+            for i, r in enumerate(results, 1)
+        ),
         "",
         f"**Median step {median:.2f} s.** Phases (mean s per step, CUDA-synchronised):",
         "",
@@ -209,8 +229,9 @@ def write_released_checkpoint(check: Check, path: Path) -> None:
     model = random_model(cfg, check.device, check.dtype)
     model.save_pretrained(path)
     tok.save_pretrained(path)
-    peft_model = get_peft_model(model, LoraConfig(r=64, lora_alpha=32, lora_dropout=0.0,
-                                                  target_modules=["q_proj", "v_proj"]))
+    peft_model = get_peft_model(
+        model, LoraConfig(r=64, lora_alpha=32, lora_dropout=0.0, target_modules=["q_proj", "v_proj"])
+    )
     with torch.no_grad():
         for name, p in peft_model.named_parameters():
             if "lora_B" in name:
@@ -218,8 +239,10 @@ def write_released_checkpoint(check: Check, path: Path) -> None:
     peft_model.save_pretrained(path)
     adapter = path / "adapter_model.safetensors"
     state = load_file(str(adapter))
-    save_file({k.replace("base_model.model.model.language_model.", "language_model.model."): v
-               for k, v in state.items()}, str(adapter))
+    save_file(
+        {k.replace("base_model.model.model.language_model.", "language_model.model."): v for k, v in state.items()},
+        str(adapter),
+    )
 
 
 STUDY = """\
@@ -240,8 +263,11 @@ objective: {{metric: test/sampled/bleu, direction: maximize}}
 
 
 def end_to_end(check: Check) -> None:
-    missing = [m for m in ("mlflow", "optuna", "soundfile", "nltk", "rouge_score", "pandas", "pydantic", "typer")
-               if importlib.util.find_spec(m) is None]
+    missing = [
+        m
+        for m in ("mlflow", "optuna", "soundfile", "nltk", "rouge_score", "pandas", "pydantic", "typer")
+        if importlib.util.find_spec(m) is None
+    ]
     if missing:
         check.add(f"Not run: {', '.join(missing)} not importable (wheels: {check.wheels}; see bench/gpu_wheels.sh).")
         return
@@ -254,19 +280,39 @@ def end_to_end(check: Check) -> None:
         torch.cuda.empty_cache()
     prepared = time.perf_counter() - t0
     study = root / "gpu_check.yaml"
-    study.write_text(STUDY.format(tsv=tsv, checkpoint=root / "checkpoint", steps=E2E_STEPS,
-                                  tokens=8 if check.tiny else 32))
+    study.write_text(
+        STUDY.format(tsv=tsv, checkpoint=root / "checkpoint", steps=E2E_STEPS, tokens=8 if check.tiny else 32)
+    )
     uri = f"sqlite:///{root / 'mlflow.db'}"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-           "HARNESS_CACHE": str(root / "cache"), "HF_HUB_OFFLINE": "1"}
-    cmd = [sys.executable, "-m", "harness.cli", "sweep", str(study), "--no-report", "--storage",
-           str(root / "optuna.log"), "--tracking-uri", uri]
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+        "HARNESS_CACHE": str(root / "cache"),
+        "HF_HUB_OFFLINE": "1",
+    }
+    cmd = [
+        sys.executable,
+        "-m",
+        "harness.cli",
+        "sweep",
+        str(study),
+        "--no-report",
+        "--storage",
+        str(root / "optuna.log"),
+        "--tracking-uri",
+        uri,
+    ]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=max(30, check.left() - 20))
     wall = time.perf_counter() - t0
-    check.add(f"Prepared (corpus + checkpoint written) in {prepared:.0f} s; `harness sweep gpu_check.yaml "
-              f"--no-report` exited {proc.returncode} after {wall:.0f} s.", "", "```yaml", study.read_text().rstrip(),
-              "```")
+    check.add(
+        f"Prepared (corpus + checkpoint written) in {prepared:.0f} s; `harness sweep gpu_check.yaml "
+        f"--no-report` exited {proc.returncode} after {wall:.0f} s.",
+        "",
+        "```yaml",
+        study.read_text().rstrip(),
+        "```",
+    )
     if proc.returncode != 0:
         check.add("", "```text", (proc.stdout + proc.stderr)[-3000:].rstrip(), "```")
         return
@@ -289,7 +335,8 @@ def end_to_end(check: Check) -> None:
         f"- GRPO loss per step: {loss}; validation BLEU by step: {val}; selected step (best_step): "
         f"{m.get('best_step')}",
         "- test: " + ", ".join(f"{k} {v:.2f}" for k, v in sorted(m.items()) if k.startswith("test/")),
-        "- trial times (s): " + ", ".join(f"{k[5:]} {v:.1f}" for k, v in sorted(m.items()) if k.startswith("time/"))
+        "- trial times (s): "
+        + ", ".join(f"{k[5:]} {v:.1f}" for k, v in sorted(m.items()) if k.startswith("time/"))
         + f"; wall {m.get('wall_time_s', float('nan')):.1f}",
         f"- system metrics logged: {sorted(k for k in m if k.startswith('system/'))[:6]}",
         f"- artifacts: {artifacts}",
@@ -305,8 +352,12 @@ def text_policy(model, tokenizer, settings: StepSettings):
     from harness.models.loader import frozen_copy
     from harness.models.speech_lm import SpeechLM
 
-    inject_adapter_in_model(LoraConfig(r=settings.lora_rank, lora_alpha=settings.lora_alpha, lora_dropout=0.0,
-                                       target_modules=["q_proj", "v_proj"]), model)
+    inject_adapter_in_model(
+        LoraConfig(
+            r=settings.lora_rank, lora_alpha=settings.lora_alpha, lora_dropout=0.0, target_modules=["q_proj", "v_proj"]
+        ),
+        model,
+    )
     for name, p in model.named_parameters():
         p.requires_grad_("lora_" in name)
     lm = SpeechLM(model, tokenizer)
@@ -318,15 +369,18 @@ def text_policy(model, tokenizer, settings: StepSettings):
 
 def versus_trl(check: Check) -> None:
     if importlib.util.find_spec("trl") is None:
-        check.add("Not run: trl is not installed here (it needs datasets + pyarrow, ~55 MB of wheels beyond the "
-                  "carry limit next to the harness's own; `bench/grpo_step.py` compares on CPU).")
+        check.add(
+            "Not run: trl is not installed here (it needs datasets + pyarrow, ~55 MB of wheels beyond the "
+            "carry limit next to the harness's own; `bench/grpo_step.py` compares on CPU)."
+        )
         return
     import trl
     from datasets import Dataset
+    from peft import LoraConfig
     from transformers import GraniteForCausalLM, TrainerCallback
     from transformers.trainer_callback import PrinterCallback
-    from trl import GRPOConfig as TRLConfig, GRPOTrainer
-    from peft import LoraConfig
+    from trl import GRPOConfig as TRLConfig
+    from trl import GRPOTrainer
 
     from harness.config import GRPOConfig
     from harness.rewards import parse_reward
@@ -351,8 +405,16 @@ def versus_trl(check: Check) -> None:
     reward = parse_reward("bleu")
     grpo = GRPOConfig(group_size=s.group, beta=s.beta, max_new_tokens=s.max_new_tokens, loss_type="dapo")
     optimizer, scheduler = make_optimizer(lm.model, 1e-5, 0.0, 0)
-    learner = Learner(lm, optimizer, scheduler, 1.0, reference, torch.Generator(device=device).manual_seed(0),
-                      MicroBatching(s.micro_batch), PhaseClock(device))
+    learner = Learner(
+        lm,
+        optimizer,
+        scheduler,
+        1.0,
+        reference,
+        torch.Generator(device=device).manual_seed(0),
+        MicroBatching(s.micro_batch),
+        PhaseClock(device),
+    )
     cursor = [0]
 
     def ours(steps: int) -> list[float]:
@@ -362,8 +424,8 @@ def versus_trl(check: Check) -> None:
             cursor[0] += s.batch
             synchronize(device)
             t = time.perf_counter()
-            prompts = lm.prepare(texts[i:i + s.batch])
-            grpo_step(learner, prompts, answers[i:i + s.batch], reward, grpo)
+            prompts = lm.prepare(texts[i : i + s.batch])
+            grpo_step(learner, prompts, answers[i : i + s.batch], reward, grpo)
             synchronize(device)
             times.append(time.perf_counter() - t)
         return times
@@ -385,19 +447,50 @@ def versus_trl(check: Check) -> None:
         return reward(list(completions), list(answer))[0].tolist()
 
     args = TRLConfig(
-        output_dir=str(check.tmp / "trl"), use_cpu=device.type == "cpu", bf16=device.type == "cuda", seed=0,
-        gradient_checkpointing=s.gradient_checkpointing, gradient_checkpointing_kwargs={"use_reentrant": False},
-        per_device_train_batch_size=micro, gradient_accumulation_steps=rows // micro, num_generations=s.group,
-        max_completion_length=s.max_new_tokens, temperature=1.0, top_p=1.0, top_k=0, beta=s.beta, epsilon=0.2,
-        loss_type="dapo", num_iterations=1, scale_rewards="group", use_vllm=False, learning_rate=1e-5,
-        lr_scheduler_type="constant", warmup_steps=0, weight_decay=0.0, max_grad_norm=1.0, report_to="none",
-        logging_strategy="no", save_strategy="no", disable_tqdm=True, log_completions=False,
-        dataloader_num_workers=0, max_steps=1, generation_kwargs={"suppress_tokens": lm.suppress_ids})
-    trainer = GRPOTrainer(model=trl_model, reward_funcs=bleu, args=args,
-                          train_dataset=Dataset.from_dict({"prompt": texts, "answer": answers}), processing_class=tok,
-                          peft_config=LoraConfig(r=s.lora_rank, lora_alpha=s.lora_alpha, lora_dropout=0.0,
-                                                 target_modules=["q_proj", "v_proj"]),
-                          callbacks=[Timer()])
+        output_dir=str(check.tmp / "trl"),
+        use_cpu=device.type == "cpu",
+        bf16=device.type == "cuda",
+        seed=0,
+        gradient_checkpointing=s.gradient_checkpointing,
+        gradient_checkpointing_kwargs={"use_reentrant": False},
+        per_device_train_batch_size=micro,
+        gradient_accumulation_steps=rows // micro,
+        num_generations=s.group,
+        max_completion_length=s.max_new_tokens,
+        temperature=1.0,
+        top_p=1.0,
+        top_k=0,
+        beta=s.beta,
+        epsilon=0.2,
+        loss_type="dapo",
+        num_iterations=1,
+        scale_rewards="group",
+        use_vllm=False,
+        learning_rate=1e-5,
+        lr_scheduler_type="constant",
+        warmup_steps=0,
+        weight_decay=0.0,
+        max_grad_norm=1.0,
+        report_to="none",
+        logging_strategy="no",
+        save_strategy="no",
+        disable_tqdm=True,
+        log_completions=False,
+        dataloader_num_workers=0,
+        max_steps=1,
+        generation_kwargs={"suppress_tokens": lm.suppress_ids},
+    )
+    trainer = GRPOTrainer(
+        model=trl_model,
+        reward_funcs=bleu,
+        args=args,
+        train_dataset=Dataset.from_dict({"prompt": texts, "answer": answers}),
+        processing_class=tok,
+        peft_config=LoraConfig(
+            r=s.lora_rank, lora_alpha=s.lora_alpha, lora_dropout=0.0, target_modules=["q_proj", "v_proj"]
+        ),
+        callbacks=[Timer()],
+    )
     trainer.remove_callback(PrinterCallback)  # no metric dict per train() call on stdout
 
     def theirs(steps: int) -> list[float]:
@@ -439,13 +532,21 @@ def environment(check: Check) -> list[str]:
             versions[package] = "not installed"
         except Exception as err:  # a package that is there but does not import
             versions[package] = f"broken ({type(err).__name__})"
-    gpu = (f"{torch.cuda.get_device_name(0)}, {torch.cuda.get_device_properties(0).total_memory / 2**30:.0f} GiB, "
-           f"CUDA {torch.version.cuda}") if torch.cuda.is_available() else "no GPU"
+    gpu = (
+        (
+            f"{torch.cuda.get_device_name(0)}, {torch.cuda.get_device_properties(0).total_memory / 2**30:.0f} GiB, "
+            f"CUDA {torch.version.cuda}"
+        )
+        if torch.cuda.is_available()
+        else "no GPU"
+    )
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
     return [
-        f"# GPU check, {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC",
+        f"# GPU check, {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC",
         "",
-        f"Mode: **{'tiny shapes on CPU (a test of the script, not a measurement)' if check.tiny else 'released 2B shapes'}**"
+        "Mode: **"
+        + ("tiny shapes on CPU (a test of the script, not a measurement)" if check.tiny else "released 2B shapes")
+        + "**"
         f"; device {check.device} ({gpu}); {platform.node()}, python {platform.python_version()}; "
         + ", ".join(f"{k} {v}" for k, v in versions.items())
         + f"; commit {commit.stdout.strip() or os.environ.get('HARNESS_COMMIT', 'unknown')}; wheels: {check.wheels}; "
@@ -471,8 +572,11 @@ def main() -> int:
     try:
         check.section("1. GRPO step, Granite Speech 3.3 2B shape", 150 if gpu else 5, speech_step)
         check.section("2. Encoder precision: bf16 vs fp32 encoder + projector", 60 if gpu else 5, encoder_precision)
-        check.section("3. End to end: `harness sweep`, one GRPO trial on a random 2B saved like the release",
-                      150 if gpu else 10, end_to_end)
+        check.section(
+            "3. End to end: `harness sweep`, one GRPO trial on a random 2B saved like the release",
+            150 if gpu else 10,
+            end_to_end,
+        )
         check.section("4. Our GRPO step vs TRL GRPOTrainer, 2B text decoder", 120 if gpu else 5, versus_trl)
     finally:
         shutil.rmtree(check.tmp, ignore_errors=True)  # the e2e checkpoint: 6 GB at the 2B shape

@@ -92,8 +92,9 @@ def speech_policy(model, tokenizer, settings: StepSettings):
     from harness.models.speech_lm import SpeechLM
 
     set_encoder_dtype(model, settings.encoder_dtype)
-    set_trainable(model, ModelConfig(trainable="projector+lora", lora_rank=settings.lora_rank,
-                                     lora_alpha=settings.lora_alpha))
+    set_trainable(
+        model, ModelConfig(trainable="projector+lora", lora_rank=settings.lora_rank, lora_alpha=settings.lora_alpha)
+    )
     lm = SpeechLM(model, tokenizer)
     if settings.gradient_checkpointing:
         lm.enable_gradient_checkpointing()
@@ -120,39 +121,59 @@ def grpo_steps(lm, reference, settings: StepSettings, steps: int, warmup: int = 
     device = lm.device
     grpo = GRPOConfig(group_size=settings.group, beta=settings.beta, max_new_tokens=settings.max_new_tokens)
     optimizer, scheduler = make_optimizer(lm.model, 1e-5, 0.0, 0)
-    learner = Learner(lm, optimizer, scheduler, 1.0, reference, torch.Generator(device=device).manual_seed(0),
-                      MicroBatching(settings.micro_batch), PhaseClock(device))
+    learner = Learner(
+        lm,
+        optimizer,
+        scheduler,
+        1.0,
+        reference,
+        torch.Generator(device=device).manual_seed(0),
+        MicroBatching(settings.micro_batch),
+        PhaseClock(device),
+    )
     reward = parse_reward("bleu")
     rng = np.random.RandomState(0)
     results = []
     for step in range(warmup + steps):
         if step == warmup and device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
-        feats = [log_mel(rng.randn(int(settings.audio_s * 16000)).astype(np.float32) * 0.1)
-                 for _ in range(settings.batch)]
+        feats = [
+            log_mel(rng.randn(int(settings.audio_s * 16000)).astype(np.float32) * 0.1) for _ in range(settings.batch)
+        ]
         prompts = lm.prepare([PROMPT] * settings.batch, feats)
         synchronize(device)
         m = grpo_step(learner, prompts, [ANSWER] * settings.batch, reward, grpo).metrics
         synchronize(device)
         if step < warmup:
             continue
-        spent = {phase: m[f"time_{phase}_s"] for phase in ("rollout", "reward", "reference", "forward", "backward",
-                                                           "optimizer") if f"time_{phase}_s" in m}
-        results.append(dict(
-            step_s=m["step_time_s"], phases=spent, generated=m["generated_tokens"],
-            sample_tokens_per_s=m["tokens_per_s"],
-            step_tokens_per_s=m["generated_tokens"] / m["step_time_s"],
-            prompt_tokens=int(prompts.input_ids.shape[1]), completion_len=m["completion_len_mean"],
-            peak_gib=torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else float("nan")))
+        spent = {
+            phase: m[f"time_{phase}_s"]
+            for phase in ("rollout", "reward", "reference", "forward", "backward", "optimizer")
+            if f"time_{phase}_s" in m
+        }
+        results.append(
+            dict(
+                step_s=m["step_time_s"],
+                phases=spent,
+                generated=m["generated_tokens"],
+                sample_tokens_per_s=m["tokens_per_s"],
+                step_tokens_per_s=m["generated_tokens"] / m["step_time_s"],
+                prompt_tokens=int(prompts.input_ids.shape[1]),
+                completion_len=m["completion_len_mean"],
+                peak_gib=torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else float("nan"),
+            )
+        )
     return results
 
 
 def parameter_counts(model) -> dict[str, int]:
     core = model.model
-    return {"total": sum(p.numel() for p in model.parameters()),
-            "encoder": sum(p.numel() for p in core.encoder.parameters()),
-            "projector": sum(p.numel() for p in core.projector.parameters()),
-            "trainable": sum(p.numel() for p in model.parameters() if p.requires_grad)}
+    return {
+        "total": sum(p.numel() for p in model.parameters()),
+        "encoder": sum(p.numel() for p in core.encoder.parameters()),
+        "projector": sum(p.numel() for p in core.projector.parameters()),
+        "trainable": sum(p.numel() for p in model.parameters() if p.requires_grad),
+    }
 
 
 def main() -> None:
@@ -173,24 +194,36 @@ def main() -> None:
 
     device = torch.device(args.device)
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
-    settings = StepSettings(batch=args.batch, group=args.group, max_new_tokens=args.max_new_tokens,
-                            audio_s=args.audio_s, micro_batch=args.micro_batch,
-                            gradient_checkpointing=not args.no_gradient_checkpointing, beta=args.beta,
-                            encoder_dtype=args.encoder_dtype)
+    settings = StepSettings(
+        batch=args.batch,
+        group=args.group,
+        max_new_tokens=args.max_new_tokens,
+        audio_s=args.audio_s,
+        micro_batch=args.micro_batch,
+        gradient_checkpointing=not args.no_gradient_checkpointing,
+        beta=args.beta,
+        encoder_dtype=args.encoder_dtype,
+    )
     cfg = released_config(args.size, args.layers)
     t0 = time.perf_counter()
     model = random_model(cfg, device, dtype)
     lm, reference = speech_policy(model, tokenizer_for(cfg), settings)
     counts = parameter_counts(model)
-    print(f"model {args.size} ({cfg.text_config.num_hidden_layers} decoder layers): {counts['total'] / 1e9:.2f} B "
-          f"parameters (encoder {counts['encoder'] / 1e6:.0f} M), {counts['trainable'] / 1e6:.1f} M trainable, "
-          f"{dtype}, encoder {args.encoder_dtype}, {device}; built in {time.perf_counter() - t0:.1f} s", flush=True)
+    print(
+        f"model {args.size} ({cfg.text_config.num_hidden_layers} decoder layers): {counts['total'] / 1e9:.2f} B "
+        f"parameters (encoder {counts['encoder'] / 1e6:.0f} M), {counts['trainable'] / 1e6:.1f} M trainable, "
+        f"{dtype}, encoder {args.encoder_dtype}, {device}; built in {time.perf_counter() - t0:.1f} s",
+        flush=True,
+    )
     results = grpo_steps(lm, reference, settings, args.steps)
     for i, r in enumerate(results, 1):
         phases = ", ".join(f"{k} {v:.2f}" for k, v in r["phases"].items())
-        print(f"step {i}: {r['step_s']:.2f} s ({phases}); {r['generated']:.0f} tokens generated, "
-              f"{r['sample_tokens_per_s']:.0f} tok/s sampling, {r['step_tokens_per_s']:.0f} tok/s per step; prompt "
-              f"{r['prompt_tokens']} tokens; peak memory {r['peak_gib']:.1f} GiB", flush=True)
+        print(
+            f"step {i}: {r['step_s']:.2f} s ({phases}); {r['generated']:.0f} tokens generated, "
+            f"{r['sample_tokens_per_s']:.0f} tok/s sampling, {r['step_tokens_per_s']:.0f} tok/s per step; prompt "
+            f"{r['prompt_tokens']} tokens; peak memory {r['peak_gib']:.1f} GiB",
+            flush=True,
+        )
     print(f"median step {statistics.median(r['step_s'] for r in results):.2f} s")
 
 

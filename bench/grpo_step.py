@@ -56,9 +56,9 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import torch  # noqa: E402
 
 from harness.config import GRPOConfig, TrialConfig  # noqa: E402
-from harness.yardsticks.plain import PerSampleLM  # noqa: E402
 from harness.models.speech_lm import SpeechLM  # noqa: E402
 from harness.runtime import configure_threads  # noqa: E402
+from harness.yardsticks.plain import PerSampleLM  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 TEXT_SIZES = [(64, 2), (256, 4)]  # (hidden, layers), 4 heads
@@ -86,8 +86,17 @@ def peak_rss_mb() -> float:
 class OurRunner:
     """Our GRPO step (prompt tokenisation + grpo_step + async MLflow metric logging) on one model."""
 
-    def __init__(self, lm: SpeechLM, prompts: list[str], answers: list[str], batch: int, cfg: GRPOConfig,
-                 features: list | None = None, tracker=None, seed: int = 0):
+    def __init__(
+        self,
+        lm: SpeechLM,
+        prompts: list[str],
+        answers: list[str],
+        batch: int,
+        cfg: GRPOConfig,
+        features: list | None = None,
+        tracker=None,
+        seed: int = 0,
+    ):
         from harness.models.loader import frozen_copy
         from harness.rewards import parse_reward
         from harness.train.learner import Learner
@@ -137,12 +146,23 @@ def mlflow_tracker(root: Path):
 class TRLRunner:
     """TRL's GRPOTrainer on the same saved model directory; step times from its callbacks."""
 
-    def __init__(self, model_dir: str, tokenizer, prompts: list[str], answers: list[str], batch: int,
-                 cfg: GRPOConfig, suppress_ids: list[int], out_dir: str, seed: int = 0):
+    def __init__(
+        self,
+        model_dir: str,
+        tokenizer,
+        prompts: list[str],
+        answers: list[str],
+        batch: int,
+        cfg: GRPOConfig,
+        suppress_ids: list[int],
+        out_dir: str,
+        seed: int = 0,
+    ):
         from datasets import Dataset
         from transformers import TrainerCallback
         from transformers.trainer_callback import PrinterCallback
-        from trl import GRPOConfig as TRLConfig, GRPOTrainer
+        from trl import GRPOConfig as TRLConfig
+        from trl import GRPOTrainer
 
         from harness.rewards import parse_reward
 
@@ -169,20 +189,49 @@ class TRLRunner:
         self.lengths: list[float] = []  # TRL's own mean completion length per train() call
         self.threads: set[int] = set()  # torch threads seen at TRL's step starts
         args = TRLConfig(
-            output_dir=out_dir, use_cpu=True, bf16=False, fp16=False, seed=seed, data_seed=seed,
+            output_dir=out_dir,
+            use_cpu=True,
+            bf16=False,
+            fp16=False,
+            seed=seed,
+            data_seed=seed,
             gradient_checkpointing=False,  # TRL's default is True; we recompute nothing either
-            per_device_train_batch_size=batch * cfg.group_size, gradient_accumulation_steps=1,
-            num_generations=cfg.group_size, max_completion_length=cfg.max_new_tokens,
-            temperature=cfg.temperature, top_p=cfg.top_p, top_k=0, beta=cfg.beta, epsilon=cfg.epsilon,
-            loss_type=cfg.loss_type, num_iterations=cfg.iterations, scale_rewards="group", use_vllm=False,
-            learning_rate=LR, lr_scheduler_type="constant", warmup_steps=0, weight_decay=0.0,
-            max_grad_norm=MAX_GRAD_NORM, report_to="none", logging_strategy="no", save_strategy="no",
-            disable_tqdm=True, log_completions=False, dataloader_num_workers=0, max_steps=1,
+            per_device_train_batch_size=batch * cfg.group_size,
+            gradient_accumulation_steps=1,
+            num_generations=cfg.group_size,
+            max_completion_length=cfg.max_new_tokens,
+            temperature=cfg.temperature,
+            top_p=cfg.top_p,
+            top_k=0,
+            beta=cfg.beta,
+            epsilon=cfg.epsilon,
+            loss_type=cfg.loss_type,
+            num_iterations=cfg.iterations,
+            scale_rewards="group",
+            use_vllm=False,
+            learning_rate=LR,
+            lr_scheduler_type="constant",
+            warmup_steps=0,
+            weight_decay=0.0,
+            max_grad_norm=MAX_GRAD_NORM,
+            report_to="none",
+            logging_strategy="no",
+            save_strategy="no",
+            disable_tqdm=True,
+            log_completions=False,
+            dataloader_num_workers=0,
+            max_steps=1,
             generation_kwargs={"suppress_tokens": suppress_ids},
         )
         dataset = Dataset.from_dict({"prompt": prompts, "answer": answers})
-        self.trainer = GRPOTrainer(model=model_dir, reward_funcs=bleu, args=args, train_dataset=dataset,
-                                   processing_class=tokenizer, callbacks=[Timer()])
+        self.trainer = GRPOTrainer(
+            model=model_dir,
+            reward_funcs=bleu,
+            args=args,
+            train_dataset=dataset,
+            processing_class=tokenizer,
+            callbacks=[Timer()],
+        )
         self.trainer.remove_callback(PrinterCallback)  # no per-train() metric dicts on stdout
         self.generate_s: list[float] = []
         model = self.trainer.model
@@ -233,16 +282,25 @@ def text_comparison(hidden: int, layers: int, tok, texts, answers, reps, steps, 
     build_tiny_text(tok, hidden, layers, 4).save_pretrained(model_dir)
     tok.save_pretrained(model_dir)
     cfg = GRPOConfig(group_size=8, beta=0.02, epsilon=0.2, max_new_tokens=32, temperature=1.0, loss_type="dapo")
-    ours = OurRunner(SpeechLM(GraniteForCausalLM.from_pretrained(model_dir), tok), texts, answers, 4, cfg,
-                     tracker=tracker)
+    ours = OurRunner(
+        SpeechLM(GraniteForCausalLM.from_pretrained(model_dir), tok), texts, answers, 4, cfg, tracker=tracker
+    )
     n_params = sum(p.numel() for p in ours.policy.model.parameters())
     trl = TRLRunner(str(model_dir), tok, texts, answers, 4, cfg, ours.policy.suppress_ids, str(Path(tmp) / "trl"))
     configure_threads()  # in case anything reset it
     t_trl, t_ours, ratios = interleave(trl.block, lambda k: [ours.step() for _ in range(k)], reps, steps)
     if trl.threads != {torch.get_num_threads()}:
         print(f"warning: TRL's steps ran with torch threads {sorted(trl.threads)}", file=sys.stderr)
-    return dict(params=n_params, trl=t_trl, ours=t_ours, ratios=ratios, trl_generate=trl.generate_s,
-                trl_len=trl.mean_completion_len(), ours_tokens=ours.tokens, ours_runner=ours)
+    return dict(
+        params=n_params,
+        trl=t_trl,
+        ours=t_ours,
+        ratios=ratios,
+        trl_generate=trl.generate_s,
+        trl_len=trl.mean_completion_len(),
+        ours_tokens=ours.tokens,
+        ours_runner=ours,
+    )
 
 
 def phase_table(runner: OurRunner, steps: int) -> dict[str, float]:
@@ -274,8 +332,15 @@ def default_trial_memory(queue) -> None:
 
     t = time.perf_counter()
     result = run_trial(TrialConfig(), log=log)
-    queue.put(dict(per_step=per_step, peak=peak_rss_mb(), peak_in_steps=peak_in_steps[0],
-                   wall=time.perf_counter() - t, steps=result.steps))
+    queue.put(
+        dict(
+            per_step=per_step,
+            peak=peak_rss_mb(),
+            peak_in_steps=peak_in_steps[0],
+            wall=time.perf_counter() - t,
+            steps=result.steps,
+        )
+    )
 
 
 def main() -> int:
@@ -290,8 +355,11 @@ def main() -> int:
     try:
         import trl
     except ImportError:
-        print("TRL is not installed: python3 -m venv .venv-bench && "
-              ".venv-bench/bin/pip install torch==2.13.0 -e '.[bench]'", file=sys.stderr)
+        print(
+            "TRL is not installed: python3 -m venv .venv-bench && "
+            ".venv-bench/bin/pip install torch==2.13.0 -e '.[bench]'",
+            file=sys.stderr,
+        )
         return 2
     import transformers
 
@@ -332,11 +400,21 @@ def main() -> int:
             lm = load_speech_lm(trial_cfg.model)
             if name == "per_sample":
                 lm = PerSampleLM(lm.model, lm.tokenizer, lm.system_prompt, cfg.group_size)
-            speech[name] = OurRunner(lm, [ex.prompt for ex in data.examples], answers, trial_cfg.train.batch_size,
-                                     cfg, features=data.features, tracker=tracker)
-        t_per, t_once, sp_ratios = interleave(lambda k: [speech["per_sample"].step() for _ in range(k)],
-                                              lambda k: [speech["once"].step() for _ in range(k)],
-                                              args.reps, args.steps)
+            speech[name] = OurRunner(
+                lm,
+                [ex.prompt for ex in data.examples],
+                answers,
+                trial_cfg.train.batch_size,
+                cfg,
+                features=data.features,
+                tracker=tracker,
+            )
+        t_per, t_once, sp_ratios = interleave(
+            lambda k: [speech["per_sample"].step() for _ in range(k)],
+            lambda k: [speech["once"].step() for _ in range(k)],
+            args.reps,
+            args.steps,
+        )
         speech_phases = phase_table(speech["once"], args.steps)
         import mlflow
 
@@ -354,10 +432,23 @@ def main() -> int:
         trial = queue.get()
         child.join()
 
-    report = render(args, threads, load_start, time.perf_counter() - started, text_results,
-                    dict(per_sample=t_per, once=t_once, ratios=sp_ratios, phases=speech_phases,
-                         batch=trial_cfg.train.batch_size, group=cfg.group_size), trial,
-                    versions=dict(torch=torch.__version__, transformers=transformers.__version__, trl=trl.__version__))
+    report = render(
+        args,
+        threads,
+        load_start,
+        time.perf_counter() - started,
+        text_results,
+        dict(
+            per_sample=t_per,
+            once=t_once,
+            ratios=sp_ratios,
+            phases=speech_phases,
+            batch=trial_cfg.train.batch_size,
+            group=cfg.group_size,
+        ),
+        trial,
+        versions=dict(torch=torch.__version__, transformers=transformers.__version__, trl=trl.__version__),
+    )
     print("\n" + report)
     RESULTS.mkdir(exist_ok=True)
     default = (args.reps, args.steps, args.no_trial) == (5, 3, False)  # a shorter run does not replace it
@@ -381,10 +472,12 @@ def _ratios(r: list[float]) -> str:
 
 
 def render(args, threads, load_start, wall, text_results, speech, trial, versions) -> str:
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
-               platform.processor())
+    cpu = next(
+        (line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
+        platform.processor(),
+    )
     lines = [
-        f"# GRPO step benchmark, {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC",
+        f"# GRPO step benchmark, {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC",
         "",
         f"Machine: `{platform.node()}`, {cpu}, {os.cpu_count()} cores, torch {versions['torch']}, "
         f"transformers {versions['transformers']}, trl {versions['trl']}, **{threads} torch thread**, fp32, CPU. "
@@ -405,10 +498,15 @@ def render(args, threads, load_start, wall, text_results, speech, trial, version
         lines.append(
             f"| h{hidden} / {layers} layers | {r['params'] / 1e6:.2f} M | {_row(r['trl'])} | {_row(r['ours'])} | "
             f"{_ratios(r['ratios'])} | {_ms(statistics.median(r['trl_generate']))} | "
-            f"{_ms(r['phases']['rollout'])} | {r['trl_len'] * 32:.0f} / {statistics.fmean(r['ours_tokens']):.0f} |")
+            f"{_ms(r['phases']['rollout'])} | {r['trl_len'] * 32:.0f} / {statistics.fmean(r['ours_tokens']):.0f} |"
+        )
     lines.append("")
-    lines.append("Per-pair ratios (TRL / ours, block medians): " + "; ".join(
-        f"h{h}/{layer}L: " + ", ".join(f"{x:.2f}" for x in r["ratios"]) for (h, layer), r in text_results.items()))
+    lines.append(
+        "Per-pair ratios (TRL / ours, block medians): "
+        + "; ".join(
+            f"h{h}/{layer}L: " + ", ".join(f"{x:.2f}" for x in r["ratios"]) for (h, layer), r in text_results.items()
+        )
+    )
     lines += [
         "",
         f"## 2. Speech model (cached tiny base, {speech['batch']} prompts x {speech['group']} samples, default "
@@ -426,8 +524,16 @@ def render(args, threads, load_start, wall, text_results, speech, trial, version
     ]
     settings = [(f"text h{h}/{layer}L", r["phases"]) for (h, layer), r in text_results.items()]
     settings.append(("speech (default trial)", speech["phases"]))
-    names = ["rollout", "reward", "reference", "forward", "backward", "optimizer", "tracking",
-             "other (prepare, advantages, loss, metrics)"]
+    names = [
+        "rollout",
+        "reward",
+        "reference",
+        "forward",
+        "backward",
+        "optimizer",
+        "tracking",
+        "other (prepare, advantages, loss, metrics)",
+    ]
     lines.append("| phase | " + " | ".join(f"{s} ms | %" for s, _ in settings) + " |")
     lines.append("|---|" + "---|---|" * len(settings))
     for name in names:
@@ -436,8 +542,11 @@ def render(args, threads, load_start, wall, text_results, speech, trial, version
             cells += [_ms(p.get(name, 0.0)), f"{100 * p.get(name, 0.0) / p['step']:.1f}"]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     lines.append("| **step** | " + " | ".join(f"**{_ms(p['step'])}** | 100" for _, p in settings) + " |")
-    lines.append("| generated tokens / s (step; sampling only) | " + " | ".join(
-        f"{p['tokens'] / p['step']:.0f} | {p['tokens'] / p['rollout']:.0f}" for _, p in settings) + " |")
+    lines.append(
+        "| generated tokens / s (step; sampling only) | "
+        + " | ".join(f"{p['tokens'] / p['step']:.0f} | {p['tokens'] / p['rollout']:.0f}" for _, p in settings)
+        + " |"
+    )
     harness = [100 * (p.get("tracking", 0) + p.get("reward", 0)) / p["step"] for _, p in settings]
     lines += [
         "",
@@ -448,9 +557,11 @@ def render(args, threads, load_start, wall, text_results, speech, trial, version
         "",
         "## Targets (issue 7)",
         "",
-        *(f"- ours >= 1.5x faster than TRL at h{h}/{layer}L: median per-pair ratio "
-          f"{statistics.median(r['ratios']):.2f}x -> {'met' if statistics.median(r['ratios']) >= 1.5 else 'NOT met'}"
-          for (h, layer), r in text_results.items()),
+        *(
+            f"- ours >= 1.5x faster than TRL at h{h}/{layer}L: median per-pair ratio "
+            f"{statistics.median(r['ratios']):.2f}x -> {'met' if statistics.median(r['ratios']) >= 1.5 else 'NOT met'}"
+            for (h, layer), r in text_results.items()
+        ),
         f"- audio once per group >= 1.5x faster than once per sample: {statistics.median(speech['ratios']):.2f}x -> "
         f"{'met' if statistics.median(speech['ratios']) >= 1.5 else 'NOT met'}",
         f"- harness overhead (tracking + rewards) < 5 % of the step: max {max(harness):.1f} % -> "
@@ -464,7 +575,7 @@ def render(args, threads, load_start, wall, text_results, speech, trial, version
     else:
         per = trial["per_step"]
         steps = sorted(per)
-        windows = [steps[i:i + 10] for i in range(0, len(steps), 10)]
+        windows = [steps[i : i + 10] for i in range(0, len(steps), 10)]
         series = ", ".join(f"{w[0]}-{w[-1]}: {statistics.fmean(per[s] for s in w):.0f}" for w in windows)
         lines += [
             f"`run_trial(TrialConfig())` ({trial['steps']} GRPO steps, validation every 20, then the test "

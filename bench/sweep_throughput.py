@@ -40,23 +40,38 @@ def run_side(code: Path, cache: Path, scratch: Path) -> dict:
     """One `harness sweep STUDY --workers 2` with ``code``'s harness, in a fresh store; its wall time
     and the trials' wall times and test BLEU from the store."""
     work = Path(tempfile.mkdtemp(prefix="sweep-", dir=scratch))
-    env = {**os.environ, "PYTHONPATH": str(code), "HARNESS_CACHE": str(cache), "HF_HUB_OFFLINE": "1",
-           "HARNESS_TORCH_THREADS": "1"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(code),
+        "HARNESS_CACHE": str(cache),
+        "HF_HUB_OFFLINE": "1",
+        "HARNESS_TORCH_THREADS": "1",
+    }
     start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "harness.cli", "sweep", str(STUDY), "--workers", "2"], cwd=work,
-                          env=env, capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "harness.cli", "sweep", str(STUDY), "--workers", "2"],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     wall = time.perf_counter() - start
     if proc.returncode != 0:
         raise RuntimeError(f"{code}: sweep failed ({proc.returncode}): {proc.stderr[-2000:]}")
     with sqlite3.connect(work / "mlruns" / "mlflow.db") as db:
-        rows = db.execute("select m.key, m.value, r.run_uuid from latest_metrics m join runs r "
-                          "on m.run_uuid = r.run_uuid where m.key in ('wall_time_s', 'test/bleu')").fetchall()
+        rows = db.execute(
+            "select m.key, m.value, r.run_uuid from latest_metrics m join runs r "
+            "on m.run_uuid = r.run_uuid where m.key in ('wall_time_s', 'test/bleu')"
+        ).fetchall()
     shutil.rmtree(work, ignore_errors=True)
     trials: dict[str, dict] = {}
     for key, value, run in rows:
         trials.setdefault(run, {})[key] = value
-    return {"wall": wall, "trial_walls": sorted(t["wall_time_s"] for t in trials.values()),
-            "bleu": sorted(round(t["test/bleu"], 4) for t in trials.values())}
+    return {
+        "wall": wall,
+        "trial_walls": sorted(t["wall_time_s"] for t in trials.values()),
+        "bleu": sorted(round(t["test/bleu"], 4) for t in trials.values()),
+    }
 
 
 def main() -> int:
@@ -66,8 +81,9 @@ def main() -> int:
     args = parser.parse_args()
     scratch = Path(tempfile.mkdtemp(prefix="bench-sweep-"))
     baseline = scratch / "baseline"
-    subprocess.run(["git", "worktree", "add", "--detach", str(baseline), args.baseline], cwd=ROOT, check=True,
-                   capture_output=True)
+    subprocess.run(
+        ["git", "worktree", "add", "--detach", str(baseline), args.baseline], cwd=ROOT, check=True, capture_output=True
+    )
     cache = Path(os.environ.get("HARNESS_CACHE", ROOT / ".cache" / "harness")).resolve()
     started = time.perf_counter()
     sides = {"baseline": baseline, "this tree": ROOT}
@@ -98,32 +114,48 @@ def render(args, runs: dict[str, list[dict]], total: float) -> str:
     base, ours = runs["baseline"], runs["this tree"]
     ratios = [b["wall"] / o["wall"] for b, o in zip(base, ours)]
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True,
-                           text=True).stdout.strip()
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
-               platform.processor())
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
+    cpu = next(
+        (line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
+        platform.processor(),
+    )
     lines = [
-        f"# Study wall time, this tree vs {args.baseline} ({dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC)", "",
+        f"# Study wall time, this tree vs {args.baseline} ({dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC)",
+        "",
         f"Machine: {cpu}, {os.cpu_count()} cores, torch {torch.__version__}. This tree: `{commit.strip()}"
         f"{'-dirty' if dirty else ''}`. Command: `python bench/sweep_throughput.py --baseline {args.baseline} "
-        f"--reps {args.reps}` ({total / 60:.1f} min in all).", "",
+        f"--reps {args.reps}` ({total / 60:.1f} min in all).",
+        "",
         "Study `bench/studies/grpo_4seeds.yaml` (one GRPO configuration, TrialConfig defaults, 4 seeds), "
         "`harness sweep STUDY --workers 2` from a fresh store each run, warm caches on both sides (one untimed "
-        "run each first), the sides alternating.", "",
-        "| pair | baseline s | this tree s | ratio |", "|---|---|---|---|",
-        *(f"| {i} | {b['wall']:.1f} | {o['wall']:.1f} | {b['wall'] / o['wall']:.2f}x |"
-          for i, (b, o) in enumerate(zip(base, ours), 1)), "",
+        "run each first), the sides alternating.",
+        "",
+        "| pair | baseline s | this tree s | ratio |",
+        "|---|---|---|---|",
+        *(
+            f"| {i} | {b['wall']:.1f} | {o['wall']:.1f} | {b['wall'] / o['wall']:.2f}x |"
+            for i, (b, o) in enumerate(zip(base, ours), 1)
+        ),
+        "",
         f"**Median per-pair speed-up: {statistics.median(ratios):.2f}x** (min {min(ratios):.2f}, max "
         f"{max(ratios):.2f}); median wall time {statistics.median(b['wall'] for b in base):.1f} s -> "
         f"{statistics.median(o['wall'] for o in ours):.1f} s. Target (issue 13): at most half the baseline's "
-        f"time, i.e. >= 2x: {'met' if statistics.median(ratios) >= 2 else 'NOT met'}.", "",
+        f"time, i.e. >= 2x: {'met' if statistics.median(ratios) >= 2 else 'NOT met'}.",
+        "",
         "Per-trial wall time (`wall_time_s`, the trial alone, without start-up and report), median over all "
         f"trials: baseline {statistics.median(w for r in base for w in r['trial_walls']):.1f} s, this tree "
-        f"{statistics.median(w for r in ours for w in r['trial_walls']):.1f} s.", "",
+        f"{statistics.median(w for r in ours for w in r['trial_walls']):.1f} s.",
+        "",
         "Test BLEU of the 4 trials (sorted), every run: baseline "
-        + "; ".join(str(r["bleu"]) for r in base) + "; this tree " + "; ".join(str(r["bleu"]) for r in ours)
+        + "; ".join(str(r["bleu"]) for r in base)
+        + "; this tree "
+        + "; ".join(str(r["bleu"]) for r in ours)
         + ". Each side reproduces itself exactly run to run; the two sides differ because this tree encodes each "
-        "clip alone and starts from the shipped base (recipe 2), see README.", ""]
+        "clip alone and starts from the shipped base (recipe 2), see README.",
+        "",
+    ]
     return "\n".join(lines)
 
 

@@ -48,8 +48,11 @@ def main() -> int:
         root = Path(tmp)
         fixed = {"train": {"steps": args.steps}} if args.steps is not None else {}
         study_file = root / "overhead.yaml"
-        study_file.write_text(yaml.safe_dump({
-            "description": "tracking overhead benchmark", "fixed": fixed, "seeds": list(range(args.trials))}))
+        study_file.write_text(
+            yaml.safe_dump(
+                {"description": "tracking overhead benchmark", "fixed": fixed, "seeds": list(range(args.trials))}
+            )
+        )
         storage, uri = str(root / "optuna-journal.log"), f"sqlite:///{root / 'mlflow.db'}"
 
         from mlflow import MlflowClient
@@ -76,18 +79,21 @@ def main() -> int:
         if args.sync_metrics:
             sync_s = _sync_metric_cost(uri, steps=max(r[2] for r in rows) + 4)
 
-    print(f"\n{'trial':>5} {'state':>9} {'steps':>5} {'run_trial s':>11} {'mlflow s':>9} {'optuna s':>9} "
-          f"{'share':>7}")
+    print(f"\n{'trial':>5} {'state':>9} {'steps':>5} {'run_trial s':>11} {'mlflow s':>9} {'optuna s':>9} {'share':>7}")
     for number, state, steps, wall, tracking, stor, _ in rows:
         share = 100 * (tracking + stor) / wall if wall else float("nan")
         print(f"{number:>5} {state:>9} {steps:>5} {wall:>11.2f} {tracking:>9.3f} {stor:>9.3f} {share:>6.2f}%")
     around = sweep_s - sum(r[6] for r in rows)
     in_share = 100 * total_in / total_trial
     all_share = 100 * (sweep_s - total_trial) / total_trial
-    print(f"\nin-trial overhead (MLflow + Optuna calls inside the objective): {total_in:.2f} s = {in_share:.2f} % "
-          f"of {total_trial:.1f} s of training/evaluation")
-    print(f"around the trials (set-up, study + parent run, recovery check, ask/tell): {around:.2f} s; "
-          f"plus {store_s:.2f} s to create a fresh MLflow store (once per store)")
+    print(
+        f"\nin-trial overhead (MLflow + Optuna calls inside the objective): {total_in:.2f} s = {in_share:.2f} % "
+        f"of {total_trial:.1f} s of training/evaluation"
+    )
+    print(
+        f"around the trials (set-up, study + parent run, recovery check, ask/tell): {around:.2f} s; "
+        f"plus {store_s:.2f} s to create a fresh MLflow store (once per store)"
+    )
     print(f"whole sweep vs. run_trial time: {sweep_s:.1f} s vs {total_trial:.1f} s -> {all_share:.2f} % overhead")
     if args.sync_metrics:
         print(f"for comparison, synchronous per-step log_metrics would cost {sync_s:.2f} s per trial")

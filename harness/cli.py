@@ -22,19 +22,25 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 __all__ = ["ALLOW_DIRTY_HELP", "STORAGE_HELP", "TRACKING_HELP", "report_cmd", "sweep", "trial", "ui", "worker"]
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Speech-LM GRPO/SFT experiment harness: studies tracked with MLflow, searched with Optuna.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Speech-LM GRPO/SFT experiment harness: studies tracked with MLflow, searched with Optuna.",
+)
 
 STORAGE_HELP = "Optuna storage: a journal file path or an RDB URL (postgresql://...). Env: HARNESS_OPTUNA_STORAGE."
 TRACKING_HELP = "MLflow tracking URI (default sqlite:///mlruns/mlflow.db). Env: MLFLOW_TRACKING_URI."
-ALLOW_DIRTY_HELP = ("Write into reports/ even when the trials or this code are not a clean commit (the report's "
-                    "title then says it is not reproducible from a commit).")
+ALLOW_DIRTY_HELP = (
+    "Write into reports/ even when the trials or this code are not a clean commit (the report's "
+    "title then says it is not reproducible from a commit)."
+)
 
 
 def _user_errors(command):
@@ -58,12 +64,12 @@ def _user_errors(command):
             typer.echo(f"error: {err}. Fix: `make setup` installs the Debian packages.", err=True)
         except (TrackingLost, WorkersFailed) as err:  # not user errors: the study was running
             typer.echo(f"error: {mask_url(str(err))}", err=True)
-            raise typer.Exit(1)
+            raise typer.Exit(1) from None
         except FileNotFoundError as err:
             typer.echo(f"error: {err.filename or err}: file not found. Fix: check the path.", err=True)
         except KeyboardInterrupt:
             typer.echo("interrupted: run the same command again to resume.", err=True)
-            raise typer.Exit(130)
+            raise typer.Exit(130) from None
         raise typer.Exit(2)
 
     return wrapper
@@ -85,8 +91,8 @@ def _terminate_as_interrupt() -> None:
 def sweep(
     study_file: Annotated[Path, typer.Argument(metavar="STUDY.yaml", help="The study to run or resume.")],
     workers: Annotated[int, typer.Option(min=1, help="Local worker processes sharing the study.")] = 1,
-    storage: Annotated[Optional[str], typer.Option(help=STORAGE_HELP)] = None,
-    tracking_uri: Annotated[Optional[str], typer.Option(help=TRACKING_HELP)] = None,
+    storage: Annotated[str | None, typer.Option(help=STORAGE_HELP)] = None,
+    tracking_uri: Annotated[str | None, typer.Option(help=TRACKING_HELP)] = None,
     report: Annotated[bool, typer.Option("--report/--no-report", help="Build reports/<study> at the end.")] = True,
     allow_dirty: Annotated[bool, typer.Option(help=ALLOW_DIRTY_HELP)] = False,
 ) -> None:
@@ -107,9 +113,9 @@ def sweep(
 @_user_errors
 def worker(
     study_file: Annotated[Path, typer.Argument(metavar="STUDY.yaml")],
-    storage: Annotated[Optional[str], typer.Option(help=STORAGE_HELP)] = None,
-    tracking_uri: Annotated[Optional[str], typer.Option(help=TRACKING_HELP)] = None,
-    index: Annotated[Optional[int], typer.Option(hidden=True, help="Worker index (sampler seed offset).")] = None,
+    storage: Annotated[str | None, typer.Option(help=STORAGE_HELP)] = None,
+    tracking_uri: Annotated[str | None, typer.Option(help=TRACKING_HELP)] = None,
+    index: Annotated[int | None, typer.Option(hidden=True, help="Worker index (sampler seed offset).")] = None,
 ) -> None:
     """Join a running study as one more worker process."""
     from harness.study import load_study
@@ -125,11 +131,12 @@ def worker(
 @app.command("report")
 @_user_errors
 def report_cmd(
-    study: Annotated[Optional[str], typer.Argument(metavar="STUDY", help="A study file (.yaml) or a study name.")] = None,
-    tracking_uri: Annotated[Optional[str], typer.Option(help=TRACKING_HELP)] = None,
-    out: Annotated[Optional[Path], typer.Option(help="Output directory (default reports/<study>).")] = None,
-    from_folder: Annotated[Optional[Path], typer.Option(
-        help="Rebuild the report in this folder from its files alone (no tracking store).")] = None,
+    study: Annotated[str | None, typer.Argument(metavar="STUDY", help="A study file (.yaml) or a study name.")] = None,
+    tracking_uri: Annotated[str | None, typer.Option(help=TRACKING_HELP)] = None,
+    out: Annotated[Path | None, typer.Option(help="Output directory (default reports/<study>).")] = None,
+    from_folder: Annotated[
+        Path | None, typer.Option(help="Rebuild the report in this folder from its files alone (no tracking store).")
+    ] = None,
     allow_dirty: Annotated[bool, typer.Option(help=ALLOW_DIRTY_HELP)] = False,
 ) -> None:
     """Build the report of a study from its MLflow runs (or rebuild one from its folder)."""
@@ -154,7 +161,9 @@ def report_cmd(
 @_user_errors
 def ui(
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port on 127.0.0.1.")] = 5000,
-    tracking_uri: Annotated[Optional[str], typer.Option(help="Backend store (default sqlite:///mlruns/mlflow.db).")] = None,
+    tracking_uri: Annotated[
+        str | None, typer.Option(help="Backend store (default sqlite:///mlruns/mlflow.db).")
+    ] = None,
 ) -> None:
     """Serve the MLflow UI over the local tracking store until Ctrl-C."""
     from harness.sweep import STORE_DIR, artifact_root, mask_url, resolve_tracking_uri
@@ -168,8 +177,22 @@ def ui(
         if probe.connect_ex(("127.0.0.1", port)) == 0:
             typer.echo(f"error: port {port} on 127.0.0.1 is in use. Fix: pass --port with a free port.", err=True)
             raise typer.Exit(2)
-    cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri, "--default-artifact-root",
-           artifacts, "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "server",
+        "--backend-store-uri",
+        uri,
+        "--default-artifact-root",
+        artifacts,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+    ]
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     server = subprocess.Popen(cmd, env=env)
     typer.echo(f"MLflow UI: http://127.0.0.1:{port}  (store {mask_url(uri)}; Ctrl-C to stop)")
@@ -195,9 +218,13 @@ def trial(config: Annotated[Path, typer.Argument(metavar="CONFIG.yaml", help="A 
     from harness.train.trial import run_trial
 
     cfg = load_trial_config(config)
-    result = run_trial(cfg, log=lambda metrics, step: typer.echo(
-        f"step {step}: " + " ".join(f"{k}={v:.4g}" for k, v in metrics.items() if isinstance(v, (int, float))),
-        err=True))
+    result = run_trial(
+        cfg,
+        log=lambda metrics, step: typer.echo(
+            f"step {step}: " + " ".join(f"{k}={v:.4g}" for k, v in metrics.items() if isinstance(v, (int, float))),
+            err=True,
+        ),
+    )
     if int(os.environ.get("RANK", "0")) != 0:  # several GPUs (torchrun): rank 0 prints
         return
     for metric, value in result.test.scores.items():
@@ -210,16 +237,22 @@ def _summary(optuna_study, study) -> bool:
     from optuna.trial import TrialState
 
     trials = optuna_study.get_trials(deepcopy=False)
-    counts = {s.name: sum(t.state == s for t in trials) for s in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)}
+    counts = {
+        s.name: sum(t.state == s for t in trials) for s in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+    }
     line = f"study {study.name}: " + ", ".join(f"{n} {k.lower()}" for k, n in counts.items())
     completed = [t for t in trials if t.state == TrialState.COMPLETE]
     if completed and study.multi_objective:  # no single best: the trials no other trial beats on every objective
         front = sorted(optuna_study.best_trials, key=lambda t: t.number)
-        line += (f"; Pareto front of {', '.join(f'{o.metric} ({o.direction})' for o in study.objectives)}: "
-                 f"{len(front)} trial(s) ({', '.join(str(t.number) for t in front)})")
+        line += (
+            f"; Pareto front of {', '.join(f'{o.metric} ({o.direction})' for o in study.objectives)}: "
+            f"{len(front)} trial(s) ({', '.join(str(t.number) for t in front)})"
+        )
     elif completed:
         best = optuna_study.best_trial
-        line += f"; best {study.objective.metric}={best.value:.2f} (trial {best.number}, {best.user_attrs.get('label')})"
+        line += (
+            f"; best {study.objective.metric}={best.value:.2f} (trial {best.number}, {best.user_attrs.get('label')})"
+        )
     typer.echo(line, err=True)
     if counts["COMPLETE"] or counts["PRUNED"]:
         return True
@@ -235,10 +268,12 @@ def _all_failed(study, failed) -> str:
     if failed:
         error = failed[-1].user_attrs.get("error") or "no error recorded"
         last = f"; the last, trial {failed[-1].number}: {error.splitlines()[0]}"
-    return (f"error: study {study.name}: no trial completed ({len(failed)} failed{last}). Fix: read each trial's "
-            f"error in its MLflow run (tag harness.error, artifact error.txt; `harness ui`), or with --workers in "
-            f"{STORE_DIR}/logs/{study.name}-worker*.log; fix the cause, then run the same command again (failed "
-            f"trials are re-run). No report was built.")
+    return (
+        f"error: study {study.name}: no trial completed ({len(failed)} failed{last}). Fix: read each trial's "
+        f"error in its MLflow run (tag harness.error, artifact error.txt; `harness ui`), or with --workers in "
+        f"{STORE_DIR}/logs/{study.name}-worker*.log; fix the cause, then run the same command again (failed "
+        f"trials are re-run). No report was built."
+    )
 
 
 def _build_report(name: str, out: Path, tracking_uri: str, allow_dirty: bool) -> None:

@@ -12,8 +12,18 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-__all__ = ["Columns", "DataConfig", "EvalConfig", "GRPOConfig", "ModelConfig", "SplitFiles", "Strict", "TinySpec", "TrainConfig", "TrialConfig"]
-
+__all__ = [
+    "Columns",
+    "DataConfig",
+    "EvalConfig",
+    "GRPOConfig",
+    "ModelConfig",
+    "SplitFiles",
+    "Strict",
+    "TinySpec",
+    "TrainConfig",
+    "TrialConfig",
+]
 
 
 class Strict(BaseModel):
@@ -161,10 +171,12 @@ class GRPOConfig(Strict):
         return spec
 
     @model_validator(mode="after")
-    def _shaping_needs_mp(self) -> "GRPOConfig":
+    def _shaping_needs_mp(self) -> GRPOConfig:
         if self.mp_shaping_gamma is not None and not self.mp_grpo:
-            raise ValueError("grpo.mp_shaping_gamma reshapes MP-GRPO's ground-truth row, which only grpo.mp_grpo: "
-                             "true puts into the groups: set grpo.mp_grpo: true, or leave mp_shaping_gamma unset")
+            raise ValueError(
+                "grpo.mp_shaping_gamma reshapes MP-GRPO's ground-truth row, which only grpo.mp_grpo: "
+                "true puts into the groups: set grpo.mp_grpo: true, or leave mp_shaping_gamma unset"
+            )
         return self
 
 
@@ -192,7 +204,7 @@ class TrialConfig(Strict):
         return hashlib.sha256(json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()[:16]
 
     @model_validator(mode="after")
-    def _mp_needs_room(self) -> "TrialConfig":
+    def _mp_needs_room(self) -> TrialConfig:
         if self.method == "grpo" and self.grpo.mp_grpo and self.grpo.group_size < 3:
             raise ValueError("grpo.mp_grpo needs group_size >= 3 (G-1 >= 2 on-policy samples plus the reference)")
         return self

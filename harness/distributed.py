@@ -60,9 +60,11 @@ def world() -> World:
 def shard(indices: list[int], w: World) -> list[int]:
     """This rank's share of a global batch (every rank draws the same batch from the same seed)."""
     if w.size > 1 and len(indices) < w.size:
-        raise ValueError(f"train.batch_size {len(indices)} is smaller than the {w.size} processes. "
-                         f"Fix: set train.batch_size to a multiple of the number of GPUs.")
-    return indices[w.rank::w.size]
+        raise ValueError(
+            f"train.batch_size {len(indices)} is smaller than the {w.size} processes. "
+            f"Fix: set train.batch_size to a multiple of the number of GPUs."
+        )
+    return indices[w.rank :: w.size]
 
 
 def average_gradients(model: torch.nn.Module) -> None:
@@ -72,8 +74,9 @@ def average_gradients(model: torch.nn.Module) -> None:
     params = [p for p in model.parameters() if p.requires_grad]
     # Parameters no rank used (e.g. the encoder's CTC head) keep grad None, so the optimiser skips
     # them as on one GPU; one used on some rank only takes part with zeros elsewhere.
-    used = torch.tensor([p.grad is not None for p in params], dtype=torch.float32,
-                        device=params[0].device if params else "cpu")
+    used = torch.tensor(
+        [p.grad is not None for p in params], dtype=torch.float32, device=params[0].device if params else "cpu"
+    )
     dist.all_reduce(used)
     params = [p for p, u in zip(params, used.tolist()) if u > 0]
     for p in params:
@@ -89,7 +92,7 @@ def average_gradients(model: torch.nn.Module) -> None:
         flat /= size
         offset = 0
         for g in grads:
-            g.copy_(flat[offset: offset + g.numel()].view_as(g))
+            g.copy_(flat[offset : offset + g.numel()].view_as(g))
             offset += g.numel()
 
 

@@ -19,14 +19,81 @@ contract between them silently. This module imports nothing from the harness.
 
 from __future__ import annotations
 
-__all__ = ["AUDIO_TOKEN", "BASE_EVAL", "BASE_LABEL", "BEST_STEP", "COMPUTE_OBJECTIVES", "DATASET_CONTEXTS", "EXAMPLES_ARTIFACT", "GENERATED_TOKENS", "GRPO", "LOGGED_MODEL", "METHOD_PARAM", "METRICS", "METRIC_NAMES", "MODEL_PARAM", "MP_LABEL", "MP_PARAM", "OPTUNA_TRIALS_FILE", "OPTUNA_TRIAL_ARTIFACT", "PARAMS_TOTAL", "PARAMS_TRAINABLE", "REWARD_PARAM", "ROLE_STUDY", "ROLE_TRIAL", "SAMPLED", "SAMPLES_DIR", "SAMPLES_FILE", "SEED", "SELECT_METRIC", "SFT", "STATES", "STUDY_FILE_ARTIFACT", "SWEPT_ARTIFACT", "TAG_BERTSCORE", "TAG_CHECKPOINT", "TAG_COMMAND", "TAG_COMMIT", "TAG_ERROR", "TAG_LABEL", "TAG_MACHINE", "TAG_METEOR", "TAG_NUMBER", "TAG_N_TRIALS", "TAG_RESULT_KEY", "TAG_RESUMED", "TAG_REUSED", "TAG_ROLE", "TAG_STATE", "TAG_STUDY", "TAG_VERSION_PREFIX", "TASK_PARAM", "TEST", "TRAINED_TOKENS", "TRAIN_STEPS", "TRIAL_CONFIG_ARTIFACT", "VAL", "VALIDATION_METRICS", "WALL_TIME", "method_label", "metric_key", "sample_artifact"]
+__all__ = [
+    "AUDIO_TOKEN",
+    "BASE_EVAL",
+    "BASE_LABEL",
+    "BEST_STEP",
+    "COMPUTE_OBJECTIVES",
+    "DATASET_CONTEXTS",
+    "EXAMPLES_ARTIFACT",
+    "GENERATED_TOKENS",
+    "GRPO",
+    "LOGGED_MODEL",
+    "METHOD_PARAM",
+    "METRICS",
+    "METRIC_NAMES",
+    "MODEL_PARAM",
+    "MP_LABEL",
+    "MP_PARAM",
+    "OPTUNA_TRIALS_FILE",
+    "OPTUNA_TRIAL_ARTIFACT",
+    "PARAMS_TOTAL",
+    "PARAMS_TRAINABLE",
+    "REWARD_PARAM",
+    "ROLE_STUDY",
+    "ROLE_TRIAL",
+    "SAMPLED",
+    "SAMPLES_DIR",
+    "SAMPLES_FILE",
+    "SEED",
+    "SELECT_METRIC",
+    "SFT",
+    "STATES",
+    "STUDY_FILE_ARTIFACT",
+    "SWEPT_ARTIFACT",
+    "TAG_BERTSCORE",
+    "TAG_CHECKPOINT",
+    "TAG_COMMAND",
+    "TAG_COMMIT",
+    "TAG_ERROR",
+    "TAG_LABEL",
+    "TAG_MACHINE",
+    "TAG_METEOR",
+    "TAG_NUMBER",
+    "TAG_N_TRIALS",
+    "TAG_RESULT_KEY",
+    "TAG_RESUMED",
+    "TAG_REUSED",
+    "TAG_ROLE",
+    "TAG_STATE",
+    "TAG_STUDY",
+    "TAG_VERSION_PREFIX",
+    "TASK_PARAM",
+    "TEST",
+    "TRAINED_TOKENS",
+    "TRAIN_STEPS",
+    "TRIAL_CONFIG_ARTIFACT",
+    "VAL",
+    "VALIDATION_METRICS",
+    "WALL_TIME",
+    "method_label",
+    "metric_key",
+    "sample_artifact",
+]
 
 # --------------------------------------------------------------------------------------------------
 # Metrics
 
 METRICS: tuple[str, ...] = ("bleu", "bertscore", "rouge1", "rouge2", "rougeL", "meteor")  # the paper's order
-METRIC_NAMES: dict[str, str] = {"bleu": "BLEU", "bertscore": "BERTScore", "rouge1": "ROUGE-1", "rouge2": "ROUGE-2",
-                                "rougeL": "ROUGE-L", "meteor": "METEOR"}
+METRIC_NAMES: dict[str, str] = {
+    "bleu": "BLEU",
+    "bertscore": "BERTScore",
+    "rouge1": "ROUGE-1",
+    "rouge2": "ROUGE-2",
+    "rougeL": "ROUGE-L",
+    "meteor": "METEOR",
+}
 # Validation runs during training: greedy decoding, every metric but BERTScore, plus the references' NLL.
 VALIDATION_METRICS: tuple[str, ...] = ("bleu", "rouge1", "rouge2", "rougeL", "meteor", "nll")
 SELECT_METRIC = "bleu"  # the best checkpoint is the one with the highest validation BLEU (the paper's rule)
@@ -44,7 +111,12 @@ PARAMS_TOTAL, PARAMS_TRAINABLE = "model/params", "model/trainable_params"
 
 # Compute a trial logs once at its end (besides per-step metrics).
 WALL_TIME, GENERATED_TOKENS, TRAINED_TOKENS, TRAIN_STEPS, BEST_STEP = (
-    "wall_time_s", "generated_tokens", "trained_tokens", "train_steps", "best_step")
+    "wall_time_s",
+    "generated_tokens",
+    "trained_tokens",
+    "train_steps",
+    "best_step",
+)
 
 # Compute columns a study may name as an objective besides test/<m>, test/sampled/<m>, val/<m>
 # (e.g. minimise generated_tokens against maximising test/bleu).
@@ -95,6 +167,7 @@ def sample_artifact(step: int) -> str:
     """``samples/step_0007.json``: the sample-generation table of a training step."""
     return f"{SAMPLES_DIR}/step_{step:04d}.json"
 
+
 # --------------------------------------------------------------------------------------------------
 # Method labels
 
@@ -118,4 +191,9 @@ AUDIO_TOKEN = "<|audio|>"  # where a prompt's audio goes: data writes it into pr
 
 SEED = "seed"  # the Optuna parameter that carries the trial seed: it tells repeats apart, not configurations
 REWARD_PARAM, MP_PARAM, METHOD_PARAM, TASK_PARAM, MODEL_PARAM = (
-    "grpo.reward", "grpo.mp_grpo", "method", "task", "model.name")
+    "grpo.reward",
+    "grpo.mp_grpo",
+    "method",
+    "task",
+    "model.name",
+)

@@ -13,10 +13,10 @@ import shutil  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
+from fakes import fake_data, fake_trial  # noqa: E402
 from mlflow import MlflowClient  # noqa: E402
 
 import harness.train.trial as trial_lib  # noqa: E402
-from fakes import fake_data, fake_trial  # noqa: E402
 
 
 @pytest.fixture(scope="session")

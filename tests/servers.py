@@ -31,10 +31,23 @@ class MlflowServer:
         shutil.copy(template_db, root / "mlflow.db")  # skips ~3 s of schema migrations
         self.uri, self.proc = f"http://127.0.0.1:{self.port}", None
 
-    def start(self, timeout: float = 120) -> "MlflowServer":
-        cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{self.root / 'mlflow.db'}",
-               "--artifacts-destination", str(self.root / "artifacts"), "--host", "127.0.0.1",
-               "--port", str(self.port), "--workers", "1"]
+    def start(self, timeout: float = 120) -> MlflowServer:
+        cmd = [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--backend-store-uri",
+            f"sqlite:///{self.root / 'mlflow.db'}",
+            "--artifacts-destination",
+            str(self.root / "artifacts"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--workers",
+            "1",
+        ]
         env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
         log = open(self.root / "server.log", "ab")
         self.proc = subprocess.Popen(cmd, cwd=self.root, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -45,7 +58,9 @@ class MlflowServer:
                 return self
             except OSError:
                 if self.proc.poll() is not None:
-                    raise RuntimeError(f"mlflow server exited: {(self.root / 'server.log').read_text()[-2000:]}")
+                    raise RuntimeError(
+                        f"mlflow server exited: {(self.root / 'server.log').read_text()[-2000:]}"
+                    ) from None
                 time.sleep(0.3)
         raise RuntimeError("mlflow server did not answer in time")
 

@@ -12,10 +12,10 @@ import os
 from pathlib import Path
 
 import pytest
+from fakes import TINY
 from typer.testing import CliRunner
 
 from harness.cli import app
-from fakes import TINY
 
 runner = CliRunner()
 
@@ -26,19 +26,35 @@ def invoke(*args: str, env: dict | None = None):
     return result
 
 
-@pytest.mark.parametrize("fixed, expected", [
-    ("grpo: {beta: -0.01}", "field fixed.grpo.beta: Input should be greater than or equal to 0. Fix: use a value >= 0"),
-    ("grpo: {top_p: 0}", "field fixed.grpo.top_p: Input should be greater than 0. Fix: use a value > 0"),
-    ("grpo: {top_p: 1.5}", "field fixed.grpo.top_p: Input should be less than or equal to 1. Fix: use a value <= 1"),
-    ("eval: {top_p: 0.0}", "field fixed.eval.top_p: Input should be greater than 0"),
-    ("grpo: {group_size: 2, mp_grpo: true}", ":1: field fixed: grpo.mp_grpo needs group_size >= 3"),
-    ("train: {lr: 0}", "field fixed.train.lr: Input should be greater than 0"),
-    ("train: {checkpoint_every: -1}", "field fixed.train.checkpoint_every: Input should be greater than or equal to 0"),
-    ("model: {name: /no/such/checkpoint}", "field fixed.model.name: model '/no/such/checkpoint' is not 'tiny', not an "
-                                           "existing directory"),
-    ("model: {name: ibm-granite/granite-speech-3.3-2b}", "and not in the local Hugging Face cache. Fix: give the "
-                                                         "directory of a downloaded checkpoint, or 'tiny'"),
-])
+@pytest.mark.parametrize(
+    "fixed, expected",
+    [
+        (
+            "grpo: {beta: -0.01}",
+            "field fixed.grpo.beta: Input should be greater than or equal to 0. Fix: use a value >= 0",
+        ),
+        ("grpo: {top_p: 0}", "field fixed.grpo.top_p: Input should be greater than 0. Fix: use a value > 0"),
+        (
+            "grpo: {top_p: 1.5}",
+            "field fixed.grpo.top_p: Input should be less than or equal to 1. Fix: use a value <= 1",
+        ),
+        ("eval: {top_p: 0.0}", "field fixed.eval.top_p: Input should be greater than 0"),
+        ("grpo: {group_size: 2, mp_grpo: true}", ":1: field fixed: grpo.mp_grpo needs group_size >= 3"),
+        ("train: {lr: 0}", "field fixed.train.lr: Input should be greater than 0"),
+        (
+            "train: {checkpoint_every: -1}",
+            "field fixed.train.checkpoint_every: Input should be greater than or equal to 0",
+        ),
+        (
+            "model: {name: /no/such/checkpoint}",
+            "field fixed.model.name: model '/no/such/checkpoint' is not 'tiny', not an existing directory",
+        ),
+        (
+            "model: {name: ibm-granite/granite-speech-3.3-2b}",
+            "and not in the local Hugging Face cache. Fix: give the directory of a downloaded checkpoint, or 'tiny'",
+        ),
+    ],
+)
 def test_out_of_range_and_missing_paths(tmp_path: Path, fixed: str, expected: str) -> None:
     study = tmp_path / "s.yaml"
     study.write_text(f"fixed:\n  task: sqa\n  {fixed}\n")
@@ -71,8 +87,15 @@ def test_bad_heartbeat_setting(tmp_path: Path, stores, monkeypatch) -> None:
     _, uri = stores
     study = tmp_path / "s.yaml"
     study.write_text("fixed: {task: sqa}\n")
-    result = invoke("sweep", str(study), "--storage", f"sqlite:///{tmp_path / 'o.db'}", "--tracking-uri", uri,
-                    env={"HARNESS_HEARTBEAT_S": "soon"})
+    result = invoke(
+        "sweep",
+        str(study),
+        "--storage",
+        f"sqlite:///{tmp_path / 'o.db'}",
+        "--tracking-uri",
+        uri,
+        env={"HARNESS_HEARTBEAT_S": "soon"},
+    )
     assert result.exit_code == 2 and "HARNESS_HEARTBEAT_S='soon'" in result.stderr and "Fix:" in result.stderr
 
 
@@ -83,8 +106,16 @@ def test_missing_espeak_ng_stops_the_sweep(tmp_path: Path, stores, monkeypatch) 
     storage, uri = stores
     study = tmp_path / "s.yaml"
     study.write_text(TINY + "space:\n  grpo.reward: {choices: [bleu, rouge1]}\n")
-    result = invoke("sweep", str(study), "--storage", storage, "--tracking-uri", uri, "--no-report",
-                    env={"PATH": str(tmp_path / "empty-bin"), "HARNESS_CACHE": str(tmp_path / "cache")})
+    result = invoke(
+        "sweep",
+        str(study),
+        "--storage",
+        storage,
+        "--tracking-uri",
+        uri,
+        "--no-report",
+        env={"PATH": str(tmp_path / "empty-bin"), "HARNESS_CACHE": str(tmp_path / "cache")},
+    )
     assert result.exit_code == 2, result.output
     assert "error: espeak-ng not found: install it with `apt-get install espeak-ng sox`" in result.stderr
     import optuna
@@ -98,8 +129,15 @@ def test_missing_espeak_ng_stops_the_sweep(tmp_path: Path, stores, monkeypatch) 
 def test_missing_espeak_ng_in_a_single_trial(tmp_path: Path) -> None:
     cfg = tmp_path / "trial.yaml"
     cfg.write_text("task: sqa\ndata: {train_size: 4, validation_size: 2, test_size: 2}\n")
-    result = invoke("trial", str(cfg), env={"PATH": str(tmp_path), "HARNESS_CACHE": str(tmp_path / "cache"),
-                                            "HARNESS_TORCH_THREADS": os.environ.get("HARNESS_TORCH_THREADS", "1")})
+    result = invoke(
+        "trial",
+        str(cfg),
+        env={
+            "PATH": str(tmp_path),
+            "HARNESS_CACHE": str(tmp_path / "cache"),
+            "HARNESS_TORCH_THREADS": os.environ.get("HARNESS_TORCH_THREADS", "1"),
+        },
+    )
     assert result.exit_code == 2 and "espeak-ng not found" in result.stderr and "make setup" in result.stderr
 
 
@@ -123,11 +161,15 @@ def test_empty_file_exits_2(tmp_path: Path, monkeypatch, command: str, text: str
     path = write_input(tmp_path, command, text)
     line = one_error_line(invoke(command, str(path)))
     if command == "trial":
-        assert line == (f"error: {path}:1: the trial config file is empty (only whitespace or comments). "
-                        f"Fix: write TrialConfig keys (harness/config.py), at least 'task: sqa'.")
+        assert line == (
+            f"error: {path}:1: the trial config file is empty (only whitespace or comments). "
+            f"Fix: write TrialConfig keys (harness/config.py), at least 'task: sqa'."
+        )
     else:
-        assert line == (f"error: {path}:1: the study file is empty (only whitespace or comments). "
-                        f"Fix: write a study as in studies/*.yaml, at least 'fixed: {{task: sqa}}'.")
+        assert line == (
+            f"error: {path}:1: the study file is empty (only whitespace or comments). "
+            f"Fix: write a study as in studies/*.yaml, at least 'fixed: {{task: sqa}}'."
+        )
     assert not (tmp_path / "mlruns").exists()  # no default trial was started
 
 
@@ -137,8 +179,11 @@ def test_yaml_that_is_not_a_mapping_exits_2(tmp_path: Path, monkeypatch, command
     monkeypatch.chdir(tmp_path)
     path = write_input(tmp_path, command, text)
     line = one_error_line(invoke(command, str(path)))
-    what, keys = ("trial config", "task, method, train, grpo, ...") if command == "trial" else (
-        "study", "name, fixed, space, ...")
+    what, keys = (
+        ("trial config", "task, method, train, grpo, ...")
+        if command == "trial"
+        else ("study", "name, fixed, space, ...")
+    )
     assert line.startswith(f"error: {path}:1: a {what} file must be a mapping of keys ({keys}), not a {kind}. Fix: ")
     assert not (tmp_path / "mlruns").exists()
 
@@ -176,62 +221,100 @@ def hf_disk_dir(root: Path, splits: dict[str, list[str]]) -> Path:
 ROW = {"speech_path": "103-1240-0000.flac", "question": "who", "answer": "anna"}
 # (task, extra data settings, make the source in tmp_path, expected message after "field ...data.source: ")
 SOURCES = {
-    "empty directory": ("sqa", "", empty_dir, "data.source '{src}': cannot tell its format (no dataset_dict.json, "
-                        "*.tsv, *.json, *.jsonl or *.parquet there). Fix: set data.format to librisqa, covost2 or "
-                        "hf-disk."),
+    "empty directory": (
+        "sqa",
+        "",
+        empty_dir,
+        "data.source '{src}': cannot tell its format (no dataset_dict.json, "
+        "*.tsv, *.json, *.jsonl or *.parquet there). Fix: set data.format to librisqa, covost2 or "
+        "hf-disk.",
+    ),
     "covost2 tsv without split column": (
-        "ast", "", lambda root: tsv(root, "path\tsentence\ttranslation\na.mp3\thi\thallo\n"),
+        "ast",
+        "",
+        lambda root: tsv(root, "path\tsentence\ttranslation\na.mp3\thi\thallo\n"),
         "CoVoST2 TSV {src} has no 'split' column. Fix: point data.source at the directory of per-split TSVs, or "
-        "at the full covost_v2.en_de.tsv."),
+        "at the full covost_v2.en_de.tsv.",
+    ),
     "covost2 tsv with a header only": (
-        "ast", "", lambda root: tsv(root, "path\tsentence\ttranslation\tsplit\n"),
+        "ast",
+        "",
+        lambda root: tsv(root, "path\tsentence\ttranslation\tsplit\n"),
         "data.source '{src}': no CoVoST2 rows found. Fix: point data.source at covost_v2.en_de.tsv or at the "
-        "directory of its per-split TSVs."),
+        "directory of its per-split TSVs.",
+    ),
     "covost2 tsv without a test row": (
-        "ast", "", lambda root: tsv(root, "path\tsentence\ttranslation\tsplit\na.mp3\thi\thallo\ttrain\n"),
+        "ast",
+        "",
+        lambda root: tsv(root, "path\tsentence\ttranslation\tsplit\na.mp3\thi\thallo\ttrain\n"),
         "data.source '{src}' (covost2): found splits ['train']; train and test are needed. Fix: set "
-        "data.splits.train / data.splits.test."),
+        "data.splits.train / data.splits.test.",
+    ),
     "covost2 directory without split files": (
-        "ast", "", lambda root: tsv(root, "path\tsentence\ttranslation\na.mp3\thi\thallo\n", "all.tsv").parent,
+        "ast",
+        "",
+        lambda root: tsv(root, "path\tsentence\ttranslation\na.mp3\thi\thallo\n", "all.tsv").parent,
         "data.source '{src}' (covost2): found splits []; train and test are needed. Fix: set data.splits.train / "
-        "data.splits.test."),
+        "data.splits.test.",
+    ),
     "covost2 tsv as sqa data": (
-        "sqa", "", lambda root: tsv(root, "path\tsentence\ttranslation\tsplit\n"),
+        "sqa",
+        "",
+        lambda root: tsv(root, "path\tsentence\ttranslation\tsplit\n"),
         "data.source '{src}' is covost2 data (task 'ast') but the trial's task is 'sqa'. Fix: set task: ast or "
-        "point data.source elsewhere."),
+        "point data.source elsewhere.",
+    ),
     "librisqa json without question and answer": (
-        "sqa", "", lambda root: librisqa_dir(root, {"speech_path": "103-1240-0000.flac", "text": "t"}),
+        "sqa",
+        "",
+        lambda root: librisqa_dir(root, {"speech_path": "103-1240-0000.flac", "text": "t"}),
         "{src}/LibriSQA-PartI-train.json: no column for 'question' (looked for ['question', 'query', 'instruction']);"
-        " it has ['speech_path', 'text']. Fix: set data.columns.question to the column that holds it."),
+        " it has ['speech_path', 'text']. Fix: set data.columns.question to the column that holds it.",
+    ),
     "librisqa data.columns naming no column": (
-        "sqa", ", columns: {answer: reply}", lambda root: librisqa_dir(root, ROW),
+        "sqa",
+        ", columns: {answer: reply}",
+        lambda root: librisqa_dir(root, ROW),
         "{src}/LibriSQA-PartI-train.json: data.columns.answer = 'reply' is not a column; it has ['speech_path', "
-        "'question', 'answer']. Fix: set data.columns.answer to one of them."),
+        "'question', 'answer']. Fix: set data.columns.answer to one of them.",
+    ),
     "librisqa single file without data.splits.test": (
-        "sqa", "", lambda root: librisqa_dir(root, ROW) / "LibriSQA-PartI-train.json",
+        "sqa",
+        "",
+        lambda root: librisqa_dir(root, ROW) / "LibriSQA-PartI-train.json",
         "data.source '{src}' (librisqa): found splits ['train']; train and test are needed. Fix: set "
-        "data.splits.train / data.splits.test."),
+        "data.splits.train / data.splits.test.",
+    ),
     "librisqa jsonl that is not rows": (
-        "sqa", "", lambda root: tsv(root, "[1, 2]\n", "test.jsonl").parent,
+        "sqa",
+        "",
+        lambda root: tsv(root, "[1, 2]\n", "test.jsonl").parent,
         "LibriSQA metadata {src}/test.jsonl: expected a list of objects (or JSON lines). Fix: point data.source "
-        "at the released part I files."),
+        "at the released part I files.",
+    ),
     "hf-disk without the audio column": (
-        "sqa", "", lambda root: hf_disk_dir(root, {"train": ["speech", "question", "answer"],
-                                                  "test": ["speech", "question", "answer"]}),
+        "sqa",
+        "",
+        lambda root: hf_disk_dir(
+            root, {"train": ["speech", "question", "answer"], "test": ["speech", "question", "answer"]}
+        ),
         "{src} [train]: no column for 'audio' (looked for ['audio', 'speech_path', 'audio_path', 'path', 'file', "
         "'filename', 'wav']); it has ['speech', 'question', 'answer']. Fix: set data.columns.audio to the column "
-        "that holds it."),
+        "that holds it.",
+    ),
     "hf-disk data.splits naming no split": (
-        "sqa", ", splits: {test: eval}", lambda root: hf_disk_dir(root, {"train": ["audio", "question", "answer"]}),
+        "sqa",
+        ", splits: {test: eval}",
+        lambda root: hf_disk_dir(root, {"train": ["audio", "question", "answer"]}),
         "data.splits.test = 'eval' is not a split of {src}; it has ['train']. Fix: set data.splits.test to one of "
-        "them."),
+        "them.",
+    ),
 }
 
 
 @pytest.mark.parametrize("command", ["sweep", "worker", "trial"])
 @pytest.mark.parametrize("case", sorted(SOURCES))
-def test_unreadable_data_source_exits_2_before_any_trial(tmp_path: Path, monkeypatch, command: str,
-                                                         case: str) -> None:
+def test_unreadable_data_source_exits_2_before_any_trial(tmp_path: Path, monkeypatch, command: str, case: str) -> None:
     monkeypatch.chdir(tmp_path)
     task, extra, make, expected = SOURCES[case]
     src = make(tmp_path)
@@ -257,8 +340,11 @@ def test_the_source_check_reads_no_audio(tmp_path: Path) -> None:
 
 def test_unusable_clips_in_a_single_trial_exit_2(tmp_path: Path) -> None:
     """What only a trial finds (every clip missing) is still one message and exit 2, no traceback."""
-    src = tsv(tmp_path, "path\tsentence\ttranslation\tsplit\n" + "".join(
-        f"{split}.mp3\thi\thallo\t{split}\n" for split in ("train", "dev", "test")))
+    src = tsv(
+        tmp_path,
+        "path\tsentence\ttranslation\tsplit\n"
+        + "".join(f"{split}.mp3\thi\thallo\t{split}\n" for split in ("train", "dev", "test")),
+    )
     cfg = tmp_path / "trial.yaml"
     cfg.write_text(f"task: ast\ndata: {{source: {src}}}\n")
     line = one_error_line(invoke("trial", str(cfg)))
@@ -280,7 +366,8 @@ def test_study_whose_every_trial_failed_exits_1(tmp_path: Path, monkeypatch, sto
         "error: study s: no trial completed (2 failed; the last, trial 1: FloatingPointError: loss is NaN at step "
         "2). Fix: read each trial's error in its MLflow run (tag harness.error, artifact error.txt; `harness ui`), "
         "or with --workers in mlruns/logs/s-worker*.log; fix the cause, then run the same command again (failed "
-        "trials are re-run). No report was built.")
+        "trials are re-run). No report was built."
+    )
     assert not (tmp_path / "reports").exists()
 
 

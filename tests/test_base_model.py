@@ -8,11 +8,10 @@ import torch
 
 from harness.config import EvalConfig, ModelConfig, TinySpec, TrialConfig
 from harness.data.dataset import SpokenSet
-from harness.models.loader import load_speech_lm
+from harness.eval.evaluate import evaluate, reference_nll
 from harness.eval.hearing import edit_distance
+from harness.models.loader import load_speech_lm
 from harness.train.base_model import CTC_CHARS, ctc_greedy, ctc_targets, ensure_tiny_base
-from harness.eval.evaluate import evaluate
-from harness.eval.evaluate import reference_nll
 from harness.train.trial import load_task_data
 
 

@@ -14,19 +14,27 @@ from safetensors.torch import load_file, save_file
 
 from harness.config import GRPOConfig, ModelConfig, TinySpec, TrialConfig
 from harness.models import checkpoint as checkpoint_lib
-from harness.models.checkpoint import CheckpointError, checkpoint_revision, content_hash
-from harness.models.tiny_base import ASSETS, WEIGHTS, file_sha256
-from harness.vocabulary import TAG_CHECKPOINT as REVISION_TAG
-from harness.models.checkpoint import load_checkpoint
+from harness.models.checkpoint import CheckpointError, checkpoint_revision, content_hash, load_checkpoint
 from harness.models.loader import frozen_copy, load_speech_lm, set_encoder_dtype, set_trainable
 from harness.models.speech_lm import SpeechLM
 from harness.models.tiny import build_tiny, train_tokenizer
+from harness.models.tiny_base import ASSETS, WEIGHTS, file_sha256
+from harness.vocabulary import TAG_CHECKPOINT as REVISION_TAG
 
-CHAT_TEMPLATE = ("{% for m in messages %}<|start_of_role|>{{ m['role'] }}<|end_of_role|>{{ m['content'] }}"
-                 "<|end_of_text|>\n{% endfor %}{% if add_generation_prompt %}<|start_of_role|>assistant"
-                 "<|end_of_role|>{% endif %}")
-SPEC = TinySpec(vocab_size=300, encoder_hidden=32, encoder_layers=1, projector_hidden=32, text_hidden=32,
-                text_layers=2, text_heads=2)
+CHAT_TEMPLATE = (
+    "{% for m in messages %}<|start_of_role|>{{ m['role'] }}<|end_of_role|>{{ m['content'] }}"
+    "<|end_of_text|>\n{% endfor %}{% if add_generation_prompt %}<|start_of_role|>assistant"
+    "<|end_of_role|>{% endif %}"
+)
+SPEC = TinySpec(
+    vocab_size=300,
+    encoder_hidden=32,
+    encoder_layers=1,
+    projector_hidden=32,
+    text_hidden=32,
+    text_layers=2,
+    text_heads=2,
+)
 
 
 @pytest.fixture(scope="module")
@@ -43,8 +51,9 @@ def checkpoint(tmp_path_factory):
     model.config.has_lora_adapter = True
     model.save_pretrained(path)
     tok.save_pretrained(path)
-    peft_model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0,
-                                                  target_modules=["q_proj", "v_proj"]))
+    peft_model = get_peft_model(
+        model, LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, target_modules=["q_proj", "v_proj"])
+    )
     with torch.no_grad():
         for name, p in peft_model.named_parameters():
             if "lora_B" in name:
@@ -119,9 +128,14 @@ def _logprobs(lm, comp=None):
 PEFT_PREFIX = "base_model.model.model.language_model."  # how peft saves the adapter of a transformers 5 model
 
 
-@pytest.mark.parametrize("prefix", ["base_model.model.language_model.model.",  # peft on transformers 4.x
-                                    "language_model.model."],  # the 3.3 releases' adapter_model.safetensors
-                         ids=["transformers-4", "released"])
+@pytest.mark.parametrize(
+    "prefix",
+    [
+        "base_model.model.language_model.model.",  # peft on transformers 4.x
+        "language_model.model.",
+    ],  # the 3.3 releases' adapter_model.safetensors
+    ids=["transformers-4", "released"],
+)
 def test_adapter_key_layouts_load_and_are_live(checkpoint, tmp_path, prefix):
     path, _, _ = checkpoint
     _copy(path, tmp_path)
@@ -137,8 +151,9 @@ def test_adapter_key_layouts_load_and_are_live(checkpoint, tmp_path, prefix):
         torch.testing.assert_close(lora[key.replace(PEFT_PREFIX, "").replace(".weight", ".default.weight")], value)
     # live: the same log-probs as the checkpoint in peft's own layout (tested against the in-memory
     # model above), and not those of the model with the adapter switched off
-    expected, comp = _logprobs(load_speech_lm(ModelConfig(name=str(path), trainable="projector+lora"),
-                                              torch.device("cpu")))
+    expected, comp = _logprobs(
+        load_speech_lm(ModelConfig(name=str(path), trainable="projector+lora"), torch.device("cpu"))
+    )
     got, _ = _logprobs(lm, comp)
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
     for name, p in lm.model.named_parameters():
@@ -176,8 +191,9 @@ def test_empty_system_prompt_with_a_chat_template_is_an_error(checkpoint, system
     """Granite's template writes today's date into the prompt when no system prompt is given."""
     path, model, tok = checkpoint
     with pytest.raises(ValueError, match="model.system_prompt is empty.*today's date.*Fix: set model.system_prompt"):
-        load_speech_lm(ModelConfig(name=str(path), trainable="projector+lora", system_prompt=system_prompt),
-                       torch.device("cpu"))
+        load_speech_lm(
+            ModelConfig(name=str(path), trainable="projector+lora", system_prompt=system_prompt), torch.device("cpu")
+        )
     with pytest.raises(ValueError, match="model.system_prompt is empty"):
         SpeechLM(model, tok)
 
@@ -235,15 +251,20 @@ def test_every_trial_run_records_its_checkpoint_revision(checkpoint, tmp_path, s
 
     path, _, _ = checkpoint
     fake()
-    study = write_study(tmp_path, f"""
+    study = write_study(
+        tmp_path,
+        f"""
         space:
           model.name: {{choices: [tiny, {path}]}}
-        """)
+        """,
+    )
     storage, uri = stores
     run_sweep(load_study(study), storage=storage, tracking_uri=uri, progress=False)
     _, _, _, trials = runs_of(uri, "tiny")
     tags = {r.data.params["model.name"]: r.data.tags.get(REVISION_TAG) for r in trials}
-    shipped = f"tiny-{TinySpec().digest()} sha256:{file_sha256(ASSETS / f'tiny-{TinySpec().digest()}' / WEIGHTS)} (shipped)"
+    shipped = (
+        f"tiny-{TinySpec().digest()} sha256:{file_sha256(ASSETS / f'tiny-{TinySpec().digest()}' / WEIGHTS)} (shipped)"
+    )
     assert tags == {"tiny": shipped, str(path): f"sha256:{content_hash(path)}"}
 
 
@@ -278,11 +299,17 @@ def test_fp32_encoder_under_a_bf16_lm(checkpoint):
     diff = (ours - theirs)[comp.mask.bool()].abs().max()
     assert 0 < diff < 0.5
     params = [p for p in lm.model.parameters() if p.requires_grad]
-    batch = Batch(embeds, prompts.attention_mask, comp, torch.linspace(-1, 1, 6), torch.zeros(6, dtype=torch.bool),
-                  None, 3)
-    update = micro_batched_update(_learner(lm, torch.optim.AdamW(params, lr=1e-4), 1.0), batch,
-                                  loss_settings(GRPOConfig(group_size=3, beta=0.0)), None, with_entropy=False,
-                                  what="GRPO loss, fp32 encoder")
+    batch = Batch(
+        embeds, prompts.attention_mask, comp, torch.linspace(-1, 1, 6), torch.zeros(6, dtype=torch.bool), None, 3
+    )
+    update = micro_batched_update(
+        _learner(lm, torch.optim.AdamW(params, lr=1e-4), 1.0),
+        batch,
+        loss_settings(GRPOConfig(group_size=3, beta=0.0)),
+        None,
+        with_entropy=False,
+        what="GRPO loss, fp32 encoder",
+    )
     assert torch.isfinite(update.logp).all() and update.grad_norm > 0
     projector = [p for n, p in lm.model.named_parameters() if ".projector." in n]
     assert all(p.dtype == torch.float32 and torch.isfinite(p).all() for p in projector)
@@ -305,14 +332,16 @@ def test_gradient_checkpointing_and_micro_batches_give_the_same_gradients(checkp
 
     path, _, _ = checkpoint
     plain = load_speech_lm(ModelConfig(name=str(path), trainable="projector+lora"), torch.device("cpu"))
-    ckpt = load_speech_lm(ModelConfig(name=str(path), trainable="projector+lora", gradient_checkpointing=True),
-                          torch.device("cpu"))
+    ckpt = load_speech_lm(
+        ModelConfig(name=str(path), trainable="projector+lora", gradient_checkpointing=True), torch.device("cpu")
+    )
     assert len(ckpt._checkpointed) == SPEC.text_layers
     prompts = _prompts(plain, 2)
     g = 4
     with torch.no_grad():
-        comp = plain.sample(plain.embed_prompts(prompts), prompts.attention_mask, g, 6,
-                            generator=torch.Generator().manual_seed(1))
+        comp = plain.sample(
+            plain.embed_prompts(prompts), prompts.attention_mask, g, 6, generator=torch.Generator().manual_seed(1)
+        )
     adv = torch.linspace(-1, 1, 2 * g)
     off = torch.zeros(2 * g, dtype=torch.bool)
     cfg = GRPOConfig(group_size=g, beta=0.0)
@@ -321,8 +350,9 @@ def test_gradient_checkpointing_and_micro_batches_give_the_same_gradients(checkp
 
     # one pass over all 8 rows, no checkpointing (log-probs of the distribution that sampled: T = 1,
     # suppressed tokens masked, as micro_batched_update takes them)
-    logp, _ = plain.completion_logprobs(plain.embed_prompts(prompts), prompts.attention_mask, comp,
-                                        sampler_temperature=1.0)
+    logp, _ = plain.completion_logprobs(
+        plain.embed_prompts(prompts), prompts.attention_mask, comp, sampler_temperature=1.0
+    )
     loss, _ = grpo_loss(logp, logp.detach(), adv, comp.mask, loss_settings(cfg), off)
     loss.backward()
     expected = _grads(plain)
@@ -333,8 +363,9 @@ def test_gradient_checkpointing_and_micro_batches_give_the_same_gradients(checkp
         layer._gradient_checkpointing_func = lambda *a, _f=func, **k: calls.append(1) or _f(*a, **k)
     opt = torch.optim.SGD([p for p in ckpt.model.parameters() if p.requires_grad], lr=0.0)
     batch = Batch(ckpt.embed_prompts(prompts), prompts.attention_mask, comp, adv, off, None, g)
-    update = micro_batched_update(_learner(ckpt, opt, 1e9, rows=3), batch, loss_settings(cfg), None,
-                                  with_entropy=True, what="test")
+    update = micro_batched_update(
+        _learner(ckpt, opt, 1e9, rows=3), batch, loss_settings(cfg), None, with_entropy=True, what="test"
+    )
     got_loss, got_logp = update.loss, update.logp
     got = _grads(ckpt)
     assert len(calls) == 3 * SPEC.text_layers  # every decoder layer recomputed, once per chunk
@@ -355,14 +386,17 @@ def test_two_step_grpo_trial_on_checkpoint_dir(checkpoint, tmp_path):
     from harness.train.trial import run_trial
 
     path, _, _ = checkpoint
-    cfg = TrialConfig.model_validate({
-        "task": "ast", "method": "grpo",
-        "data": {"source": str(make_covost2(tmp_path)), "train_size": 2, "validation_size": 1, "test_size": 1},
-        "model": {"name": str(path), "trainable": "projector+lora", "micro_batch_size": 2},
-        "train": {"steps": 2, "batch_size": 2, "eval_every": 2, "warmup_steps": 0, "lr": 1e-2},
-        "grpo": {"group_size": 3, "max_new_tokens": 5},
-        "eval": {"bertscore": False, "max_new_tokens": 5, "batch_size": 2},
-    })
+    cfg = TrialConfig.model_validate(
+        {
+            "task": "ast",
+            "method": "grpo",
+            "data": {"source": str(make_covost2(tmp_path)), "train_size": 2, "validation_size": 1, "test_size": 1},
+            "model": {"name": str(path), "trainable": "projector+lora", "micro_batch_size": 2},
+            "train": {"steps": 2, "batch_size": 2, "eval_every": 2, "warmup_steps": 0, "lr": 1e-2},
+            "grpo": {"group_size": 3, "max_new_tokens": 5},
+            "eval": {"bertscore": False, "max_new_tokens": 5, "batch_size": 2},
+        }
+    )
     logged = []
     result = run_trial(cfg, log=lambda m, s: logged.append((s, m)))
     assert result.steps == 2 and [s for s, m in logged if "loss" in m] == [1, 2]

@@ -13,10 +13,10 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from fakes import TINY
 from typer.testing import CliRunner
 
 from harness.cli import app
-from fakes import TINY
 
 runner = CliRunner()
 
@@ -43,20 +43,31 @@ def test_malformed_study_in_a_real_process(tmp_path: Path) -> None:
     """The installed entry point: exit status 2, one message on stderr, no traceback."""
     bad = tmp_path / "bad.yaml"
     bad.write_text("fixed:\n  task: sqa\n  grpo: {group_size: 1}\n")
-    proc = subprocess.run([sys.executable, "-m", "harness.cli", "sweep", str(bad)], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "harness.cli", "sweep", str(bad)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert f"{bad}:3: field fixed.grpo.group_size: Input should be greater than or equal to 2" in proc.stderr
     assert not (tmp_path / "mlruns").exists()  # nothing was created before validation
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("fixed:\n  task: [sqa\n", ":3: YAML syntax error"),
-    ("fixed:\n  train: {stesp: 2}\n", ":2: field fixed.train.stesp"),
-    ("fixed:\n  data: {source: /no/such/data}\n", ":2: field fixed.data.source: data path '/no/such/data' does not exist"),
-    ("spcae: {}\n", ":1: field spcae"),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("fixed:\n  task: [sqa\n", ":3: YAML syntax error"),
+        ("fixed:\n  train: {stesp: 2}\n", ":2: field fixed.train.stesp"),
+        (
+            "fixed:\n  data: {source: /no/such/data}\n",
+            ":2: field fixed.data.source: data path '/no/such/data' does not exist",
+        ),
+        ("spcae: {}\n", ":1: field spcae"),
+    ],
+)
 def test_other_malformed_studies(tmp_path: Path, text: str, expected: str) -> None:
     path = tmp_path / "s.yaml"
     path.write_text(text)
@@ -136,9 +147,14 @@ def test_ui_serves_the_store_over_rest(tmp_path: Path, monkeypatch, stores, fake
     assert result.exit_code == 0
 
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "harness.cli", "ui", "--port", str(port), "--tracking-uri", uri],
-                              cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                              start_new_session=True)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "harness.cli", "ui", "--port", str(port), "--tracking-uri", uri],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     base = f"http://127.0.0.1:{port}/api/2.0/mlflow"
     try:
         deadline, experiment = time.monotonic() + 90, None

@@ -18,13 +18,20 @@ import torch.multiprocessing as mp
 
 from harness.config import EvalConfig, TinySpec
 from harness.data.dataset import SpokenSet
+from harness.eval.evaluate import greedy_and_nll
 from harness.models.features import log_mel
 from harness.models.speech_lm import SpeechLM
 from harness.models.tiny import build_tiny, train_tokenizer
-from harness.eval.evaluate import greedy_and_nll
 
-SPEC = TinySpec(vocab_size=300, encoder_hidden=32, encoder_layers=1, projector_hidden=32, text_hidden=32,
-                text_layers=1, text_heads=2)
+SPEC = TinySpec(
+    vocab_size=300,
+    encoder_hidden=32,
+    encoder_layers=1,
+    projector_hidden=32,
+    text_hidden=32,
+    text_layers=1,
+    text_heads=2,
+)
 ANSWERS = [["die katze schläft", "wir gehen"], ["er liest ein buch", "sie singt"]]
 
 
@@ -61,8 +68,9 @@ def _sgd(lm):
 
 
 def _rank(rank: int, size: int, port: int, out: str) -> None:
-    os.environ.update(RANK=str(rank), WORLD_SIZE=str(size), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
-                      MASTER_PORT=str(port))
+    os.environ.update(
+        RANK=str(rank), WORLD_SIZE=str(size), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port)
+    )
     torch.set_num_threads(1)
     from harness import distributed
     from harness.train.learner import Learner
@@ -129,21 +137,39 @@ def test_harness_trial_under_torchrun(tmp_path):
         pytest.skip("torchrun not installed")
     tsv = make_covost2(tmp_path)
     cfg = tmp_path / "trial.yaml"
-    cfg.write_text(f"task: ast\nmethod: sft\ndata: {{source: {tsv}, train_size: 3, validation_size: 1, test_size: 1}}\n"
-                   "train: {steps: 2, batch_size: 2, eval_every: 2, warmup_steps: 0}\n"
-                   "eval: {bertscore: false, max_new_tokens: 4, batch_size: 2}\n")
+    cfg.write_text(
+        f"task: ast\nmethod: sft\ndata: {{source: {tsv}, train_size: 3, validation_size: 1, test_size: 1}}\n"
+        "train: {steps: 2, batch_size: 2, eval_every: 2, warmup_steps: 0}\n"
+        "eval: {bertscore: false, max_new_tokens: 4, batch_size: 2}\n"
+    )
     env = dict(os.environ, OMP_NUM_THREADS="1", HARNESS_TORCH_THREADS="1")
-    proc = subprocess.run([str(torchrun if torchrun.exists() else "torchrun"), "--nproc_per_node", "2",
-                           "--master_port", str(_free_port()), "-m", "harness.cli", "trial", str(cfg)],
-                          capture_output=True, text=True, env=env, timeout=300, cwd=Path(__file__).parents[1])
+    proc = subprocess.run(
+        [
+            str(torchrun if torchrun.exists() else "torchrun"),
+            "--nproc_per_node",
+            "2",
+            "--master_port",
+            str(_free_port()),
+            "-m",
+            "harness.cli",
+            "trial",
+            str(cfg),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        cwd=Path(__file__).parents[1],
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.count("best_step") == 1  # rank 0 prints the result, rank 1 does not
     assert "test/bleu" in proc.stdout
 
 
 def _collectives(rank: int, size: int, port: int, out: str) -> None:
-    os.environ.update(RANK=str(rank), WORLD_SIZE=str(size), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
-                      MASTER_PORT=str(port))
+    os.environ.update(
+        RANK=str(rank), WORLD_SIZE=str(size), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port)
+    )
     from harness import distributed
     from harness.train.grpo_loss import LossSettings, chunk_weight
 
@@ -151,10 +177,13 @@ def _collectives(rank: int, size: int, port: int, out: str) -> None:
     tokens = [5.0, 11.0][rank]  # this rank's completion tokens
     per_process = distributed.mean_over_processes(tokens)
     mask = torch.ones(1, int(tokens))
-    result = {"mean": per_process, "any_short": distributed.any_process(rank == 1),
-              "none_short": distributed.any_process(False),
-              "dapo": chunk_weight(LossSettings(loss_type="dapo"), mask, mask, per_process),
-              "bnpo": chunk_weight(LossSettings(loss_type="bnpo"), mask, mask, per_process)}
+    result = {
+        "mean": per_process,
+        "any_short": distributed.any_process(rank == 1),
+        "none_short": distributed.any_process(False),
+        "dapo": chunk_weight(LossSettings(loss_type="dapo"), mask, mask, per_process),
+        "bnpo": chunk_weight(LossSettings(loss_type="bnpo"), mask, mask, per_process),
+    }
     torch.save(result, Path(out) / f"collectives{rank}.pt")
     torch.distributed.destroy_process_group()
 

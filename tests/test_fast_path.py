@@ -14,12 +14,12 @@ import torch
 
 from harness.config import GRPOConfig
 from harness.models.features import log_mel
-from harness.yardsticks.plain import PerSampleLM
 from harness.models.speech_lm import SpeechLM
 from harness.models.tiny import TinySpec, build_tiny, build_tiny_text, train_tokenizer
 from harness.rewards import parse_reward
 from harness.train.grpo import grpo_step
 from harness.train.learner import Learner
+from harness.yardsticks.plain import PerSampleLM
 
 G = 4
 TEXTS = ["Anna lives in Berlin.", "Anna wohnt in Berlin.", "listen to the speech", "Where does Anna live?"]
@@ -54,18 +54,32 @@ def test_sampler_draws_the_same_tokens_as_generate(tok, kind):
     # Clips of one length: transformers' generate encodes the batch's audio in one padded call, which
     # lets padding reach the real frames; SpeechLM encodes each clip alone (test_speech_lm.py).
     prompts = _prompts(lm, lengths=(32000, 32000, 32000))
-    audio = {} if prompts.features is None else dict(input_features=prompts.features,
-                                                     input_features_mask=prompts.features_mask)
+    audio = (
+        {}
+        if prompts.features is None
+        else dict(input_features=prompts.features, input_features_mask=prompts.features_mask)
+    )
     for seed in (0, 1, 2):
         torch.manual_seed(seed)
         with torch.no_grad():
             fast = lm.sample(lm.embed_prompts(prompts), prompts.attention_mask, G, 16)
         torch.manual_seed(seed)
-        out = lm.model.generate(input_ids=prompts.input_ids, attention_mask=prompts.attention_mask, **audio,
-                                do_sample=True, num_return_sequences=G, max_new_tokens=16, temperature=1.0,
-                                top_k=0, top_p=1.0, suppress_tokens=lm.suppress_ids, pad_token_id=lm.pad_id,
-                                eos_token_id=lm.eos_id, bos_token_id=None)
-        plain = out[:, prompts.input_ids.shape[1]:]
+        out = lm.model.generate(
+            input_ids=prompts.input_ids,
+            attention_mask=prompts.attention_mask,
+            **audio,
+            do_sample=True,
+            num_return_sequences=G,
+            max_new_tokens=16,
+            temperature=1.0,
+            top_k=0,
+            top_p=1.0,
+            suppress_tokens=lm.suppress_ids,
+            pad_token_id=lm.pad_id,
+            eos_token_id=lm.eos_id,
+            bos_token_id=None,
+        )
+        plain = out[:, prompts.input_ids.shape[1] :]
         assert fast.ids.shape == plain.shape
         assert torch.equal(fast.ids, plain), f"seed {seed}"
 
@@ -76,14 +90,16 @@ def test_logprobs_and_gradients_equal_per_sample_pass(tok, kind):
     plain = PerSampleLM(lm.model, tok, group_size=G)
     prompts = _prompts(lm)
     with torch.no_grad():
-        completions = lm.sample(lm.embed_prompts(prompts), prompts.attention_mask, G, 12,
-                                generator=torch.Generator().manual_seed(0))
+        completions = lm.sample(
+            lm.embed_prompts(prompts), prompts.attention_mask, G, 12, generator=torch.Generator().manual_seed(0)
+        )
     weights = torch.randn(completions.ids.shape, generator=torch.Generator().manual_seed(1))
 
     def logp_and_grads(which):
         lm.model.zero_grad(set_to_none=True)
-        logp, entropy = which.completion_logprobs(which.embed_prompts(prompts), prompts.attention_mask, completions,
-                                                  with_entropy=True)
+        logp, entropy = which.completion_logprobs(
+            which.embed_prompts(prompts), prompts.attention_mask, completions, with_entropy=True
+        )
         (logp * weights * completions.mask).sum().backward()
         grads = {n: p.grad.clone() for n, p in lm.model.named_parameters() if p.grad is not None}
         return logp.detach(), entropy, grads

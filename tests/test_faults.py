@@ -16,6 +16,7 @@ import pytest
 import torch
 from mlflow import MlflowClient
 from optuna.trial import TrialState
+from servers import MlflowServer
 from typer.testing import CliRunner
 
 import harness.rewards
@@ -25,7 +26,6 @@ from harness.config import TrialConfig
 from harness.data.dataset import SpokenSet
 from harness.study import load_study
 from harness.sweep import open_storage, run_sweep
-from servers import MlflowServer
 
 REAL = """
 name: {name}
@@ -65,7 +65,9 @@ def test_trial_faults_fail_the_trial_and_the_study_goes_on(tmp_path: Path, store
         scores = real_scores(names, hyps, refs)
         return {k: np.full_like(v, np.nan) if k == "rouge1" else v for k, v in scores.items()}
 
-    def faulty_grpo_step(learner, prompts, answers, reward, cfg, **kwargs):  # rougeL: the accelerator runs out of memory
+    def faulty_grpo_step(
+        learner, prompts, answers, reward, cfg, **kwargs
+    ):  # rougeL: the accelerator runs out of memory
         if reward.spec == "rougeL":
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
         return real_grpo_step(learner, prompts, answers, reward, cfg, **kwargs)
@@ -83,8 +85,12 @@ def test_trial_faults_fail_the_trial_and_the_study_goes_on(tmp_path: Path, store
     monkeypatch.setattr(trial_lib, "grpo_step", faulty_grpo_step)
     monkeypatch.setattr(trial_lib, "load_task_data", faulty_data)
     storage, uri = stores
-    study = run_sweep(load_study(study_file(tmp_path, "faults", "bleu, rouge1, rouge2, rougeL, meteor")),
-                      storage=storage, tracking_uri=uri, progress=False)
+    study = run_sweep(
+        load_study(study_file(tmp_path, "faults", "bleu, rouge1, rouge2, rougeL, meteor")),
+        storage=storage,
+        tracking_uri=uri,
+        progress=False,
+    )
 
     by_reward = {t.params["grpo.reward"]: t for t in study.trials}
     assert by_reward["bleu"].state == TrialState.COMPLETE
@@ -136,8 +142,12 @@ def test_tracking_server_outage_loses_no_metric(tmp_path: Path, server, fake, mo
         return 10.0 + step
 
     fake(val=outage, sleep=1.2)
-    study = run_sweep(load_study(study_file(tmp_path, "outage", "bleu, rouge1", steps=5)),
-                      storage=str(tmp_path / "optuna.log"), tracking_uri=server.uri, progress=False)
+    study = run_sweep(
+        load_study(study_file(tmp_path, "outage", "bleu, rouge1", steps=5)),
+        storage=str(tmp_path / "optuna.log"),
+        tracking_uri=server.uri,
+        progress=False,
+    )
     assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 2
     client = MlflowClient(server.uri)
     for trial in study.trials:
@@ -159,8 +169,10 @@ def test_tracking_server_gone_stops_the_worker_clearly(tmp_path: Path, server, f
 
     fake(val=gone)
     path = study_file(tmp_path, "gone", "bleu, rouge1")
-    result = CliRunner().invoke(app, ["sweep", str(path), "--storage", str(tmp_path / "optuna.log"),
-                                      "--tracking-uri", server.uri, "--no-report"])
+    result = CliRunner().invoke(
+        app,
+        ["sweep", str(path), "--storage", str(tmp_path / "optuna.log"), "--tracking-uri", server.uri, "--no-report"],
+    )
     assert result.exit_code == 1, result.output
     assert "Traceback" not in result.output
     assert f"MLflow tracking server '{server.uri}' stopped answering" in result.stderr

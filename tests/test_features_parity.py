@@ -42,7 +42,7 @@ class MelSpectrogramStandIn:
         hann = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(win_length) / win_length)  # torch.hann_window: periodic
         left = (n_fft - win_length) // 2  # torch.stft centres a shorter window in the FFT frame
         self.window = np.zeros(n_fft)
-        self.window[left:left + win_length] = hann
+        self.window[left : left + win_length] = hann
         self.fb = _melscale_fbanks(n_fft // 2 + 1, 0.0, float(sample_rate // 2), n_mels, sample_rate)
 
     def to(self, device):
@@ -69,8 +69,12 @@ def _melscale_fbanks(n_freqs: int, f_min: float, f_max: float, n_mels: int, samp
 
 @pytest.fixture
 def extractor(monkeypatch):
-    monkeypatch.setattr(extraction, "torchaudio", SimpleNamespace(
-        transforms=SimpleNamespace(MelSpectrogram=MelSpectrogramStandIn)), raising=False)
+    monkeypatch.setattr(
+        extraction,
+        "torchaudio",
+        SimpleNamespace(transforms=SimpleNamespace(MelSpectrogram=MelSpectrogramStandIn)),
+        raising=False,
+    )
     monkeypatch.setattr(extraction, "requires_backends", lambda *args, **kwargs: None)
     return extraction.GraniteSpeechFeatureExtractor()
 
@@ -81,7 +85,7 @@ def clip(samples: int, seed: int) -> np.ndarray:
     t = np.arange(samples) / 16000
     f0 = 110 + 40 * seed
     tone = sum(np.sin(2 * np.pi * f0 * k * t + rng.rand() * 6) / k for k in range(1, 6))
-    return ((0.3 * tone * (0.6 + 0.4 * np.sin(2 * np.pi * 3 * t)) + 0.01 * rng.randn(samples))).astype(np.float32)
+    return (0.3 * tone * (0.6 + 0.4 * np.sin(2 * np.pi * 3 * t)) + 0.01 * rng.randn(samples)).astype(np.float32)
 
 
 def audio_tokens(samples: int) -> int:
@@ -121,8 +125,21 @@ def test_padded_batch_keeps_each_clip_s_features_and_token_counts(extractor):
 
     # our prompts: features computed per clip, then padded; the mask and <|audio|> runs match the extractor's
     tok = train_tokenizer(["listen to the audio"], 300)
-    lm = SpeechLM(build_tiny(TinySpec(vocab_size=300, encoder_hidden=32, encoder_layers=1, projector_hidden=32,
-                                      text_hidden=32, text_layers=1, text_heads=2), tok), tok)
+    lm = SpeechLM(
+        build_tiny(
+            TinySpec(
+                vocab_size=300,
+                encoder_hidden=32,
+                encoder_layers=1,
+                projector_hidden=32,
+                text_hidden=32,
+                text_layers=1,
+                text_heads=2,
+            ),
+            tok,
+        ),
+        tok,
+    )
     prompts = lm.prepare([f"{AUDIO_TOKEN} listen to the audio"] * len(audios), [log_mel(a) for a in audios])
     assert torch.equal(prompts.features_mask, batch["input_features_mask"])
     assert (prompts.input_ids == lm.audio_token_id).sum(1).tolist() == counts
@@ -138,9 +155,10 @@ def test_padded_batch_keeps_each_clip_s_features_and_token_counts(extractor):
         torch.testing.assert_close(batch["input_features"][b, :clean], alone[b][:clean], atol=1e-5, rtol=0)
         if LENGTHS[b] < max(LENGTHS):
             assert (batch["input_features"][b, clean:rows] - alone[b][clean:]).abs().max() > 1e-3
-            silence = batch["input_features"][b, rows + 1:]  # rows wholly in the zero padding
-            torch.testing.assert_close(silence, torch.full_like(silence, float(alone[b].max()) - 2.0),
-                                       atol=1e-5, rtol=0)
+            silence = batch["input_features"][b, rows + 1 :]  # rows wholly in the zero padding
+            torch.testing.assert_close(
+                silence, torch.full_like(silence, float(alone[b].max()) - 2.0), atol=1e-5, rtol=0
+            )
 
 
 @pytest.mark.parametrize("samples", [257, 319, 320, 4799, 4800, 4801, 4960, 9600, 16000, 48001])

@@ -26,7 +26,8 @@ def test_batch_and_no_scaling():
     expected_centred = [-0.5, 0.5, -0.1, 0.1]
     assert group_advantages(rewards, "none").flatten().tolist() == pytest.approx(expected_centred)
     assert group_advantages(rewards, "batch", eps=0).flatten().tolist() == pytest.approx(
-        [c / batch_std for c in expected_centred], rel=1e-5)
+        [c / batch_std for c in expected_centred], rel=1e-5
+    )
     with pytest.raises(ValueError, match="unknown advantage scale"):
         group_advantages(rewards, "global")
 
@@ -74,8 +75,18 @@ def test_loss_matches_loops_with_padding_and_reference_sample(aggregation, beta)
     off = torch.tensor([False, False, False, True])
     settings = LossSettings(beta=beta, epsilon=0.2, epsilon_high=0.28, loss_type=aggregation)
     loss, stats = grpo_loss(logp, old, adv, mask, settings, off, ref)
-    expected = _loss_by_loops(logp.tolist(), old.tolist(), adv.tolist(), mask.tolist(), off.tolist(),
-                              ref.tolist(), beta, 0.2, 0.28, aggregation)
+    expected = _loss_by_loops(
+        logp.tolist(),
+        old.tolist(),
+        adv.tolist(),
+        mask.tolist(),
+        off.tolist(),
+        ref.tolist(),
+        beta,
+        0.2,
+        0.28,
+        aggregation,
+    )
     assert loss.item() == pytest.approx(expected, rel=1e-5)
     # Padding must not matter: garbage in padded positions changes nothing.
     noisy = logp.clone()
@@ -123,7 +134,9 @@ def test_mp_grpo_reference_sample_weight_and_gradient():
     logp = probs.log().requires_grad_(True)
     old = torch.full((1, 3), -7.0)  # must be ignored for the reference row
     adv = torch.tensor([1.0])
-    loss, stats = grpo_loss(logp, old, adv, torch.ones(1, 3), LossSettings(epsilon=0.2), off_policy=torch.tensor([True]))
+    loss, stats = grpo_loss(
+        logp, old, adv, torch.ones(1, 3), LossSettings(epsilon=0.2), off_policy=torch.tensor([True])
+    )
     assert loss.item() == pytest.approx(-(0.9 + 0.05 + 0.5) / 3, rel=1e-6)
     loss.backward()
     # d(-pi A / 3)/d log pi = -pi A / 3: low-probability reference tokens get little weight.
@@ -142,6 +155,7 @@ def test_beta_needs_reference_and_bad_loss_type():
 # ---------------------------------------------------------------------------------------------------
 # The field's variants (issue 16): loss_type, sequence-level ratios (GSPO), LUFFY's shaping and
 # unclipped on-policy rows, truncation masking, the padding guard, CHORD's SFT term and schedule.
+
 
 def _variant_loss_by_loops(logp, old, adv, mask, off, ref, s: LossSettings):
     """Independent computation of Eqs. (2)-(5) with Python loops over 0-d tensors (so autograd gives
@@ -189,19 +203,25 @@ def _batch(seed=0):
     old = logp + torch.randn(n, length, generator=g, dtype=torch.float64) * 0.3
     ref = logp + torch.randn(n, length, generator=g, dtype=torch.float64) * 0.3
     adv = torch.tensor([1.0, -0.5, 0.7, -1.2, 0.3, 0.9], dtype=torch.float64)
-    mask = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1], [1, 0, 0, 0, 0], [1, 1, 1, 1, 0], [1, 1, 0, 0, 0],
-                         [1, 1, 1, 1, 1]])
+    mask = torch.tensor(
+        [[1, 1, 1, 0, 0], [1, 1, 1, 1, 1], [1, 0, 0, 0, 0], [1, 1, 1, 1, 0], [1, 1, 0, 0, 0], [1, 1, 1, 1, 1]]
+    )
     off = torch.tensor([False, False, True, False, False, True])
     return logp, old, adv, mask, off, ref
 
 
 VARIANTS = [
-    dict(loss_type="dapo"), dict(loss_type="bnpo"), dict(loss_type="grpo"),
+    dict(loss_type="dapo"),
+    dict(loss_type="bnpo"),
+    dict(loss_type="grpo"),
     dict(loss_type="dr_grpo", max_completion_length=7),
-    dict(loss_type="grpo", importance_level="sequence"), dict(loss_type="dapo", importance_level="sequence"),
+    dict(loss_type="grpo", importance_level="sequence"),
+    dict(loss_type="dapo", importance_level="sequence"),
     dict(loss_type="dr_grpo", max_completion_length=5, importance_level="sequence", beta=0.04),
-    dict(loss_type="dapo", off_policy_gamma=0.1), dict(loss_type="grpo", off_policy_gamma=0.5, beta=0.04),
-    dict(loss_type="dapo", remove_clip=True), dict(loss_type="bnpo", remove_clip=True, importance_level="sequence"),
+    dict(loss_type="dapo", off_policy_gamma=0.1),
+    dict(loss_type="grpo", off_policy_gamma=0.5, beta=0.04),
+    dict(loss_type="dapo", remove_clip=True),
+    dict(loss_type="bnpo", remove_clip=True, importance_level="sequence"),
 ]
 
 
@@ -226,8 +246,10 @@ def test_normalisers_by_hand():
     mask = torch.tensor([[1, 1, 0, 0], [1, 1, 1, 1]])
     adv = torch.tensor([1.0, -0.25])
     token_sum = -(2 * 1.0 + 4 * -0.25)  # -1.0
-    loss = {t: grpo_loss(logp, logp, adv, mask, LossSettings(loss_type=t, max_completion_length=10))[0].item()
-            for t in ("dapo", "bnpo", "dr_grpo", "grpo")}
+    loss = {
+        t: grpo_loss(logp, logp, adv, mask, LossSettings(loss_type=t, max_completion_length=10))[0].item()
+        for t in ("dapo", "bnpo", "dr_grpo", "grpo")
+    }
     assert loss["dapo"] == pytest.approx(token_sum / 6)  # tokens
     assert loss["bnpo"] == pytest.approx(token_sum / 6)  # one process: bnpo == dapo
     assert loss["dr_grpo"] == pytest.approx(token_sum / (2 * 10))  # rows x max_completion_length
@@ -284,8 +306,7 @@ def test_sequence_ratio_is_one_clipped_value_per_sequence():
     assert stats.ratio_mean == pytest.approx(seq) and stats.clip_high == 0.0
     # s = exp(0.3) > 1.2 with A > 0: the whole sequence is clipped (no gradient), counted once
     logp = torch.tensor([[0.3, 0.5, 0.1], [0.0, 0.0, 0.0]]).requires_grad_(True)
-    loss, stats = grpo_loss(logp, torch.zeros(2, 3), torch.tensor([1.0, -1.0]),
-                            torch.tensor([[1, 1, 1], [1, 0, 0]]), s)
+    loss, stats = grpo_loss(logp, torch.zeros(2, 3), torch.tensor([1.0, -1.0]), torch.tensor([[1, 1, 1], [1, 0, 0]]), s)
     loss.backward()
     assert logp.grad[0].abs().sum() == 0
     assert stats.clip_high == pytest.approx(0.5)  # one of two sequences (token level would say 3 of 4)
@@ -296,8 +317,9 @@ def test_luffy_shaping_of_the_reference_row():
     gamma, probs = 0.1, [0.9, 0.05, 0.5]
     logp = torch.tensor([probs]).log().requires_grad_(True)
     s = LossSettings(off_policy_gamma=gamma)
-    loss, stats = grpo_loss(logp, torch.full((1, 3), -7.0), torch.tensor([1.0]), torch.ones(1, 3), s,
-                            off_policy=torch.tensor([True]))
+    loss, stats = grpo_loss(
+        logp, torch.full((1, 3), -7.0), torch.tensor([1.0]), torch.ones(1, 3), s, off_policy=torch.tensor([True])
+    )
     assert loss.item() == pytest.approx(-sum(p / (p + gamma) for p in probs) / 3, rel=1e-6)
     loss.backward()
     assert logp.grad[0].tolist() == pytest.approx([-gamma * p / (p + gamma) ** 2 / 3 for p in probs], rel=1e-5)
@@ -369,8 +391,9 @@ def test_sft_term_by_hand():
     phi = {(i, t): probs[i][t] * (1 - probs[i][t]) for i, t in tokens}
     assert loss.item() == pytest.approx(-sum(phi[k] * math.log(probs[k[0]][k[1]]) for k in tokens) / 5, rel=1e-6)
     loss.backward()
-    assert logp.grad.flatten().tolist() == pytest.approx([-phi[0, t] / 5 for t in range(3)] + [-phi[1, 0] / 5,
-                                                                                         -phi[1, 1] / 5, 0.0])
+    assert logp.grad.flatten().tolist() == pytest.approx(
+        [-phi[0, t] / 5 for t in range(3)] + [-phi[1, 0] / 5, -phi[1, 1] / 5, 0.0]
+    )
 
 
 def test_sft_weight_schedules():

@@ -18,8 +18,15 @@ from harness.train.grpo import Batch, dynamic_batch, grpo_step, loss_settings, m
 from harness.train.grpo_loss import grpo_loss, loss_mask
 from harness.train.learner import Learner, MicroBatching
 
-SPEC = TinySpec(vocab_size=300, encoder_hidden=32, encoder_layers=1, projector_hidden=32, text_hidden=32,
-                text_layers=1, text_heads=2)
+SPEC = TinySpec(
+    vocab_size=300,
+    encoder_hidden=32,
+    encoder_layers=1,
+    projector_hidden=32,
+    text_hidden=32,
+    text_layers=1,
+    text_heads=2,
+)
 ANSWERS = ["die katze schläft", "wir gehen nach hause", "er liest ein buch", "sie singt"]
 G = 4
 
@@ -51,25 +58,38 @@ def _completions(lm, rows: int, length: int, seed: int) -> Completions:
         if not truncated[i]:
             end = (2 * i) % length  # the EOS position
             ids[i, end] = lm.eos_id
-            ids[i, end + 1:] = lm.pad_id
-            mask[i, end + 1:] = 0
+            ids[i, end + 1 :] = lm.pad_id
+            mask[i, end + 1 :] = 0
     return Completions(ids, mask, truncated)
 
 
 def _learner(lm, rows=0, reference=None, generator=None):
     opt = torch.optim.SGD([p for p in lm.model.parameters() if p.requires_grad], lr=0.0)  # gradients only
-    return Learner(lm, opt, torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0), 1e9, reference, generator,
-                   MicroBatching(rows))
+    return Learner(
+        lm,
+        opt,
+        torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0),
+        1e9,
+        reference,
+        generator,
+        MicroBatching(rows),
+    )
 
 
 def _grads(lm):
     return {n: p.grad.clone() for n, p in lm.model.named_parameters() if p.grad is not None}
 
 
-VARIANTS = [dict(loss_type="dapo"), dict(loss_type="bnpo"), dict(loss_type="grpo"), dict(loss_type="dr_grpo"),
-            dict(loss_type="grpo", importance_level="sequence"), dict(loss_type="dapo", mask_truncated=True),
-            dict(loss_type="dr_grpo", mask_truncated=True, beta=0.05),
-            dict(loss_type="bnpo", mp_grpo=True, mp_shaping_gamma=0.1, remove_clip=True)]
+VARIANTS = [
+    dict(loss_type="dapo"),
+    dict(loss_type="bnpo"),
+    dict(loss_type="grpo"),
+    dict(loss_type="dr_grpo"),
+    dict(loss_type="grpo", importance_level="sequence"),
+    dict(loss_type="dapo", mask_truncated=True),
+    dict(loss_type="dr_grpo", mask_truncated=True, beta=0.05),
+    dict(loss_type="bnpo", mp_grpo=True, mp_shaping_gamma=0.1, remove_clip=True),
+]
 
 
 @pytest.mark.parametrize("variant", VARIANTS, ids=lambda v: "-".join(f"{k}={x}" for k, x in v.items()))
@@ -86,8 +106,9 @@ def test_micro_batched_update_equals_one_pass_of_the_loss(tok, variant):
     in_loss = loss_mask(comp.mask, comp.truncated, settings)
     g = torch.Generator().manual_seed(3)
     with torch.no_grad():
-        base, _ = lm.completion_logprobs(lm.embed_prompts(prompts), prompts.attention_mask, comp,
-                                         sampler_temperature=0.8)
+        base, _ = lm.completion_logprobs(
+            lm.embed_prompts(prompts), prompts.attention_mask, comp, sampler_temperature=0.8
+        )
     old = base + 0.3 * torch.randn(base.shape, generator=g)  # pi_old != pi_theta: ratios off 1, some clipped
     ref = base + 0.2 * torch.randn(base.shape, generator=g) if cfg.beta else None
 
@@ -169,9 +190,19 @@ class Scripted:
 
 def _source(lm, batches: list[list[str]]):
     """draw_more over fixed batches of answers (prompts with clips of different lengths)."""
-    queue = [(lm.prepare(["<|audio|> listen to the speech"] * len(a),
-                         [log_mel(np.random.RandomState(10 * k + i).randn(10000 + 3000 * i).astype(np.float32) * 0.1)
-                          for i in range(len(a))]), a) for k, a in enumerate(batches)]
+    queue = [
+        (
+            lm.prepare(
+                ["<|audio|> listen to the speech"] * len(a),
+                [
+                    log_mel(np.random.RandomState(10 * k + i).randn(10000 + 3000 * i).astype(np.float32) * 0.1)
+                    for i in range(len(a))
+                ],
+            ),
+            a,
+        )
+        for k, a in enumerate(batches)
+    ]
     return lambda: queue.pop(0)
 
 
@@ -188,8 +219,12 @@ def test_dynamic_sampling_keeps_differing_groups_and_draws_more(tok):
     train, drawn, metrics = dynamic_batch(learner, first, draw, reward, cfg)
     assert train.answers == ["keep 1", "keep 2", "keep 3"]  # the first B groups whose rewards differ
     assert [len(d) for d in drawn] == [3, 3]  # one extra batch was enough; "keep 4" never drawn
-    assert metrics == {"dynamic/groups_drawn": 6.0, "dynamic/groups_kept": 3.0, "dynamic/draws": 1.0,
-                       "dynamic/batch_fill": 1.0}
+    assert metrics == {
+        "dynamic/groups_drawn": 6.0,
+        "dynamic/groups_kept": 3.0,
+        "dynamic/draws": 1.0,
+        "dynamic/batch_fill": 1.0,
+    }
     second = drawn[1]
     assert train.texts == first.texts[3:6] + second.texts[0:3] + second.texts[6:9]
     assert train.totals.tolist() == [first.totals[1].tolist(), second.totals[0].tolist(), second.totals[2].tolist()]
@@ -262,14 +297,26 @@ def test_joined_prompts_keep_text_only_batches(tok):
 def test_trial_with_dynamic_sampling_and_a_decaying_sft_term():
     from harness.train.trial import run_trial
 
-    cfg = TrialConfig.model_validate({
-        "task": "sqa", "method": "grpo", "data": {"train_size": 64, "validation_size": 16, "test_size": 16},
-        "train": {"steps": 3, "batch_size": 4, "eval_every": 3},
-        "grpo": {"reward": "rougeL", "group_size": 4, "beta": 0.0, "max_new_tokens": 12, "dynamic_sampling": True,
-                 "dynamic_sampling_max_draws": 2, "sft_weight": 0.5, "sft_weight_schedule": "linear_decay",
-                 "mask_truncated": True},
-        "eval": {"bertscore": False, "max_new_tokens": 12},
-    })
+    cfg = TrialConfig.model_validate(
+        {
+            "task": "sqa",
+            "method": "grpo",
+            "data": {"train_size": 64, "validation_size": 16, "test_size": 16},
+            "train": {"steps": 3, "batch_size": 4, "eval_every": 3},
+            "grpo": {
+                "reward": "rougeL",
+                "group_size": 4,
+                "beta": 0.0,
+                "max_new_tokens": 12,
+                "dynamic_sampling": True,
+                "dynamic_sampling_max_draws": 2,
+                "sft_weight": 0.5,
+                "sft_weight_schedule": "linear_decay",
+                "mask_truncated": True,
+            },
+            "eval": {"bertscore": False, "max_new_tokens": 12},
+        }
+    )
     logged = []
     result = run_trial(cfg, log=lambda m, s: logged.append((s, m)))
     steps = [m for _, m in logged if "reward" in m]

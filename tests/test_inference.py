@@ -21,8 +21,28 @@ from harness.report.inference import (
 )
 from harness.report.significance import paired_bootstrap
 
-VOCAB = ["the", "a", "cat", "dog", "sat", "on", "mat", ".", ",", "is", "was", "red", "blue", "big", "small",
-         "ran", "to", "of", "and", "it"]
+VOCAB = [
+    "the",
+    "a",
+    "cat",
+    "dog",
+    "sat",
+    "on",
+    "mat",
+    ".",
+    ",",
+    "is",
+    "was",
+    "red",
+    "blue",
+    "big",
+    "small",
+    "ran",
+    "to",
+    "of",
+    "and",
+    "it",
+]
 
 
 def _sentences(rng: np.random.Generator, n: int, max_len: int = 14) -> list[str]:
@@ -40,8 +60,7 @@ def _hypotheses(rng: np.random.Generator, refs: list[str], error: float) -> list
         elif kind < 0.2:
             out.append(" ".join(rng.choice(VOCAB, rng.integers(1, 4))))
         else:
-            words = [str(rng.choice(VOCAB)) if rng.random() < error else w for w in ref.split()
-                     if rng.random() > 0.1]
+            words = [str(rng.choice(VOCAB)) if rng.random() < error else w for w in ref.split() if rng.random() > 0.1]
             out.append(" ".join(words))
     return out
 
@@ -198,8 +217,9 @@ def test_seed_by_example_interaction_makes_se_conservative_at_most_sqrt3():
     rng = np.random.default_rng(5)
     s, m = 5, 400
     true_se = np.sqrt(2 / s / m)
-    ratios = [compare(rng.normal(size=(s, m)), rng.normal(size=(s, m)), n_boot=2000, seed=i).se / true_se
-              for i in range(10)]
+    ratios = [
+        compare(rng.normal(size=(s, m)), rng.normal(size=(s, m)), n_boot=2000, seed=i).se / true_se for i in range(10)
+    ]
     assert 1.2 < np.mean(ratios) < np.sqrt(3) + 0.05
 
 

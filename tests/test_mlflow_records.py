@@ -14,6 +14,7 @@ import mlflow.pyfunc
 import pytest
 import torch
 import yaml
+from fakes import TINY
 from mlflow import MlflowClient
 from optuna.distributions import json_to_distribution
 from optuna.trial import TrialState
@@ -22,9 +23,14 @@ from harness.config import TrialConfig
 from harness.study import load_study
 from harness.sweep import run_sweep
 from harness.train import checkpoint
-from harness.vocabulary import (LOGGED_MODEL, OPTUNA_TRIAL_ARTIFACT, TAG_CHECKPOINT, TAG_COMMIT, TAG_REUSED,
-                                TRIAL_CONFIG_ARTIFACT)
-from fakes import TINY
+from harness.vocabulary import (
+    LOGGED_MODEL,
+    OPTUNA_TRIAL_ARTIFACT,
+    TAG_CHECKPOINT,
+    TAG_COMMIT,
+    TAG_REUSED,
+    TRIAL_CONFIG_ARTIFACT,
+)
 
 
 @pytest.fixture(scope="module")
@@ -65,12 +71,14 @@ def test_best_checkpoint_is_a_logged_model_that_loads_back(tmp_path: Path, store
     assert len(runs) == 2
     experiment_id = runs[0].info.experiment_id
     for run in runs:
-        (model,) = mlflow.search_logged_models(experiment_ids=[experiment_id], output_format="list",
-                                               filter_string=f"source_run_id = '{run.info.run_id}'")
+        (model,) = mlflow.search_logged_models(
+            experiment_ids=[experiment_id], output_format="list", filter_string=f"source_run_id = '{run.info.run_id}'"
+        )
         assert model.name == LOGGED_MODEL and model.status == "READY"
         # the UI lists it under the run: it is the run's output, at the selected step
         assert [(o.model_id, o.step) for o in client.get_run(run.info.run_id).outputs.model_outputs] == [
-            (model.model_id, 1)]
+            (model.model_id, 1)
+        ]
         assert model.tags[TAG_COMMIT] == run.data.tags["harness.git_commit"]
         assert model.tags[TAG_CHECKPOINT] == run.data.tags[TAG_CHECKPOINT]
         assert model.params["best_step"] == "1" and model.params["grpo.reward"] == run.data.params["grpo.reward"]
@@ -78,8 +86,13 @@ def test_best_checkpoint_is_a_logged_model_that_loads_back(tmp_path: Path, store
         assert files == {"trained.safetensors", TRIAL_CONFIG_ARTIFACT}  # what training changed, not the model
 
         loaded = mlflow.pyfunc.load_model(f"models:/{model.model_id}").unwrap_python_model()
-        assert loaded.config == TrialConfig.model_validate(yaml.safe_load(Path(client.download_artifacts(
-            run.info.run_id, TRIAL_CONFIG_ARTIFACT, str(tmp_path / run.info.run_id))).read_text()))
+        assert loaded.config == TrialConfig.model_validate(
+            yaml.safe_load(
+                Path(
+                    client.download_artifacts(run.info.run_id, TRIAL_CONFIG_ARTIFACT, str(tmp_path / run.info.run_id))
+                ).read_text()
+            )
+        )
         state = loaded.policy.model.state_dict()
         back = checkpoint.trained(loaded.policy.model, state)
         assert back.keys() == trained_weights.keys()
@@ -90,8 +103,9 @@ def test_best_checkpoint_is_a_logged_model_that_loads_back(tmp_path: Path, store
     assert int(version.version) == 1 and version.source == f"models:/{model.model_id}"
 
 
-def test_no_logged_model_when_nothing_trained_or_turned_off(tmp_path: Path, stores, fake, trained_weights,
-                                                            monkeypatch) -> None:
+def test_no_logged_model_when_nothing_trained_or_turned_off(
+    tmp_path: Path, stores, fake, trained_weights, monkeypatch
+) -> None:
     fake(weights=lambda cfg: trained_weights if cfg.method == "grpo" else None)
     body = """
         space:
@@ -140,6 +154,7 @@ def test_datasets_records_and_reuse(tmp_path: Path, stores, fake, trained_weight
             columns = [c["name"] for c in json.loads(dataset.schema)["mlflow_colspec"]]
             assert columns == ["id", "task", "prompt", "answer", "audio", "transcript"]
             assert json.loads(dataset.source) == {"uri": f"/fake/sqa/{split}"}
+
     def names_and_digests(run) -> set[tuple[str, str]]:
         return {(i.dataset.name, i.dataset.digest) for i in client.get_run(run.info.run_id).inputs.dataset_inputs}
 
@@ -151,8 +166,9 @@ def test_datasets_records_and_reuse(tmp_path: Path, stores, fake, trained_weight
     assert client.search_logged_models([reused.info.experiment_id]) == []  # linked, not copied
 
     trial = optuna_study.trials[0]
-    record = json.loads(Path(client.download_artifacts(reused.info.run_id, OPTUNA_TRIAL_ARTIFACT,
-                                                       str(tmp_path / "record"))).read_text())
+    record = json.loads(
+        Path(client.download_artifacts(reused.info.run_id, OPTUNA_TRIAL_ARTIFACT, str(tmp_path / "record"))).read_text()
+    )
     assert trial.state == TrialState.COMPLETE
     assert (record["number"], record["state"], record["values"]) == (trial.number, "COMPLETE", [trial.value])
     assert record["params"] == trial.params
@@ -162,8 +178,9 @@ def test_datasets_records_and_reuse(tmp_path: Path, stores, fake, trained_weight
     assert record["user_attrs"]["mlflow_run_id"] == reused.info.run_id
 
 
-def test_a_dataset_another_worker_registered_meanwhile_is_linked(tmp_path: Path, stores, fake, trained_weights,
-                                                                 monkeypatch) -> None:
+def test_a_dataset_another_worker_registered_meanwhile_is_linked(
+    tmp_path: Path, stores, fake, trained_weights, monkeypatch
+) -> None:
     """Two workers starting trials at once both insert the experiment's new datasets; the slower insert
     fails on the store's unique key. The trial logs its inputs again (the dataset exists by then) and
     goes on: every trial completes with its three inputs."""
@@ -175,8 +192,10 @@ def test_a_dataset_another_worker_registered_meanwhile_is_linked(tmp_path: Path,
         calls.append(1)
         if len(calls) == 1:  # as if another worker had inserted the same datasets a moment before
             real(*args, **kwargs)
-            raise mlflow.exceptions.MlflowException("(sqlite3.IntegrityError) UNIQUE constraint failed: "
-                                                    "datasets.experiment_id, datasets.name, datasets.digest")
+            raise mlflow.exceptions.MlflowException(
+                "(sqlite3.IntegrityError) UNIQUE constraint failed: "
+                "datasets.experiment_id, datasets.name, datasets.digest"
+            )
         return real(*args, **kwargs)
 
     monkeypatch.setattr(datasets_lib.mlflow, "log_inputs", racing)

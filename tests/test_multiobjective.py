@@ -35,8 +35,10 @@ def write(tmp_path: Path, text: str) -> Path:
 
 def test_shipped_pareto_study(tmp_path: Path) -> None:
     study = load_study(PARETO)
-    assert [(o.metric, o.direction) for o in study.objectives] == [("test/bleu", "maximize"),
-                                                                  ("generated_tokens", "minimize")]
+    assert [(o.metric, o.direction) for o in study.objectives] == [
+        ("test/bleu", "maximize"),
+        ("generated_tokens", "minimize"),
+    ]
     assert study.multi_objective and study.total_trials == 8 and study.seed_list == [0]
     sampler = make_sampler(study)
     assert isinstance(sampler, optuna.samplers.NSGAIISampler)
@@ -59,59 +61,75 @@ BAD = {
         objective:
           - {metric: test/bleu}
           - {metric: generated_tokens, direction: minimize}
-        """, ["study.yaml:2: field pruner:", "single objective", "Fix: use 'pruner: none'"]),
+        """,
+        ["study.yaml:2: field pruner:", "single objective", "Fix: use 'pruner: none'"],
+    ),
     "unknown-metric-in-list": (
         """
         fixed: {task: sqa}
         objective:
           - {metric: test/bleu}
           - {metric: test/blue}
-        """, ["study.yaml:4: field objective.1.metric:", "unknown metric 'blue'", "Fix:", "generated_tokens"]),
+        """,
+        ["study.yaml:4: field objective.1.metric:", "unknown metric 'blue'", "Fix:", "generated_tokens"],
+    ),
     "unknown-compute-column": (
         """
         fixed: {task: sqa}
         objective:
           - {metric: test/bleu}
           - {metric: gpu_hours, direction: minimize}
-        """, ["study.yaml:4: field objective.1.metric:", "unknown objective metric 'gpu_hours'",
-              "wall_time_s"]),
+        """,
+        ["study.yaml:4: field objective.1.metric:", "unknown objective metric 'gpu_hours'", "wall_time_s"],
+    ),
     "bad-direction-in-list": (
         """
         fixed: {task: sqa}
         objective:
           - {metric: test/bleu}
           - {metric: wall_time_s, direction: down}
-        """, ["study.yaml:4: field objective.1.direction:", "Fix: use one of 'maximize' or 'minimize'"]),
+        """,
+        ["study.yaml:4: field objective.1.direction:", "Fix: use one of 'maximize' or 'minimize'"],
+    ),
     "metric-listed-twice": (
         """
         fixed: {task: sqa}
         objective:
           - {metric: test/bleu}
           - {metric: test/bleu, direction: minimize}
-        """, ["study.yaml:4: field objective.1.metric:", "listed twice", "Fix: list each metric once"]),
+        """,
+        ["study.yaml:4: field objective.1.metric:", "listed twice", "Fix: list each metric once"],
+    ),
     "sampled-without-passes": (
         """
         fixed: {task: sqa}
         objective:
           - {metric: test/sampled/bleu}
           - {metric: generated_tokens, direction: minimize}
-        """, ["study.yaml:3: field objective.0.metric:", "eval.sampling_passes is 0",
-              "Fix: set fixed eval.sampling_passes"]),
+        """,
+        ["study.yaml:3: field objective.0.metric:", "eval.sampling_passes is 0", "Fix: set fixed eval.sampling_passes"],
+    ),
     "validation-bertscore": (
         """
         fixed: {task: sqa}
         objective: {metric: val/bertscore}
-        """, ["study.yaml:2: field objective.metric:", "validation does not compute 'bertscore'"]),
+        """,
+        ["study.yaml:2: field objective.metric:", "validation does not compute 'bertscore'"],
+    ),
     "empty-list": (
         """
         fixed: {task: sqa}
         objective: []
-        """, ["study.yaml:2: field objective:", "give at least one"]),
+        """,
+        ["study.yaml:2: field objective:", "give at least one"],
+    ),
     "single-form-bad-direction": (
         """
         fixed: {task: sqa}
         objective: {metric: test/bleu, direction: up}
-        """, ["study.yaml:2: field objective.direction:", "'maximize' or 'minimize'"]),
+        """,
+        ["study.yaml:2: field objective.direction:", "'maximize' or 'minimize'"],
+    ),
 }
 
 
@@ -133,13 +151,17 @@ def test_bad_objective_exits_2_with_one_message(tmp_path: Path) -> None:
     path = write(tmp_path, BAD["pruner-with-two-objectives"][0])
     result = CliRunner().invoke(app, ["sweep", str(path)])
     assert result.exit_code == 2
-    assert result.stderr.strip() == f"error: {path}:2: field pruner: pruning needs a single objective, this study " \
-        "lists 2 (Optuna prunes on one intermediate value per step). Fix: use 'pruner: none' with several " \
+    assert (
+        result.stderr.strip() == f"error: {path}:2: field pruner: pruning needs a single objective, this study "
+        "lists 2 (Optuna prunes on one intermediate value per step). Fix: use 'pruner: none' with several "
         "objectives, or keep one objective."
+    )
 
 
 def test_compute_and_sampled_objectives_are_accepted(tmp_path: Path) -> None:
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
         fixed: {task: sqa, eval: {sampling_passes: 2}}
         sampler: {type: nsga2, options: {population_size: 2}}
         n_trials: 2
@@ -150,9 +172,14 @@ def test_compute_and_sampled_objectives_are_accepted(tmp_path: Path) -> None:
           - {metric: val/rougeL}
           - {metric: wall_time_s, direction: minimize}
           - {metric: trained_tokens, direction: minimize}
-        """)
-    assert [o.metric for o in load_study(path).objectives] == ["test/sampled/bleu", "val/rougeL", "wall_time_s",
-                                                               "trained_tokens"]
+        """,
+    )
+    assert [o.metric for o in load_study(path).objectives] == [
+        "test/sampled/bleu",
+        "val/rougeL",
+        "wall_time_s",
+        "trained_tokens",
+    ]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -170,8 +197,10 @@ def tokens_of(cfg) -> int:
 
 def brute_force_front(points: dict[int, tuple[float, float]]) -> set[int]:
     """Trials no other trial beats: BLEU at least as high and tokens at most as many, one strictly."""
+
     def dominates(a, b):
         return a[0] >= b[0] and a[1] <= b[1] and (a[0] > b[0] or a[1] < b[1])
+
     return {n for n, p in points.items() if not any(dominates(q, p) for m, q in points.items() if m != n)}
 
 
@@ -179,8 +208,7 @@ def test_pareto_sweep_summary_and_report(tmp_path: Path, monkeypatch, stores, fa
     fake(test_bleu=bleu_of, generated=tokens_of)
     monkeypatch.chdir(tmp_path)
     storage, uri = stores
-    result = CliRunner().invoke(app, ["sweep", str(PARETO), "--storage", storage, "--tracking-uri", uri,
-                                      "--no-report"])
+    result = CliRunner().invoke(app, ["sweep", str(PARETO), "--storage", storage, "--tracking-uri", uri, "--no-report"])
     assert result.exit_code == 0, result.output
     optuna_study = optuna.load_study(study_name="pareto_bleu_tokens", storage=open_storage(storage))
     trials = optuna_study.get_trials()
@@ -193,8 +221,10 @@ def test_pareto_sweep_summary_and_report(tmp_path: Path, monkeypatch, stores, fa
         points[t.number] = (t.values[0], t.values[1])
     front = brute_force_front(points)
     assert {t.number for t in optuna_study.best_trials} == front
-    assert (f"Pareto front of test/bleu (maximize), generated_tokens (minimize): {len(front)} trial(s) "
-            f"({', '.join(map(str, sorted(front)))})") in result.stderr
+    assert (
+        f"Pareto front of test/bleu (maximize), generated_tokens (minimize): {len(front)} trial(s) "
+        f"({', '.join(map(str, sorted(front)))})"
+    ) in result.stderr
     assert "best test/bleu" not in result.stderr
 
     out = tmp_path / "report"
@@ -205,7 +235,9 @@ def test_pareto_sweep_summary_and_report(tmp_path: Path, monkeypatch, stores, fa
         assert (row["test/bleu"], row["generated_tokens"]) == points[row["trial"]]
         assert row["run_id"] == trials[row["trial"]].user_attrs["mlflow_run_id"]
         assert (row["grpo.group_size"], row["grpo.max_new_tokens"]) == (
-            trials[row["trial"]].params["grpo.group_size"], trials[row["trial"]].params["grpo.max_new_tokens"])
+            trials[row["trial"]].params["grpo.group_size"],
+            trials[row["trial"]].params["grpo.max_new_tokens"],
+        )
     report = (out / "report.md").read_text()
     assert "## Pareto front: `test/bleu` vs `generated_tokens`" in report and "pareto_front.png" in report
     assert (out / "pareto_front.png").stat().st_size > 0

@@ -11,13 +11,13 @@ from pathlib import Path
 import optuna
 import pandas as pd
 import pytest
+from fakes import TINY
 from optuna.trial import TrialState
 
 from harness.report import build_report, rebuild_report
 from harness.report.optuna_trials import load_optuna_study
 from harness.study import load_study
 from harness.sweep import open_storage, run_sweep
-from fakes import TINY
 
 STUDY = """
 space:
@@ -39,10 +39,20 @@ def curve(cfg, step: int, call: int) -> float:
 def samples(cfg) -> dict[int, list[dict]]:
     """Two steps of sample tables; at step 2 two prompts of three completions (one off-policy row, which
     has the highest reward and must never be shown as the best on-policy completion)."""
-    rows = [{"prompt": f"<|audio|> q{p}", "reference": f"ref {p}", "completion": f"c{p}{k}",
-             "reward": float(10 * p + k), "off_policy": False} for p in (1, 2) for k in (3, 1, 2)]
-    rows.append({"prompt": "<|audio|> q1", "reference": "ref 1", "completion": "ref 1", "reward": 99.0,
-                 "off_policy": True})
+    rows = [
+        {
+            "prompt": f"<|audio|> q{p}",
+            "reference": f"ref {p}",
+            "completion": f"c{p}{k}",
+            "reward": float(10 * p + k),
+            "off_policy": False,
+        }
+        for p in (1, 2)
+        for k in (3, 1, 2)
+    ]
+    rows.append(
+        {"prompt": "<|audio|> q1", "reference": "ref 1", "completion": "ref 1", "reward": 99.0, "off_policy": True}
+    )
     return {1: [dict(rows[0], reward=-1.0)], 2: rows}
 
 
@@ -78,7 +88,8 @@ def test_optuna_trials_file_is_the_study(tpe_report) -> None:
     assert (view.metrics, view.directions, view.sampler, view.pruner) == (["val/bleu"], ["maximize"], "tpe", "median")
     rebuilt = view.study.get_trials()
     assert [(t.number, t.state, t.params, t.distributions, t.intermediate_values) for t in rebuilt] == [
-        (t.number, t.state, t.params, t.distributions, t.intermediate_values) for t in trials]
+        (t.number, t.state, t.params, t.distributions, t.intermediate_values) for t in trials
+    ]
     assert [t.value for t in rebuilt] == [t.value for t in trials]  # a pruned trial's: its last intermediate value
     assert view.study.best_trial.number == study.best_trial.number
 
@@ -95,7 +106,8 @@ def test_history_importance_parallel_and_pruned_trials(tpe_report) -> None:
     assert "FanovaImportanceEvaluator" in report
     importance = pd.read_csv(out / "param_importance.csv")
     expected = optuna.importance.get_param_importances(
-        study, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0), params=["grpo.beta", "train.lr"])
+        study, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0), params=["grpo.beta", "train.lr"]
+    )
     assert dict(zip(importance["parameter"], importance["importance"])) == pytest.approx(expected, rel=1e-9)
     assert set(importance["objective"]) == {"val/bleu"}
 

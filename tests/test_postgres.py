@@ -22,7 +22,6 @@ import optuna
 import pytest
 from mlflow import MlflowClient
 from optuna.trial import TrialState
-
 from servers import MlflowServer, postgres_database
 
 REPO = Path(__file__).resolve().parent.parent
@@ -63,8 +62,9 @@ def wait_for(condition, timeout: float, what: str, procs: dict | None = None) ->
             return value
         for p, log in (procs or {}).items():
             if p.poll() is not None and p.returncode != 0:
-                raise AssertionError(f"a process exited with {p.returncode} while waiting for {what}: "
-                                     f"{log.read_text()[-2000:]}")
+                raise AssertionError(
+                    f"a process exited with {p.returncode} while waiting for {what}: {log.read_text()[-2000:]}"
+                )
         time.sleep(0.5)
     raise AssertionError(f"timed out waiting for {what}")
 
@@ -77,14 +77,20 @@ def trials_of(url: str) -> list[optuna.trial.FrozenTrial]:
 
 
 @pytest.mark.slow
-def test_three_workers_one_killed_on_postgres(tmp_path: Path, postgres_url: str, empty_mlflow_db: Path,
-                                             base_model) -> None:
+def test_three_workers_one_killed_on_postgres(
+    tmp_path: Path, postgres_url: str, empty_mlflow_db: Path, base_model
+) -> None:
     assert PASSWORD in postgres_url
     server = MlflowServer(tmp_path / "mlflow", empty_mlflow_db).start()
     study = tmp_path / "shared.yaml"
     study.write_text(textwrap.dedent(STUDY).lstrip())
-    env = {**os.environ, "HARNESS_CACHE": CACHE, "HARNESS_HEARTBEAT_S": "3", "HARNESS_TORCH_THREADS": "1",
-           "PYTHONPATH": str(REPO)}  # this checkout's harness, whatever the venv has installed
+    env = {
+        **os.environ,
+        "HARNESS_CACHE": CACHE,
+        "HARNESS_HEARTBEAT_S": "3",
+        "HARNESS_TORCH_THREADS": "1",
+        "PYTHONPATH": str(REPO),
+    }  # this checkout's harness, whatever the venv has installed
     env.pop("HARNESS_OPTUNA_STORAGE", None)
     cli = [sys.executable, "-m", "harness.cli"]
     procs: list[subprocess.Popen] = []
@@ -95,11 +101,20 @@ def test_three_workers_one_killed_on_postgres(tmp_path: Path, postgres_url: str,
 
     try:
         # The first process creates the study (URL on its command line), two more join it (URL in env).
-        procs.append(start([*cli, "sweep", str(study), "--storage", postgres_url, "--tracking-uri", server.uri,
-                            "--no-report"], env, logs[0]))
+        procs.append(
+            start(
+                [*cli, "sweep", str(study), "--storage", postgres_url, "--tracking-uri", server.uri, "--no-report"],
+                env,
+                logs[0],
+            )
+        )
         client = MlflowClient(server.uri)
-        wait_for(lambda: trials_of(postgres_url) and client.get_experiment_by_name("shared"), 180,
-                 "the study to start", dict(zip(procs, logs)))
+        wait_for(
+            lambda: trials_of(postgres_url) and client.get_experiment_by_name("shared"),
+            180,
+            "the study to start",
+            dict(zip(procs, logs)),
+        )
         worker_env = {**env, "HARNESS_OPTUNA_STORAGE": postgres_url, "MLFLOW_TRACKING_URI": server.uri}
         for log in logs[1:]:
             procs.append(start([*cli, "worker", str(study)], worker_env, log))
@@ -107,13 +122,17 @@ def test_three_workers_one_killed_on_postgres(tmp_path: Path, postgres_url: str,
 
         def a_joined_worker_mid_trial():
             for t in trials_of(postgres_url):  # step 2 reported: the step-1 checkpoint is on disk
-                if (t.state == TrialState.RUNNING and t.user_attrs.get("worker", {}).get("pid") in joined
-                        and max(t.intermediate_values, default=0) >= 2):
+                if (
+                    t.state == TrialState.RUNNING
+                    and t.user_attrs.get("worker", {}).get("pid") in joined
+                    and max(t.intermediate_values, default=0) >= 2
+                ):
                     return t
             return None
 
-        victim = wait_for(a_joined_worker_mid_trial, 300, "a joined worker in the middle of a trial",
-                          dict(zip(procs, logs)))
+        victim = wait_for(
+            a_joined_worker_mid_trial, 300, "a joined worker in the middle of a trial", dict(zip(procs, logs))
+        )
         killed = next(p for p in procs if p.pid == victim.user_attrs["worker"]["pid"])
         killed.send_signal(signal.SIGKILL)
         killed.wait()
@@ -130,8 +149,9 @@ def test_three_workers_one_killed_on_postgres(tmp_path: Path, postgres_url: str,
         server.stop()
 
     trials = trials_of(postgres_url)
-    complete = collections.Counter((t.params["grpo.reward"], t.params["seed"]) for t in trials
-                                   if t.state == TrialState.COMPLETE)
+    complete = collections.Counter(
+        (t.params["grpo.reward"], t.params["seed"]) for t in trials if t.state == TrialState.COMPLETE
+    )
     assert complete == {(r, s): 1 for r in ("bleu", "rouge1") for s in (0, 1)}  # every point, exactly once
     assert trials[victim.number].state == TrialState.FAIL
     retries = [t for t in trials if victim.number in (t.system_attrs.get("failed_trial"), t.user_attrs.get("retry_of"))]

@@ -26,12 +26,14 @@ def tone(seconds: float, rate: int, channels: int = 1, freq: float = 440.0) -> n
     return np.stack([x] * channels, 1).astype(np.float32) if channels > 1 else x.astype(np.float32)
 
 
-QA = [("what colour is the ball", "the ball is red", "the ball is red and round"),
-      ("who lives in berlin", "anna lives there", "anna lives in berlin"),
-      ("how many cats are there", "there are three cats", "three cats sleep in the barn"),
-      ("where does tom work", "tom works in a bank", "tom works in a bank in rome"),
-      ("what does mia like", "mia likes tea", "mia likes tea with milk"),
-      ("when did ben arrive", "on monday", "ben arrived on monday")]
+QA = [
+    ("what colour is the ball", "the ball is red", "the ball is red and round"),
+    ("who lives in berlin", "anna lives there", "anna lives in berlin"),
+    ("how many cats are there", "there are three cats", "three cats sleep in the barn"),
+    ("where does tom work", "tom works in a bank", "tom works in a bank in rome"),
+    ("what does mia like", "mia likes tea", "mia likes tea with milk"),
+    ("when did ben arrive", "on monday", "ben arrived on monday"),
+]
 
 
 def make_librisqa(root: Path, bad: bool = True) -> Path:
@@ -49,23 +51,44 @@ def make_librisqa(root: Path, bad: bool = True) -> Path:
             sf.write(path, tone(1.0 + 0.2 * i, 16000, freq=300 + 50 * i), 16000)
             # train rows use the corpus-relative path, test rows the bare LibriSpeech name
             speech = f"LibriSpeech/{subset}/{spk}/1240/{name}" if split == "train" else name
-            rows[split].append({"speech_path": speech, "question": q, "answer": a, "text": t,
-                                "duration": 1.0 + 0.2 * i})
+            rows[split].append(
+                {"speech_path": speech, "question": q, "answer": a, "text": t, "duration": 1.0 + 0.2 * i}
+            )
     if bad:
-        rows["train"].append({"speech_path": "LibriSpeech/train-clean-100/103/1240/missing.flac",
-                              "question": "q", "answer": "a", "text": "t", "duration": 1.0})
+        rows["train"].append(
+            {
+                "speech_path": "LibriSpeech/train-clean-100/103/1240/missing.flac",
+                "question": "q",
+                "answer": "a",
+                "text": "t",
+                "duration": 1.0,
+            }
+        )
         corrupt = root / "LibriSpeech" / "train-clean-100" / "103" / "1240" / "corrupt.flac"
         corrupt.write_bytes(b"not a flac file")
-        rows["train"].append({"speech_path": str(corrupt.relative_to(root)), "question": "q", "answer": "a",
-                              "text": "t", "duration": 1.0})
+        rows["train"].append(
+            {
+                "speech_path": str(corrupt.relative_to(root)),
+                "question": "q",
+                "answer": "a",
+                "text": "t",
+                "duration": 1.0,
+            }
+        )
     (meta / "LibriSQA-PartI-train.json").write_text(json.dumps(rows["train"]))
     (meta / "LibriSQA-PartI-test.jsonl").write_text("\n".join(json.dumps(r) for r in rows["test"]))
     return meta
 
 
-PAIRS = [("the cat sleeps", "die Katze schläft"), ("i like \"green\" tea", "ich mag \"grünen\" Tee"),
-         ("we go home", "wir gehen nach Hause"), ("he reads a book", "er liest ein Buch"),
-         ("she sings", "sie singt"), ("they run", "sie laufen"), ("it rains", "es regnet")]
+PAIRS = [
+    ("the cat sleeps", "die Katze schläft"),
+    ('i like "green" tea', 'ich mag "grünen" Tee'),
+    ("we go home", "wir gehen nach Hause"),
+    ("he reads a book", "er liest ein Buch"),
+    ("she sings", "sie singt"),
+    ("they run", "sie laufen"),
+    ("it rains", "es regnet"),
+]
 
 
 def make_covost2(root: Path) -> Path:
@@ -95,9 +118,14 @@ def make_hf_disk(root: Path) -> Path:
             buf = io.BytesIO()
             sf.write(buf, tone(1.0, 44100, channels=2, freq=400 + 40 * i), 44100, format="WAV")
             audio.append({"bytes": buf.getvalue(), "path": f"clip{i}.wav"})
-        table = pa.table({"speech": pa.array(audio, pa.struct({"bytes": pa.binary(), "path": pa.string()})),
-                          "query": [q for q, _, _ in items], "reply": [a for _, a, _ in items],
-                          "transcript": [t for _, _, t in items]})
+        table = pa.table(
+            {
+                "speech": pa.array(audio, pa.struct({"bytes": pa.binary(), "path": pa.string()})),
+                "query": [q for q, _, _ in items],
+                "reply": [a for _, a, _ in items],
+                "transcript": [t for _, _, t in items],
+            }
+        )
         return Dataset(table).cast_column("speech", Audio(sampling_rate=44100))
 
     path = root / "hf"
@@ -215,8 +243,10 @@ def test_study_file_validates_real_source(tmp_path):
 
 # ------------------------------------------------------------------------------------------ trials
 SOURCES = {
-    "librisqa": ("sqa", lambda root: {"source": str(make_librisqa(root)), "audio_root": str(root),
-                                      "max_bad_fraction": 0.5}),
+    "librisqa": (
+        "sqa",
+        lambda root: {"source": str(make_librisqa(root)), "audio_root": str(root), "max_bad_fraction": 0.5},
+    ),
     "covost2": ("ast", lambda root: {"source": str(make_covost2(root))}),
     "hf-disk": ("sqa", lambda root: {"source": str(make_hf_disk(root)), "columns": HF_COLUMNS}),
 }
@@ -230,14 +260,18 @@ def test_two_step_grpo_and_sft_through_each_loader(source, tmp_path):
     task, make = SOURCES[source]
     data = dict(make(tmp_path), train_size=4, validation_size=2, test_size=2)
     for method in ("grpo", "sft"):
-        cfg = TrialConfig.model_validate({
-            "task": task, "method": method, "data": data,
-            "train": {"steps": 2, "batch_size": 2, "eval_every": 2, "warmup_steps": 0},
-            "grpo": {"group_size": 3, "max_new_tokens": 6},
-            "eval": {"bertscore": False, "max_new_tokens": 6, "batch_size": 2},
-        })
+        cfg = TrialConfig.model_validate(
+            {
+                "task": task,
+                "method": method,
+                "data": data,
+                "train": {"steps": 2, "batch_size": 2, "eval_every": 2, "warmup_steps": 0},
+                "grpo": {"group_size": 3, "max_new_tokens": 6},
+                "eval": {"bertscore": False, "max_new_tokens": 6, "batch_size": 2},
+            }
+        )
         logged = []
-        result = run_trial(cfg, log=lambda m, s: logged.append((s, m)))
+        result = run_trial(cfg, log=lambda m, s, logged=logged: logged.append((s, m)))
         assert result.steps == 2 and len(result.test.hypotheses) == 2
         data_metrics = next(m for s, m in logged if "data/train_examples" in m)
         assert data_metrics["data/train_examples"] == (3 if source == "covost2" else 4)  # covost2 has 3

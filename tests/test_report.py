@@ -75,11 +75,13 @@ BERTSCORE_IMPL = "sentence-transformers/all-MiniLM-L6-v2, no baseline rescaling 
 LEVEL = {"bertscore": 80.0, "rouge1": 55.0, "rouge2": 35.0, "rougeL": 55.0, "meteor": 50.0}
 SAMPLED_PENALTY = 0.05  # sampled decoding corrupts this much more than greedy
 VOICE = "en-au"
-COMMON = {"task": "sqa",
-          "data": {"voice": VOICE, "train_size": 96, "validation_size": 24, "test_size": M},
-          "train": {"steps": 30, "lr": 0.0002, "eval_every": 10, "batch_size": 4, "warmup_steps": 3},
-          "grpo": {"beta": 0.04, "temperature": 0.8, "group_size": 8, "max_new_tokens": 24},
-          "eval": {"sampling_passes": PASSES, "max_new_tokens": 40, "top_p": 0.9, "temperature": 0.9}}
+COMMON = {
+    "task": "sqa",
+    "data": {"voice": VOICE, "train_size": 96, "validation_size": 24, "test_size": M},
+    "train": {"steps": 30, "lr": 0.0002, "eval_every": 10, "batch_size": 4, "warmup_steps": 3},
+    "grpo": {"beta": 0.04, "temperature": 0.8, "group_size": 8, "max_new_tokens": 24},
+    "eval": {"sampling_passes": PASSES, "max_new_tokens": 40, "top_p": 0.9, "temperature": 0.9},
+}
 
 # --------------------------------------------------------------------------------------------------
 # Sentences and per-example scores with a known structure
@@ -103,8 +105,10 @@ def numeric_scores(q: float, key: str) -> dict[str, np.ndarray]:
     """Per-example scores of the non-BLEU metrics: level + 60 (0.3 - q) + example effect + noise(0.3);
     ROUGE-L = ROUGE-1 on every example (the spoken-QA duplicate of issue 12)."""
     rng = np.random.default_rng(zlib.crc32(key.encode()))
-    out = {m: LEVEL[m] + 60.0 * (0.3 - q) + EXAMPLE_EFFECT[m] + rng.normal(0.0, 0.3, M)
-           for m in ("bertscore", "rouge1", "rouge2", "meteor")}
+    out = {
+        m: LEVEL[m] + 60.0 * (0.3 - q) + EXAMPLE_EFFECT[m] + rng.normal(0.0, 0.3, M)
+        for m in ("bertscore", "rouge1", "rouge2", "meteor")
+    }
     out["rougeL"] = out["rouge1"].copy()
     return out
 
@@ -122,15 +126,20 @@ def trial_data(q: float, key: str, duplicate_rouge: bool = True, sampled_decodin
     test["test/bleu"] = sacrebleu.corpus_bleu(greedy_h, [REFERENCES], force=True).score
     for m in greedy:
         test[f"test/sampled/{m}"] = float(np.mean([s[m].mean() for s in sampled]))
-    test["test/sampled/bleu"] = float(np.mean([sacrebleu.corpus_bleu(h, [REFERENCES], force=True).score
-                                               for h in sampled_h]))
+    test["test/sampled/bleu"] = float(
+        np.mean([sacrebleu.corpus_bleu(h, [REFERENCES], force=True).score for h in sampled_h])
+    )
     examples = {
-        "ids": IDS, "references": REFERENCES, "hypotheses": greedy_h,
+        "ids": IDS,
+        "references": REFERENCES,
+        "hypotheses": greedy_h,
         "scores": {m: v.tolist() for m, v in greedy.items()},
         "bleu_stats": bleu_stats(greedy_h, REFERENCES).tolist(),
-        "sampled": {"scores": {m: [s[m].tolist() for s in sampled] for m in greedy},
-                    "bleu_stats": [bleu_stats(h, REFERENCES).tolist() for h in sampled_h],
-                    "hypotheses": sampled_h},
+        "sampled": {
+            "scores": {m: [s[m].tolist() for s in sampled] for m in greedy},
+            "bleu_stats": [bleu_stats(h, REFERENCES).tolist() for h in sampled_h],
+            "hypotheses": sampled_h,
+        },
     }
     if not sampled_decoding:  # eval.sampling_passes = 0: greedy only (examples_artifact has no "sampled")
         del examples["sampled"]
@@ -181,72 +190,125 @@ def val_curve(q: float, seed: int, method: str, steps: int, every: int) -> list[
     return [(s, 20.0 + v * (end - 20.0) + 0.1 * seed) for s, v in zip(grid, shape)]
 
 
-def log_trial(client: MlflowClient, study: str, exp_id: str, parent: str, number: int, label: str, method: str,
-              seed: int, overrides: dict, q: float | None, *, state: str = "COMPLETE", commit: str = TRIAL_COMMIT,
-              error: str = "", reverse: bool = False, duplicate_rouge: bool = True, distractor: float | None = None,
-              val_steps: int | None = None) -> dict:
+def log_trial(
+    client: MlflowClient,
+    study: str,
+    exp_id: str,
+    parent: str,
+    number: int,
+    label: str,
+    method: str,
+    seed: int,
+    overrides: dict,
+    q: float | None,
+    *,
+    state: str = "COMPLETE",
+    commit: str = TRIAL_COMMIT,
+    error: str = "",
+    reverse: bool = False,
+    duplicate_rouge: bool = True,
+    distractor: float | None = None,
+    val_steps: int | None = None,
+) -> dict:
     """One trial run as `TrialRunner` writes it: tags, flattened TrialConfig params, trial_config.yaml,
     validation and training curves, and (COMPLETE) final_metrics and test_examples.json; a FAIL / PRUNED /
     RUNNING trial stops after ``val_steps`` steps, with ``distractor`` test values."""
     cfg = trial_config(method, seed, overrides)
-    tags = {"mlflow.parentRunId": parent, "harness.role": "trial", "harness.study": study,
-            "harness.trial_number": str(number), "harness.label": label, "harness.state": state,
-            "harness.git_commit": commit, "harness.machine": "test-machine, 2 CPUs, no GPU",
-            "harness.checkpoint_revision": CHECKPOINT, "harness.metric.meteor": METEOR_IMPL,
-            "harness.metric.bertscore": BERTSCORE_IMPL}
+    tags = {
+        "mlflow.parentRunId": parent,
+        "harness.role": "trial",
+        "harness.study": study,
+        "harness.trial_number": str(number),
+        "harness.label": label,
+        "harness.state": state,
+        "harness.git_commit": commit,
+        "harness.machine": "test-machine, 2 CPUs, no GPU",
+        "harness.checkpoint_revision": CHECKPOINT,
+        "harness.metric.meteor": METEOR_IMPL,
+        "harness.metric.bertscore": BERTSCORE_IMPL,
+    }
     if error:
         tags["harness.error"] = error
     run_id = client.create_run(exp_id, tags=tags, run_name=f"{number:03d}-{label}").info.run_id
     params = [Param(k, param_value(v)) for k, v in flatten(cfg.model_dump(mode="json")).items()]
     for i in range(0, len(params), 100):
-        client.log_batch(run_id, params=params[i:i + 100])
+        client.log_batch(run_id, params=params[i : i + 100])
     client.log_text(run_id, yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False), "trial_config.yaml")
     steps = 0 if method == "base-eval" else cfg.train.steps
     metrics = [Metric("model/params", 2.5e6, 0, 0), Metric("model/trainable_params", 1.9e6, 0, 0)]
     q_curve = q if q is not None else 0.3
     curve = val_curve(q_curve, seed, method, steps if val_steps is None else val_steps, cfg.train.eval_every)
     for step, value in curve:
-        metrics += [Metric("val/bleu", value, 0, step), Metric("val/rouge1", value + 20, 0, step),
-                    Metric("val/rougeL", value + 18, 0, step), Metric("val/nll", 3.0 - value / 50, 0, step)]
+        metrics += [
+            Metric("val/bleu", value, 0, step),
+            Metric("val/rouge1", value + 20, 0, step),
+            Metric("val/rougeL", value + 18, 0, step),
+            Metric("val/nll", 3.0 - value / 50, 0, step),
+        ]
     if method == "grpo":
         for step in range(1, (steps if val_steps is None else val_steps) + 1):
-            metrics += [Metric("reward", 0.2 + 0.01 * step + 0.02 * seed, 0, step),
-                        Metric("completion_len_mean", 12.0 - 0.1 * step, 0, step)]
+            metrics += [
+                Metric("reward", 0.2 + 0.01 * step + 0.02 * seed, 0, step),
+                Metric("completion_len_mean", 12.0 - 0.1 * step, 0, step),
+            ]
             if cfg.grpo.beta > 0:
                 metrics.append(Metric("kl", 0.001 * step, 0, step))
     if method == "sft":
         metrics += [Metric("loss", 2.0 / step, 0, step) for step in range(1, steps + 1)]
     out = {"run_id": run_id, "number": number, "label": label, "seed": seed, "cfg": cfg}
     if state == "COMPLETE":
-        data = trial_data(q, f"{label}/{json.dumps(overrides, sort_keys=True)}/{seed}", duplicate_rouge,
-                          sampled_decoding=cfg.eval.sampling_passes > 0)
+        data = trial_data(
+            q,
+            f"{label}/{json.dumps(overrides, sort_keys=True)}/{seed}",
+            duplicate_rouge,
+            sampled_decoding=cfg.eval.sampling_passes > 0,
+        )
         best = max(curve, key=lambda sv: sv[1])[0] if steps else 0
-        final = {**data["test"], "best_step": best, "train_steps": steps, "wall_time_s": 100.0 + number,
-                 "generated_tokens": (0 if method == "sft" else 1000 * (number + 1)),
-                 "trained_tokens": (0 if method == "base-eval" else 500 * (number + 1)),
-                 "time/train": 50.0}
+        final = {
+            **data["test"],
+            "best_step": best,
+            "train_steps": steps,
+            "wall_time_s": 100.0 + number,
+            "generated_tokens": (0 if method == "sft" else 1000 * (number + 1)),
+            "trained_tokens": (0 if method == "base-eval" else 500 * (number + 1)),
+            "time/train": 50.0,
+        }
         metrics += [Metric(k, float(v), 0, steps) for k, v in final.items()]
-        client.log_dict(run_id, reversed_examples(data["examples"]) if reverse else data["examples"],
-                        "test_examples.json")
+        client.log_dict(
+            run_id, reversed_examples(data["examples"]) if reverse else data["examples"], "test_examples.json"
+        )
         out.update(test=data["test"], final=final)
     elif distractor is not None:  # a value that would show up in a mean or an n if it were counted
         metrics += [Metric(f"test/{m}", distractor, 0, 1) for m in METRICS]
     for i in range(0, len(metrics), 900):
-        client.log_batch(run_id, metrics=metrics[i:i + 900])
+        client.log_batch(run_id, metrics=metrics[i : i + 900])
     if state != "RUNNING":
         client.set_terminated(run_id, "FAILED" if state == "FAIL" else "FINISHED")
     return out
 
 
-def log_study(client: MlflowClient, name: str, swept: dict, configs: dict, *, commit: str = TRIAL_COMMIT,
-              duplicate_rouge: bool = True) -> tuple[str, list[dict]]:
+def log_study(
+    client: MlflowClient,
+    name: str,
+    swept: dict,
+    configs: dict,
+    *,
+    commit: str = TRIAL_COMMIT,
+    duplicate_rouge: bool = True,
+) -> tuple[str, list[dict]]:
     """A study run (tags, study.yaml, swept.json) and its trials: ``configs`` = name -> (label, method,
     overrides, [q per seed]). Returns (study run id, trials)."""
     exp_id = client.create_experiment(name)
-    tags = {"harness.role": "study", "harness.study": name, "harness.git_commit": commit,
-            "harness.machine": "test-machine, 2 CPUs, no GPU", "harness.command": f"harness sweep studies/{name}.yaml",
-            "harness.version.numpy": np.__version__, "harness.version.sacrebleu": sacrebleu.__version__,
-            "harness.n_trials": "99"}
+    tags = {
+        "harness.role": "study",
+        "harness.study": name,
+        "harness.git_commit": commit,
+        "harness.machine": "test-machine, 2 CPUs, no GPU",
+        "harness.command": f"harness sweep studies/{name}.yaml",
+        "harness.version.numpy": np.__version__,
+        "harness.version.sacrebleu": sacrebleu.__version__,
+        "harness.n_trials": "99",
+    }
     parent = client.create_run(exp_id, run_name=name, tags=tags).info.run_id
     space = {k: "[levels]" for k in swept}
     client.log_text(parent, yaml.safe_dump({"name": name, "space": space}, sort_keys=False), "study.yaml")
@@ -254,8 +316,23 @@ def log_study(client: MlflowClient, name: str, swept: dict, configs: dict, *, co
     trials, number = [], 0
     for key, (label, method, overrides, qs) in configs.items():
         for seed, q in enumerate(qs):
-            trials.append(log_trial(client, name, exp_id, parent, number, label, method, seed, overrides, q,
-                                    commit=commit, reverse=seed == 1, duplicate_rouge=duplicate_rouge))
+            trials.append(
+                log_trial(
+                    client,
+                    name,
+                    exp_id,
+                    parent,
+                    number,
+                    label,
+                    method,
+                    seed,
+                    overrides,
+                    q,
+                    commit=commit,
+                    reverse=seed == 1,
+                    duplicate_rouge=duplicate_rouge,
+                )
+            )
             trials[-1]["config_key"] = key
             number += 1
     return parent, trials
@@ -274,7 +351,9 @@ MAIN_CONFIGS = {
     "g16": ("grpo", "grpo", {"grpo.group_size": 16}, [0.02, 0.28, 0.03, 0.27]),  # seeds disagree wildly
 }
 MAIN_NAMES = {  # configuration names the report gives them (label + what tells same-label ones apart)
-    "base": "base", "sft": "sft", "mp": "mp-grpo",
+    "base": "base",
+    "sft": "sft",
+    "mp": "mp-grpo",
     "grpo": "grpo [grpo.group_size=8, grpo.reward=bleu]",
     "rouge1": "grpo [grpo.group_size=8, grpo.reward=rouge1]",
     "meteor": "grpo [grpo.group_size=8, grpo.reward=meteor]",
@@ -294,9 +373,13 @@ LR_CONFIGS = {
     "lr1-kl": ("grpo", "grpo", {**GREEDY, "train.lr": 0.0001, "grpo.beta": 0.02}, [0.24, 0.25]),
     "lr10-kl": ("grpo", "grpo", {**GREEDY, "train.lr": 0.001, "grpo.beta": 0.02}, [0.30, 0.31]),
 }
-LR_NAMES = {"lr1": "grpo [grpo.beta=0.0, train.lr=0.0001]", "lr3": "grpo [grpo.beta=0.0, train.lr=0.0003]",
-            "lr10": "grpo [grpo.beta=0.0, train.lr=0.001]", "lr1-kl": "grpo [grpo.beta=0.02, train.lr=0.0001]",
-            "lr10-kl": "grpo [grpo.beta=0.02, train.lr=0.001]"}
+LR_NAMES = {
+    "lr1": "grpo [grpo.beta=0.0, train.lr=0.0001]",
+    "lr3": "grpo [grpo.beta=0.0, train.lr=0.0003]",
+    "lr10": "grpo [grpo.beta=0.0, train.lr=0.001]",
+    "lr1-kl": "grpo [grpo.beta=0.02, train.lr=0.0001]",
+    "lr10-kl": "grpo [grpo.beta=0.02, train.lr=0.001]",
+}
 
 # A study whose trials ran from a dirty tree, and one without any finished trial.
 DIRTY = "dirty-study"
@@ -345,22 +428,48 @@ def main(mlflow_store):
     exp_id = client.get_experiment_by_name(MAIN).experiment_id
     n, grpo = len(trials), MAIN_CONFIGS["grpo"][2]
     # trials that did not finish, with test values that would change a mean or an n if they were counted
-    failed = log_trial(client, MAIN, exp_id, parent, n, "grpo", "grpo", 7, grpo, None, state="FAIL",
-                       error="RuntimeError: CUDA out of memory | at step 3", distractor=99.0, val_steps=0)
-    pruned = log_trial(client, MAIN, exp_id, parent, n + 1, "sft", "sft", 7, {}, 0.5, state="PRUNED",
-                       distractor=1.0, val_steps=10)
-    running = log_trial(client, MAIN, exp_id, parent, n + 2, "sft", "sft", 8, {}, None, state="RUNNING",
-                        distractor=1.0, val_steps=0)
+    failed = log_trial(
+        client,
+        MAIN,
+        exp_id,
+        parent,
+        n,
+        "grpo",
+        "grpo",
+        7,
+        grpo,
+        None,
+        state="FAIL",
+        error="RuntimeError: CUDA out of memory | at step 3",
+        distractor=99.0,
+        val_steps=0,
+    )
+    pruned = log_trial(
+        client, MAIN, exp_id, parent, n + 1, "sft", "sft", 7, {}, 0.5, state="PRUNED", distractor=1.0, val_steps=10
+    )
+    running = log_trial(
+        client, MAIN, exp_id, parent, n + 2, "sft", "sft", 8, {}, None, state="RUNNING", distractor=1.0, val_steps=0
+    )
     client.set_terminated(parent, "FINISHED")
     out = root / "main"
     path = build_report(MAIN, out, tracking_uri=mlflow_store["uri"], n_boot=N_BOOT)
     copy = evidence_copy(out, root / "main-copy")
     rebuild_report(copy, n_boot=N_BOOT)
     per_seed = pd.read_csv(out / "per_seed.csv", dtype={"run_id": str})
-    return {**mlflow_store, "parent": parent, "trials": trials, "out": out, "copy": copy,
-            "md": path.read_text(encoding="utf-8"), "failed": failed, "pruned": pruned, "running": running,
-            "per_seed": per_seed, "comparisons": pd.read_csv(out / "comparisons.csv"),
-            "findings": pd.read_csv(out / "findings.csv")}
+    return {
+        **mlflow_store,
+        "parent": parent,
+        "trials": trials,
+        "out": out,
+        "copy": copy,
+        "md": path.read_text(encoding="utf-8"),
+        "failed": failed,
+        "pruned": pruned,
+        "running": running,
+        "per_seed": per_seed,
+        "comparisons": pd.read_csv(out / "comparisons.csv"),
+        "findings": pd.read_csv(out / "findings.csv"),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -373,10 +482,15 @@ def lr(mlflow_store):
     changed = evidence_copy(out, root / "lr-default-changed")
     (changed / "swept.json").write_text(json.dumps({**LR_SWEPT, "train.lr": 0.001}))
     rebuild_report(changed, n_boot=N_BOOT)
-    return {"out": out, "md": path.read_text(encoding="utf-8"), "trials": trials, "changed": changed,
-            "changed_md": (changed / "report.md").read_text(encoding="utf-8"),
-            "comparisons": pd.read_csv(out / "comparisons.csv"),
-            "changed_comparisons": pd.read_csv(changed / "comparisons.csv")}
+    return {
+        "out": out,
+        "md": path.read_text(encoding="utf-8"),
+        "trials": trials,
+        "changed": changed,
+        "changed_md": (changed / "report.md").read_text(encoding="utf-8"),
+        "comparisons": pd.read_csv(out / "comparisons.csv"),
+        "changed_comparisons": pd.read_csv(changed / "comparisons.csv"),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -447,8 +561,18 @@ def benjamini_hochberg(p_values) -> np.ndarray:
     return out
 
 
-BLEU_COLUMNS = ["bleu_sys_len", "bleu_ref_len", "bleu_correct_1", "bleu_correct_2", "bleu_correct_3",
-                "bleu_correct_4", "bleu_total_1", "bleu_total_2", "bleu_total_3", "bleu_total_4"]
+BLEU_COLUMNS = [
+    "bleu_sys_len",
+    "bleu_ref_len",
+    "bleu_correct_1",
+    "bleu_correct_2",
+    "bleu_correct_3",
+    "bleu_correct_4",
+    "bleu_total_1",
+    "bleu_total_2",
+    "bleu_total_3",
+    "bleu_total_4",
+]
 
 
 def folder_features(folder: Path, config: str, metric: str, decoding: str) -> np.ndarray:
@@ -500,8 +624,13 @@ def test_per_seed_has_one_row_per_finished_trial_with_every_column(main):
     for t in trials:
         r = row(per_seed, run_id=t["run_id"])
         key = t["config_key"]
-        assert (r["study"], r["config"], r["label"], r["task"], r["seed"]) == (MAIN, MAIN_NAMES[key], t["label"],
-                                                                               "sqa", t["seed"])
+        assert (r["study"], r["config"], r["label"], r["task"], r["seed"]) == (
+            MAIN,
+            MAIN_NAMES[key],
+            t["label"],
+            "sqa",
+            t["seed"],
+        )
         assert r["method"] == MAIN_CONFIGS[key][1]
         assert r["grpo.reward"] == t["cfg"].grpo.reward and r["grpo.group_size"] == t["cfg"].grpo.group_size
         for k in ("best_step", "train_steps", "wall_time_s", "generated_tokens", "trained_tokens"):
@@ -585,8 +714,9 @@ def test_method_table_cells_in_the_report(main):
     text = section(main["md"], "Method comparison")
     greedy, sampled = md_tables(text)[:2]
     for shown, prefix in ((greedy, "test/"), (sampled, "test/sampled/")):
-        assert list(shown["Method"]) == [MAIN_NAMES[k] for k in ("base", "sft", "grpo", "meteor", "rouge1", "g16",
-                                                                 "mp")]
+        assert list(shown["Method"]) == [
+            MAIN_NAMES[k] for k in ("base", "sft", "grpo", "meteor", "rouge1", "g16", "mp")
+        ]
         for _, r in shown.iterrows():
             seeds = per_seed[per_seed["config"] == r["Method"]]
             for m in METRICS:
@@ -612,10 +742,15 @@ def test_rebuilt_from_the_evidence_files_alone_gives_the_same_report(main):
         assert (copy / name).read_bytes() == (out / name).read_bytes(), name
 
 
-@pytest.mark.parametrize("a, b, metric, decoding", [("g16", "grpo", "bleu", "sampled"),
-                                                     ("grpo", "sft", "meteor", "greedy"),
-                                                     ("meteor", "sft", "bleu", "greedy"),
-                                                     ("mp", "grpo", "rougeL", "sampled")])
+@pytest.mark.parametrize(
+    "a, b, metric, decoding",
+    [
+        ("g16", "grpo", "bleu", "sampled"),
+        ("grpo", "sft", "meteor", "greedy"),
+        ("meteor", "sft", "bleu", "greedy"),
+        ("mp", "grpo", "rougeL", "sampled"),
+    ],
+)
 def test_comparison_row_recomputes_from_per_example_scores(main, a, b, metric, decoding):
     folder = main["copy"]
     fa = folder_features(folder, MAIN_NAMES[a], metric, decoding)
@@ -623,16 +758,25 @@ def test_comparison_row_recomputes_from_per_example_scores(main, a, b, metric, d
     assert fa.shape[:2] == (len(MAIN_CONFIGS[a][3]), M) and fb.shape[:2] == (len(MAIN_CONFIGS[b][3]), M)
     got = compare(fa, fb, score=score_for(metric, decoding), n_boot=N_BOOT)
     r = row(main["comparisons"], A=MAIN_NAMES[a], B=MAIN_NAMES[b], metric=metric, decoding=decoding)
-    for key, value in (("diff", got.diff), ("ci_low", got.ci_low), ("ci_high", got.ci_high),
-                       ("p_value", got.p_value), ("mdd", got.mdd), ("se", got.se), ("df", got.df)):
+    for key, value in (
+        ("diff", got.diff),
+        ("ci_low", got.ci_low),
+        ("ci_high", got.ci_high),
+        ("p_value", got.p_value),
+        ("mdd", got.mdd),
+        ("se", got.se),
+        ("df", got.df),
+    ):
         assert r[key] == pytest.approx(value, rel=1e-9, abs=1e-12), key
     assert (r["seeds_a"], r["seeds_b"], r["examples"]) == (len(fa), len(fb), M)
     # the point estimate is the difference of the per-seed test scores that the trials logged (for BLEU:
     # sacreBLEU on the sentences, independent of the sufficient statistics the bootstrap re-scores)
     per_seed = main["per_seed"]
     key = f"test/sampled/{metric}" if decoding == "sampled" else f"test/{metric}"
-    expected = (per_seed.loc[per_seed["config"] == MAIN_NAMES[a], key].mean()
-                - per_seed.loc[per_seed["config"] == MAIN_NAMES[b], key].mean())
+    expected = (
+        per_seed.loc[per_seed["config"] == MAIN_NAMES[a], key].mean()
+        - per_seed.loc[per_seed["config"] == MAIN_NAMES[b], key].mean()
+    )
     assert r["diff"] == pytest.approx(expected, abs=1e-4)
 
 
@@ -661,8 +805,9 @@ def test_seeds_that_disagree_give_no_evidence(main):
     assert seeded["diff"] > 2 and seeded["p_value"] > 0.2 and seeded["ci_low"] < 0 < seeded["ci_high"]
     for metric, decoding in (("bleu", "sampled"), ("meteor", "greedy")):
         key = f"test/sampled/{metric}" if decoding == "sampled" else f"test/{metric}"
-        welch = scipy_stats.ttest_ind(per_seed.loc[per_seed["config"] == g16, key],
-                                      per_seed.loc[per_seed["config"] == g8, key], equal_var=False)
+        welch = scipy_stats.ttest_ind(
+            per_seed.loc[per_seed["config"] == g16, key], per_seed.loc[per_seed["config"] == g8, key], equal_var=False
+        )
         r = row(cmp, A=g16, B=g8, metric=metric, decoding=decoding)
         assert welch.pvalue > 0.2 and r["p_value"] > 0.2, (metric, welch.pvalue, r["p_value"])
         assert r["p_value"] == pytest.approx(welch.pvalue, abs=0.15)  # the seeds dominate: close to Welch
@@ -670,8 +815,10 @@ def test_seeds_that_disagree_give_no_evidence(main):
     primary = row(main["findings"], A=g16, B=g8, metric="bleu", decoding="sampled")
     assert primary["verdict"] == "no evidence of a difference" and primary["family"] == "primary"
     block = section(main["md"], "Primary endpoint", level=3)
-    assert (f"**No evidence of a difference** between {g16} and {g8} on BLEU (sampled, task `sqa`): "
-            f"Δ {primary['diff']:+.2f}") in block
+    assert (
+        f"**No evidence of a difference** between {g16} and {g8} on BLEU (sampled, task `sqa`): "
+        f"Δ {primary['diff']:+.2f}"
+    ) in block
     assert f"could detect (80 % power) is {primary['mdd']:.2f}." in block
 
 
@@ -680,8 +827,10 @@ def test_a_consistent_large_effect_beats(main):
     r = row(main["findings"], A=grpo, B=sft, metric="bleu", decoding="sampled")
     assert r["verdict"] == "A beats B" and r["p_adjusted"] < 0.001 and r["ci_low"] > 10
     block = section(main["md"], "Primary endpoint", level=3)
-    assert f"**{grpo} beats {sft}** on BLEU (sampled, task `sqa`): Δ {r['diff']:+.2f} (95 % CI " \
-           f"[{r['ci_low']:+.2f}, {r['ci_high']:+.2f}]), p_adjusted < 0.001, 3 vs 3 seeds x {M} examples." in block
+    assert (
+        f"**{grpo} beats {sft}** on BLEU (sampled, task `sqa`): Δ {r['diff']:+.2f} (95 % CI "
+        f"[{r['ci_low']:+.2f}, {r['ci_high']:+.2f}]), p_adjusted < 0.001, 3 vs 3 seeds x {M} examples." in block
+    )
 
 
 def test_holm_over_the_primary_family(main, lr):
@@ -694,8 +843,7 @@ def test_holm_over_the_primary_family(main, lr):
         assert ((cmp["family"] == "primary") == ((cmp["metric"] == "bleu") & (cmp["decoding"] == decoding))).all()
         np.testing.assert_allclose(primary["p_adjusted"], holm(primary["p_value"]), rtol=1e-12)
         assert f"primary = corpus BLEU under {decoding} decoding" in section(study["md"], "Setup")
-        assert (f"### Primary endpoint (corpus BLEU, {decoding} decoding; Holm over these comparisons)"
-                in study["md"])
+        assert f"### Primary endpoint (corpus BLEU, {decoding} decoding; Holm over these comparisons)" in study["md"]
     assert len(main["comparisons"].query("family == 'primary'")) == 14  # every pair once
 
 
@@ -726,11 +874,16 @@ def test_findings_against_and_agreeing_with_the_paper(main):
     agreeing = section(md, "Agreeing with the paper", level=3)
     below = row(findings, A=MAIN_NAMES["meteor"], B="sft", metric="bleu", decoding="sampled")
     assert (below["comparison"], below["verdict"], below["paper_direction"], below["relation"]) == (
-        "GRPO vs SFT", "A is below B", 1, "against the paper")
-    sentence = (f"**{MAIN_NAMES['meteor']} is below sft** on BLEU (sampled, task `sqa`): Δ {below['diff']:+.2f}")
+        "GRPO vs SFT",
+        "A is below B",
+        1,
+        "against the paper",
+    )
+    sentence = f"**{MAIN_NAMES['meteor']} is below sft** on BLEU (sampled, task `sqa`): Δ {below['diff']:+.2f}"
     assert sentence in against and sentence not in agreeing
-    assert (f"Paper (Table 1, 2B: {paper.at['grpo', 'BLEU']:.2f} vs {paper.at['sft', 'BLEU']:.2f}): "
-            "against the paper.") in against
+    assert (
+        f"Paper (Table 1, 2B: {paper.at['grpo', 'BLEU']:.2f} vs {paper.at['sft', 'BLEU']:.2f}): against the paper."
+    ) in against
     above = row(findings, A=MAIN_NAMES["grpo"], B="sft", metric="bleu", decoding="sampled")
     assert (above["verdict"], above["paper_direction"], above["relation"]) == ("A beats B", 1, "agrees with the paper")
     sentence = f"**{MAIN_NAMES['grpo']} beats sft** on BLEU (sampled, task `sqa`)"
@@ -740,8 +893,9 @@ def test_findings_against_and_agreeing_with_the_paper(main):
     signs = np.sign(evidence["diff"]) * evidence["paper_direction"]
     assert (evidence["relation"] == "against the paper").sum() == (signs < 0).sum() == against.count("\n- ")
     assert (evidence["relation"] == "agrees with the paper").sum() == (signs > 0).sum() == agreeing.count("\n- ")
-    assert ((findings["relation"] == "agrees with the paper") | (findings["relation"] == "against the paper")
-            ).sum() == (signs != 0).sum()
+    assert (
+        (findings["relation"] == "agrees with the paper") | (findings["relation"] == "against the paper")
+    ).sum() == (signs != 0).sum()
     # no evidence: not resolved, whatever the estimate; no published counterpart for G
     mp = row(findings, A="mp-grpo", B=MAIN_NAMES["grpo"], metric="bleu", decoding="sampled")
     assert mp["verdict"] == "no evidence of a difference" and mp["relation"].startswith("not resolved")
@@ -750,7 +904,10 @@ def test_findings_against_and_agreeing_with_the_paper(main):
     # reward ablation rows are set beside Table 3 (the paper: the BLEU reward gives the best BLEU)
     reward = row(findings, A=MAIN_NAMES["meteor"], B=MAIN_NAMES["grpo"], metric="bleu", decoding="sampled")
     assert (reward["comparison"], reward["paper_direction"], reward["relation"]) == (
-        "grpo.reward vs default", -1, "agrees with the paper")
+        "grpo.reward vs default",
+        -1,
+        "agrees with the paper",
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -759,8 +916,10 @@ def test_findings_against_and_agreeing_with_the_paper(main):
 
 def test_duplicate_metric_is_reported_once(main, lr):
     md = main["md"]
-    assert ("ROUGE-1 equals ROUGE-L on every example of every run here, so it is reported once (comparisons and "
-            "AVG use ROUGE-L).") in section(md, "Method comparison")
+    assert (
+        "ROUGE-1 equals ROUGE-L on every example of every run here, so it is reported once (comparisons and "
+        "AVG use ROUGE-L)."
+    ) in section(md, "Method comparison")
     for frame in (main["comparisons"], main["findings"]):
         assert "rouge1" not in set(frame["metric"]) and "rougeL" in set(frame["metric"])
     assert "| ROUGE-1 |" not in section(md, "Comparisons") and "| ROUGE-L |" in section(md, "Comparisons")
@@ -793,20 +952,28 @@ def test_sweeps_and_their_reference_level_come_from_swept_json(main, lr):
     n = LR_NAMES
     assert len(sections(lr["md"], "Sweep: `train.lr` (default level 0.0001)")) == 2  # at beta 0 and at beta 0.02
     assert len(sections(lr["md"], "Sweep: `grpo.beta` (default level 0.0)")) == 2  # at lr 1e-4 and at lr 1e-3
-    assert sweep_pairs(lr["comparisons"], "train.lr") == {(n["lr3"], n["lr1"]), (n["lr10"], n["lr1"]),
-                                                          (n["lr10-kl"], n["lr1-kl"])}
+    assert sweep_pairs(lr["comparisons"], "train.lr") == {
+        (n["lr3"], n["lr1"]),
+        (n["lr10"], n["lr1"]),
+        (n["lr10-kl"], n["lr1-kl"]),
+    }
     assert sweep_pairs(lr["comparisons"], "grpo.beta") == {(n["lr1-kl"], n["lr1"]), (n["lr10-kl"], n["lr10"])}
     assert "## Reward ablation" not in lr["md"] and "grpo.group_size" not in lr["md"]  # not searched here
     # the recorded default, not today's TrialConfig default (1e-4), is the reference level
     assert TrialConfig().train.lr == 0.0001
     assert len(sections(lr["changed_md"], "Sweep: `train.lr` (default level 0.001)")) == 2
-    assert sweep_pairs(lr["changed_comparisons"], "train.lr") == {(n["lr1"], n["lr10"]), (n["lr3"], n["lr10"]),
-                                                                  (n["lr1-kl"], n["lr10-kl"])}
+    assert sweep_pairs(lr["changed_comparisons"], "train.lr") == {
+        (n["lr1"], n["lr10"]),
+        (n["lr3"], n["lr10"]),
+        (n["lr1-kl"], n["lr10-kl"]),
+    }
     assert sweep_pairs(lr["changed_comparisons"], "grpo.beta") == sweep_pairs(lr["comparisons"], "grpo.beta")
     # main: G searched (default 8), the reward ablation against the BLEU reward; beta not searched
     assert sweep_pairs(main["comparisons"], "grpo.group_size") == {(MAIN_NAMES["g16"], MAIN_NAMES["grpo"])}
-    assert sweep_pairs(main["comparisons"], "grpo.reward") == {(MAIN_NAMES["rouge1"], MAIN_NAMES["grpo"]),
-                                                               (MAIN_NAMES["meteor"], MAIN_NAMES["grpo"])}
+    assert sweep_pairs(main["comparisons"], "grpo.reward") == {
+        (MAIN_NAMES["rouge1"], MAIN_NAMES["grpo"]),
+        (MAIN_NAMES["meteor"], MAIN_NAMES["grpo"]),
+    }
     assert "## Sweep: `grpo.group_size` (default level 8)" in main["md"] and "## Sweep: `grpo.beta`" not in main["md"]
     sweep = pd.read_csv(main["out"] / "sweep_group_size_sqa_tiny_greedy.csv")
     assert list(sweep["grpo.group_size"]) == [8, 16]
@@ -852,8 +1019,9 @@ def test_dirty_trials_refused_in_reports(dirty_study, in_repo):
 
 def test_dirty_trials_allowed_say_so_in_the_title(dirty_study, in_repo):
     folder, indexed = in_repo
-    path = build_report(DIRTY, folder, tracking_uri=dirty_study["uri"], allow_dirty=True, log_to_parent=False,
-                        n_boot=N_BOOT)
+    path = build_report(
+        DIRTY, folder, tracking_uri=dirty_study["uri"], allow_dirty=True, log_to_parent=False, n_boot=N_BOOT
+    )
     md = path.read_text()
     assert md.splitlines()[0] == f"# Study report: {DIRTY} (from a dirty tree: not reproducible from a commit)"
     assert f"- **Not reproducible from a commit:** trials ran at `{DIRTY_COMMIT}`." in md
@@ -868,8 +1036,7 @@ def test_dirty_report_code_refused_in_reports(main, in_repo, monkeypatch):
 
 
 def test_dirty_trials_outside_reports_are_written_with_the_note(dirty_study, tmp_path):
-    path = build_report(DIRTY, tmp_path / "out", tracking_uri=dirty_study["uri"], log_to_parent=False,
-                        n_boot=N_BOOT)
+    path = build_report(DIRTY, tmp_path / "out", tracking_uri=dirty_study["uri"], log_to_parent=False, n_boot=N_BOOT)
     assert "(from a dirty tree" in path.read_text().splitlines()[0]
 
 
@@ -903,8 +1070,10 @@ def test_write_index(main, tmp_path):
     lines = [line for line in alpha.splitlines() if line.startswith("- ")]
     assert len(lines) == len(primary)
     for line, (_, r) in zip(lines, primary.iterrows()):
-        assert line.startswith(f"- `sqa` {r['A']} vs {r['B']}: {r['verdict']} (BLEU sampled, Δ {r['diff']:+.2f} "
-                               f"[{r['ci_low']:+.2f}, {r['ci_high']:+.2f}]")
+        assert line.startswith(
+            f"- `sqa` {r['A']} vs {r['B']}: {r['verdict']} (BLEU sampled, Δ {r['diff']:+.2f} "
+            f"[{r['ci_low']:+.2f}, {r['ci_high']:+.2f}]"
+        )
         assert line.endswith(f"paper: {r['relation']} ([row](alpha/findings.csv#L{r.name + 2}))")
     against = int((findings["relation"] == "against the paper").sum())
     agreeing = int((findings["relation"] == "agrees with the paper").sum())
@@ -925,20 +1094,42 @@ def test_write_index_links_to_the_row(main, tmp_path):
 
 def test_setup_section(main):
     setup = section(main["md"], "Setup")
-    for text in ("**Model**: `tiny`", f"starting checkpoint `{CHECKPOINT}`", "2.50 M parameters",
-                 f"speech in the `{VOICE}` voice", f"train 96, validation 24, test {M} examples",
-                 "the checkpoint with the highest validation corpus BLEU is tested",
-                 f"and the paper's sampling, top-p 0.9, temperature 0.9, {PASSES} passes",
-                 "up to 40 new tokens", "sacreBLEU corpus BLEU", f"METEOR = nltk ({METEOR_IMPL})",
-                 f"BERTScore = {BERTSCORE_IMPL}", "Holm-adjusted", "minimum detectable difference",
-                 f"study run `{main['parent']}`", f"numpy {np.__version__}"):
+    for text in (
+        "**Model**: `tiny`",
+        f"starting checkpoint `{CHECKPOINT}`",
+        "2.50 M parameters",
+        f"speech in the `{VOICE}` voice",
+        f"train 96, validation 24, test {M} examples",
+        "the checkpoint with the highest validation corpus BLEU is tested",
+        f"and the paper's sampling, top-p 0.9, temperature 0.9, {PASSES} passes",
+        "up to 40 new tokens",
+        "sacreBLEU corpus BLEU",
+        f"METEOR = nltk ({METEOR_IMPL})",
+        f"BERTScore = {BERTSCORE_IMPL}",
+        "Holm-adjusted",
+        "minimum detectable difference",
+        f"study run `{main['parent']}`",
+        f"numpy {np.__version__}",
+    ):
         assert text in setup, text
     table = md_tables(setup)[0].set_index("configuration")
     assert len(table) == len(MAIN_CONFIGS)
     g16 = table.loc["sqa__grpo_grpo.group_size=16_grpo.reward=bleu"]
-    expected = {"method": "grpo", "seeds": "0, 1, 2, 3", "steps": "30", "prompts/step": "4", "lr": "0.0002",
-                "warmup": "3", "eval every": "10", "reward": "bleu", "G": "16", "beta": "0.04", "T (rollout)": "0.8",
-                "new tokens": "24", "MP-GRPO": "False"}
+    expected = {
+        "method": "grpo",
+        "seeds": "0, 1, 2, 3",
+        "steps": "30",
+        "prompts/step": "4",
+        "lr": "0.0002",
+        "warmup": "3",
+        "eval every": "10",
+        "reward": "bleu",
+        "G": "16",
+        "beta": "0.04",
+        "T (rollout)": "0.8",
+        "new tokens": "24",
+        "MP-GRPO": "False",
+    }
     assert {k: g16[k] for k in expected} == expected
     assert table.loc["sqa__mp-grpo", "MP-GRPO"] == "True" and table.loc["sqa__mp-grpo", "G"] == "8"
     sft = table.loc["sqa__sft"]
@@ -990,8 +1181,13 @@ def test_compute_table_without_reused_trials_is_pandas4_safe(lr):
 
 def test_figures_are_real_images(main, lr):
     pngs = sorted(p.name for p in main["out"].glob("*.png"))
-    assert pngs == ["mp_grpo.png", "reward_training_sqa_tiny.png", "sweep_group_size_sqa_tiny.png",
-                    "training_sqa_tiny.png", "validation_sqa_tiny.png"]  # training: MP-GRPO and G=16
+    assert pngs == [
+        "mp_grpo.png",
+        "reward_training_sqa_tiny.png",
+        "sweep_group_size_sqa_tiny.png",
+        "training_sqa_tiny.png",
+        "validation_sqa_tiny.png",
+    ]  # training: MP-GRPO and G=16
     assert {"training_sqa_tiny.png", "validation_sqa_tiny.png"} <= {p.name for p in lr["out"].glob("*.png")}
     for folder, md in ((main["out"], main["md"]), (lr["out"], lr["md"])):
         for path in folder.glob("*.png"):
@@ -1049,8 +1245,9 @@ def test_study_without_finished_trials(mlflow_store, tmp_path):
     client = mlflow_store["client"]
     parent, _ = log_study(client, EMPTY, {}, {})
     exp_id = client.get_experiment_by_name(EMPTY).experiment_id
-    failed = log_trial(client, EMPTY, exp_id, parent, 0, "sft", "sft", 0, {}, None, state="FAIL",
-                       error="ValueError: boom", val_steps=0)
+    failed = log_trial(
+        client, EMPTY, exp_id, parent, 0, "sft", "sft", 0, {}, None, state="FAIL", error="ValueError: boom", val_steps=0
+    )
     path = build_report(EMPTY, tmp_path / "out", tracking_uri=mlflow_store["uri"], n_boot=N_BOOT)
     md = path.read_text()
     assert "Trials: 1 (COMPLETE 0, FAIL 1, PRUNED 0, RUNNING 0); configurations: 0" in md
@@ -1137,9 +1334,17 @@ def test_adjust_matches_hand_written_holm_and_bh():
 SHIPPED = sorted(p.parent for p in (provenance.CHECKOUT / "reports").glob("*/per_seed.csv"))
 
 
-@pytest.mark.parametrize("folder", SHIPPED or [pytest.param(None, marks=pytest.mark.skip(
-    reason="no shipped report has per_seed.csv yet (reports/ predate issue 12's rerun)"))],
-    ids=[p.name for p in SHIPPED] or ["none"])
+@pytest.mark.parametrize(
+    "folder",
+    SHIPPED
+    or [
+        pytest.param(
+            None,
+            marks=pytest.mark.skip(reason="no shipped report has per_seed.csv yet (reports/ predate issue 12's rerun)"),
+        )
+    ],
+    ids=[p.name for p in SHIPPED] or ["none"],
+)
 def test_shipped_report_recomputes(folder):
     per_seed = pd.read_csv(folder / "per_seed.csv")
     assert {"study", "label", "task", "method", "seed", "run_id", "best_step", "wall_time_s"} <= set(per_seed.columns)
@@ -1157,4 +1362,5 @@ def test_shipped_report_recomputes(folder):
     fb = folder_features(folder, first["B"], "bleu", first["decoding"])
     got = compare(fa, fb, score=score_for("bleu", first["decoding"]))
     assert (first["diff"], first["ci_low"], first["ci_high"], first["p_value"]) == pytest.approx(
-        (got.diff, got.ci_low, got.ci_high, got.p_value), rel=1e-9)
+        (got.diff, got.ci_low, got.ci_high, got.p_value), rel=1e-9
+    )

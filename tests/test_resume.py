@@ -10,11 +10,15 @@ from harness.config import TrialConfig
 from harness.train import checkpoint
 from harness.train.trial import run_trial
 
-CFG = {"task": "sqa", "method": "grpo", "seed": 3,
-       "train": {"steps": 4, "batch_size": 2, "eval_every": 2, "checkpoint_every": 2},
-       "grpo": {"group_size": 3, "max_new_tokens": 8},
-       "data": {"train_size": 8, "validation_size": 4, "test_size": 4},
-       "eval": {"bertscore": False, "max_new_tokens": 8}}
+CFG = {
+    "task": "sqa",
+    "method": "grpo",
+    "seed": 3,
+    "train": {"steps": 4, "batch_size": 2, "eval_every": 2, "checkpoint_every": 2},
+    "grpo": {"group_size": 3, "max_new_tokens": 8},
+    "data": {"train_size": 8, "validation_size": 4, "test_size": 4},
+    "eval": {"bertscore": False, "max_new_tokens": 8},
+}
 
 
 class Killed(Exception):

@@ -73,8 +73,15 @@ def test_bleu_equals_sentence_bleu_on_short_and_odd_sentences():
     from harness.rewards.metrics import bleu
 
     hyps = ["Berlin.", "She", "in Berlin", "She enjoys painting!", "she ENJOYS painting", "a a a a", "x"] * 2
-    refs = ["She lives in Berlin.", "She enjoys painting.", "in Berlin", "She enjoys painting.",
-            "She enjoys painting.", "a", "y z"] * 2
+    refs = [
+        "She lives in Berlin.",
+        "She enjoys painting.",
+        "in Berlin",
+        "She enjoys painting.",
+        "She enjoys painting.",
+        "a",
+        "y z",
+    ] * 2
     expected = np.clip([sacrebleu.sentence_bleu(h, [r]).score / 100 for h, r in zip(hyps, refs)], 0, 1).tolist()
     assert bleu(hyps, refs).tolist() == expected
     assert len(set(expected)) > 3
@@ -172,10 +179,10 @@ def test_meteor_falls_back_without_wordnet(tmp_path):
         "total, _ = parse_reward('meteor')(['he bought a car'], ['he bought an auto'])\n"
         "print(meteor_backend(), repr(float(total[0])))\n"
     )
-    env = {**os.environ, "HARNESS_WORDNET_SRC": str(tmp_path / "missing"),
-           "HARNESS_CACHE": str(tmp_path / "cache")}
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                         check=True).stdout.split()
+    env = {**os.environ, "HARNESS_WORDNET_SRC": str(tmp_path / "missing"), "HARNESS_CACHE": str(tmp_path / "cache")}
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    ).stdout.split()
     assert out[0] == "exact+stem"
     expected = m.meteor(["he bought a car"], ["he bought an auto"], use_wordnet=False)[0]
     assert float(out[1]) == pytest.approx(expected)

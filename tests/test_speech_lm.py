@@ -35,9 +35,13 @@ def _transformers_logits(lm, prompts, b, ids, mask):
     """transformers' own forward for prompt b's rows: its clip alone (no padding), input_ids with audio."""
     rows = ids.shape[0]
     n, audio = prompts.frames[b], int(prompts.features_mask[b].sum())
-    return lm.model(input_ids=ids, input_features=prompts.features[b:b + 1, :n].expand(rows, -1, -1),
-                    input_features_mask=prompts.features_mask[b:b + 1, :audio].expand(rows, -1), attention_mask=mask,
-                    position_ids=(mask.cumsum(1) - 1).clamp(min=0)).logits
+    return lm.model(
+        input_ids=ids,
+        input_features=prompts.features[b : b + 1, :n].expand(rows, -1, -1),
+        input_features_mask=prompts.features_mask[b : b + 1, :audio].expand(rows, -1),
+        attention_mask=mask,
+        position_ids=(mask.cumsum(1) - 1).clamp(min=0),
+    ).logits
 
 
 def test_logprobs_equal_transformers_forward(lm):
@@ -50,9 +54,10 @@ def test_logprobs_equal_transformers_forward(lm):
         # Independent: transformers' forward with input_ids + input_features on the full sequences.
         ids = torch.cat([prompts.input_ids.repeat_interleave(2, 0), sampled.ids], 1)
         mask = torch.cat([prompts.attention_mask.repeat_interleave(2, 0), sampled.mask], 1)
-        logits = torch.cat([_transformers_logits(lm, prompts, b, ids[2 * b:2 * b + 2], mask[2 * b:2 * b + 2])
-                            for b in range(3)])
-        ref = logits[:, lp - 1:-1].log_softmax(-1).gather(-1, sampled.ids[..., None]).squeeze(-1)
+        logits = torch.cat(
+            [_transformers_logits(lm, prompts, b, ids[2 * b : 2 * b + 2], mask[2 * b : 2 * b + 2]) for b in range(3)]
+        )
+        ref = logits[:, lp - 1 : -1].log_softmax(-1).gather(-1, sampled.ids[..., None]).squeeze(-1)
     valid = sampled.mask.bool()
     assert torch.allclose(logp[valid], ref[valid], atol=1e-4)
 
@@ -68,11 +73,11 @@ def test_a_clips_embedding_does_not_depend_on_its_batch(lm):
         together = lm.embed_prompts(batch)
         for b, feat in enumerate(feats):
             alone = lm.embed_prompts(lm.prepare([text], [feat]))
-            torch.testing.assert_close(together[b, -alone.shape[1]:], alone[0], atol=1e-6, rtol=1e-6)
+            torch.testing.assert_close(together[b, -alone.shape[1] :], alone[0], atol=1e-6, rtol=1e-6)
         core = lm.model.model
         padded = core.encoder(batch.features).last_hidden_state  # transformers' batched call
-        alone = core.encoder(batch.features[2:3, :batch.frames[2]]).last_hidden_state
-    assert (padded[2, :batch.frames[2]] - alone[0]).abs().max() > 1e-4  # the leak the design avoids
+        alone = core.encoder(batch.features[2:3, : batch.frames[2]]).last_hidden_state
+    assert (padded[2, : batch.frames[2]] - alone[0]).abs().max() > 1e-4  # the leak the design avoids
 
 
 def test_greedy_sampling_is_argmax_and_masks_after_eos(lm):
@@ -82,15 +87,15 @@ def test_greedy_sampling_is_argmax_and_masks_after_eos(lm):
         greedy = lm.sample(embeds, prompts.attention_mask, 1, 10, greedy=True)
         ids = torch.cat([prompts.input_ids, greedy.ids], 1)
         mask = torch.cat([prompts.attention_mask, greedy.mask], 1)
-        logits = torch.cat([_transformers_logits(lm, prompts, b, ids[b:b + 1], mask[b:b + 1]) for b in range(3)])
-    argmax = logits[:, prompts.input_ids.shape[1] - 1:-1]
+        logits = torch.cat([_transformers_logits(lm, prompts, b, ids[b : b + 1], mask[b : b + 1]) for b in range(3)])
+    argmax = logits[:, prompts.input_ids.shape[1] - 1 : -1]
     argmax[..., lm.suppress_ids] = float("-inf")
     valid = greedy.mask.bool()
     assert torch.equal(argmax.argmax(-1)[valid], greedy.ids[valid])
     for row, row_mask, trunc in zip(greedy.ids, greedy.mask, greedy.truncated):
         eos = (row == lm.eos_id).nonzero()
         if len(eos):  # mask is 1 up to and including the first EOS, 0 after
-            assert row_mask[: eos[0] + 1].all() and not row_mask[eos[0] + 1:].any() and not trunc
+            assert row_mask[: eos[0] + 1].all() and not row_mask[eos[0] + 1 :].any() and not trunc
         else:
             assert row_mask.all() and trunc
 
@@ -123,15 +128,18 @@ def test_grpo_logprobs_are_of_the_distribution_that_sampled(lm, temperature):
     lp = prompts.input_ids.shape[1]
     with torch.no_grad():
         embeds = lm.embed_prompts(prompts)
-        sampled = lm.sample(embeds, prompts.attention_mask, 2, 12, temperature=temperature,
-                            generator=torch.Generator().manual_seed(2))
-        logp, entropy = lm.completion_logprobs(embeds, prompts.attention_mask, sampled, with_entropy=True,
-                                               sampler_temperature=temperature)
+        sampled = lm.sample(
+            embeds, prompts.attention_mask, 2, 12, temperature=temperature, generator=torch.Generator().manual_seed(2)
+        )
+        logp, entropy = lm.completion_logprobs(
+            embeds, prompts.attention_mask, sampled, with_entropy=True, sampler_temperature=temperature
+        )
         own, _ = lm.completion_logprobs(embeds, prompts.attention_mask, sampled)
         ids = torch.cat([prompts.input_ids.repeat_interleave(2, 0), sampled.ids], 1)
         mask = torch.cat([prompts.attention_mask.repeat_interleave(2, 0), sampled.mask], 1)
-        logits = torch.cat([_transformers_logits(lm, prompts, b, ids[2 * b:2 * b + 2], mask[2 * b:2 * b + 2])
-                            for b in range(3)])[:, lp - 1:-1].float()
+        logits = torch.cat(
+            [_transformers_logits(lm, prompts, b, ids[2 * b : 2 * b + 2], mask[2 * b : 2 * b + 2]) for b in range(3)]
+        )[:, lp - 1 : -1].float()
     assert lm.suppress_ids  # pad, bos and the audio token
     masked = logits.clone()
     masked[..., lm.suppress_ids] = float("-inf")

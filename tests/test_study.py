@@ -39,7 +39,12 @@ def test_shipped_study_sizes() -> None:
     assert load_study(STUDIES / "mp_grpo.yaml").total_trials == 4
     assert load_study(STUDIES / "paper_tables.yaml").total_trials == 24
     tpe = load_study(STUDIES / "tune_tpe.yaml")
-    assert (tpe.sampler.type, tpe.pruner.type, tpe.objective.metric, tpe.total_trials) == ("tpe", "median", "val/bleu", 8)
+    assert (tpe.sampler.type, tpe.pruner.type, tpe.objective.metric, tpe.total_trials) == (
+        "tpe",
+        "median",
+        "val/bleu",
+        8,
+    )
 
 
 def test_reward_ablation_grid_and_baselines() -> None:
@@ -66,13 +71,17 @@ def test_mp_grpo_label() -> None:
 
 
 def test_defaults_resolution_and_float_syntax(tmp_path: Path) -> None:
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
         fixed:
           grpo.beta: 0.0              # dotted keys work in 'fixed' too
           train: {lr: 1e-4}           # YAML 1.2 float
         space:
           train.warmup_steps: {low: 0, high: 4, step: 2}
-        """, "my-study.yaml")
+        """,
+        "my-study.yaml",
+    )
     study = load_study(path)
     assert study.name == "my-study"
     assert study.sampler.type == "grid" and study.seed_list == [0]
@@ -84,14 +93,19 @@ def test_defaults_resolution_and_float_syntax(tmp_path: Path) -> None:
 
 
 def test_conditional_parameters_with_random_sampler(tmp_path: Path) -> None:
-    study = load_study(write(tmp_path, """
+    study = load_study(
+        write(
+            tmp_path,
+            """
         sampler: {type: random, seed: 3}
         n_trials: 5
         space:
           method: {choices: [sft, grpo]}
           grpo.group_size: {choices: [4, 8], when: {method: grpo}}
           train.lr: {low: 1.0e-4, high: 1.0e-2, log: true}
-        """))
+        """,
+        )
+    )
     assert study.total_trials == 5
     keys = [key for key, _ in study.ordered_space()]
     assert keys[-1] == "grpo.group_size"  # conditional after what it depends on
@@ -102,12 +116,15 @@ def test_conditional_parameters_with_random_sampler(tmp_path: Path) -> None:
 
 def test_every_grid_point_is_validated(tmp_path: Path) -> None:
     """Each value is valid alone; one combination (mp_grpo with G=2) is not, and is caught before training."""
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
         fixed: {method: grpo}
         space:
           grpo.mp_grpo: {choices: [false, true]}
           grpo.group_size: {choices: [2, 4]}
-        """)
+        """,
+    )
     with pytest.raises(StudyError) as err:
         load_study(path)
     message = str(err.value)
@@ -117,12 +134,15 @@ def test_every_grid_point_is_validated(tmp_path: Path) -> None:
 
 
 def test_every_baseline_and_seed_is_validated(tmp_path: Path) -> None:
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
         seeds: [0, 1]
         baselines:
           - {label: base, method: base-eval}
           - {label: sft, method: sft, train: {steps: -1}}
-        """)
+        """,
+    )
     with pytest.raises(StudyError, match=r"study\.yaml:4: field baselines\.1\.train\.steps: .*>= 0"):
         load_study(path)
 
@@ -134,47 +154,75 @@ def test_every_baseline_and_seed_is_validated(tmp_path: Path) -> None:
 MALFORMED = {
     "yaml-syntax": ("fixed:\n  task: [sqa\n", ["study.yaml:3", "YAML syntax error", "line 2", "Fix:"]),
     "not-a-mapping": ("- a\n- b\n", ["study.yaml:1", "mapping", "Fix:"]),
-    "unknown-top-key": ("fixed: {task: sqa}\nspcae: {}\n",
-                        ["study.yaml:2", "field spcae", "did you mean 'space'"]),
-    "unknown-config-key": ("fixed:\n  task: sqa\n  train: {stesp: 3}\n",
-                           ["study.yaml:3", "field fixed.train.stesp", "did you mean 'train.steps'"]),
-    "unknown-space-key": ("space:\n  grpo.rewrd: {choices: [bleu]}\n",
-                          ["study.yaml:2", "field space.grpo.rewrd", "did you mean 'grpo.reward'"]),
-    "wrong-type": ("n_trials: many\nsampler: random\n",
-                   ["study.yaml:1", "field n_trials", "integer", "Fix:"]),
-    "empty-choices": ("space:\n  grpo.reward: {choices: []}\n",
-                      ["study.yaml:2", "field space.grpo.reward.choices", "at least 1", "Fix:"]),
-    "bad-reward": ("space:\n  grpo.reward:\n    choices:\n      - bleu\n      - rouge1\n      - blue\n",
-                   ["study.yaml:6", "field space.grpo.reward.choices.2", "unknown reward 'blue'", "Fix:"]),
-    "bad-fixed-reward": ("fixed:\n  grpo:\n    reward: bleu+0.5*bertscor\n",
-                         ["study.yaml:3", "field fixed.grpo.reward", "bertscor"]),
-    "group-size-too-small": ("fixed:\n  task: sqa\n  grpo: {group_size: 1}\n",
-                             ["study.yaml:3", "field fixed.grpo.group_size", "greater than or equal to 2",
-                              "Fix: use a value >= 2"]),
-    "choice-out-of-range": ("space:\n  grpo.group_size: {choices: [4, 1]}\n",
-                            ["study.yaml:2", "field space.grpo.group_size.choices.1", ">= 2"]),
-    "missing-data-path": ("fixed:\n  data: {source: ./no/such/dir}\n",
-                          ["study.yaml:2", "field fixed.data.source", "does not exist", "Fix:"]),
+    "unknown-top-key": ("fixed: {task: sqa}\nspcae: {}\n", ["study.yaml:2", "field spcae", "did you mean 'space'"]),
+    "unknown-config-key": (
+        "fixed:\n  task: sqa\n  train: {stesp: 3}\n",
+        ["study.yaml:3", "field fixed.train.stesp", "did you mean 'train.steps'"],
+    ),
+    "unknown-space-key": (
+        "space:\n  grpo.rewrd: {choices: [bleu]}\n",
+        ["study.yaml:2", "field space.grpo.rewrd", "did you mean 'grpo.reward'"],
+    ),
+    "wrong-type": ("n_trials: many\nsampler: random\n", ["study.yaml:1", "field n_trials", "integer", "Fix:"]),
+    "empty-choices": (
+        "space:\n  grpo.reward: {choices: []}\n",
+        ["study.yaml:2", "field space.grpo.reward.choices", "at least 1", "Fix:"],
+    ),
+    "bad-reward": (
+        "space:\n  grpo.reward:\n    choices:\n      - bleu\n      - rouge1\n      - blue\n",
+        ["study.yaml:6", "field space.grpo.reward.choices.2", "unknown reward 'blue'", "Fix:"],
+    ),
+    "bad-fixed-reward": (
+        "fixed:\n  grpo:\n    reward: bleu+0.5*bertscor\n",
+        ["study.yaml:3", "field fixed.grpo.reward", "bertscor"],
+    ),
+    "group-size-too-small": (
+        "fixed:\n  task: sqa\n  grpo: {group_size: 1}\n",
+        ["study.yaml:3", "field fixed.grpo.group_size", "greater than or equal to 2", "Fix: use a value >= 2"],
+    ),
+    "choice-out-of-range": (
+        "space:\n  grpo.group_size: {choices: [4, 1]}\n",
+        ["study.yaml:2", "field space.grpo.group_size.choices.1", ">= 2"],
+    ),
+    "missing-data-path": (
+        "fixed:\n  data: {source: ./no/such/dir}\n",
+        ["study.yaml:2", "field fixed.data.source", "does not exist", "Fix:"],
+    ),
     "bad-literal": ("fixed:\n  task: asr\n", ["study.yaml:2", "field fixed.task", "'sqa' or 'ast'"]),
-    "range-backwards": ("space:\n  train.lr: {low: 0.1, high: 0.01}\n",
-                        ["study.yaml:2", "field space.train.lr", "swap"]),
-    "continuous-grid": ("space:\n  train.lr: {low: 0.001, high: 0.01}\n",
-                        ["study.yaml:2", "field space.train.lr", "continuous", "Fix:"]),
-    "condition-on-grid-dim": ("space:\n  method: {choices: [sft, grpo]}\n"
-                              "  grpo.beta: {choices: [0.0, 0.02], when: {method: grpo}}\n",
-                              ["study.yaml:3", "field space.grpo.beta.when.method", "baselines"]),
-    "tpe-without-budget": ("sampler: tpe\nspace:\n  train.lr: {low: 0.001, high: 0.01}\n",
-                           ["study.yaml:1", "field sampler", "n_trials"]),
-    "bad-sampler-option": ("sampler: {type: tpe, options: {n_startup: 2}}\nn_trials: 2\n",
-                           ["study.yaml:1", "field sampler.options", "n_startup", "TPESampler"]),
-    "prune-on-test-only-metric": ("pruner: median\nobjective: {metric: test/bertscore}\n",
-                                  ["study.yaml:2", "field objective.metric", "pruner: none"]),
-    "bertscore-objective-without-bertscore": ("fixed:\n  eval: {bertscore: false}\nobjective: {metric: test/bertscore}\n",
-                                              ["study.yaml:3", "field objective.metric", "eval.bertscore: true"]),
+    "range-backwards": (
+        "space:\n  train.lr: {low: 0.1, high: 0.01}\n",
+        ["study.yaml:2", "field space.train.lr", "swap"],
+    ),
+    "continuous-grid": (
+        "space:\n  train.lr: {low: 0.001, high: 0.01}\n",
+        ["study.yaml:2", "field space.train.lr", "continuous", "Fix:"],
+    ),
+    "condition-on-grid-dim": (
+        "space:\n  method: {choices: [sft, grpo]}\n  grpo.beta: {choices: [0.0, 0.02], when: {method: grpo}}\n",
+        ["study.yaml:3", "field space.grpo.beta.when.method", "baselines"],
+    ),
+    "tpe-without-budget": (
+        "sampler: tpe\nspace:\n  train.lr: {low: 0.001, high: 0.01}\n",
+        ["study.yaml:1", "field sampler", "n_trials"],
+    ),
+    "bad-sampler-option": (
+        "sampler: {type: tpe, options: {n_startup: 2}}\nn_trials: 2\n",
+        ["study.yaml:1", "field sampler.options", "n_startup", "TPESampler"],
+    ),
+    "prune-on-test-only-metric": (
+        "pruner: median\nobjective: {metric: test/bertscore}\n",
+        ["study.yaml:2", "field objective.metric", "pruner: none"],
+    ),
+    "bertscore-objective-without-bertscore": (
+        "fixed:\n  eval: {bertscore: false}\nobjective: {metric: test/bertscore}\n",
+        ["study.yaml:3", "field objective.metric", "eval.bertscore: true"],
+    ),
     "duplicate-key": ("fixed: {task: sqa}\nfixed: {task: ast}\n", ["study.yaml:2", "duplicate key", "line 1"]),
     "seed-in-space": ("space:\n  seed: {choices: [0, 1]}\n", ["study.yaml:2", "field space.seed", "seeds:"]),
-    "grid-n-trials-too-big": ("n_trials: 5\nspace:\n  grpo.reward: {choices: [bleu, rouge1]}\n",
-                              ["study.yaml:1", "field n_trials", "grid size 2"]),
+    "grid-n-trials-too-big": (
+        "n_trials: 5\nspace:\n  grpo.reward: {choices: [bleu, rouge1]}\n",
+        ["study.yaml:1", "field n_trials", "grid size 2"],
+    ),
 }
 
 
@@ -197,12 +245,16 @@ def test_missing_study_file(tmp_path: Path) -> None:
 
 
 def test_trial_config_errors_name_line(tmp_path: Path) -> None:
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
         task: sqa
         grpo:
           group_size: 8
           reward: rouge3
-        """, "trial.yaml")
+        """,
+        "trial.yaml",
+    )
     with pytest.raises(StudyError, match=r"trial\.yaml:4: field grpo\.reward: unknown reward 'rouge3'"):
         load_trial_config(path)
     ok = write(tmp_path, "task: ast\ntrain: {steps: 3}\n", "ok.yaml")

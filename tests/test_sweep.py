@@ -19,18 +19,25 @@ from pathlib import Path
 
 import optuna
 import pytest
+from fakes import TINY
 from mlflow import MlflowClient
 from optuna.trial import TrialState
 
 from harness.config import TrainConfig
 from harness.study import SEED, StudyError, load_study
 from harness.sweep import (
-    StorageError, create_study, ensure_experiment, mask_url, open_storage, run_sweep, suggest,
+    StorageError,
+    create_study,
+    ensure_experiment,
+    mask_url,
+    open_storage,
+    run_sweep,
+    suggest,
 )
-from fakes import TINY
 
 REPO = Path(__file__).resolve().parent.parent
 CACHE = os.environ.get("HARNESS_CACHE", str(REPO / ".cache" / "harness"))
+
 
 def write_study(tmp_path: Path, body: str, name: str = "tiny") -> Path:
     path = tmp_path / f"{name}.yaml"
@@ -47,8 +54,10 @@ def runs_of(uri: str, name: str) -> tuple[MlflowClient, object, list, list]:
     experiment = client.get_experiment_by_name(name)
     runs = client.search_runs([experiment.experiment_id])
     parents = [r for r in runs if r.data.tags.get("harness.role") == "study"]
-    trials = sorted((r for r in runs if r.data.tags.get("harness.role") == "trial"),
-                    key=lambda r: int(r.data.tags["harness.trial_number"]))
+    trials = sorted(
+        (r for r in runs if r.data.tags.get("harness.role") == "trial"),
+        key=lambda r: int(r.data.tags["harness.trial_number"]),
+    )
     return client, experiment, parents, trials
 
 
@@ -58,7 +67,9 @@ def runs_of(uri: str, name: str) -> tuple[MlflowClient, object, list, list]:
 
 
 def test_mask_url() -> None:
-    assert mask_url("postgresql://alice:s3cret@db.example:5432/optuna") == "postgresql://alice:***@db.example:5432/optuna"
+    assert (
+        mask_url("postgresql://alice:s3cret@db.example:5432/optuna") == "postgresql://alice:***@db.example:5432/optuna"
+    )
     assert mask_url("sqlite:////tmp/x.db") == "sqlite:////tmp/x.db"
 
 
@@ -83,10 +94,13 @@ def test_open_storage_kinds(tmp_path: Path) -> None:
 
 def test_failing_trial_is_recorded_and_study_goes_on(tmp_path: Path, stores, fake) -> None:
     fake(fail=lambda cfg: cfg.grpo.reward == "rouge1")
-    path = write_study(tmp_path, """
+    path = write_study(
+        tmp_path,
+        """
         space:
           grpo.reward: {choices: [bleu, rouge1, rouge2]}
-        """)
+        """,
+    )
     storage, uri = stores
     study = run_sweep(load_study(path), storage=storage, tracking_uri=uri, progress=False)
     states = {t.params["grpo.reward"]: t for t in study.trials}
@@ -115,12 +129,15 @@ def test_failing_trial_is_recorded_and_study_goes_on(tmp_path: Path, stores, fak
 def test_trials_other_workers_run_count_toward_the_budget(tmp_path: Path, stores, fake) -> None:
     """n_trials is the study's total: a worker starts no trial that, with those running, would exceed it."""
     fake()
-    path = write_study(tmp_path, """
+    path = write_study(
+        tmp_path,
+        """
         space:
           grpo.reward: {choices: [bleu, rouge1, rouge2]}
         n_trials: 3
         sampler: random
-        """)
+        """,
+    )
     storage, uri = stores
     study = load_study(path)
     create_study(study, open_storage(storage)).ask()  # another (live) worker's trial, still running
@@ -131,12 +148,15 @@ def test_trials_other_workers_run_count_toward_the_budget(tmp_path: Path, stores
 
 def test_pruned_trials(tmp_path: Path, stores, fake) -> None:
     fake(val=lambda cfg, step, call: 20.0 if call == 0 else 1.0)  # only the first trial does well
-    path = write_study(tmp_path, """
+    path = write_study(
+        tmp_path,
+        """
         space:
           grpo.reward: {choices: [bleu, rouge1, rouge2]}
         pruner: {type: median, options: {n_startup_trials: 1, n_warmup_steps: 0}}
         objective: {metric: val/bleu}
-        """)
+        """,
+    )
     storage, uri = stores
     study = run_sweep(load_study(path), storage=storage, tracking_uri=uri, progress=False)
     assert [t.state for t in study.trials] == [TrialState.COMPLETE, TrialState.PRUNED, TrialState.PRUNED]
@@ -150,10 +170,13 @@ def test_pruned_trials(tmp_path: Path, stores, fake) -> None:
 def test_dead_worker_trial_is_failed_killed_and_rerun(tmp_path: Path, stores, fake) -> None:
     """A RUNNING trial whose process is gone (pid reused here) is FAIL, its MLflow run KILLED, and it runs again."""
     fake()
-    path = write_study(tmp_path, """
+    path = write_study(
+        tmp_path,
+        """
         space:
           grpo.reward: {choices: [bleu, rouge1]}
-        """)
+        """,
+    )
     storage, uri = stores
     cfg = load_study(path)
     optuna_study = create_study(cfg, journal(storage))
@@ -185,23 +208,38 @@ def test_changed_study_is_not_resumed(tmp_path: Path, stores, fake) -> None:
 
 def test_baselines_seeds_and_rdb_storage(tmp_path: Path, stores, fake) -> None:
     fake()
-    path = write_study(tmp_path, """
+    path = write_study(
+        tmp_path,
+        """
         space:
           grpo.reward: {choices: [bleu, rouge1], when: {method: grpo}}
         seeds: [0, 1]
         baselines:
           - {label: base, method: base-eval}
           - {method: sft}
-        """)
+        """,
+    )
     _, uri = stores
-    study = run_sweep(load_study(path), storage=f"sqlite:///{tmp_path / 'optuna.db'}", tracking_uri=uri,
-                      progress=False)
+    study = run_sweep(load_study(path), storage=f"sqlite:///{tmp_path / 'optuna.db'}", tracking_uri=uri, progress=False)
     assert len(study.trials) == 8 and all(t.state == TrialState.COMPLETE for t in study.trials)
     first = study.trials[:4]  # baselines were enqueued first
     assert [(t.user_attrs["label"], t.params) for t in first] == [
-        ("base", {SEED: 0}), ("base", {SEED: 1}), ("sft", {SEED: 0}), ("sft", {SEED: 1})]
+        ("base", {SEED: 0}),
+        ("base", {SEED: 1}),
+        ("sft", {SEED: 0}),
+        ("sft", {SEED: 1}),
+    ]
     _, _, _, runs = runs_of(uri, "tiny")
-    assert [r.data.tags["harness.label"] for r in runs] == ["base", "base", "sft", "sft", "grpo", "grpo", "grpo", "grpo"]
+    assert [r.data.tags["harness.label"] for r in runs] == [
+        "base",
+        "base",
+        "sft",
+        "sft",
+        "grpo",
+        "grpo",
+        "grpo",
+        "grpo",
+    ]
     assert {r.data.params["method"] for r in runs[:2]} == {"base-eval"}
     assert "grpo.reward" in runs[0].data.params  # every resolved field, whatever the method
 
@@ -223,11 +261,15 @@ def cli_env(stores: tuple[str, str]) -> dict[str, str]:
 @pytest.mark.slow
 def test_end_to_end_sweep_mlflow_layout(tmp_path: Path, stores, base_model, monkeypatch) -> None:
     monkeypatch.setenv("HARNESS_CACHE", CACHE)
-    path = write_study(tmp_path, """
+    path = write_study(
+        tmp_path,
+        """
         description: two tiny GRPO trials
         space:
           grpo.reward: {choices: [bleu, rouge1]}
-        """, name="e2e")
+        """,
+        name="e2e",
+    )
     storage, uri = stores
     study = run_sweep(load_study(path), storage=storage, tracking_uri=uri, progress=False)
     assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 2
@@ -239,8 +281,13 @@ def test_end_to_end_sweep_mlflow_layout(tmp_path: Path, stores, base_model, monk
     assert parent.data.params["study.space.grpo.reward.choices"] == '["bleu", "rouge1"]'
     assert parent.data.params["sampler"] == "grid" and parent.data.params["pruner"] == "none"
     assert parent.data.params["study.fixed.grpo.group_size"] == "3"
-    for key in ("harness.git_commit", "harness.version.torch", "harness.version.transformers",
-                "harness.version.mlflow", "harness.version.optuna"):
+    for key in (
+        "harness.git_commit",
+        "harness.version.torch",
+        "harness.version.transformers",
+        "harness.version.mlflow",
+        "harness.version.optuna",
+    ):
         assert parent.data.tags[key]
     study_yaml = Path(client.download_artifacts(parent.info.run_id, "study.yaml", str(tmp_path / "dl")))
     assert study_yaml.read_text() == path.read_text()
@@ -253,11 +300,24 @@ def test_end_to_end_sweep_mlflow_layout(tmp_path: Path, stores, base_model, monk
         assert tags["harness.trial_number"] == str(trial.number)
         assert trial.user_attrs["mlflow_run_id"] == run.info.run_id
         assert params["grpo.reward"] == trial.params["grpo.reward"]
-        assert (params["task"], params["method"], params["seed"], params["grpo.group_size"]) == ("sqa", "grpo", "0", "3")
+        assert (params["task"], params["method"], params["seed"], params["grpo.group_size"]) == (
+            "sqa",
+            "grpo",
+            "0",
+            "3",
+        )
         assert params["grpo.mp_grpo"] == "false" and params["train.lr"] == str(TrainConfig().lr)
         assert metrics["test/bleu"] == pytest.approx(trial.value)
-        assert {"test/rouge1", "test/meteor", "best_step", "train_steps", "generated_tokens", "wall_time_s",
-                "time/train_s", "time/test_s"} <= set(metrics)
+        assert {
+            "test/rouge1",
+            "test/meteor",
+            "best_step",
+            "train_steps",
+            "generated_tokens",
+            "wall_time_s",
+            "time/train_s",
+            "time/test_s",
+        } <= set(metrics)
         assert metrics["train_steps"] == 2
         assert [m.step for m in client.get_metric_history(run.info.run_id, "reward")] == [1, 2]
         assert [m.step for m in client.get_metric_history(run.info.run_id, "val/bleu")] == [0, 1, 2]
@@ -271,11 +331,14 @@ def test_end_to_end_sweep_mlflow_layout(tmp_path: Path, stores, base_model, monk
         assert len(examples["ids"]) == len(examples["references"]) == len(examples["hypotheses"]) == 4
         assert set(examples["scores"]) >= {"bleu", "rouge1", "meteor"}
         assert all(len(v) == 4 for v in examples["scores"].values())
-        table = json.loads(Path(client.download_artifacts(run.info.run_id, samples[0], str(tmp_path / "s"))).read_text())
+        table = json.loads(
+            Path(client.download_artifacts(run.info.run_id, samples[0], str(tmp_path / "s"))).read_text()
+        )
         assert {"prompt", "reference", "completion", "reward"} <= set(table["columns"])
         # the best checkpoint as the run's MLflow model, and the synthetic data as its dataset inputs
-        (model,) = client.search_logged_models([experiment.experiment_id],
-                                               filter_string=f"source_run_id = '{run.info.run_id}'")
+        (model,) = client.search_logged_models(
+            [experiment.experiment_id], filter_string=f"source_run_id = '{run.info.run_id}'"
+        )
         assert model.name == "best_checkpoint" and model.params["best_step"] == str(int(metrics["best_step"]))
         inputs = {i.tags[0].value: i.dataset for i in run.inputs.dataset_inputs}
         assert set(inputs) == {"train", "validation", "test"}
@@ -289,13 +352,15 @@ def test_end_to_end_sweep_mlflow_layout(tmp_path: Path, stores, base_model, monk
     from harness.train.trial import load_task_data
 
     mlflow.set_tracking_uri(uri)
-    (model,) = client.search_logged_models([experiment.experiment_id],
-                                           filter_string=f"source_run_id = '{runs[0].info.run_id}'")
+    (model,) = client.search_logged_models(
+        [experiment.experiment_id], filter_string=f"source_run_id = '{runs[0].info.run_id}'"
+    )
     loaded = mlflow.pyfunc.load_model(f"models:/{model.model_id}")
     test = load_task_data(loaded.unwrap_python_model().config)["test"].examples
     answers = loaded.predict(pd.DataFrame({"audio": [ex.audio for ex in test], "prompt": [ex.prompt for ex in test]}))
-    logged = json.loads(Path(client.download_artifacts(runs[0].info.run_id, "test_examples.json",
-                                                       str(tmp_path / "first"))).read_text())
+    logged = json.loads(
+        Path(client.download_artifacts(runs[0].info.run_id, "test_examples.json", str(tmp_path / "first"))).read_text()
+    )
     assert logged["ids"] == [ex.id for ex in test] and answers == logged["hypotheses"]
 
 
@@ -315,7 +380,8 @@ def in_flight(storage: str, name: str) -> bool:
     except KeyError:
         return False
     return any(t.state == TrialState.COMPLETE for t in trials) and any(
-        t.state == TrialState.RUNNING and "mlflow_run_id" in t.user_attrs for t in trials)
+        t.state == TrialState.RUNNING and "mlflow_run_id" in t.user_attrs for t in trials
+    )
 
 
 @pytest.mark.slow
@@ -323,11 +389,19 @@ def test_killed_sweep_resumes_without_repeating(tmp_path: Path, stores, base_mod
     path = write_study(tmp_path, "space:\n  grpo.reward: {choices: [bleu, rouge1, rouge2]}\n", name="killed")
     storage, uri = stores
     env = cli_env(stores)
-    proc = subprocess.Popen(harness_cmd("sweep", str(path), "--no-report"), cwd=tmp_path, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        harness_cmd("sweep", str(path), "--no-report"),
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
-        wait_for(lambda: in_flight(storage, "killed") or proc.poll() is not None, 300,
-                 "a trial running after the first one completed")
+        wait_for(
+            lambda: in_flight(storage, "killed") or proc.poll() is not None,
+            300,
+            "a trial running after the first one completed",
+        )
         proc.send_signal(signal.SIGKILL)  # no chance to clean up: the running trial stays RUNNING
         proc.wait()
     finally:
@@ -337,8 +411,14 @@ def test_killed_sweep_resumes_without_repeating(tmp_path: Path, stores, base_mod
     done_before = {t.number: t.params for t in before if t.state == TrialState.COMPLETE}
     assert done_before
 
-    rerun = subprocess.run(harness_cmd("sweep", str(path), "--no-report"), cwd=tmp_path, env=env,
-                           capture_output=True, text=True, timeout=300)
+    rerun = subprocess.run(
+        harness_cmd("sweep", str(path), "--no-report"),
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert rerun.returncode == 0, rerun.stderr
     trials = optuna.load_study(study_name="killed", storage=journal(storage)).get_trials(deepcopy=False)
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
@@ -358,14 +438,24 @@ def test_killed_sweep_resumes_without_repeating(tmp_path: Path, stores, base_mod
 
 @pytest.mark.slow
 def test_two_workers_run_distinct_trials(tmp_path: Path, stores, base_model) -> None:
-    path = write_study(tmp_path, """
+    path = write_study(
+        tmp_path,
+        """
         space:
           grpo.reward: {choices: [bleu, rouge1]}
         seeds: [0, 1]
-        """, name="pair")
+        """,
+        name="pair",
+    )
     storage, uri = stores
-    result = subprocess.run(harness_cmd("sweep", str(path), "--workers", "2", "--no-report"), cwd=tmp_path,
-                            env=cli_env(stores), capture_output=True, text=True, timeout=400)
+    result = subprocess.run(
+        harness_cmd("sweep", str(path), "--workers", "2", "--no-report"),
+        cwd=tmp_path,
+        env=cli_env(stores),
+        capture_output=True,
+        text=True,
+        timeout=400,
+    )
     assert result.returncode == 0, result.stderr
     trials = optuna.load_study(study_name="pair", storage=journal(storage)).get_trials(deepcopy=False)
     assert len(trials) == 4 and all(t.state == TrialState.COMPLETE for t in trials)

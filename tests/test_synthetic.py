@@ -12,8 +12,8 @@ import pytest
 import soundfile as sf
 
 from harness.data import audio as A
-from harness.data.clips import read_clip
 from harness.data import synthetic as S
+from harness.data.clips import read_clip
 
 TINY = {"train": 6, "validation": 3, "test": 3}
 TEXT_SIZES = {"train": 300, "validation": 60, "test": 60}
@@ -68,9 +68,7 @@ def test_prompts_have_exactly_one_audio_placeholder(task):
             assert it.prompt.count(S.AUDIO_TOKEN) == 1
             assert it.prompt.startswith(S.AUDIO_TOKEN + " ")
     if task == "sqa":
-        assert it.prompt.startswith(
-            "<|audio|> listen to the audio and answer the following question: "
-        )
+        assert it.prompt.startswith("<|audio|> listen to the audio and answer the following question: ")
         assert it.prompt.endswith("?")
 
 
@@ -307,9 +305,7 @@ def test_another_voice_speaks_the_same_texts_differently(tmp_path):
 @needs_tools
 def test_concurrent_builders_share_one_dataset(tmp_path):
     with ThreadPoolExecutor(max_workers=2) as pool:
-        futures = [
-            pool.submit(S.load_synthetic, "ast", TINY, 7, tmp_path, 2) for _ in range(2)
-        ]
+        futures = [pool.submit(S.load_synthetic, "ast", TINY, 7, tmp_path, 2) for _ in range(2)]
         results = [f.result() for f in futures]
     assert results[0] == results[1]
     assert [p.name for p in tmp_path.iterdir() if not p.name.startswith("ast-")] == []
@@ -336,9 +332,7 @@ def test_load_pretraining_disjoint_cached_and_labelled(tmp_path, monkeypatch):
     assert {k: len(v) for k, v in pre.items()} == sizes
     examples = [e for v in pre.values() for e in v]
     assert {e.task for e in examples} == {"asr", "ast"}
-    assert not {S.normalize_text(e.transcript) for e in examples} & {
-        S.normalize_text(t) for t in exclude
-    }
+    assert not {S.normalize_text(e.transcript) for e in examples} & {S.normalize_text(t) for t in exclude}
     for e in examples:
         assert e.prompt == S.PROMPTS[e.task]
         assert read_clip(e.audio).dtype == np.float32
@@ -354,15 +348,13 @@ def test_bad_arguments(tmp_path):
     with pytest.raises(ValueError):
         S.generate_texts("ast", {"train": -1})
     with pytest.raises(ValueError, match="distinct"):
-        S.unique_stream(lambda r: S.TextItem("ast", "same", "p", "a", 175), random.Random(0),
-                         set(), 2)
+        S.unique_stream(lambda r: S.TextItem("ast", "same", "p", "a", 175), random.Random(0), set(), 2)
 
 
 def test_pretraining_and_task_texts_never_meet_whatever_the_seed():
     # The text space is hash-partitioned: the base model's pretraining can't contain any SQA/AST
     # text of any split, for any data seed or size (no exclude list needed).
-    pre = S.generate_pretraining_texts({"train": 1500, "validation": 64}, seed=0, ast_fraction=0.3,
-                                       sqa_fraction=0.15)
+    pre = S.generate_pretraining_texts({"train": 1500, "validation": 64}, seed=0, ast_fraction=0.3, sqa_fraction=0.15)
     pre_texts = {S.normalize_text(i.transcript) for items in pre.values() for i in items}
     assert all(S.reserved_for_pretraining(t) for t in pre_texts)
     assert {i.task for items in pre.values() for i in items} == {"asr", "ast", "sqa"}

@@ -11,11 +11,14 @@ from harness.config import TrialConfig
 from harness.models import audio_cache
 from harness.train import trial as trial_lib
 
-SMALL = {"task": "sqa", "method": "grpo",
-         "data": {"train_size": 16, "validation_size": 8, "test_size": 12},
-         "train": {"steps": 4, "batch_size": 2, "eval_every": 2, "warmup_steps": 0, "lr": 1e-3},
-         "grpo": {"group_size": 3, "max_new_tokens": 8},
-         "eval": {"max_new_tokens": 8, "bertscore": False, "sampling_passes": 1}}
+SMALL = {
+    "task": "sqa",
+    "method": "grpo",
+    "data": {"train_size": 16, "validation_size": 8, "test_size": 12},
+    "train": {"steps": 4, "batch_size": 2, "eval_every": 2, "warmup_steps": 0, "lr": 1e-3},
+    "grpo": {"group_size": 3, "max_new_tokens": 8},
+    "eval": {"max_new_tokens": 8, "bertscore": False, "sampling_passes": 1},
+}
 
 
 def _trial(seed: int, **changes) -> trial_lib.TrialResult:

@@ -25,11 +25,14 @@ def _series(logged, key):
 
 
 def test_sft_lowers_validation_loss():
-    cfg, result, logged, reported = _run({
-        "task": "ast", "method": "sft",
-        "train": {"steps": 30, "batch_size": 8, "lr": 3e-4, "eval_every": 15},
-        "eval": {"bertscore": False, "max_new_tokens": 24},
-    })  # default data sizes: with 64 training examples SFT overfits at once
+    cfg, result, logged, reported = _run(
+        {
+            "task": "ast",
+            "method": "sft",
+            "train": {"steps": 30, "batch_size": 8, "lr": 3e-4, "eval_every": 15},
+            "eval": {"bertscore": False, "max_new_tokens": 24},
+        }
+    )  # default data sizes: with 64 training examples SFT overfits at once
     nll = _series(logged, "val/nll")
     assert [s for s, _ in nll] == [0, 15, 30]
     assert nll[-1][1] < nll[0][1] - 0.05, nll  # references become more likely
@@ -40,12 +43,15 @@ def test_sft_lowers_validation_loss():
 
 def test_grpo_raises_training_reward():
     # ROUGE-L reward: in the shipped reward ablation it moved its metric the most (test 37.5 -> 46.0).
-    _, result, logged, _ = _run({
-        "task": "sqa", "method": "grpo",
-        "train": {"steps": 50, "batch_size": 8, "lr": 3e-4, "warmup_steps": 0, "eval_every": 25},
-        "grpo": {"reward": "rougeL", "group_size": 8, "beta": 0.02, "max_new_tokens": 24},
-        "eval": {"bertscore": False, "max_new_tokens": 24},
-    })
+    _, result, logged, _ = _run(
+        {
+            "task": "sqa",
+            "method": "grpo",
+            "train": {"steps": 50, "batch_size": 8, "lr": 3e-4, "warmup_steps": 0, "eval_every": 25},
+            "grpo": {"reward": "rougeL", "group_size": 8, "beta": 0.02, "max_new_tokens": 24},
+            "eval": {"bertscore": False, "max_new_tokens": 24},
+        }
+    )
     rewards = [r for _, r in _series(logged, "reward")]
     assert len(rewards) == 50
     assert np.mean(rewards[-15:]) > np.mean(rewards[:15]) + 0.03, rewards  # measured: 0.358 -> 0.440
@@ -63,12 +69,16 @@ def test_grpo_raises_training_reward():
 
 
 def test_mp_grpo_groups_hold_the_reference():
-    _, result, logged, _ = _run({
-        "task": "ast", "method": "grpo", "data": SMALL_DATA,
-        "train": {"steps": 3, "batch_size": 4, "eval_every": 3},
-        "grpo": {"reward": "bleu", "group_size": 4, "mp_grpo": True, "beta": 0.0, "max_new_tokens": 16},
-        "eval": {"bertscore": False, "max_new_tokens": 16},
-    })
+    _, result, logged, _ = _run(
+        {
+            "task": "ast",
+            "method": "grpo",
+            "data": SMALL_DATA,
+            "train": {"steps": 3, "batch_size": 4, "eval_every": 3},
+            "grpo": {"reward": "bleu", "group_size": 4, "mp_grpo": True, "beta": 0.0, "max_new_tokens": 16},
+            "eval": {"bertscore": False, "max_new_tokens": 16},
+        }
+    )
     steps = [m for s, m in logged if "reward" in m]
     # the ground truth scores (close to) 1 against itself: it is the best sample of its group
     assert all(m["reward_reference"] > 0.95 for m in steps)
@@ -82,8 +92,9 @@ def test_mp_grpo_groups_hold_the_reference():
 
 
 def test_base_eval_trains_nothing():
-    _, result, logged, _ = _run({"task": "ast", "method": "base-eval", "data": SMALL_DATA,
-                                 "eval": {"bertscore": False, "max_new_tokens": 16}})
+    _, result, logged, _ = _run(
+        {"task": "ast", "method": "base-eval", "data": SMALL_DATA, "eval": {"bertscore": False, "max_new_tokens": 16}}
+    )
     assert result.steps == 0 and result.best_step == 0
     assert not _series(logged, "loss")
 
@@ -116,10 +127,9 @@ def test_projector_lora_policy_trains_only_those_and_keeps_the_adapter_on():
 
 
 def test_sampled_evaluation_averages_k_passes():
-    from harness.config import EvalConfig
-    from harness.config import ModelConfig
-    from harness.models.loader import load_speech_lm
+    from harness.config import EvalConfig, ModelConfig
     from harness.eval.evaluate import evaluate
+    from harness.models.loader import load_speech_lm
     from harness.train.trial import load_task_data
 
     lm = load_speech_lm(ModelConfig())

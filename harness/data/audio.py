@@ -12,11 +12,22 @@ import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Iterable, Sequence
 
-__all__ = ["AudioError", "INSTALL_HINT", "MissingToolError", "PIPELINE_VERSION", "SAMPLE_RATE", "SynthesisError", "check_tools", "default_workers", "synthesize", "synthesize_many"]
+__all__ = [
+    "AudioError",
+    "INSTALL_HINT",
+    "MissingToolError",
+    "PIPELINE_VERSION",
+    "SAMPLE_RATE",
+    "SynthesisError",
+    "check_tools",
+    "default_workers",
+    "synthesize",
+    "synthesize_many",
+]
 
 SAMPLE_RATE = 16_000
 # Bumped whenever the commands below change what a clip sounds like (part of dataset cache keys).
@@ -49,18 +60,14 @@ def _run(cmd: list[str]) -> None:
     except FileNotFoundError as exc:  # vanished between check_tools and now
         raise MissingToolError(f"{cmd[0]} not found: {INSTALL_HINT}") from exc
     if proc.returncode != 0:
-        raise SynthesisError(
-            f"{cmd[0]} failed with exit code {proc.returncode}: {proc.stderr.strip()[:500]}"
-        )
+        raise SynthesisError(f"{cmd[0]} failed with exit code {proc.returncode}: {proc.stderr.strip()[:500]}")
 
 
 # sox effects that cut espeak-ng's ~0.3 s of trailing silence down to 50 ms.
 _TRIM_TAIL = ["reverse", "silence", "1", "0.02", "-45d", "reverse", "pad", "0", "0.05"]
 
 
-def synthesize(
-    text: str, path: Path, voice: str = "en-us", speed: int = 175, trim_tail: bool = True
-) -> None:
+def synthesize(text: str, path: Path, voice: str = "en-us", speed: int = 175, trim_tail: bool = True) -> None:
     """Speak ``text`` with espeak-ng and write it to ``path`` as 16 kHz mono 16-bit WAV.
 
     ``espeak-ng -v voice -s speed -w tmp.wav text`` then ``sox tmp.wav -r 16000 -c 1 -b 16 path``

@@ -27,8 +27,10 @@ def check_formats(*formats: str) -> None:
     have = set(sf.available_formats())
     missing = [f for f in formats if f.upper() not in have]
     if missing:
-        raise AudioError(f"libsndfile {sf.__libsndfile_version__} cannot decode {', '.join(missing)} "
-                         f"(needs >= 1.1 for MP3). Fix: `pip install -U soundfile` (bundles libsndfile 1.2).")
+        raise AudioError(
+            f"libsndfile {sf.__libsndfile_version__} cannot decode {', '.join(missing)} "
+            f"(needs >= 1.1 for MP3). Fix: `pip install -U soundfile` (bundles libsndfile 1.2)."
+        )
 
 
 def to_16k_mono(data: np.ndarray, rate: int) -> np.ndarray:

@@ -29,8 +29,9 @@ def iter_tsv(path: Path) -> Iterator[dict[str, str]]:
         with open(path, encoding="utf-8", newline="") as fh:
             yield from csv.DictReader(fh, delimiter="\t", quoting=csv.QUOTE_NONE)
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise DataSourceError(f"cannot read CoVoST2 TSV {path}: {exc}. Fix: point data.source at the UTF-8 TSV(s) "
-                              f"of the CoVoST2 release.") from None
+        raise DataSourceError(
+            f"cannot read CoVoST2 TSV {path}: {exc}. Fix: point data.source at the UTF-8 TSV(s) of the CoVoST2 release."
+        ) from None
 
 
 def read_covost2(cfg: DataConfig, task: str) -> dict[str, list[Candidate]]:
@@ -57,9 +58,15 @@ def read_covost2(cfg: DataConfig, task: str) -> dict[str, list[Candidate]]:
         if not rows:
             continue
         cols = resolve_columns(rows[0].keys(), cfg, task, where[split])
-        out[split] = [candidate(row, cols, resolve_audio(row[cols["audio"]] or "", roots),
-                                f"covost2-{split}-{i:06d}-{Path(row[cols['audio']] or '').stem}")
-                      for i, row in enumerate(rows)]
+        out[split] = [
+            candidate(
+                row,
+                cols,
+                resolve_audio(row[cols["audio"]] or "", roots),
+                f"covost2-{split}-{i:06d}-{Path(row[cols['audio']] or '').stem}",
+            )
+            for i, row in enumerate(rows)
+        ]
     if not out:
         raise _no_rows(src)
     return out
@@ -91,10 +98,14 @@ def check_covost2(cfg: DataConfig, task: str) -> set[str]:
 
 def _need_split_column(src: Path, row: dict[str, str]) -> None:
     if "split" not in row:
-        raise DataSourceError(f"CoVoST2 TSV {src} has no 'split' column. Fix: point data.source at the directory "
-                              f"of per-split TSVs, or at the full covost_v2.en_de.tsv.")
+        raise DataSourceError(
+            f"CoVoST2 TSV {src} has no 'split' column. Fix: point data.source at the directory "
+            f"of per-split TSVs, or at the full covost_v2.en_de.tsv."
+        )
 
 
 def _no_rows(src: Path) -> DataSourceError:
-    return DataSourceError(f"data.source {str(src)!r}: no CoVoST2 rows found. Fix: point data.source at "
-                           f"covost_v2.en_de.tsv or at the directory of its per-split TSVs.")
+    return DataSourceError(
+        f"data.source {str(src)!r}: no CoVoST2 rows found. Fix: point data.source at "
+        f"covost_v2.en_de.tsv or at the directory of its per-split TSVs."
+    )

@@ -67,15 +67,18 @@ class SpokenSet:
     skipped: list[tuple[str, str]] = field(default_factory=list)  # real data: (clip path, reason) left out
 
     @classmethod
-    def from_examples(cls, examples: list, lazy: bool = False, skipped: list | None = None) -> "SpokenSet":
+    def from_examples(cls, examples: list, lazy: bool = False, skipped: list | None = None) -> SpokenSet:
         examples = list(examples)
-        return cls(examples, LazyFeatures(examples) if lazy else all_features([ex.audio for ex in examples]),
-                   list(skipped or []))
+        return cls(
+            examples,
+            LazyFeatures(examples) if lazy else all_features([ex.audio for ex in examples]),
+            list(skipped or []),
+        )
 
     def __len__(self) -> int:
         return len(self.examples)
 
-    def subset(self, indices: list[int]) -> "SpokenSet":
+    def subset(self, indices: list[int]) -> SpokenSet:
         examples = [self.examples[i] for i in indices]
         lazy = isinstance(self.features, LazyFeatures)
         return SpokenSet(examples, LazyFeatures(examples) if lazy else [self.features[i] for i in indices])
@@ -95,5 +98,5 @@ class BatchSampler:
     def next(self) -> list[int]:
         if len(self.order) < self.batch_size:
             self.order += torch.randperm(self.n, generator=self.generator).tolist()
-        batch, self.order = self.order[: self.batch_size], self.order[self.batch_size:]
+        batch, self.order = self.order[: self.batch_size], self.order[self.batch_size :]
         return batch

@@ -65,8 +65,10 @@ def read_hf_disk(cfg: DataConfig, task: str) -> dict[str, list[Candidate]]:
     src = Path(cfg.source).expanduser()
     parts = _open(src)
     from datasets import Audio
-    fingerprint = hashlib.sha256(str(src.resolve()).encode()
-                                 + "".join(f"{k}:{d._fingerprint}" for k, d in sorted(parts.items())).encode())
+
+    fingerprint = hashlib.sha256(
+        str(src.resolve()).encode() + "".join(f"{k}:{d._fingerprint}" for k, d in sorted(parts.items())).encode()
+    )
     root = cache_dir() / "data" / f"hf-disk-{fingerprint.hexdigest()[:12]}"
     out: dict[str, list] = {}
     for split, name in _pick_splits(cfg, parts, src).items():
@@ -110,8 +112,10 @@ def _pick_splits(cfg: DataConfig, names: Iterable[str], src: Path) -> dict[str, 
     for split, usual in SPLIT_NAMES.items():
         chosen = getattr(cfg.splits, split)
         if chosen is not None and chosen not in names:
-            raise DataSourceError(f"data.splits.{split} = {chosen!r} is not a split of {src}; it has {names}. "
-                                  f"Fix: set data.splits.{split} to one of them.")
+            raise DataSourceError(
+                f"data.splits.{split} = {chosen!r} is not a split of {src}; it has {names}. "
+                f"Fix: set data.splits.{split} to one of them."
+            )
         name = chosen or next((n for n in usual if n in names), None)
         if name is not None:
             out[split] = name
@@ -119,8 +123,10 @@ def _pick_splits(cfg: DataConfig, names: Iterable[str], src: Path) -> dict[str, 
 
 
 def _not_saved(src: Path, exc: Exception) -> DataSourceError:
-    return DataSourceError(f"data.source {str(src)!r}: not a `save_to_disk` dataset ({exc}). Fix: point data.source "
-                           f"at a directory written by `save_to_disk`, or set data.format.")
+    return DataSourceError(
+        f"data.source {str(src)!r}: not a `save_to_disk` dataset ({exc}). Fix: point data.source "
+        f"at a directory written by `save_to_disk`, or set data.format."
+    )
 
 
 class _Row:

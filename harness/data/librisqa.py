@@ -102,8 +102,10 @@ def split_files(cfg: DataConfig) -> dict[str, Path]:
             files[split] = src.parent / name
     for split, path in files.items():
         if not path.is_file():
-            raise DataSourceError(f"data.splits.{split}: {str(path)!r} does not exist. Fix: give a file relative to "
-                                  f"the directory of data.source ({src.parent}).")
+            raise DataSourceError(
+                f"data.splits.{split}: {str(path)!r} does not exist. Fix: give a file relative to "
+                f"the directory of data.source ({src.parent})."
+            )
     return files
 
 
@@ -130,15 +132,20 @@ def first_row(path: Path) -> dict[str, Any] | None:
 
 
 def _unreadable(path: Path, exc: Exception) -> DataSourceError:
-    return DataSourceError(f"cannot read LibriSQA metadata {path}: {exc}. Fix: point data.source at the released "
-                           f"part I files (JSON, JSON lines or parquet).")
+    return DataSourceError(
+        f"cannot read LibriSQA metadata {path}: {exc}. Fix: point data.source at the released "
+        f"part I files (JSON, JSON lines or parquet)."
+    )
 
 
 def _not_a_list(path: Path) -> DataSourceError:
-    return DataSourceError(f"LibriSQA metadata {path}: expected a list of objects (or JSON lines). "
-                           f"Fix: point data.source at the released part I files.")
+    return DataSourceError(
+        f"LibriSQA metadata {path}: expected a list of objects (or JSON lines). "
+        f"Fix: point data.source at the released part I files."
+    )
 
 
 def _no_rows(path: Path) -> DataSourceError:
-    return DataSourceError(f"LibriSQA metadata {path} has no rows. Fix: point data.source (or data.splits.*) at "
-                           f"the released part I files.")
+    return DataSourceError(
+        f"LibriSQA metadata {path} has no rows. Fix: point data.source (or data.splits.*) at the released part I files."
+    )

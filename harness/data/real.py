@@ -23,16 +23,32 @@ from __future__ import annotations
 
 import logging
 import random
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Collection, Iterable, Mapping
+from typing import Any
 
 from harness.config import DataConfig
 from harness.data.audio import AudioError
 from harness.data.clips import probe_clip
 from harness.data.example import PROMPTS, Example
 
-__all__ = ["COLUMN_ALIASES", "Candidate", "DataSourceError", "FORMAT_TASK", "LoadReport", "REQUIRED", "SPLITS", "candidate", "check_source", "detect_format", "find_split_files", "load_real", "resolve_audio", "resolve_columns"]
+__all__ = [
+    "COLUMN_ALIASES",
+    "Candidate",
+    "DataSourceError",
+    "FORMAT_TASK",
+    "LoadReport",
+    "REQUIRED",
+    "SPLITS",
+    "candidate",
+    "check_source",
+    "detect_format",
+    "find_split_files",
+    "load_real",
+    "resolve_audio",
+    "resolve_columns",
+]
 
 log = logging.getLogger("harness.data")
 
@@ -81,8 +97,10 @@ def resolve_columns(keys: Iterable[str], cfg: DataConfig, task: str, where: str)
         chosen = getattr(cfg.columns, name)
         if chosen is not None:
             if chosen not in keys:
-                raise DataSourceError(f"{where}: data.columns.{name} = {chosen!r} is not a column; it has {keys}. "
-                                      f"Fix: set data.columns.{name} to one of them.")
+                raise DataSourceError(
+                    f"{where}: data.columns.{name} = {chosen!r} is not a column; it has {keys}. "
+                    f"Fix: set data.columns.{name} to one of them."
+                )
             out[name] = chosen
             continue
         out[name] = next((a for a in aliases if a in keys), None)
@@ -90,8 +108,10 @@ def resolve_columns(keys: Iterable[str], cfg: DataConfig, task: str, where: str)
         out["answer"] = "translation"
     for name in REQUIRED[task]:
         if out[name] is None:
-            raise DataSourceError(f"{where}: no column for {name!r} (looked for {list(COLUMN_ALIASES[name])}); "
-                                  f"it has {keys}. Fix: set data.columns.{name} to the column that holds it.")
+            raise DataSourceError(
+                f"{where}: no column for {name!r} (looked for {list(COLUMN_ALIASES[name])}); "
+                f"it has {keys}. Fix: set data.columns.{name} to the column that holds it."
+            )
     return out
 
 
@@ -127,8 +147,10 @@ def detect_format(cfg: DataConfig) -> str:
             return "covost2"
         if suffix in (".json", ".jsonl", ".parquet"):
             return "librisqa"
-    raise DataSourceError(f"data.source {str(src)!r}: cannot tell its format (no dataset_dict.json, *.tsv, *.json, "
-                          f"*.jsonl or *.parquet there). Fix: set data.format to librisqa, covost2 or hf-disk.")
+    raise DataSourceError(
+        f"data.source {str(src)!r}: cannot tell its format (no dataset_dict.json, *.tsv, *.json, "
+        f"*.jsonl or *.parquet there). Fix: set data.format to librisqa, covost2 or hf-disk."
+    )
 
 
 def find_split_files(directory: Path, suffixes: tuple[str, ...], given: Mapping[str, str | None]) -> dict[str, Path]:
@@ -140,14 +162,18 @@ def find_split_files(directory: Path, suffixes: tuple[str, ...], given: Mapping[
         if given.get(split):
             path = directory / given[split]
             if not path.is_file():
-                raise DataSourceError(f"data.splits.{split}: {str(path)!r} does not exist. "
-                                      f"Fix: give a file relative to data.source ({directory}).")
+                raise DataSourceError(
+                    f"data.splits.{split}: {str(path)!r} does not exist. "
+                    f"Fix: give a file relative to data.source ({directory})."
+                )
             out[split] = path
             continue
         hits = [p for p in files if any(k in p.name.lower() for k in patterns[split])]
         if len(hits) > 1:
-            raise DataSourceError(f"data.source {str(directory)!r}: several {split} files {[p.name for p in hits]}. "
-                                  f"Fix: set data.splits.{split} to one of them.")
+            raise DataSourceError(
+                f"data.source {str(directory)!r}: several {split} files {[p.name for p in hits]}. "
+                f"Fix: set data.splits.{split} to one of them."
+            )
         if hits:
             out[split] = hits[0]
     return out
@@ -166,8 +192,10 @@ def _source_format(cfg: DataConfig, task: str) -> str:
     """`data.format` (or the one `auto` detects), checked against the trial's task."""
     fmt = detect_format(cfg)
     if fmt in FORMAT_TASK and FORMAT_TASK[fmt] != task:
-        raise DataSourceError(f"data.source {cfg.source!r} is {fmt} data (task {FORMAT_TASK[fmt]!r}) but the trial's "
-                              f"task is {task!r}. Fix: set task: {FORMAT_TASK[fmt]} or point data.source elsewhere.")
+        raise DataSourceError(
+            f"data.source {cfg.source!r} is {fmt} data (task {FORMAT_TASK[fmt]!r}) but the trial's "
+            f"task is {task!r}. Fix: set task: {FORMAT_TASK[fmt]} or point data.source elsewhere."
+        )
     return fmt
 
 
@@ -175,18 +203,23 @@ def _reader(fmt: str) -> tuple[Callable, Callable]:
     """(read, check) of a format: `read(cfg, task)` -> split -> candidates; `check(cfg, task)` -> the
     splits found, from the metadata alone."""
     if fmt == "librisqa":
-        from harness.data.librisqa import check_librisqa as check, read_librisqa as read
+        from harness.data.librisqa import check_librisqa as check
+        from harness.data.librisqa import read_librisqa as read
     elif fmt == "covost2":
-        from harness.data.covost2 import check_covost2 as check, read_covost2 as read
+        from harness.data.covost2 import check_covost2 as check
+        from harness.data.covost2 import read_covost2 as read
     else:
-        from harness.data.hf_disk import check_hf_disk as check, read_hf_disk as read
+        from harness.data.hf_disk import check_hf_disk as check
+        from harness.data.hf_disk import read_hf_disk as read
     return read, check
 
 
 def _need_train_and_test(cfg: DataConfig, fmt: str, splits: Collection[str]) -> None:
     if not {"train", "test"} <= set(splits):
-        raise DataSourceError(f"data.source {cfg.source!r} ({fmt}): found splits {sorted(splits)}; train and test are "
-                              f"needed. Fix: set data.splits.train / data.splits.test.")
+        raise DataSourceError(
+            f"data.source {cfg.source!r} ({fmt}): found splits {sorted(splits)}; train and test are "
+            f"needed. Fix: set data.splits.train / data.splits.test."
+        )
 
 
 def load_real(cfg: DataConfig, task: str) -> tuple[dict[str, list[Example]], LoadReport]:
@@ -209,13 +242,20 @@ def load_real(cfg: DataConfig, task: str) -> tuple[dict[str, list[Example]], Loa
         if split != "test":
             random.Random(f"{cfg.seed}-{split}").shuffle(rows)
         out[split] = _vet(rows, sizes[split], cfg, task, split, fmt, report)
-    log.info("real data %s (%s): kept %s, skipped %s, too long %s", cfg.source, fmt, report.kept,
-             {k: len(v) for k, v in report.skipped.items()}, report.too_long)
+    log.info(
+        "real data %s (%s): kept %s, skipped %s, too long %s",
+        cfg.source,
+        fmt,
+        report.kept,
+        {k: len(v) for k, v in report.skipped.items()},
+        report.too_long,
+    )
     return out, report
 
 
-def _vet(rows: list[Candidate], size: int, cfg: DataConfig, task: str, split: str, fmt: str,
-         report: LoadReport) -> list[Example]:
+def _vet(
+    rows: list[Candidate], size: int, cfg: DataConfig, task: str, split: str, fmt: str, report: LoadReport
+) -> list[Example]:
     kept: list[Example] = []
     bad: list[tuple[str, str]] = []
     too_long = seen = 0
@@ -229,8 +269,10 @@ def _vet(rows: list[Candidate], size: int, cfg: DataConfig, task: str, split: st
             duration = probe_clip(c.audio)
         except AudioError as exc:
             if cfg.on_bad_audio == "error":
-                raise DataSourceError(f"{split} split of {cfg.source}: {exc}. Fix: repair or remove the clip, or set "
-                                      f"data.on_bad_audio: skip.") from None
+                raise DataSourceError(
+                    f"{split} split of {cfg.source}: {exc}. Fix: repair or remove the clip, or set "
+                    f"data.on_bad_audio: skip."
+                ) from None
             bad.append((str(c.audio), str(exc)))
             if len(bad) <= 20:
                 log.warning("skipping %s example %s: %s", split, c.id, exc)
@@ -245,12 +287,16 @@ def _vet(rows: list[Candidate], size: int, cfg: DataConfig, task: str, split: st
         log.warning("skipped %d more bad %s clips (first 20 logged)", len(bad) - 20, split)
     if seen and len(bad) > cfg.max_bad_fraction * seen:
         listed = "; ".join(f"{p} ({why})" for p, why in bad[:3])
-        raise DataSourceError(f"{split} split of {cfg.source} ({fmt}): {len(bad)} of {seen} clips are missing or "
-                              f"unreadable, more than data.max_bad_fraction = {cfg.max_bad_fraction}; e.g. {listed}. "
-                              f"Fix: check data.audio_root (clip paths start there), or raise data.max_bad_fraction.")
+        raise DataSourceError(
+            f"{split} split of {cfg.source} ({fmt}): {len(bad)} of {seen} clips are missing or "
+            f"unreadable, more than data.max_bad_fraction = {cfg.max_bad_fraction}; e.g. {listed}. "
+            f"Fix: check data.audio_root (clip paths start there), or raise data.max_bad_fraction."
+        )
     if not kept:
-        raise DataSourceError(f"{split} split of {cfg.source} ({fmt}): no usable example (of {len(rows)} rows; "
-                              f"{too_long} longer than data.max_audio_s). Fix: check the source and data.max_audio_s.")
+        raise DataSourceError(
+            f"{split} split of {cfg.source} ({fmt}): no usable example (of {len(rows)} rows; "
+            f"{too_long} longer than data.max_audio_s). Fix: check the source and data.max_audio_s."
+        )
     return kept
 
 

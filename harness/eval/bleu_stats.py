@@ -55,7 +55,7 @@ def corpus_bleu_from_stats(stats: np.ndarray) -> np.ndarray:
     if stats.shape[-1] != N_STATS:
         raise ValueError(f"BLEU statistics have {N_STATS} columns, got shape {stats.shape}")
     sys_len, ref_len = stats[..., 0], stats[..., 1]
-    correct, total = stats[..., 2:2 + MAX_ORDER], stats[..., 2 + MAX_ORDER:]
+    correct, total = stats[..., 2 : 2 + MAX_ORDER], stats[..., 2 + MAX_ORDER :]
     # Step 2a: brevity penalty exp(1 - r/c) when the system is shorter, 0 for an empty system.
     with np.errstate(divide="ignore", invalid="ignore"):
         bp = np.where(sys_len < ref_len, np.where(sys_len > 0, np.exp(1 - ref_len / sys_len), 0.0), 1.0)

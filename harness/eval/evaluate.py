@@ -38,8 +38,9 @@ class Evaluation:
     sampled_hypotheses: list[list[str]] = field(default_factory=list)  # [k][M]
 
 
-def reference_nll(lm: SpeechLM, prompts: Prompts, answers: list[str],
-                  embeds: torch.Tensor | None = None) -> tuple[torch.Tensor, int]:
+def reference_nll(
+    lm: SpeechLM, prompts: Prompts, answers: list[str], embeds: torch.Tensor | None = None
+) -> tuple[torch.Tensor, int]:
     """Mean negative log-likelihood of the reference answers (EOS included); returns (loss, tokens).
     Pass the prompts' embeddings if they are already computed. (SFT minimises it.)"""
     targets = completions_from_targets(lm.tokenize_targets(answers), lm.pad_id, lm.device)
@@ -59,12 +60,21 @@ def _batches(lm: SpeechLM, data: SpokenSet, batch_size: int):
 
 
 @torch.no_grad()
-def decode(lm: SpeechLM, data: SpokenSet, cfg: EvalConfig, greedy: bool = True,
-           generator: torch.Generator | None = None) -> list[str]:
+def decode(
+    lm: SpeechLM, data: SpokenSet, cfg: EvalConfig, greedy: bool = True, generator: torch.Generator | None = None
+) -> list[str]:
     texts = []
     for _, prompts, embeds in _batches(lm, data, cfg.batch_size):
-        out = lm.sample(embeds, prompts.attention_mask, 1, cfg.max_new_tokens, temperature=cfg.temperature,
-                        top_p=cfg.top_p, greedy=greedy, generator=generator)
+        out = lm.sample(
+            embeds,
+            prompts.attention_mask,
+            1,
+            cfg.max_new_tokens,
+            temperature=cfg.temperature,
+            top_p=cfg.top_p,
+            greedy=greedy,
+            generator=generator,
+        )
         texts += lm.decode(out)
     return texts
 
@@ -96,8 +106,9 @@ def evaluate(lm: SpeechLM, data: SpokenSet, cfg: EvalConfig, seed: int = 0, full
     scores = {**corpus_scores(hyps, refs, metrics=metrics), "nll": nll}
     if not full:
         return Evaluation(scores)
-    result = Evaluation(scores, [ex.id for ex in data.examples], refs, hyps, example_scores(hyps, refs, metrics),
-                        bleu_stats(hyps, refs))
+    result = Evaluation(
+        scores, [ex.id for ex in data.examples], refs, hyps, example_scores(hyps, refs, metrics), bleu_stats(hyps, refs)
+    )
     if cfg.sampling_passes:
         generator = torch.Generator(device=lm.device).manual_seed(seed)
         passes = [decode(lm, data, cfg, greedy=False, generator=generator) for _ in range(cfg.sampling_passes)]

@@ -51,14 +51,25 @@ def transcription_errors(cfg: TrialConfig, voices: list[str], max_new_tokens: in
     lm = load_speech_lm(cfg.model, path=start.path)
     rows = []
     for voice in voices:
-        test = load_synthetic(cfg.task, {"train": 1, "validation": 1, "test": cfg.data.test_size},
-                              seed=cfg.data.seed, voice=voice)["test"]
+        test = load_synthetic(
+            cfg.task, {"train": 1, "validation": 1, "test": cfg.data.test_size}, seed=cfg.data.seed, voice=voice
+        )["test"]
         asr = [replace(ex, prompt=PROMPTS["asr"], answer=ex.transcript) for ex in test]
         hyps = decode(lm, SpokenSet.from_examples(asr), EvalConfig(max_new_tokens=max_new_tokens))
         for ex, hyp in zip(asr, hyps):
             ref, got = normalize(ex.transcript), normalize(hyp)
-            rows.append({"task": cfg.task, "voice": voice, "id": ex.id, "reference": ex.transcript,
-                         "transcript": hyp, "word_errors": edit_distance(ref.split(), got.split()),
-                         "words": len(ref.split()), "char_errors": edit_distance(ref, got), "chars": len(ref),
-                         "checkpoint": start.identity})
+            rows.append(
+                {
+                    "task": cfg.task,
+                    "voice": voice,
+                    "id": ex.id,
+                    "reference": ex.transcript,
+                    "transcript": hyp,
+                    "word_errors": edit_distance(ref.split(), got.split()),
+                    "words": len(ref.split()),
+                    "char_errors": edit_distance(ref, got),
+                    "chars": len(ref),
+                    "checkpoint": start.identity,
+                }
+            )
     return pd.DataFrame(rows)

@@ -18,7 +18,6 @@ from harness.vocabulary import METRICS
 __all__ = ["METRICS", "corpus_scores", "example_scores"]
 
 
-
 def _select(metrics: Sequence[str] | None) -> tuple[str, ...]:
     """``metrics`` (None = all) in ``METRICS`` order; e.g. leave out bertscore to save time."""
     if metrics is None:
@@ -38,9 +37,7 @@ def example_scores(
     return {name: 100.0 * scores[name] for name in names}
 
 
-def corpus_scores(
-    hyps: Sequence[str], refs: Sequence[str], metrics: Sequence[str] | None = None
-) -> dict[str, float]:
+def corpus_scores(hyps: Sequence[str], refs: Sequence[str], metrics: Sequence[str] | None = None) -> dict[str, float]:
     """Corpus BLEU and mean BERTScore-F1 / ROUGE-F1 / METEOR, all x100 (``metrics``: None = all)."""
     import sacrebleu
 

@@ -29,7 +29,16 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["BUDGET_ENV", "DEFAULT_BUDGET_MB", "DEFAULT_DISK_MB", "DISK_ENV", "clear", "clip_key", "encoded", "module_key"]
+__all__ = [
+    "BUDGET_ENV",
+    "DEFAULT_BUDGET_MB",
+    "DEFAULT_DISK_MB",
+    "DISK_ENV",
+    "clear",
+    "clip_key",
+    "encoded",
+    "module_key",
+]
 
 BUDGET_ENV, DISK_ENV = "HARNESS_ENCODER_CACHE_MB", "HARNESS_ENCODER_DISK_MB"
 DEFAULT_BUDGET_MB, DEFAULT_DISK_MB = 1024, 2048
@@ -92,8 +101,11 @@ def _to_disk(key: tuple[str, str], value: torch.Tensor) -> None:
     _disk_bytes[folder] += size
 
 
-def encoded(key: tuple[str, str], compute: Callable[[], torch.Tensor], device: torch.device | str = "cpu",
-            ) -> torch.Tensor:
+def encoded(
+    key: tuple[str, str],
+    compute: Callable[[], torch.Tensor],
+    device: torch.device | str = "cpu",
+) -> torch.Tensor:
     """The cached output for ``key`` (encoder digest, clip digest): from memory, from disk, or computed
     by ``compute`` (and then kept in both)."""
     global _bytes

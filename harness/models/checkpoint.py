@@ -29,7 +29,17 @@ from typing import TYPE_CHECKING
 
 import torch
 
-__all__ = ["ADAPTER_FILES", "CheckpointError", "WEIGHT_SUFFIXES", "adapter_key_to_lm", "attach_adapter", "checkpoint_revision", "content_hash", "load_checkpoint", "resolve_checkpoint"]
+__all__ = [
+    "ADAPTER_FILES",
+    "CheckpointError",
+    "WEIGHT_SUFFIXES",
+    "adapter_key_to_lm",
+    "attach_adapter",
+    "checkpoint_revision",
+    "content_hash",
+    "load_checkpoint",
+    "resolve_checkpoint",
+]
 
 
 if TYPE_CHECKING:
@@ -51,17 +61,21 @@ def resolve_checkpoint(name: str) -> Path:
     path = Path(name).expanduser()
     if path.is_dir():
         if not (path / "config.json").is_file():
-            raise CheckpointError(f"model.name {name!r}: directory has no config.json. Fix: point at the checkpoint "
-                                  f"directory (with config.json, *.safetensors, tokenizer files).")
+            raise CheckpointError(
+                f"model.name {name!r}: directory has no config.json. Fix: point at the checkpoint "
+                f"directory (with config.json, *.safetensors, tokenizer files)."
+            )
         return path
     try:
         from huggingface_hub import snapshot_download
 
         return Path(snapshot_download(name, local_files_only=True))
     except Exception as exc:  # not cached, or not a repo id
-        raise CheckpointError(f"model.name {name!r} is neither a directory nor a hub model in the local cache "
-                              f"({type(exc).__name__}). Fix: download it once on a connected machine "
-                              f"(`huggingface-cli download {name} --local-dir DIR`) and set model.name: DIR.") from None
+        raise CheckpointError(
+            f"model.name {name!r} is neither a directory nor a hub model in the local cache "
+            f"({type(exc).__name__}). Fix: download it once on a connected machine "
+            f"(`huggingface-cli download {name} --local-dir DIR`) and set model.name: DIR."
+        ) from None
 
 
 def _base_view(path: Path) -> tempfile.TemporaryDirectory:
@@ -80,8 +94,10 @@ def _adapter_state(path: Path) -> dict[str, torch.Tensor]:
         return load_file(str(path / "adapter_model.safetensors"))
     if (path / "adapter_model.bin").is_file():
         return torch.load(path / "adapter_model.bin", map_location="cpu", weights_only=True)
-    raise CheckpointError(f"{path}: adapter_config.json but no adapter_model.safetensors / .bin. "
-                          f"Fix: copy the adapter weights from the checkpoint release, or remove adapter_config.json.")
+    raise CheckpointError(
+        f"{path}: adapter_config.json but no adapter_model.safetensors / .bin. "
+        f"Fix: copy the adapter weights from the checkpoint release, or remove adapter_config.json."
+    )
 
 
 def adapter_key_to_lm(key: str) -> str:
@@ -97,8 +113,13 @@ def attach_adapter(model, path: Path) -> int:
 
     config = json.loads((path / "adapter_config.json").read_text())
     known = set(LoraConfig.__dataclass_fields__)
-    lora = LoraConfig(**{k: v for k, v in config.items() if k in known and k not in ("base_model_name_or_path",
-                                                                                     "revision", "peft_type")})
+    lora = LoraConfig(
+        **{
+            k: v
+            for k, v in config.items()
+            if k in known and k not in ("base_model_name_or_path", "revision", "peft_type")
+        }
+    )
     lm = model.model.language_model
     inject_adapter_in_model(lora, lm)
     state = {adapter_key_to_lm(k): v for k, v in _adapter_state(path).items()}
@@ -106,9 +127,11 @@ def attach_adapter(model, path: Path) -> int:
     unknown = sorted(k for k in state if k not in params)
     missing = sorted(k for k in params if "lora_" in k and k not in state)
     if unknown or missing:
-        raise CheckpointError(f"{path}/adapter_model.*: adapter tensors do not match the decoder's LoRA layers "
-                              f"(unmatched: {unknown[:3]}, not in the file: {missing[:3]}). Fix: check that "
-                              f"adapter_config.json belongs to this checkpoint.")
+        raise CheckpointError(
+            f"{path}/adapter_model.*: adapter tensors do not match the decoder's LoRA layers "
+            f"(unmatched: {unknown[:3]}, not in the file: {missing[:3]}). Fix: check that "
+            f"adapter_config.json belongs to this checkpoint."
+        )
     with torch.no_grad():
         for key, value in state.items():
             params[key].copy_(value.to(params[key].dtype))
@@ -123,9 +146,11 @@ def load_checkpoint(name: str, dtype: torch.dtype):
     path = resolve_checkpoint(name)
     tokenizer = AutoTokenizer.from_pretrained(str(path))
     if not getattr(tokenizer, "chat_template", None):  # checked before the (large) weights are read
-        raise CheckpointError(f"{path}: the tokenizer has no chat template, so prompts cannot be formatted the way "
-                              f"the model was trained. Fix: copy the release's tokenizer files (tokenizer_config.json "
-                              f"with 'chat_template', or chat_template.jinja) into the checkpoint directory.")
+        raise CheckpointError(
+            f"{path}: the tokenizer has no chat template, so prompts cannot be formatted the way "
+            f"the model was trained. Fix: copy the release's tokenizer files (tokenizer_config.json "
+            f"with 'chat_template', or chat_template.jinja) into the checkpoint directory."
+        )
     has_adapter = (path / "adapter_config.json").is_file()
     view = _base_view(path) if has_adapter else None
     try:
@@ -136,9 +161,12 @@ def load_checkpoint(name: str, dtype: torch.dtype):
     if has_adapter:
         attach_adapter(model, path)
     elif model.config.has_lora_adapter:
-        log.warning("%s: config.json says has_lora_adapter: true but there is no adapter_config.json: the model "
-                    "runs without its adapter (a new one is trained with model.trainable: projector+lora). Fix: copy "
-                    "the adapter files of the release next to the model.", path)
+        log.warning(
+            "%s: config.json says has_lora_adapter: true but there is no adapter_config.json: the model "
+            "runs without its adapter (a new one is trained with model.trainable: projector+lora). Fix: copy "
+            "the adapter files of the release next to the model.",
+            path,
+        )
     return model, tokenizer, path
 
 
@@ -164,8 +192,10 @@ def content_hash(path: Path) -> str:
     (`*.safetensors`, `*.bin`) directly in `path`: model shards and adapter alike."""
     files = sorted(f for f in path.iterdir() if f.is_file() and f.name.endswith(WEIGHT_SUFFIXES))
     if not files:
-        raise CheckpointError(f"{path}: no weight files (*.safetensors, *.bin). Fix: point model.name at the "
-                              f"checkpoint directory holding the model's weights.")
+        raise CheckpointError(
+            f"{path}: no weight files (*.safetensors, *.bin). Fix: point model.name at the "
+            f"checkpoint directory holding the model's weights."
+        )
     listing = "".join(f"{f.name} {_file_sha256(f)}\n" for f in files)
     return hashlib.sha256(listing.encode()).hexdigest()
 

@@ -52,8 +52,10 @@ def load_speech_lm(cfg: ModelConfig, device: torch.device | None = None, *, path
         if cfg.name == "tiny":
             shipped = shipped_base(cfg.tiny)
             if shipped is None:
-                raise BaseModelError(f"no shipped base for TinySpec {cfg.tiny.digest()}: build it first "
-                                     "(harness.train.base_model.starting_point)")
+                raise BaseModelError(
+                    f"no shipped base for TinySpec {cfg.tiny.digest()}: build it first "
+                    "(harness.train.base_model.starting_point)"
+                )
             path = str(shipped[0])
     if cfg.name == "tiny":
         model = GraniteSpeechForConditionalGeneration.from_pretrained(path, dtype=torch.float32)
@@ -105,8 +107,12 @@ def set_trainable(model: GraniteSpeechForConditionalGeneration, cfg: ModelConfig
         # the LoRA layers replace the decoder's q/v projections and are always active.
         from peft import LoraConfig, inject_adapter_in_model
 
-        inject_adapter_in_model(LoraConfig(r=cfg.lora_rank, lora_alpha=cfg.lora_alpha, lora_dropout=0.0,
-                                           target_modules=["q_proj", "v_proj"]), model.model.language_model)
+        inject_adapter_in_model(
+            LoraConfig(
+                r=cfg.lora_rank, lora_alpha=cfg.lora_alpha, lora_dropout=0.0, target_modules=["q_proj", "v_proj"]
+            ),
+            model.model.language_model,
+        )
     for name, param in model.named_parameters():
         if "lora_" in name or ".projector." in name:
             param.requires_grad_(True)

@@ -40,7 +40,6 @@ from harness.vocabulary import AUDIO_TOKEN
 __all__ = ["Completions", "Prompts", "SpeechLM", "completions_from_targets"]
 
 
-
 @dataclass
 class Prompts:
     """A left-padded batch of prompts with their audio features."""
@@ -55,10 +54,15 @@ class Prompts:
     def take(self, rows: list[int]) -> Prompts:
         """These prompts' rows `rows`, in that order, padded only as far as their longest needs."""
         idx = torch.as_tensor(rows, dtype=torch.long, device=self.input_ids.device)
-        pick = (lambda x: None if x is None else x[idx])
-        taken = Prompts(self.input_ids[idx], self.attention_mask[idx], pick(self.features), pick(self.features_mask),
-                        None if self.frames is None else [self.frames[r] for r in rows],
-                        None if self.clip_keys is None else [self.clip_keys[r] for r in rows])
+        pick = lambda x: None if x is None else x[idx]
+        taken = Prompts(
+            self.input_ids[idx],
+            self.attention_mask[idx],
+            pick(self.features),
+            pick(self.features_mask),
+            None if self.frames is None else [self.frames[r] for r in rows],
+            None if self.clip_keys is None else [self.clip_keys[r] for r in rows],
+        )
         return join_prompts([taken], pad_id=0) if rows else taken  # cutting padding needs no pad id
 
 
@@ -97,16 +101,18 @@ def join_completions(parts: list[Completions], pad_id: int) -> Completions:
     """Several batches of completions as one, right-padded to its longest completion."""
     parts = [p for p in parts if p.ids.shape[0]]
     width = max(int(p.mask.sum(1).max()) for p in parts)
-    return Completions(torch.cat([_fit(p.ids, width, pad_id, left=False) for p in parts]),
-                       torch.cat([_fit(p.mask, width, 0, left=False) for p in parts]),
-                       torch.cat([p.truncated for p in parts]))
+    return Completions(
+        torch.cat([_fit(p.ids, width, pad_id, left=False) for p in parts]),
+        torch.cat([_fit(p.mask, width, 0, left=False) for p in parts]),
+        torch.cat([p.truncated for p in parts]),
+    )
 
 
 def _fit(x: torch.Tensor, width: int, value, left: bool) -> torch.Tensor:
     """x [B, W, ...] cut or padded with `value` to width `width` along dim 1, on the left or the right
     (what is cut is padding: every row's content fits in `width`)."""
     if x.shape[1] >= width:
-        return x[:, x.shape[1] - width:] if left else x[:, :width]
+        return x[:, x.shape[1] - width :] if left else x[:, :width]
     pad = torch.full((x.shape[0], width - x.shape[1], *x.shape[2:]), value, dtype=x.dtype, device=x.device)
     return torch.cat([pad, x] if left else [x, pad], 1)
 
@@ -137,8 +143,9 @@ class SpeechLM:
         decoder layers alone (not their dropouts) are flagged as training during a grad-enabled pass."""
         decoder = self.model.model.language_model if self.audio_token_id is not None else self.model.model
         decoder.activation_checkpointing_enable({"use_reentrant": False})
-        self._checkpointed = [m for m in decoder.modules() if getattr(m, "gradient_checkpointing", False)
-                              and m is not decoder]
+        self._checkpointed = [
+            m for m in decoder.modules() if getattr(m, "gradient_checkpointing", False) and m is not decoder
+        ]
 
     # ----------------------------------------------------------------------------- text
     def format_prompt(self, prompt: str) -> str:
@@ -180,8 +187,14 @@ class SpeechLM:
         padded = torch.stack([F.pad(f, (0, 0, 0, max(frames) - f.shape[0]), value=float(f.min())) for f in features])
         features_mask = torch.arange(max(n_audio))[None, :] < torch.tensor(n_audio)[:, None]
         device = self.device
-        return Prompts(input_ids, attention_mask, padded.to(device, self.model.dtype), features_mask.to(device),
-                       frames, [audio_cache.clip_key(f) for f in features])
+        return Prompts(
+            input_ids,
+            attention_mask,
+            padded.to(device, self.model.dtype),
+            features_mask.to(device),
+            frames,
+            [audio_cache.clip_key(f) for f in features],
+        )
 
     def _prepare_text(self, prompts: list[str]) -> Prompts:
         rows = [self.tokenizer(self.format_prompt(text), add_special_tokens=False)["input_ids"] for text in prompts]
@@ -193,8 +206,8 @@ class SpeechLM:
         input_ids = torch.full((len(rows), length), self.pad_id, dtype=torch.long)
         attention_mask = torch.zeros((len(rows), length), dtype=torch.long)
         for b, row in enumerate(rows):
-            input_ids[b, length - len(row):] = torch.tensor(row)
-            attention_mask[b, length - len(row):] = 1
+            input_ids[b, length - len(row) :] = torch.tensor(row)
+            attention_mask[b, length - len(row) :] = 1
         return input_ids.to(self.device), attention_mask.to(self.device)
 
     # ----------------------------------------------------------------------------- model passes
@@ -203,7 +216,9 @@ class SpeechLM:
         if prompts.features is None:  # text only
             return self._embed_tokens(prompts.input_ids)
         core = self.model.model
-        encoded = [self.encode_clip(prompts.features[b, :n], prompts.clip_keys[b]) for b, n in enumerate(prompts.frames)]
+        encoded = [
+            self.encode_clip(prompts.features[b, :n], prompts.clip_keys[b]) for b, n in enumerate(prompts.frames)
+        ]
         longest = max(prompts.frames)  # zero padding, as the projector pads a clip to whole windows itself
         padded = torch.stack([F.pad(e, (0, 0, 0, longest - e.shape[0])) for e in encoded])
         audio = core.projector(padded)  # windows of 15 frames are projected independently
@@ -220,15 +235,20 @@ class SpeechLM:
             return encoder(features[None]).last_hidden_state[0]
         if self._encoder_key is None:
             self._encoder_key = audio_cache.module_key(encoder)
-        return audio_cache.encoded((self._encoder_key, key), lambda: encoder(features[None]).last_hidden_state[0],
-                                   features.device)
+        return audio_cache.encoded(
+            (self._encoder_key, key), lambda: encoder(features[None]).last_hidden_state[0], features.device
+        )
 
     def _embed_tokens(self, ids: torch.Tensor) -> torch.Tensor:
         return self.model.get_input_embeddings()(ids)
 
     def completion_logprobs(
-        self, prompt_embeds: torch.Tensor, prompt_mask: torch.Tensor, completions: Completions,
-        with_entropy: bool = False, sampler_temperature: float | None = None,
+        self,
+        prompt_embeds: torch.Tensor,
+        prompt_mask: torch.Tensor,
+        completions: Completions,
+        with_entropy: bool = False,
+        sampler_temperature: float | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """log pi(token) for each completion token, [N, Lc]; row b*G + g continues prompt b.
 
@@ -254,20 +274,36 @@ class SpeechLM:
             layer.training = True  # the layer only; its submodules (dropout) stay in eval mode
         try:
             if repeats == 1 or recompute:
-                embeds = torch.cat([prompt_embeds.repeat_interleave(repeats, 0), self._embed_tokens(completions.ids)], 1)
-                logits = self.model(inputs_embeds=embeds, attention_mask=mask, position_ids=positions,
-                                    use_cache=False, logits_to_keep=lc + 1).logits[:, :-1]
+                embeds = torch.cat(
+                    [prompt_embeds.repeat_interleave(repeats, 0), self._embed_tokens(completions.ids)], 1
+                )
+                logits = self.model(
+                    inputs_embeds=embeds,
+                    attention_mask=mask,
+                    position_ids=positions,
+                    use_cache=False,
+                    logits_to_keep=lc + 1,
+                ).logits[:, :-1]
             else:
                 lp = prompt_mask.shape[1]
-                out = self.model(inputs_embeds=prompt_embeds, attention_mask=prompt_mask,
-                                 position_ids=positions[::repeats, :lp], use_cache=True, logits_to_keep=1)
+                out = self.model(
+                    inputs_embeds=prompt_embeds,
+                    attention_mask=prompt_mask,
+                    position_ids=positions[::repeats, :lp],
+                    use_cache=True,
+                    logits_to_keep=1,
+                )
                 logits = out.logits.repeat_interleave(repeats, 0)  # predicts each completion's first token
                 if lc > 1:  # completion tokens 0..Lc-2 predict tokens 1..Lc-1
                     cache = out.cache
                     cache.batch_repeat_interleave(repeats)
-                    rest = self.model(inputs_embeds=self._embed_tokens(completions.ids[:, :-1]),
-                                      attention_mask=mask[:, :-1], position_ids=positions[:, lp:-1],
-                                      cache=cache, use_cache=True).logits
+                    rest = self.model(
+                        inputs_embeds=self._embed_tokens(completions.ids[:, :-1]),
+                        attention_mask=mask[:, :-1],
+                        position_ids=positions[:, lp:-1],
+                        cache=cache,
+                        use_cache=True,
+                    ).logits
                     logits = torch.cat([logits, rest], 1)
         finally:
             for layer in recompute:
@@ -296,14 +332,25 @@ class SpeechLM:
 
     @torch.no_grad()
     def sample(
-        self, prompt_embeds: torch.Tensor, prompt_mask: torch.Tensor, group_size: int, max_new_tokens: int,
-        temperature: float = 1.0, top_p: float = 1.0, greedy: bool = False,
+        self,
+        prompt_embeds: torch.Tensor,
+        prompt_mask: torch.Tensor,
+        group_size: int,
+        max_new_tokens: int,
+        temperature: float = 1.0,
+        top_p: float = 1.0,
+        greedy: bool = False,
         generator: torch.Generator | None = None,
     ) -> Completions:
         """G completions per prompt. The prompt is prefilled once; its KV cache is repeated G times."""
         positions = (prompt_mask.cumsum(1) - 1).clamp(min=0)
-        out = self.model(inputs_embeds=prompt_embeds, attention_mask=prompt_mask, position_ids=positions,
-                         use_cache=True, logits_to_keep=1)
+        out = self.model(
+            inputs_embeds=prompt_embeds,
+            attention_mask=prompt_mask,
+            position_ids=positions,
+            use_cache=True,
+            logits_to_keep=1,
+        )
         cache = out.cache
         if group_size > 1:
             cache.batch_repeat_interleave(group_size)
@@ -323,8 +370,13 @@ class SpeechLM:
                 break
             mask = torch.cat([mask, torch.ones_like(mask[:, :1])], 1)
             position = position + 1
-            out = self.model(input_ids=token[:, None], attention_mask=mask, position_ids=position[:, None],
-                             cache=cache, use_cache=True)
+            out = self.model(
+                input_ids=token[:, None],
+                attention_mask=mask,
+                position_ids=position[:, None],
+                cache=cache,
+                use_cache=True,
+            )
             cache = out.cache
             logits = out.logits[:, -1].float()
         tokens = tokens[:, : t + 1]
@@ -340,19 +392,24 @@ def _checked_system_prompt(tokenizer, system_prompt: str | None) -> str | None:
     a system prompt needs a chat template to go into (it would otherwise be dropped silently)."""
     has_template = bool(getattr(tokenizer, "chat_template", None))
     if has_template and not (system_prompt or "").strip():
-        raise ValueError("model.system_prompt is empty: the checkpoint's chat template then fills in its own "
-                         "system prompt (Granite's has today's date), so prompts would not be reproducible. "
-                         f"Fix: set model.system_prompt to a fixed text (the default is "
-                         f"{ModelConfig.model_fields['system_prompt'].default!r}).")
+        raise ValueError(
+            "model.system_prompt is empty: the checkpoint's chat template then fills in its own "
+            "system prompt (Granite's has today's date), so prompts would not be reproducible. "
+            f"Fix: set model.system_prompt to a fixed text (the default is "
+            f"{ModelConfig.model_fields['system_prompt'].default!r})."
+        )
     if system_prompt is not None and not has_template:
-        raise ValueError("the tokenizer has no chat template, so model.system_prompt cannot be applied and prompts "
-                         "would not be formatted as the checkpoint expects. Fix: use the checkpoint's own tokenizer "
-                         "files (tokenizer_config.json with 'chat_template', or chat_template.jinja).")
+        raise ValueError(
+            "the tokenizer has no chat template, so model.system_prompt cannot be applied and prompts "
+            "would not be formatted as the checkpoint expects. Fix: use the checkpoint's own tokenizer "
+            "files (tokenizer_config.json with 'chat_template', or chat_template.jinja)."
+        )
     return system_prompt
 
 
-def _choose(logits: torch.Tensor, temperature: float, top_p: float, greedy: bool,
-            generator: torch.Generator | None) -> torch.Tensor:
+def _choose(
+    logits: torch.Tensor, temperature: float, top_p: float, greedy: bool, generator: torch.Generator | None
+) -> torch.Tensor:
     """Next token by greedy choice, or temperature + nucleus (top-p) sampling."""
     if greedy:
         return logits.argmax(-1)

@@ -23,7 +23,8 @@ ASSETS = Path(__file__).resolve().parent.parent / "assets"
 WEIGHTS = "model.safetensors"
 # TinySpec digest -> sha256 of the shipped weights (the files are in ASSETS / f"tiny-{digest}").
 SHIPPED_SHA256: dict[str, str] = {
-    "b5ce808d5cc4": "64b5fe957c1946ba848d3164783d9e3cc8ed3f3a916bac2df24ec967ed604a61",  # built on AMD EPYC, 2026-11-30 (recipe 2)
+    # built on AMD EPYC, 2026-11-30 (recipe 2)
+    "b5ce808d5cc4": "64b5fe957c1946ba848d3164783d9e3cc8ed3f3a916bac2df24ec967ed604a61",
 }
 
 
@@ -47,12 +48,16 @@ def shipped_base(spec: TinySpec) -> tuple[Path, str] | None:
     path = ASSETS / f"tiny-{spec.digest()}"
     weights = path / WEIGHTS
     if not weights.is_file():
-        raise BaseModelError(f"{weights}: the shipped tiny base model is missing. Fix: restore it from git "
-                             f"(git checkout -- {ASSETS.name}) or reinstall the package.")
+        raise BaseModelError(
+            f"{weights}: the shipped tiny base model is missing. Fix: restore it from git "
+            f"(git checkout -- {ASSETS.name}) or reinstall the package."
+        )
     found = file_sha256(weights)
     if found != expected:
-        raise BaseModelError(f"{weights}: sha256 {found[:12]}... does not match the shipped base ({expected[:12]}...): "
-                             "the file is corrupted or was replaced. Fix: restore it from git.")
+        raise BaseModelError(
+            f"{weights}: sha256 {found[:12]}... does not match the shipped base ({expected[:12]}...): "
+            "the file is corrupted or was replaced. Fix: restore it from git."
+        )
     return path, found
 
 

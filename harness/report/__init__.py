@@ -24,5 +24,13 @@ Modules, in the order a report is built:
 from harness.report.build import DirtyTree, build_report, rebuild_report, write_index
 from harness.report.inference import Comparison, adjust, compare, seeds_needed
 
-__all__ = ["Comparison", "DirtyTree", "adjust", "build_report", "compare", "rebuild_report", "seeds_needed",
-           "write_index"]
+__all__ = [
+    "Comparison",
+    "DirtyTree",
+    "adjust",
+    "build_report",
+    "compare",
+    "rebuild_report",
+    "seeds_needed",
+    "write_index",
+]

@@ -35,8 +35,9 @@ def read_json_artifact(client: MlflowClient, run_id: str, path: str) -> Any | No
     """The parsed JSON artifact ``path`` of the run, or None when the run has no such file."""
     with tempfile.TemporaryDirectory(prefix="harness-export-") as scratch, quiet_downloads():
         try:
-            local = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=path, dst_path=scratch,
-                                                        tracking_uri=client.tracking_uri)
+            local = mlflow.artifacts.download_artifacts(
+                run_id=run_id, artifact_path=path, dst_path=scratch, tracking_uri=client.tracking_uri
+            )
         except Exception:  # no such artifact (an older run, or a trial that ended before writing it)
             return None
         return json.loads(Path(local).read_text(encoding="utf-8"))

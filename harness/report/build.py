@@ -22,8 +22,18 @@ from harness.report.optuna_views import optuna_analysis_section, pareto_section
 from harness.report.plots import plot_mp_bars, plot_sweep, plot_training, plot_validation
 from harness.report.published import PUBLISHED_TABLES, PUBLISHED_TITLE, published_tables
 from harness.report.samples import samples_section
-from harness.report.tables import (COMPUTE_COLUMNS, compute_table, duplicate_metrics, incomplete_table, method_table,
-                                   relative_improvements, reward_ablation, runs_table, sweep_table, sweeps)
+from harness.report.tables import (
+    COMPUTE_COLUMNS,
+    compute_table,
+    duplicate_metrics,
+    incomplete_table,
+    method_table,
+    relative_improvements,
+    reward_ablation,
+    runs_table,
+    sweep_table,
+    sweeps,
+)
 from harness.vocabulary import METRIC_NAMES, METRICS, SELECT_METRIC, STATES
 
 __all__ = ["DirtyTree", "build_report", "rebuild_report", "write_index"]
@@ -47,16 +57,20 @@ def _header(w: ReportWriter, data: ReportData, dirty: list[str]) -> None:
     states = data.trials["state"].value_counts().to_dict() if not data.trials.empty else {}
     prov = data.provenance
     title = f"# Study report: {data.name}" + (" (from a dirty tree: not reproducible from a commit)" if dirty else "")
-    w.text(title, "",
-           f"- Trials: {len(data.trials)} (" + ", ".join(f"{s} {states.get(s, 0)}" for s in STATES) + f"); "
-           f"configurations: {len(data.configs)}; finished trials reused from identical earlier trials: "
-           f"{prov.get('reused_trials', 0)}.",
-           f"- Run by `{prov.get('command') or 'an unrecorded command'}` at commit(s) {', '.join(f'`{c}`' for c in prov.get('trial_commits', []))} "
-           f"on {', '.join(prov.get('trial_machines', [])) or 'an unrecorded machine'}.",
-           "- Every number below is computed from the files in this folder (`per_seed.csv`, `per_example.csv.gz`, "
-           "`curves.csv.gz`, `trials.csv`, `configs/`; `harness report --from-folder` recomputes it); the MLflow run "
-           "ids are in [the appendix](#appendix-runs-per-configuration).",
-           *([f"- **Not reproducible from a commit:** {'; '.join(dirty)}."] if dirty else []))
+    w.text(
+        title,
+        "",
+        f"- Trials: {len(data.trials)} (" + ", ".join(f"{s} {states.get(s, 0)}" for s in STATES) + f"); "
+        f"configurations: {len(data.configs)}; finished trials reused from identical earlier trials: "
+        f"{prov.get('reused_trials', 0)}.",
+        f"- Run by `{prov.get('command') or 'an unrecorded command'}` at commit(s) "
+        f"{', '.join(f'`{c}`' for c in prov.get('trial_commits', []))} "
+        f"on {', '.join(prov.get('trial_machines', [])) or 'an unrecorded machine'}.",
+        "- Every number below is computed from the files in this folder (`per_seed.csv`, `per_example.csv.gz`, "
+        "`curves.csv.gz`, `trials.csv`, `configs/`; `harness report --from-folder` recomputes it); the MLflow run "
+        "ids are in [the appendix](#appendix-runs-per-configuration).",
+        *([f"- **Not reproducible from a commit:** {'; '.join(dirty)}."] if dirty else []),
+    )
 
 
 def _setup(w: ReportWriter, data: ReportData) -> None:
@@ -72,58 +86,88 @@ def _setup(w: ReportWriter, data: ReportData) -> None:
     params = data.per_seed["model/params"].dropna() if "model/params" in data.per_seed else pd.Series(dtype=float)
     d, e = first["data"], first["eval"]
     w.text(
-        f"- **Model**: `{first['model']['name']}`, starting checkpoint {', '.join(f'`{c}`' for c in prov['checkpoints'])}"
+        f"- **Model**: `{first['model']['name']}`, starting checkpoint "
+        + ", ".join(f"`{c}`" for c in prov["checkpoints"])
         + (f", {params.iloc[0] / 1e6:.2f} M parameters" if len(params) else "")
         + f"; trained: `{first['model']['trainable']}` (trainable parameters per configuration in the compute table).",
-        f"- **Data**: `{d['source']}`" + (f", speech in the `{d['voice']}` voice" if d["source"] == "synthetic" else "")
+        f"- **Data**: `{d['source']}`"
+        + (f", speech in the `{d['voice']}` voice" if d["source"] == "synthetic" else "")
         + f"; train {d['train_size']}, validation {d['validation_size']}, test {d['test_size']} examples per task "
         f"(data seed {d['seed']}; the training seeds vary the model, not the data).",
         f"- **Selection**: validation every `train.eval_every` steps and at step 0 (greedy, {d['validation_size']} "
         f"examples); the checkpoint with the highest validation corpus {METRIC_NAMES[SELECT_METRIC]} is tested "
         "(step 0 = the starting model). The compute table says how many seeds selected their last evaluation.",
         f"- **Test decoding**: greedy, up to {e['max_new_tokens']} new tokens"
-        + (f"; and the paper's sampling, top-p {e['top_p']}, temperature {e['temperature']}, "
-           f"{e['sampling_passes']} passes scored separately and averaged (`sampled`)" if e.get("sampling_passes") else "")
+        + (
+            f"; and the paper's sampling, top-p {e['top_p']}, temperature {e['temperature']}, "
+            f"{e['sampling_passes']} passes scored separately and averaged (`sampled`)"
+            if e.get("sampling_passes")
+            else ""
+        )
         + f"; {e['batch_size']} prompts per batch.",
         "- **Metrics** (x100): BLEU = sacreBLEU corpus BLEU (13a, exp smoothing; a bootstrap re-scores it from "
         "per-sentence statistics); ROUGE-1/2/L = rouge-score F1 with stemming; METEOR = nltk "
         f"({', '.join(prov.get('meteor', []))}); BERTScore = {', '.join(prov.get('bertscore', []))}: not the "
-        "paper's roberta-large, so not comparable in level. Other metrics are means of per-example scores.")
+        "paper's roberta-large, so not comparable in level. Other metrics are means of per-example scores.",
+    )
     rows = []
     for name, cfg in configs.items():
         t, g = cfg["train"], cfg["grpo"]
         grpo = cfg["method"] == "grpo"
-        rows.append({"configuration": name, "method": cfg["method"], "seeds": ", ".join(map(str, cfg["seed"])),
-                     "steps": t["steps"] if cfg["method"] != "base-eval" else 0,
-                     "prompts/step": t["batch_size"], "lr": t["lr"], "warmup": t["warmup_steps"],
-                     "eval every": t["eval_every"], "reward": g["reward"] if grpo else "—",
-                     "G": g["group_size"] if grpo else "—", "beta": g["beta"] if grpo else "—",
-                     "T (rollout)": g["temperature"] if grpo else "—",
-                     "new tokens": g["max_new_tokens"] if grpo else "—",
-                     "loss": g["loss_type"] if grpo else "—", "adv. scale": g["scale_rewards"] if grpo else "—",
-                     "mu": g["iterations"] if grpo else "—", "MP-GRPO": g["mp_grpo"] if grpo else "—"})
-    w.text("Per configuration (AdamW, linear warmup then constant lr, gradient norm clipped at "
-           f"{first['train']['max_grad_norm']}; resolved configs in `configs/`):")
+        rows.append(
+            {
+                "configuration": name,
+                "method": cfg["method"],
+                "seeds": ", ".join(map(str, cfg["seed"])),
+                "steps": t["steps"] if cfg["method"] != "base-eval" else 0,
+                "prompts/step": t["batch_size"],
+                "lr": t["lr"],
+                "warmup": t["warmup_steps"],
+                "eval every": t["eval_every"],
+                "reward": g["reward"] if grpo else "—",
+                "G": g["group_size"] if grpo else "—",
+                "beta": g["beta"] if grpo else "—",
+                "T (rollout)": g["temperature"] if grpo else "—",
+                "new tokens": g["max_new_tokens"] if grpo else "—",
+                "loss": g["loss_type"] if grpo else "—",
+                "adv. scale": g["scale_rewards"] if grpo else "—",
+                "mu": g["iterations"] if grpo else "—",
+                "MP-GRPO": g["mp_grpo"] if grpo else "—",
+            }
+        )
+    w.text(
+        "Per configuration (AdamW, linear warmup then constant lr, gradient norm clipped at "
+        f"{first['train']['max_grad_norm']}; resolved configs in `configs/`):"
+    )
     w.text_table(pd.DataFrame(rows))
-    w.text(f"- **Statistics**: every comparison is a two-level bootstrap ({data.provenance.get('n_boot', N_BOOTSTRAP):,} "
-           "replicates) over "
-           "training seeds and test examples (examples paired across the two configurations, seeds resampled "
-           "within each, seed variance corrected for small n), with a t reference (Satterthwaite df) for the "
-           f"95 % CI and the p-value, and the minimum detectable difference (MDD) at {POWER:.0%} power, "
-           f"two-sided alpha {ALPHA} (`harness/report/inference.py`). p-values are Holm-adjusted within two "
-           f"families: primary = corpus BLEU under {primary_decoding(data)} decoding, secondary = every other "
-           "metric and decoding.",
-           "- **Provenance**: study run `" + str(prov.get("study_run")) + "`; packages: "
-           + ", ".join(f"{k} {v}" for k, v in prov.get("versions", {}).items()) + ".")
+    w.text(
+        f"- **Statistics**: every comparison is a two-level bootstrap ({data.provenance.get('n_boot', N_BOOTSTRAP):,} "
+        "replicates) over "
+        "training seeds and test examples (examples paired across the two configurations, seeds resampled "
+        "within each, seed variance corrected for small n), with a t reference (Satterthwaite df) for the "
+        f"95 % CI and the p-value, and the minimum detectable difference (MDD) at {POWER:.0%} power, "
+        f"two-sided alpha {ALPHA} (`harness/report/inference.py`). p-values are Holm-adjusted within two "
+        f"families: primary = corpus BLEU under {primary_decoding(data)} decoding, secondary = every other "
+        "metric and decoding.",
+        "- **Provenance**: study run `"
+        + str(prov.get("study_run"))
+        + "`; packages: "
+        + ", ".join(f"{k} {v}" for k, v in prov.get("versions", {}).items())
+        + ".",
+    )
 
 
 def _findings(w: ReportWriter, data: ReportData, comparisons: pd.DataFrame) -> pd.DataFrame:
     params = {c.name: c.params for c in data.configs}
     findings = findings_table(comparisons, params)
-    w.text("## Findings", "",
-           "Written from the adjusted comparisons below in fixed wording: *beats* / *is below* only at "
-           "p_adjusted < 0.05, otherwise *no evidence of a difference* with the smallest difference the seeds "
-           "could detect. Each is set beside the paper's published direction (Granite-Speech 2B).", "")
+    w.text(
+        "## Findings",
+        "",
+        "Written from the adjusted comparisons below in fixed wording: *beats* / *is below* only at "
+        "p_adjusted < 0.05, otherwise *no evidence of a difference* with the smallest difference the seeds "
+        "could detect. Each is set beside the paper's published direction (Granite-Speech 2B).",
+        "",
+    )
     w.text(*render(findings))
     if not findings.empty:
         findings.to_csv(w.out_dir / FINDINGS_FILE, index=False)
@@ -137,27 +181,42 @@ def _methods(w: ReportWriter, data: ReportData, folded: dict[str, str]) -> None:
     if not data.configs:
         w.text("No trial finished: nothing to compare (the unfinished trials are listed below).")
     if folded:
-        w.text(*(f"- {METRIC_NAMES[a]} equals {METRIC_NAMES[b]} on every example of every run here, so it is "
-                 f"reported once (comparisons and AVG use {METRIC_NAMES[b]})." for a, b in folded.items()))
+        w.text(
+            *(
+                f"- {METRIC_NAMES[a]} equals {METRIC_NAMES[b]} on every example of every run here, so it is "
+                f"reported once (comparisons and AVG use {METRIC_NAMES[b]})."
+                for a, b in folded.items()
+            )
+        )
         if folded.get("rouge1") == "rougeL":
-            w.text("  Why: the spoken-QA answers are short templated phrases (2-6 words, no word repeated, one "
-                   "word order), so the words a hypothesis shares with its reference always come in the same "
-                   "order: the longest common subsequence is the unigram overlap, and ROUGE-L F = ROUGE-1 F.")
+            w.text(
+                "  Why: the spoken-QA answers are short templated phrases (2-6 words, no word repeated, one "
+                "word order), so the words a hypothesis shares with its reference always come in the same "
+                "order: the longest common subsequence is the unigram overlap, and ROUGE-L F = ROUGE-1 F."
+            )
     for (task, model), configs in data.task_models().items():
         w.text(f"### Task `{task}`, model `{model}`")
         for decoding in data.decodings():
             sampled = decoding == "sampled"
             numeric, shown = method_table(configs, sampled)
-            w.table(slug("methods", task, model, decoding), numeric, shown,
-                    f"{'Sampled decoding (the paper’s protocol)' if sampled else 'Greedy decoding'}, best validation "
-                    "checkpoint; mean ± sample std over seeds (n = seeds).")
+            w.table(
+                slug("methods", task, model, decoding),
+                numeric,
+                shown,
+                f"{'Sampled decoding (the paper’s protocol)' if sampled else 'Greedy decoding'}, best validation "
+                "checkpoint; mean ± sample std over seeds (n = seeds).",
+            )
         rel = relative_improvements(configs, sampled=data.decodings()[-1] == "sampled")
         if not rel.empty:
             shown = rel.copy()
             for m in METRICS:
                 shown[METRIC_NAMES[m]] = [fmt_num(v, sign=True, suffix="%") for v in rel[METRIC_NAMES[m]]]
-            w.table(slug("relative_improvement", task, model), rel, shown,
-                    f"Relative change (%) of the mean over the base / SFT mean ({data.decodings()[-1]} decoding).")
+            w.table(
+                slug("relative_improvement", task, model),
+                rel,
+                shown,
+                f"Relative change (%) of the mean over the base / SFT mean ({data.decodings()[-1]} decoding).",
+            )
 
 
 def _group_names(groups: list[list], factor: str) -> list[tuple[str, str]]:
@@ -183,12 +242,19 @@ def _ablation(w: ReportWriter, data: ReportData, folded: dict[str, str]) -> None
     for group, (name, caption) in zip(groups, _group_names(groups, "grpo.reward")):
         for decoding in data.decodings():
             numeric, shown, used = reward_ablation(group, folded, decoding == "sampled")
-            w.table(slug("reward_ablation", name, decoding), numeric, shown,
-                    f"{caption}, {decoding} decoding. Rows: training reward; AVG = mean of "
-                    f"{', '.join(METRIC_NAMES[m] for m in used)} (means over seeds); bold = best mean per column (a "
-                    "best mean is not evidence of a difference: see the comparisons).")
-        w.figure(slug("reward_training", name), plot_training(data, group, "Training curves per reward "
-                                                              "(each on its own axis)"), "training reward per reward")
+            w.table(
+                slug("reward_ablation", name, decoding),
+                numeric,
+                shown,
+                f"{caption}, {decoding} decoding. Rows: training reward; AVG = mean of "
+                f"{', '.join(METRIC_NAMES[m] for m in used)} (means over seeds); bold = best mean per column (a "
+                "best mean is not evidence of a difference: see the comparisons).",
+            )
+        w.figure(
+            slug("reward_training", name),
+            plot_training(data, group, "Training curves per reward (each on its own axis)"),
+            "training reward per reward",
+        )
 
 
 def _sweeps(w: ReportWriter, data: ReportData) -> None:
@@ -201,8 +267,11 @@ def _sweeps(w: ReportWriter, data: ReportData) -> None:
             for decoding in data.decodings():
                 numeric, shown = sweep_table(group, factor, decoding == "sampled")
                 w.table(slug(base, decoding), numeric, shown, f"{caption}, {decoding} decoding; mean ± std over seeds.")
-            w.figure(base, plot_sweep(group, factor, f"{group[0].task}: test metrics against {factor} (greedy)"),
-                     f"{factor} sweep; error bars ± 1 sample std over seeds")
+            w.figure(
+                base,
+                plot_sweep(group, factor, f"{group[0].task}: test metrics against {factor} (greedy)"),
+                f"{factor} sweep; error bars ± 1 sample std over seeds",
+            )
 
 
 def _mp(w: ReportWriter, data: ReportData) -> None:
@@ -214,14 +283,20 @@ def _mp(w: ReportWriter, data: ReportData) -> None:
             groups.append(grpo[:1] + mp)
     if groups:
         w.text("## MP-GRPO against GRPO")
-        w.figure("mp_grpo", plot_mp_bars(groups, sampled="sampled" in data.decodings()),
-                 "MP-GRPO vs GRPO: test scores x100; bars = mean over seeds, error bars = ± 1 sample std")
+        w.figure(
+            "mp_grpo",
+            plot_mp_bars(groups, sampled="sampled" in data.decodings()),
+            "MP-GRPO vs GRPO: test scores x100; bars = mean over seeds, error bars = ± 1 sample std",
+        )
 
 
 def _curves(w: ReportWriter, data: ReportData) -> None:
-    w.text("## Validation curves", "",
-           "Validation BLEU (greedy) per configuration: mean over seeds, band ± 1 sample std; stars mark each "
-           "seed's selected checkpoint (its highest validation BLEU).")
+    w.text(
+        "## Validation curves",
+        "",
+        "Validation BLEU (greedy) per configuration: mean over seeds, band ± 1 sample std; stars mark each "
+        "seed's selected checkpoint (its highest validation BLEU).",
+    )
     for (task, model), configs in data.task_models().items():
         fig = plot_validation(data, configs, f"{task} / {model}")
         if fig is not None:
@@ -229,8 +304,11 @@ def _curves(w: ReportWriter, data: ReportData) -> None:
         in_ablation = {c.name for g in factor_groups(configs, "grpo.reward") for c in g}
         trained = [c for c in configs if c.is_grpo and c.name not in in_ablation]
         if trained:
-            w.figure(slug("training", task, model), plot_training(data, trained, f"{task} / {model}: GRPO training"),
-                     f"training curves {task} {model}")
+            w.figure(
+                slug("training", task, model),
+                plot_training(data, trained, f"{task} / {model}: GRPO training"),
+                f"training curves {task} {model}",
+            )
 
 
 def _hearing(w: ReportWriter, data: ReportData) -> None:
@@ -246,9 +324,15 @@ def _hearing(w: ReportWriter, data: ReportData) -> None:
     table = pd.read_csv(path, dtype={"id": str})
     rows = []
     for (task, voice), part in table.groupby(["task", "voice"], sort=True):
-        rows.append({"task": task, "voice": voice + (" (pretraining voice)" if voice == VOICE else " (study voice)"),
-                     "clips": len(part), "WER %": 100 * part["word_errors"].sum() / part["words"].sum(),
-                     "CER %": 100 * part["char_errors"].sum() / part["chars"].sum()})
+        rows.append(
+            {
+                "task": task,
+                "voice": voice + (" (pretraining voice)" if voice == VOICE else " (study voice)"),
+                "clips": len(part),
+                "WER %": 100 * part["word_errors"].sum() / part["words"].sum(),
+                "CER %": 100 * part["char_errors"].sum() / part["chars"].sum(),
+            }
+        )
     shown = pd.DataFrame(rows)
     diffs = []
     for task, part in table.groupby("task", sort=True):
@@ -261,39 +345,60 @@ def _hearing(w: ReportWriter, data: ReportData) -> None:
             feats = {v: by_voice[v][[f"{unit}_errors", f"{unit}s"]].to_numpy(float)[None] for v in voices}
             rate = lambda sums, m: 100 * sums[..., 0] / sums[..., 1]  # noqa: E731  (corpus error rate)
             result = compare(feats[study], feats[VOICE], score=rate)
-            diffs.append({"task": task, "rate": "WER" if unit == "word" else "CER",
-                          f"{study} − {VOICE}": fmt_num(result.diff, sign=True),
-                          "95% CI": f"[{fmt_num(result.ci_low, sign=True)}, {fmt_num(result.ci_high, sign=True)}]",
-                          "p": fmt_p(result.p_value)})
-    w.text("## The base model's hearing", "",
-           "The starting checkpoint asked to transcribe (its pretraining ASR prompt) each task's test clips, "
-           "spoken in the study's voice and in the voice it was pretrained on; corpus word / character error "
-           f"rates (%) against what was said (`{HEARING_FILE}`, `harness/eval/hearing.py`).")
-    w.text_table(shown.assign(**{"WER %": [fmt_num(v) for v in shown["WER %"]],
-                                 "CER %": [fmt_num(v) for v in shown["CER %"]]}))
+            diffs.append(
+                {
+                    "task": task,
+                    "rate": "WER" if unit == "word" else "CER",
+                    f"{study} − {VOICE}": fmt_num(result.diff, sign=True),
+                    "95% CI": f"[{fmt_num(result.ci_low, sign=True)}, {fmt_num(result.ci_high, sign=True)}]",
+                    "p": fmt_p(result.p_value),
+                }
+            )
+    w.text(
+        "## The base model's hearing",
+        "",
+        "The starting checkpoint asked to transcribe (its pretraining ASR prompt) each task's test clips, "
+        "spoken in the study's voice and in the voice it was pretrained on; corpus word / character error "
+        f"rates (%) against what was said (`{HEARING_FILE}`, `harness/eval/hearing.py`).",
+    )
+    w.text_table(
+        shown.assign(**{"WER %": [fmt_num(v) for v in shown["WER %"]], "CER %": [fmt_num(v) for v in shown["CER %"]]})
+    )
     if diffs:
         w.text("Difference between the voices (same texts, paired by example; bootstrap over examples):")
         w.text_table(pd.DataFrame(diffs))
 
 
 def _comparisons(w: ReportWriter, comparisons: pd.DataFrame) -> None:
-    w.text("## Comparisons", "",
-           "Δ = A − B in points (x100). CI and p from the two-level bootstrap (see Setup), not adjusted for "
-           "multiplicity; p_adjusted: Holm within the family (the verdicts use it, so a CI excluding 0 can come "
-           "with no evidence after adjustment); MDD: the smallest |Δ| these seeds and examples detect with 80 % "
-           "power at alpha 0.05.")
+    w.text(
+        "## Comparisons",
+        "",
+        "Δ = A − B in points (x100). CI and p from the two-level bootstrap (see Setup), not adjusted for "
+        "multiplicity; p_adjusted: Holm within the family (the verdicts use it, so a CI excluding 0 can come "
+        "with no evidence after adjustment); MDD: the smallest |Δ| these seeds and examples detect with 80 % "
+        "power at alpha 0.05.",
+    )
     if comparisons.empty:
         w.text("No comparisons.")
         return
-    shown = pd.DataFrame({
-        "task": comparisons["task"], "A vs B": [f"{a} vs {b}" for a, b in zip(comparisons["A"], comparisons["B"])],
-        "metric": [METRIC_NAMES[m] for m in comparisons["metric"]], "decoding": comparisons["decoding"],
-        "family": comparisons["family"], "Δ": [fmt_num(v, sign=True) for v in comparisons["diff"]],
-        "95% CI (unadj.)": [f"[{fmt_num(lo, sign=True)}, {fmt_num(hi, sign=True)}]"
-                            for lo, hi in zip(comparisons["ci_low"], comparisons["ci_high"])],
-        "p": [fmt_p(p) for p in comparisons["p_value"]], "p_adjusted": [fmt_p(p) for p in comparisons["p_adjusted"]],
-        "MDD": [fmt_num(v) for v in comparisons["mdd"]],
-        "seeds": [f"{int(a)}/{int(b)}" for a, b in zip(comparisons["seeds_a"], comparisons["seeds_b"])]})
+    shown = pd.DataFrame(
+        {
+            "task": comparisons["task"],
+            "A vs B": [f"{a} vs {b}" for a, b in zip(comparisons["A"], comparisons["B"])],
+            "metric": [METRIC_NAMES[m] for m in comparisons["metric"]],
+            "decoding": comparisons["decoding"],
+            "family": comparisons["family"],
+            "Δ": [fmt_num(v, sign=True) for v in comparisons["diff"]],
+            "95% CI (unadj.)": [
+                f"[{fmt_num(lo, sign=True)}, {fmt_num(hi, sign=True)}]"
+                for lo, hi in zip(comparisons["ci_low"], comparisons["ci_high"])
+            ],
+            "p": [fmt_p(p) for p in comparisons["p_value"]],
+            "p_adjusted": [fmt_p(p) for p in comparisons["p_adjusted"]],
+            "MDD": [fmt_num(v) for v in comparisons["mdd"]],
+            "seeds": [f"{int(a)}/{int(b)}" for a, b in zip(comparisons["seeds_a"], comparisons["seeds_b"])],
+        }
+    )
     w.table(COMPARISONS_FILE.removesuffix(".csv"), comparisons, shown)
 
 
@@ -313,13 +418,22 @@ def _power(w: ReportWriter, comparisons: pd.DataFrame) -> None:
     for _, r in primary.iterrows():
         result = Comparison(**{k: r[k] for k in names})
         needed = {t: seeds_needed(result, t) for t in (1.0, 2.0)}
-        rows.append({"task": r["task"], "A vs B": f"{r['A']} vs {r['B']}", "seeds": f"{int(r['seeds_a'])}/{int(r['seeds_b'])}",
-                     "MDD now": fmt_num(r["mdd"]),
-                     **{f"seeds for MDD ≤ {t:g}": "—" if n is None else str(n) for t, n in needed.items()}})
-    w.text("### Power of the primary comparisons", "",
-           "How many seeds per configuration the primary comparisons would need for their minimum detectable "
-           "difference (80 % power, alpha 0.05) to reach 1 or 2 BLEU points, projected from the seed and "
-           "example variance measured here (— : the test set's example variance alone exceeds it).")
+        rows.append(
+            {
+                "task": r["task"],
+                "A vs B": f"{r['A']} vs {r['B']}",
+                "seeds": f"{int(r['seeds_a'])}/{int(r['seeds_b'])}",
+                "MDD now": fmt_num(r["mdd"]),
+                **{f"seeds for MDD ≤ {t:g}": "—" if n is None else str(n) for t, n in needed.items()},
+            }
+        )
+    w.text(
+        "### Power of the primary comparisons",
+        "",
+        "How many seeds per configuration the primary comparisons would need for their minimum detectable "
+        "difference (80 % power, alpha 0.05) to reach 1 or 2 BLEU points, projected from the seed and "
+        "example variance measured here (— : the test set's example variance alone exceeds it).",
+    )
     w.text_table(pd.DataFrame(rows))
 
 
@@ -332,14 +446,27 @@ def _objective(w: ReportWriter, data: ReportData) -> None:
     metric, direction = objective.get("metric", "test/bleu"), objective.get("direction", "maximize")
     if not metric.startswith("val/") or metric not in data.per_seed or not data.configs:
         return
-    rows = [{"task": c.task, "method": c.method, "config": c.name, "seeds": len(c.rows),
-             "mean": c.stats(metric)[0], "std": c.stats(metric)[1]} for c in data.configs]
+    rows = [
+        {
+            "task": c.task,
+            "method": c.method,
+            "config": c.name,
+            "seeds": len(c.rows),
+            "mean": c.stats(metric)[0],
+            "std": c.stats(metric)[1],
+        }
+        for c in data.configs
+    ]
     table = pd.DataFrame(rows).sort_values(["task", "method", "mean"], ascending=[True, True, direction != "maximize"])
     best = table.groupby(["task", "method"], sort=True).head(1)
-    w.text(f"## Selection by the study's objective (`{metric}`, {direction})", "",
-           "Validation at each seed's selected checkpoint, mean ± std over seeds; the test set played no part. "
-           "Best per task and method: " + "; ".join(f"`{r.task}` {r.method}: **{r.config}** ({fmt_num(r.mean)})"
-                                                   for r in best.itertuples()) + ".")
+    w.text(
+        f"## Selection by the study's objective (`{metric}`, {direction})",
+        "",
+        "Validation at each seed's selected checkpoint, mean ± std over seeds; the test set played no part. "
+        "Best per task and method: "
+        + "; ".join(f"`{r.task}` {r.method}: **{r.config}** ({fmt_num(r.mean)})" for r in best.itertuples())
+        + ".",
+    )
     shown = table.assign(**{metric: [f"{fmt_num(m)} ± {fmt_num(s)}" for m, s in zip(table["mean"], table["std"])]})
     w.table("objective", table, shown.drop(columns=["mean", "std"]))
 
@@ -352,17 +479,23 @@ def _compute(w: ReportWriter, data: ReportData) -> None:
     for k, digits in zip(COMPUTE_COLUMNS, (1, 0, 0, 0, 1)):
         shown[f"{k} mean"] = [fmt_num(v, digits) for v in numeric[f"{k} mean"]]
     shown["trainable params"] = [fmt_num(v / 1e6, 2, suffix=" M") for v in numeric["trainable params"]]
-    w.text("## Compute (mean per configuration)", "",
-           "Wall time of the trial (data, model, training, validations and test; a reused trial shows the "
-           "original's). `best = last step`: seeds whose selected checkpoint was the last evaluation (still "
-           "improving when training stopped; a longer run might do better).")
+    w.text(
+        "## Compute (mean per configuration)",
+        "",
+        "Wall time of the trial (data, model, training, validations and test; a reused trial shows the "
+        "original's). `best = last step`: seeds whose selected checkpoint was the last evaluation (still "
+        "improving when training stopped; a longer run might do better).",
+    )
     w.table("compute", numeric, shown)
 
 
 def _incomplete(w: ReportWriter, data: ReportData) -> None:
     table = incomplete_table(data.trials)
-    w.text("## Trials that did not finish", "",
-           "Listed only (pruned trials with their last validation BLEU and step); excluded from every table above.")
+    w.text(
+        "## Trials that did not finish",
+        "",
+        "Listed only (pruned trials with their last validation BLEU and step); excluded from every table above.",
+    )
     if table.empty:
         w.text("None.")
     else:
@@ -371,14 +504,20 @@ def _incomplete(w: ReportWriter, data: ReportData) -> None:
 
 def _published(w: ReportWriter, data: ReportData) -> None:
     tasks = {c.task for c in data.configs}
-    tables = {name: t for name, t in published_tables().items()
-              if name not in PUBLISHED_TABLES or PUBLISHED_TABLES[name][0] in tasks or not tasks}
+    tables = {
+        name: t
+        for name, t in published_tables().items()
+        if name not in PUBLISHED_TABLES or PUBLISHED_TABLES[name][0] in tasks or not tasks
+    }
     if not tables:
         return
-    w.text(f"## {PUBLISHED_TITLE}", "",
-           "Copied from Elmakies et al., *Advancing Speech Understanding in Speech-Aware Language Models with GRPO*, "
-           "arXiv:2509.16990v1 (Granite-Speech 2B/8B, LibriSQA / CoVoST2). For orientation only: different models, "
-           "data and scale; not comparable cell by cell with the measured tables.")
+    w.text(
+        f"## {PUBLISHED_TITLE}",
+        "",
+        "Copied from Elmakies et al., *Advancing Speech Understanding in Speech-Aware Language Models with GRPO*, "
+        "arXiv:2509.16990v1 (Granite-Speech 2B/8B, LibriSQA / CoVoST2). For orientation only: different models, "
+        "data and scale; not comparable cell by cell with the measured tables.",
+    )
     for name, table in tables.items():
         caption = PUBLISHED_TABLES.get(name, ("", name))[1]
         shown = table.apply(lambda col: [fmt_num(v) if isinstance(v, float) else v for v in col])
@@ -386,7 +525,9 @@ def _published(w: ReportWriter, data: ReportData) -> None:
 
 
 def _appendix(w: ReportWriter, data: ReportData) -> None:
-    w.text("## Appendix: runs per configuration", "", "<details><summary>MLflow run ids of every configuration</summary>")
+    w.text(
+        "## Appendix: runs per configuration", "", "<details><summary>MLflow run ids of every configuration</summary>"
+    )
     if data.configs:
         w.table("runs", runs_table(data.configs))
     w.text("</details>")
@@ -419,9 +560,11 @@ def rebuild_report(folder: Path, n_boot: int | None = None, allow_dirty: bool = 
     data = load_folder(folder)
     dirty = dirty_reasons(data, provenance["report_commit"])
     if dirty and _in_reports(folder) and not allow_dirty:
-        raise DirtyTree(f"{folder}: not writing a report that a commit cannot reproduce ({'; '.join(dirty)}). "
-                        "Fix: commit, rerun the study from the clean tree, then `harness report`; or pass "
-                        "--allow-dirty (the report's title then says so).")
+        raise DirtyTree(
+            f"{folder}: not writing a report that a commit cannot reproduce ({'; '.join(dirty)}). "
+            "Fix: commit, rerun the study from the clean tree, then `harness report`; or pass "
+            "--allow-dirty (the report's title then says so)."
+        )
     provenance_path.write_text(json.dumps(provenance, indent=2) + "\n")
     data.provenance = provenance
     w = ReportWriter(folder)
@@ -460,8 +603,14 @@ def _in_reports(folder: Path) -> bool:
     return Path(folder).resolve().is_relative_to(CHECKOUT / "reports")
 
 
-def build_report(experiment_name: str, out_dir: Path, tracking_uri: str | None = None, allow_dirty: bool = False,
-                 log_to_parent: bool = True, n_boot: int = N_BOOTSTRAP) -> Path:
+def build_report(
+    experiment_name: str,
+    out_dir: Path,
+    tracking_uri: str | None = None,
+    allow_dirty: bool = False,
+    log_to_parent: bool = True,
+    n_boot: int = N_BOOTSTRAP,
+) -> Path:
     """Export the study from the MLflow store at ``tracking_uri`` into ``out_dir`` and write its report.
 
     A report written into the repository's ``reports/`` must be reproducible: its trials ran at clean
@@ -481,9 +630,11 @@ def build_report(experiment_name: str, out_dir: Path, tracking_uri: str | None =
         export_study(client, experiment_name, staged, previous=out_dir)
         dirty = dirty_reasons(load_folder(staged), git_commit())
         if dirty and _in_reports(out_dir) and not allow_dirty:
-            raise DirtyTree(f"{out_dir}: not writing a report that a commit cannot reproduce ({'; '.join(dirty)}). "
-                            "Fix: commit, rerun the study from the clean tree, then `harness report`; or pass "
-                            "--allow-dirty (the report's title then says so).")
+            raise DirtyTree(
+                f"{out_dir}: not writing a report that a commit cannot reproduce ({'; '.join(dirty)}). "
+                "Fix: commit, rerun the study from the clean tree, then `harness report`; or pass "
+                "--allow-dirty (the report's title then says so)."
+            )
         if out_dir.exists():
             shutil.rmtree(out_dir)
         out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -503,10 +654,14 @@ def _log_files(client: MlflowClient, run_id: str | None, folder: Path) -> None:
 
 def write_index(reports: Path) -> Path:
     """``reports/README.md``: every study report, its primary findings and where they come from."""
-    lines = ["# Reports", "",
-             "Generated by `harness report` (`harness.report.build.write_index`) from each folder's `findings.csv`; "
-             "every number links to the table row it comes from. Findings use fixed wording: *beats* / *is below* "
-             "only at Holm-adjusted p < 0.05, else *no evidence of a difference*.", ""]
+    lines = [
+        "# Reports",
+        "",
+        "Generated by `harness report` (`harness.report.build.write_index`) from each folder's `findings.csv`; "
+        "every number links to the table row it comes from. Findings use fixed wording: *beats* / *is below* "
+        "only at Holm-adjusted p < 0.05, else *no evidence of a difference*.",
+        "",
+    ]
     for folder in sorted(p for p in reports.iterdir() if (p / REPORT_FILE).is_file()):
         first = (folder / REPORT_FILE).read_text(encoding="utf-8").splitlines()[0].lstrip("# ")
         lines += [f"## [{folder.name}]({folder.name}/{REPORT_FILE})", "", f"{first}.", ""]
@@ -517,14 +672,20 @@ def write_index(reports: Path) -> Path:
         findings = pd.read_csv(path)
         primary = findings[findings["family"] == "primary"]
         for _, r in primary.iterrows():
-            lines.append(f"- `{r['task']}` {r['A']} vs {r['B']}: {r['verdict']} (BLEU {r['decoding']}, Δ "
-                         f"{fmt_num(r['diff'], sign=True)} [{fmt_num(r['ci_low'], sign=True)}, "
-                         f"{fmt_num(r['ci_high'], sign=True)}], p_adj {fmt_p(r['p_adjusted'])}, MDD "
-                         f"{fmt_num(r['mdd'])}); paper: {r['relation']} "
-                         f"([row]({folder.name}/{FINDINGS_FILE}#L{r.name + 2}))")
+            lines.append(
+                f"- `{r['task']}` {r['A']} vs {r['B']}: {r['verdict']} (BLEU {r['decoding']}, Δ "
+                f"{fmt_num(r['diff'], sign=True)} [{fmt_num(r['ci_low'], sign=True)}, "
+                f"{fmt_num(r['ci_high'], sign=True)}], p_adj {fmt_p(r['p_adjusted'])}, MDD "
+                f"{fmt_num(r['mdd'])}); paper: {r['relation']} "
+                f"([row]({folder.name}/{FINDINGS_FILE}#L{r.name + 2}))"
+            )
         against = findings[findings["relation"] == "against the paper"]
-        lines += ["", f"Against the paper (both families): {len(against)}; agreeing: "
-                      f"{int((findings['relation'] == 'agrees with the paper').sum())}.", ""]
+        lines += [
+            "",
+            f"Against the paper (both families): {len(against)}; agreeing: "
+            f"{int((findings['relation'] == 'agrees with the paper').sum())}.",
+            "",
+        ]
     path = reports / "README.md"
     path.write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")
     return path

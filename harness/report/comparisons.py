@@ -30,8 +30,17 @@ from harness.report.folder import Config, ReportData
 from harness.report.inference import adjust, bleu_passes_score, bleu_score, compare, mean_passes_score, mean_score
 from harness.vocabulary import BASE_EVAL, GRPO, METRICS, SFT
 
-__all__ = ["ALPHA", "N_BOOTSTRAP", "POWER", "PRIMARY_METRIC", "comparison_table", "factor_groups", "pairs",
-           "primary_decoding", "reference_config"]
+__all__ = [
+    "ALPHA",
+    "N_BOOTSTRAP",
+    "POWER",
+    "PRIMARY_METRIC",
+    "comparison_table",
+    "factor_groups",
+    "pairs",
+    "primary_decoding",
+    "reference_config",
+]
 
 N_BOOTSTRAP = 10_000
 ALPHA, POWER = 0.05, 0.8
@@ -92,17 +101,32 @@ def pairs(data: ReportData) -> list[tuple[Config, Config, str]]:
         if sft is not None:
             out += [(c, sft, "GRPO vs SFT") for c in group if c.is_grpo and not c.mp]
         if grpo is not None:  # a GRPO variant (its own label: another loss, sampling, ...) against plain GRPO
-            out += [(c, grpo, "variant vs GRPO") for c in group
-                    if c.is_grpo and not c.mp and c.label != "grpo" and c is not grpo]
+            out += [
+                (c, grpo, "variant vs GRPO")
+                for c in group
+                if c.is_grpo and not c.mp and c.label != "grpo" and c is not grpo
+            ]
         mp_ref = reference_config([c for c in group if c.mp], GRPO, "mp-grpo", mp=True)
         if mp_ref is not None:  # an MP-GRPO variant (LUFFY's shaping, ...) against plain MP-GRPO
-            out += [(c, mp_ref, "variant vs MP-GRPO") for c in group
-                    if c.is_grpo and c.mp and c.label != "mp-grpo" and c is not mp_ref]
+            out += [
+                (c, mp_ref, "variant vs MP-GRPO")
+                for c in group
+                if c.is_grpo and c.mp and c.label != "mp-grpo" and c is not mp_ref
+            ]
         for c in group:
             if c.is_grpo and c.mp:
-                twin = next((o for o in group if o.is_grpo and not o.mp and o.task == c.task
-                             and {k: str(v) for k, v in o.params.items() if k != "grpo.mp_grpo"}
-                             == {k: str(v) for k, v in c.params.items() if k != "grpo.mp_grpo"}), grpo)
+                twin = next(
+                    (
+                        o
+                        for o in group
+                        if o.is_grpo
+                        and not o.mp
+                        and o.task == c.task
+                        and {k: str(v) for k, v in o.params.items() if k != "grpo.mp_grpo"}
+                        == {k: str(v) for k, v in c.params.items() if k != "grpo.mp_grpo"}
+                    ),
+                    grpo,
+                )
                 if twin is not None:
                     out.append((c, twin, "MP-GRPO vs GRPO"))
         for factor, default in data.swept.items():
@@ -138,8 +162,19 @@ def comparison_table(data: ReportData, n_boot: int = N_BOOTSTRAP, skip: frozense
                     continue
                 result = compare(fa, fb, score=_score(metric, decoding), n_boot=n_boot, alpha=ALPHA, power=POWER)
                 family = "primary" if (metric, decoding) == (PRIMARY_METRIC, primary) else "secondary"
-                rows.append({"task": a.task, "model": a.model, "A": a.name, "B": b.name, "comparison": why,
-                             "metric": metric, "decoding": decoding, "family": family, **asdict(result)})
+                rows.append(
+                    {
+                        "task": a.task,
+                        "model": a.model,
+                        "A": a.name,
+                        "B": b.name,
+                        "comparison": why,
+                        "metric": metric,
+                        "decoding": decoding,
+                        "family": family,
+                        **asdict(result),
+                    }
+                )
     table = pd.DataFrame(rows)
     if table.empty:
         return table
@@ -147,8 +182,9 @@ def comparison_table(data: ReportData, n_boot: int = N_BOOTSTRAP, skip: frozense
     for _, index in table.groupby("family").groups.items():
         table.loc[index, "p_adjusted"] = adjust(table.loc[index, "p_value"].to_numpy(), "holm")
     table["metric_order"] = table["metric"].map(METRICS.index)
-    table = table.sort_values(["task", "model", "family", "metric_order", "decoding"], kind="stable",
-                              key=lambda col: col.map(lambda v: 0 if v == "primary" else 1) if col.name == "family"
-                              else col).drop(columns="metric_order")
+    table = table.sort_values(
+        ["task", "model", "family", "metric_order", "decoding"],
+        kind="stable",
+        key=lambda col: col.map(lambda v: 0 if v == "primary" else 1) if col.name == "family" else col,
+    ).drop(columns="metric_order")
     return table.reset_index(drop=True)
-

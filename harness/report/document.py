@@ -72,8 +72,10 @@ def display_cells(numeric: pd.DataFrame, bold: dict[str, set[int]] | None = None
     out = {}
     for metric in METRICS:
         name = METRIC_NAMES[metric]
-        out[name] = [fmt_cell(r[f"{name} mean"], r[f"{name} std"], r[f"{name} n"], i in bold.get(name, ()))
-                     for i, r in enumerate(numeric.to_dict("records"))]
+        out[name] = [
+            fmt_cell(r[f"{name} mean"], r[f"{name} std"], r[f"{name} n"], i in bold.get(name, ()))
+            for i, r in enumerate(numeric.to_dict("records"))
+        ]
     return out
 
 

@@ -31,7 +31,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -43,32 +43,97 @@ from mlflow.entities import Run, ViewType
 
 from harness.report.optuna_trials import export_optuna_trials
 from harness.report.samples import export_samples
-from harness.vocabulary import (BEST_STEP, EXAMPLES_ARTIFACT, GENERATED_TOKENS, METRICS, PARAMS_TOTAL, PARAMS_TRAINABLE,
-                                ROLE_STUDY, ROLE_TRIAL, SEED, STUDY_FILE_ARTIFACT, SWEPT_ARTIFACT, TAG_BERTSCORE,
-                                TAG_CHECKPOINT, TAG_COMMAND, TAG_COMMIT, TAG_ERROR, TAG_LABEL, TAG_MACHINE, TAG_METEOR,
-                                TAG_NUMBER, TAG_REUSED, TAG_ROLE, TAG_STATE, TAG_VERSION_PREFIX, TEST, TRAIN_STEPS,
-                                TRAINED_TOKENS, TRIAL_CONFIG_ARTIFACT, VAL, VALIDATION_METRICS, WALL_TIME, method_label,
-                                metric_key)
-from harness.vocabulary import OPTUNA_TRIALS_FILE, SAMPLES_FILE
+from harness.vocabulary import (
+    BEST_STEP,
+    EXAMPLES_ARTIFACT,
+    GENERATED_TOKENS,
+    METRICS,
+    OPTUNA_TRIALS_FILE,
+    PARAMS_TOTAL,
+    PARAMS_TRAINABLE,
+    ROLE_STUDY,
+    ROLE_TRIAL,
+    SAMPLES_FILE,
+    SEED,
+    STUDY_FILE_ARTIFACT,
+    SWEPT_ARTIFACT,
+    TAG_BERTSCORE,
+    TAG_CHECKPOINT,
+    TAG_COMMAND,
+    TAG_COMMIT,
+    TAG_ERROR,
+    TAG_LABEL,
+    TAG_MACHINE,
+    TAG_METEOR,
+    TAG_NUMBER,
+    TAG_REUSED,
+    TAG_ROLE,
+    TAG_STATE,
+    TAG_VERSION_PREFIX,
+    TEST,
+    TRAIN_STEPS,
+    TRAINED_TOKENS,
+    TRIAL_CONFIG_ARTIFACT,
+    VAL,
+    VALIDATION_METRICS,
+    WALL_TIME,
+    method_label,
+    metric_key,
+)
 
 __all__ = ["CURVE_METRICS", "FILES", "PER_SEED_COLUMNS", "export_study"]
 
-FILES = {"per_seed": "per_seed.csv", "per_example": "per_example.csv.gz", "curves": "curves.csv.gz",
-         "trials": "trials.csv", "study": "study.yaml", "swept": "swept.json", "provenance": "provenance.json",
-         "configs": "configs", "hearing": "hearing.csv", "optuna_trials": OPTUNA_TRIALS_FILE,
-         "samples": SAMPLES_FILE}
-PER_SEED_COLUMNS = ["study", "config", "label", "task", "model", "method", "seed", "run_id", "trial", BEST_STEP,
-                    TRAIN_STEPS, WALL_TIME, GENERATED_TOKENS, TRAINED_TOKENS, PARAMS_TOTAL, PARAMS_TRAINABLE,
-                    "reused_from", "commit"]
+FILES = {
+    "per_seed": "per_seed.csv",
+    "per_example": "per_example.csv.gz",
+    "curves": "curves.csv.gz",
+    "trials": "trials.csv",
+    "study": "study.yaml",
+    "swept": "swept.json",
+    "provenance": "provenance.json",
+    "configs": "configs",
+    "hearing": "hearing.csv",
+    "optuna_trials": OPTUNA_TRIALS_FILE,
+    "samples": SAMPLES_FILE,
+}
+PER_SEED_COLUMNS = [
+    "study",
+    "config",
+    "label",
+    "task",
+    "model",
+    "method",
+    "seed",
+    "run_id",
+    "trial",
+    BEST_STEP,
+    TRAIN_STEPS,
+    WALL_TIME,
+    GENERATED_TOKENS,
+    TRAINED_TOKENS,
+    PARAMS_TOTAL,
+    PARAMS_TRAINABLE,
+    "reused_from",
+    "commit",
+]
 TEST_COLUMNS = [metric_key(TEST, m) for m in METRICS] + [metric_key(TEST, m, sampled=True) for m in METRICS]
 VAL_COLUMNS = [metric_key(VAL, m) for m in VALIDATION_METRICS]  # at the selected checkpoint
 # Training curves the report draws (besides every validation metric).
 CURVE_METRICS: tuple[str, ...] = ("reward", "kl", "completion_len_mean", "entropy", "loss", "truncated_frac")
-BLEU_STAT_COLUMNS = ["bleu_sys_len", "bleu_ref_len", *(f"bleu_correct_{n}" for n in range(1, 5)),
-                     *(f"bleu_total_{n}" for n in range(1, 5))]
+BLEU_STAT_COLUMNS = [
+    "bleu_sys_len",
+    "bleu_ref_len",
+    *(f"bleu_correct_{n}" for n in range(1, 5)),
+    *(f"bleu_total_{n}" for n in range(1, 5)),
+]
 GZIP = {"method": "gzip", "mtime": 0}  # no timestamp in the header: the same data gives the same bytes
-MLFLOW_STATUS_TO_STATE = {"FINISHED": "COMPLETE", "FAILED": "FAIL", "KILLED": "FAIL", "RUNNING": "RUNNING",
-                          "SCHEDULED": "RUNNING"}
+MLFLOW_STATUS_TO_STATE = {
+    "FINISHED": "COMPLETE",
+    "FAILED": "FAIL",
+    "KILLED": "FAIL",
+    "RUNNING": "RUNNING",
+    "SCHEDULED": "RUNNING",
+}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -94,8 +159,13 @@ class _Trial:
 def _runs(client: MlflowClient, experiment_id: str) -> list[Run]:
     runs, token = [], None
     while True:
-        page = client.search_runs([experiment_id], run_view_type=ViewType.ACTIVE_ONLY, max_results=1000,
-                                  order_by=["attributes.start_time ASC"], page_token=token)
+        page = client.search_runs(
+            [experiment_id],
+            run_view_type=ViewType.ACTIVE_ONLY,
+            max_results=1000,
+            order_by=["attributes.start_time ASC"],
+            page_token=token,
+        )
         runs += list(page)
         token = page.token
         if not token:
@@ -106,8 +176,9 @@ def _trial(run: Run) -> _Trial:
     tags, params = run.data.tags, run.data.params
     number = tags.get(TAG_NUMBER, "")
     state = tags.get(TAG_STATE) or MLFLOW_STATUS_TO_STATE.get(run.info.status, run.info.status)
-    label = tags.get(TAG_LABEL) or method_label(params.get("method", "?"),
-                                                params.get("grpo.mp_grpo", "false").lower() == "true")
+    label = tags.get(TAG_LABEL) or method_label(
+        params.get("method", "?"), params.get("grpo.mp_grpo", "false").lower() == "true"
+    )
     return _Trial(run, int(number) if number.lstrip("-").isdigit() else None, state, label)
 
 
@@ -149,15 +220,22 @@ def export_study(client: MlflowClient, experiment_name: str, out_dir: Path, prev
     runs = _runs(client, experiment.experiment_id)
     parents = [r for r in runs if r.data.tags.get(TAG_ROLE) == ROLE_STUDY]
     parent = parents[-1] if parents else None
-    trials = sorted((_trial(r) for r in runs if r.data.tags.get(TAG_ROLE) == ROLE_TRIAL
-                     or (TAG_ROLE not in r.data.tags and "mlflow.parentRunId" in r.data.tags)),
-                    key=lambda t: (t.number is None, t.number or 0, t.run.info.run_id))
+    trials = sorted(
+        (
+            _trial(r)
+            for r in runs
+            if r.data.tags.get(TAG_ROLE) == ROLE_TRIAL
+            or (TAG_ROLE not in r.data.tags and "mlflow.parentRunId" in r.data.tags)
+        ),
+        key=lambda t: (t.number is None, t.number or 0, t.run.info.run_id),
+    )
     complete = [t for t in trials if t.state == "COMPLETE"]
     names = _config_names(complete)
     searched = _study_files(client, parent, out_dir)
     with tempfile.TemporaryDirectory(prefix="harness-export-") as scratch:
-        examples = {t.run.info.run_id: _examples(t.run.info.run_id, Path(scratch), client.tracking_uri)
-                    for t in complete}
+        examples = {
+            t.run.info.run_id: _examples(t.run.info.run_id, Path(scratch), client.tracking_uri) for t in complete
+        }
     curves = _curves(client, complete)
     _per_seed(experiment_name, complete, names, searched, curves).to_csv(out_dir / FILES["per_seed"], index=False)
     _per_example(examples).to_csv(out_dir / FILES["per_example"], index=False, float_format="%.6g", compression=GZIP)
@@ -178,8 +256,12 @@ def _study_files(client: MlflowClient, parent: Run | None, out_dir: Path) -> lis
             for name, target in ((STUDY_FILE_ARTIFACT, FILES["study"]), (SWEPT_ARTIFACT, FILES["swept"])):
                 try:
                     with _quiet_downloads():
-                        path = mlflow.artifacts.download_artifacts(run_id=parent.info.run_id, artifact_path=name,
-                                                                   dst_path=scratch, tracking_uri=client.tracking_uri)
+                        path = mlflow.artifacts.download_artifacts(
+                            run_id=parent.info.run_id,
+                            artifact_path=name,
+                            dst_path=scratch,
+                            tracking_uri=client.tracking_uri,
+                        )
                     (out_dir / target).write_text(Path(path).read_text(encoding="utf-8"), encoding="utf-8")
                 except Exception:  # an older store without the file: the report says what is missing
                     continue
@@ -188,24 +270,44 @@ def _study_files(client: MlflowClient, parent: Run | None, out_dir: Path) -> lis
     return list(swept)
 
 
-def _per_seed(study: str, complete: list[_Trial], names: dict[str, str], searched: list[str],
-              curves: pd.DataFrame) -> pd.DataFrame:
+def _per_seed(
+    study: str, complete: list[_Trial], names: dict[str, str], searched: list[str], curves: pd.DataFrame
+) -> pd.DataFrame:
     rows = []
     for t in complete:
         m, p, tags = t.run.data.metrics, t.params, t.tags
         history = curves[(curves["run_id"] == t.run.info.run_id) & (curves["step"] == m.get(BEST_STEP, 0))]
         selected = dict(zip(history["metric"], history["value"]))  # validation at the selected checkpoint
-        rows.append({
-            "study": study, "config": names[t.run.info.run_id], "label": t.label, "task": p.get("task", "?"),
-            "model": p.get("model.name", "?"), "method": p.get("method", "?"), "seed": p.get(SEED),
-            "run_id": t.run.info.run_id, "trial": t.number,
-            **{k: m.get(k) for k in (BEST_STEP, TRAIN_STEPS, WALL_TIME, GENERATED_TOKENS, TRAINED_TOKENS,
-                                     PARAMS_TOTAL, PARAMS_TRAINABLE)},
-            "reused_from": tags.get(TAG_REUSED, ""), "commit": tags.get(TAG_COMMIT, ""),
-            **{k: p.get(k) for k in searched},
-            **{k: m.get(k) for k in TEST_COLUMNS},
-            **{k: selected.get(k) for k in VAL_COLUMNS},
-        })
+        rows.append(
+            {
+                "study": study,
+                "config": names[t.run.info.run_id],
+                "label": t.label,
+                "task": p.get("task", "?"),
+                "model": p.get("model.name", "?"),
+                "method": p.get("method", "?"),
+                "seed": p.get(SEED),
+                "run_id": t.run.info.run_id,
+                "trial": t.number,
+                **{
+                    k: m.get(k)
+                    for k in (
+                        BEST_STEP,
+                        TRAIN_STEPS,
+                        WALL_TIME,
+                        GENERATED_TOKENS,
+                        TRAINED_TOKENS,
+                        PARAMS_TOTAL,
+                        PARAMS_TRAINABLE,
+                    )
+                },
+                "reused_from": tags.get(TAG_REUSED, ""),
+                "commit": tags.get(TAG_COMMIT, ""),
+                **{k: p.get(k) for k in searched},
+                **{k: m.get(k) for k in TEST_COLUMNS},
+                **{k: selected.get(k) for k in VAL_COLUMNS},
+            }
+        )
     columns = PER_SEED_COLUMNS + [k for k in searched if k not in PER_SEED_COLUMNS] + TEST_COLUMNS + VAL_COLUMNS
     return pd.DataFrame(rows, columns=columns)
 
@@ -213,8 +315,12 @@ def _per_seed(study: str, complete: list[_Trial], names: dict[str, str], searche
 def _examples(run_id: str, scratch: Path, tracking_uri: str) -> dict | None:
     try:
         with _quiet_downloads():
-            path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=EXAMPLES_ARTIFACT,
-                                                       dst_path=str(scratch / run_id), tracking_uri=tracking_uri)
+            path = mlflow.artifacts.download_artifacts(
+                run_id=run_id,
+                artifact_path=EXAMPLES_ARTIFACT,
+                dst_path=str(scratch / run_id),
+                tracking_uri=tracking_uri,
+            )
         return json.loads(Path(path).read_text(encoding="utf-8"))
     except Exception:
         return None
@@ -230,8 +336,15 @@ def _per_example(examples: dict[str, dict | None]) -> pd.DataFrame:
         for k, stats in enumerate(sampled.get("bleu_stats") or []):
             blocks.append(("sampled", k, {m: v[k] for m, v in sampled.get("scores", {}).items()}, stats))
         for decoding, k, scores, stats in blocks:
-            frame = pd.DataFrame({"run_id": run_id, "decoding": decoding, "pass": k, "id": data["ids"],
-                                  **{m: scores[m] for m in METRICS if m in scores}})
+            frame = pd.DataFrame(
+                {
+                    "run_id": run_id,
+                    "decoding": decoding,
+                    "pass": k,
+                    "id": data["ids"],
+                    **{m: scores[m] for m in METRICS if m in scores},
+                }
+            )
             if stats is not None:
                 frame[BLEU_STAT_COLUMNS] = pd.DataFrame(stats, columns=BLEU_STAT_COLUMNS, dtype="int64")
             frames.append(frame)
@@ -247,22 +360,51 @@ def _curves(client: MlflowClient, complete: list[_Trial]) -> pd.DataFrame:
         for key in keys:
             if key not in t.run.data.metrics:
                 continue
-            rows += [(t.run.info.run_id, key, m.step, m.value) for m in client.get_metric_history(t.run.info.run_id, key)]
+            rows += [
+                (t.run.info.run_id, key, m.step, m.value) for m in client.get_metric_history(t.run.info.run_id, key)
+            ]
     return pd.DataFrame(rows, columns=["run_id", "metric", "step", "value"]).sort_values(
-        ["run_id", "metric", "step"], kind="stable")
+        ["run_id", "metric", "step"], kind="stable"
+    )
 
 
 def _trials_table(client: MlflowClient, trials: list[_Trial], names: dict[str, str]) -> pd.DataFrame:
     rows = []
     for t in trials:
-        history = sorted((m.step, m.value) for m in client.get_metric_history(t.run.info.run_id, metric_key(VAL, "bleu")))
-        rows.append({"trial": t.number, "label": t.label, "state": t.state, "mlflow_status": t.run.info.status,
-                     "task": t.params.get("task", "?"), "config": names.get(t.run.info.run_id, ""),
-                     "seed": t.params.get(SEED), "last_val_step": history[-1][0] if history else None,
-                     "last_val_bleu": history[-1][1] if history else None, "error": t.tags.get(TAG_ERROR, ""),
-                     "run_id": t.run.info.run_id})
-    return pd.DataFrame(rows, columns=["trial", "label", "state", "mlflow_status", "task", "config", "seed",
-                                       "last_val_step", "last_val_bleu", "error", "run_id"])
+        history = sorted(
+            (m.step, m.value) for m in client.get_metric_history(t.run.info.run_id, metric_key(VAL, "bleu"))
+        )
+        rows.append(
+            {
+                "trial": t.number,
+                "label": t.label,
+                "state": t.state,
+                "mlflow_status": t.run.info.status,
+                "task": t.params.get("task", "?"),
+                "config": names.get(t.run.info.run_id, ""),
+                "seed": t.params.get(SEED),
+                "last_val_step": history[-1][0] if history else None,
+                "last_val_bleu": history[-1][1] if history else None,
+                "error": t.tags.get(TAG_ERROR, ""),
+                "run_id": t.run.info.run_id,
+            }
+        )
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "trial",
+            "label",
+            "state",
+            "mlflow_status",
+            "task",
+            "config",
+            "seed",
+            "last_val_step",
+            "last_val_bleu",
+            "error",
+            "run_id",
+        ],
+    )
 
 
 def config_file(name: str, task: str) -> str:
@@ -283,15 +425,20 @@ def _configs(client: MlflowClient, complete: list[_Trial], names: dict[str, str]
             first = group[0].run.info.run_id
             try:
                 with _quiet_downloads():
-                    path = mlflow.artifacts.download_artifacts(run_id=first, artifact_path=TRIAL_CONFIG_ARTIFACT,
-                                                               dst_path=str(Path(scratch) / first),
-                                                               tracking_uri=client.tracking_uri)
+                    path = mlflow.artifacts.download_artifacts(
+                        run_id=first,
+                        artifact_path=TRIAL_CONFIG_ARTIFACT,
+                        dst_path=str(Path(scratch) / first),
+                        tracking_uri=client.tracking_uri,
+                    )
                 config = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
             except Exception:
                 continue
             config[SEED] = sorted(int(t.params[SEED]) for t in group)
-            header = (f"# configuration {name!r} (task {task}): the resolved TrialConfig of its trials, which differ "
-                      f"only by seed\n# runs: {', '.join(t.run.info.run_id for t in group)}\n")
+            header = (
+                f"# configuration {name!r} (task {task}): the resolved TrialConfig of its trials, which differ "
+                f"only by seed\n# runs: {', '.join(t.run.info.run_id for t in group)}\n"
+            )
             (folder / config_file(name, task)).write_text(header + yaml.safe_dump(config, sort_keys=False))
 
 
@@ -300,16 +447,19 @@ def _provenance(parent: Run | None, complete: list[_Trial]) -> dict[str, Any]:
     trial_tags = [t.tags for t in complete]
     return {
         "study_run": parent.info.run_id if parent is not None else None,
-        "command": tags.get(TAG_COMMAND), "commit": tags.get(TAG_COMMIT), "machine": tags.get(TAG_MACHINE),
-        "versions": {k.removeprefix(TAG_VERSION_PREFIX): v for k, v in sorted(tags.items())
-                     if k.startswith(TAG_VERSION_PREFIX)},
+        "command": tags.get(TAG_COMMAND),
+        "commit": tags.get(TAG_COMMIT),
+        "machine": tags.get(TAG_MACHINE),
+        "versions": {
+            k.removeprefix(TAG_VERSION_PREFIX): v for k, v in sorted(tags.items()) if k.startswith(TAG_VERSION_PREFIX)
+        },
         "trial_commits": sorted({t.get(TAG_COMMIT, "unknown") for t in trial_tags}),
         "trial_machines": sorted({t.get(TAG_MACHINE, "unknown") for t in trial_tags}),
         "checkpoints": sorted({t.get(TAG_CHECKPOINT, "unknown") for t in trial_tags}),
         "meteor": sorted({t.get(TAG_METEOR, "unknown") for t in trial_tags}),
         "bertscore": sorted({t.get(TAG_BERTSCORE, "unknown") for t in trial_tags}),
         "reused_trials": sum(bool(t.get(TAG_REUSED)) for t in trial_tags),
-        "exported": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "exported": datetime.now(UTC).isoformat(timespec="seconds"),
     }
 
 
@@ -317,9 +467,14 @@ def _hearing(out_dir: Path, previous: Path) -> None:
     """For a study that evaluates the tiny base on synthetic speech: the base's transcription errors on
     each task's test clips in the study's voice and in its pretraining voice (`harness.eval.hearing`),
     measured once per starting checkpoint (kept while the checkpoint is the same)."""
-    configs = [yaml.safe_load(p.read_text(encoding="utf-8")) for p in sorted((out_dir / FILES["configs"]).glob("*.yaml"))]
-    bases = {c["task"]: c for c in configs if c.get("method") == "base-eval" and c["model"]["name"] == "tiny"
-             and c["data"]["source"] == "synthetic"}
+    configs = [
+        yaml.safe_load(p.read_text(encoding="utf-8")) for p in sorted((out_dir / FILES["configs"]).glob("*.yaml"))
+    ]
+    bases = {
+        c["task"]: c
+        for c in configs
+        if c.get("method") == "base-eval" and c["model"]["name"] == "tiny" and c["data"]["source"] == "synthetic"
+    }
     path, earlier = out_dir / FILES["hearing"], previous / FILES["hearing"]
     if not bases:
         path.unlink(missing_ok=True)
@@ -355,4 +510,3 @@ def _quiet_downloads() -> Iterator[None]:
         yield
     finally:
         os.environ.pop(key, None)
-

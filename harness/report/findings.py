@@ -56,8 +56,10 @@ def paper_direction(row: pd.Series, params_a: dict, params_b: dict) -> tuple[int
     task, metric, why = row["task"], row["metric"], row["comparison"]
     kind_a = {"mp-grpo": "grpo"}.get(_method_kind(row["A"]), _method_kind(row["A"]))
     if why == "vs base":
-        a, b = _published_score(task, kind_a if kind_a in ("sft", "grpo") else "grpo", metric), \
-            _published_score(task, "base", metric)
+        a, b = (
+            _published_score(task, kind_a if kind_a in ("sft", "grpo") else "grpo", metric),
+            _published_score(task, "base", metric),
+        )
         source = f"Table {1 if task == 'sqa' else 2}, 2B"
     elif why == "GRPO vs SFT":
         a, b = _published_score(task, "grpo", metric), _published_score(task, "sft", metric)
@@ -65,8 +67,10 @@ def paper_direction(row: pd.Series, params_a: dict, params_b: dict) -> tuple[int
     elif why == "MP-GRPO vs GRPO":
         return MP_DIRECTION.get(task, 0), "section 5, MP-GRPO"
     elif why == "grpo.reward vs default":
-        a, b = _published_reward(str(params_a.get("grpo.reward")), metric), \
-            _published_reward(str(params_b.get("grpo.reward")), metric)
+        a, b = (
+            _published_reward(str(params_a.get("grpo.reward")), metric),
+            _published_reward(str(params_b.get("grpo.reward")), metric),
+        )
         source = "Table 3, 2B"
     else:
         return 0, ""
@@ -91,26 +95,63 @@ def findings_table(comparisons: pd.DataFrame, params: dict[str, dict]) -> pd.Dat
         elif evidence:
             relation = "agrees with the paper" if sign == direction else "against the paper"
         else:
-            relation = "not resolved" + (" (estimate in the paper's direction)" if sign == direction
-                                         else " (estimate against the paper's direction)" if sign else "")
-        rows.append({**{k: row[k] for k in ("task", "model", "comparison", "A", "B", "metric", "decoding", "family",
-                                            "diff", "ci_low", "ci_high", "p_value", "p_adjusted", "mdd",
-                                            "seeds_a", "seeds_b", "examples")},
-                     "verdict": verdict, "paper_direction": direction, "paper_source": source, "relation": relation})
+            relation = "not resolved" + (
+                " (estimate in the paper's direction)"
+                if sign == direction
+                else " (estimate against the paper's direction)"
+                if sign
+                else ""
+            )
+        rows.append(
+            {
+                **{
+                    k: row[k]
+                    for k in (
+                        "task",
+                        "model",
+                        "comparison",
+                        "A",
+                        "B",
+                        "metric",
+                        "decoding",
+                        "family",
+                        "diff",
+                        "ci_low",
+                        "ci_high",
+                        "p_value",
+                        "p_adjusted",
+                        "mdd",
+                        "seeds_a",
+                        "seeds_b",
+                        "examples",
+                    )
+                },
+                "verdict": verdict,
+                "paper_direction": direction,
+                "paper_source": source,
+                "relation": relation,
+            }
+        )
     return pd.DataFrame(rows)
 
 
 def sentence(row: pd.Series) -> str:
     """The fixed wording of one finding."""
     where = f"on {METRIC_NAMES[row['metric']]} ({row['decoding']}, task `{row['task']}`)"
-    numbers = (f"Δ {fmt_num(row['diff'], sign=True)} (95 % CI [{fmt_num(row['ci_low'], sign=True)}, "
-               f"{fmt_num(row['ci_high'], sign=True)}]), p_adjusted {fmt_p(row['p_adjusted'])}, "
-               f"{int(row['seeds_a'])} vs {int(row['seeds_b'])} seeds x {int(row['examples'])} examples")
+    numbers = (
+        f"Δ {fmt_num(row['diff'], sign=True)} (95 % CI [{fmt_num(row['ci_low'], sign=True)}, "
+        f"{fmt_num(row['ci_high'], sign=True)}]), p_adjusted {fmt_p(row['p_adjusted'])}, "
+        f"{int(row['seeds_a'])} vs {int(row['seeds_b'])} seeds x {int(row['examples'])} examples"
+    )
     if row["verdict"] == "no evidence of a difference":
-        text = (f"**No evidence of a difference** between {row['A']} and {row['B']} {where}: {numbers}; the "
-                f"smallest difference these seeds could detect (80 % power) is {fmt_num(row['mdd'])}.")
+        text = (
+            f"**No evidence of a difference** between {row['A']} and {row['B']} {where}: {numbers}; the "
+            f"smallest difference these seeds could detect (80 % power) is {fmt_num(row['mdd'])}."
+        )
     else:
-        text = f"**{row['A']} {'beats' if row['verdict'] == 'A beats B' else 'is below'} {row['B']}** {where}: {numbers}."
+        text = (
+            f"**{row['A']} {'beats' if row['verdict'] == 'A beats B' else 'is below'} {row['B']}** {where}: {numbers}."
+        )
     if row["paper_source"]:
         text += f" Paper ({row['paper_source']}): {row['relation']}."
     return text
@@ -122,11 +163,17 @@ def render(findings: pd.DataFrame) -> list[str]:
     if findings.empty:
         return ["No comparison could be made (a configuration needs per-example test scores and a partner)."]
     primary = findings[findings["family"] == "primary"]
-    lines = ["### Primary endpoint (corpus BLEU, " + (primary["decoding"].iloc[0] if len(primary) else "—")
-             + " decoding; Holm over these comparisons)", ""]
+    lines = [
+        "### Primary endpoint (corpus BLEU, "
+        + (primary["decoding"].iloc[0] if len(primary) else "—")
+        + " decoding; Holm over these comparisons)",
+        "",
+    ]
     lines += [f"- {sentence(r)}" for _, r in primary.iterrows()] or ["- none"]
-    for title, mask in (("Against the paper", findings["relation"] == "against the paper"),
-                        ("Agreeing with the paper", findings["relation"] == "agrees with the paper")):
+    for title, mask in (
+        ("Against the paper", findings["relation"] == "against the paper"),
+        ("Agreeing with the paper", findings["relation"] == "agrees with the paper"),
+    ):
         chosen = findings[mask]
         lines += ["", f"### {title} (both families)", ""]
         lines += [f"- {sentence(r)}" for _, r in chosen.iterrows()] or ["- none"]
@@ -134,5 +181,8 @@ def render(findings: pd.DataFrame) -> list[str]:
     lines += ["", "### Secondary endpoints with evidence (other metrics and decodings; Holm over all of them)", ""]
     lines += [f"- {sentence(r)}" for _, r in secondary.iterrows()] or ["- none"]
     unresolved = int((findings[findings["family"] == "secondary"]["verdict"] == "no evidence of a difference").sum())
-    lines += ["", f"{unresolved} secondary comparisons show no evidence of a difference (all in the comparisons table)."]
+    lines += [
+        "",
+        f"{unresolved} secondary comparisons show no evidence of a difference (all in the comparisons table).",
+    ]
     return lines

@@ -110,8 +110,11 @@ class ReportData:
     @cached_property
     def curves(self) -> pd.DataFrame:
         path = self.dir / FILES["curves"]
-        return pd.read_csv(path, dtype={"run_id": str}) if path.is_file() else pd.DataFrame(
-            columns=["run_id", "metric", "step", "value"])
+        return (
+            pd.read_csv(path, dtype={"run_id": str})
+            if path.is_file()
+            else pd.DataFrame(columns=["run_id", "metric", "step", "value"])
+        )
 
     def task_models(self) -> dict[tuple[str, str], list[Config]]:
         out: dict[tuple[str, str], list[Config]] = {}
@@ -166,7 +169,6 @@ def load_folder(folder: Path) -> ReportData:
     for (task, model, name), rows in per_seed.groupby(["task", "model", "config"], sort=False):
         first = rows.iloc[0]
         params = {k: first[k] for k in swept if k in rows}
-        configs.append(Config(name, task, model, first["label"], first["method"], rows.reset_index(drop=True),
-                              params))
+        configs.append(Config(name, task, model, first["label"], first["method"], rows.reset_index(drop=True), params))
     configs.sort(key=lambda c: c.order)
     return ReportData(folder, per_seed, trials, swept, provenance, study_text, configs)

@@ -71,7 +71,19 @@ from scipy import stats
 
 from harness.eval.bleu_stats import corpus_bleu_from_stats
 
-__all__ = ["ADJUST_METHODS", "CHUNK_ELEMENTS", "Comparison", "Score", "adjust", "bleu_score", "compare", "mean_score", "per_pass", "projected_mdd", "seeds_needed"]
+__all__ = [
+    "ADJUST_METHODS",
+    "CHUNK_ELEMENTS",
+    "Comparison",
+    "Score",
+    "adjust",
+    "bleu_score",
+    "compare",
+    "mean_score",
+    "per_pass",
+    "projected_mdd",
+    "seeds_needed",
+]
 
 Score = Callable[[np.ndarray, int], np.ndarray]
 ADJUST_METHODS = ("holm", "fdr_bh")
@@ -95,8 +107,10 @@ def bleu_score(sums: np.ndarray, m: int) -> np.ndarray:
 def per_pass(score: Score) -> Score:
     """``score`` for features with a leading pass axis (F = (P, *F')): the mean over the P decoding
     passes of each pass's corpus score (e.g. sampled decoding averaged over k passes)."""
+
     def passes(sums: np.ndarray, m: int) -> np.ndarray:
         return score(sums, m).mean(axis=-1)
+
     passes.__name__ = f"per_pass({getattr(score, '__name__', 'score')})"
     return passes
 
@@ -132,14 +146,22 @@ class Comparison:
     n_boot: int
 
 
-def compare(a: np.ndarray, b: np.ndarray, score: Score = mean_score, n_boot: int = 10_000, seed: int = 0,
-            alpha: float = 0.05, power: float = 0.8) -> Comparison:
+def compare(
+    a: np.ndarray,
+    b: np.ndarray,
+    score: Score = mean_score,
+    n_boot: int = 10_000,
+    seed: int = 0,
+    alpha: float = 0.05,
+    power: float = 0.8,
+) -> Comparison:
     """Seed-aware comparison of configurations A (``a[S_a, M, *F]``) and B (``b[S_b, M, *F]``),
     paired by example: see the module docstring for the method."""
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     if a.ndim < 2 or a.shape[1:] != b.shape[1:] or 0 in a.shape[:2] or 0 in b.shape[:2]:
-        raise ValueError(f"compare needs a[S_a, M, *F] and b[S_b, M, *F] with the same M and F, got "
-                         f"{a.shape} and {b.shape}")
+        raise ValueError(
+            f"compare needs a[S_a, M, *F] and b[S_b, M, *F] with the same M and F, got {a.shape} and {b.shape}"
+        )
     if not (np.isfinite(a).all() and np.isfinite(b).all()):
         raise ValueError("compare needs finite features (drop examples with a missing score first)")
     s_a, s_b, m = a.shape[0], b.shape[0], a.shape[1]
@@ -167,10 +189,25 @@ def compare(a: np.ndarray, b: np.ndarray, score: Score = mean_score, n_boot: int
     else:
         p = 1.0 if diff == 0 else 0.0
     mdd = (t_crit + float(stats.t.ppf(power, df))) * se
-    return Comparison(diff=diff, se=se, ci_low=diff - t_crit * se, ci_high=diff + t_crit * se, p_value=p,
-                      df=df, mdd=mdd, seeds_a=s_a, seeds_b=s_b, examples=m, seed_sd_a=sd_a, seed_sd_b=sd_b,
-                      se_seeds=float(np.sqrt(v_a + v_b)), se_examples=float(np.sqrt(v_e)), alpha=alpha,
-                      power=power, n_boot=n_boot)
+    return Comparison(
+        diff=diff,
+        se=se,
+        ci_low=diff - t_crit * se,
+        ci_high=diff + t_crit * se,
+        p_value=p,
+        df=df,
+        mdd=mdd,
+        seeds_a=s_a,
+        seeds_b=s_b,
+        examples=m,
+        seed_sd_a=sd_a,
+        seed_sd_b=sd_b,
+        se_seeds=float(np.sqrt(v_a + v_b)),
+        se_examples=float(np.sqrt(v_e)),
+        alpha=alpha,
+        power=power,
+        n_boot=n_boot,
+    )
 
 
 def _pigeonhole(a: np.ndarray, b: np.ndarray, score: Score, n_boot: int, rng: np.random.Generator) -> np.ndarray:
@@ -189,7 +226,7 @@ def _pigeonhole(a: np.ndarray, b: np.ndarray, score: Score, n_boot: int, rng: np
         # Step 2: independent seed draws per configuration; step 3: inflated seed deviations.
         stat_a = _seed_mean(per_seed[:, :s_a], rng)
         stat_b = _seed_mean(per_seed[:, s_a:], rng)
-        out[start:start + rows] = stat_a - stat_b
+        out[start : start + rows] = stat_a - stat_b
     return out
 
 
@@ -232,8 +269,7 @@ def _satterthwaite(v_a: float, n_a: int, v_b: float, n_b: int, v_e: float, m: in
 # Power and multiplicity
 
 
-def projected_mdd(comparison: Comparison, seeds: int, alpha: float | None = None,
-                  power: float | None = None) -> float:
+def projected_mdd(comparison: Comparison, seeds: int, alpha: float | None = None, power: float | None = None) -> float:
     """Step 8: the minimum detectable difference with ``seeds`` seeds per configuration (>= 2), the
     example part of se unchanged; ``alpha``/``power`` default to the comparison's."""
     if seeds < 2:
@@ -247,8 +283,13 @@ def projected_mdd(comparison: Comparison, seeds: int, alpha: float | None = None
     return float((stats.t.ppf(1 - alpha / 2, df) + stats.t.ppf(power, df)) * se)
 
 
-def seeds_needed(comparison: Comparison, target: float, alpha: float | None = None,
-                 power: float | None = None, max_seeds: int = 1_000_000) -> int | None:
+def seeds_needed(
+    comparison: Comparison,
+    target: float,
+    alpha: float | None = None,
+    power: float | None = None,
+    max_seeds: int = 1_000_000,
+) -> int | None:
     """Step 8: the fewest seeds per configuration (>= 2) with ``projected_mdd <= target``; None when
     no count does (the example part alone, or more than ``max_seeds``). When neither configuration
     varies over seeds, more seeds change nothing: 1 if the comparison's mdd already meets ``target``."""

@@ -31,12 +31,24 @@ from optuna.distributions import json_to_distribution
 from optuna.trial import TrialState
 
 from harness.report.artifacts import read_json_artifact
-from harness.vocabulary import (OPTUNA_TRIAL_ARTIFACT, OPTUNA_TRIALS_FILE, TAG_LABEL, TAG_NUMBER, TAG_STATE)
+from harness.vocabulary import OPTUNA_TRIAL_ARTIFACT, OPTUNA_TRIALS_FILE, TAG_LABEL, TAG_NUMBER, TAG_STATE
 
 __all__ = ["COLUMNS", "OptunaView", "export_optuna_trials", "load_optuna_study", "read_optuna_trials"]
 
-COLUMNS = ["number", "state", "values", "params", "distributions", "intermediate_values", "intermediate_metric",
-           "label", "run_id", "baseline", "datetime_start", "datetime_complete"]
+COLUMNS = [
+    "number",
+    "state",
+    "values",
+    "params",
+    "distributions",
+    "intermediate_values",
+    "intermediate_metric",
+    "label",
+    "run_id",
+    "baseline",
+    "datetime_start",
+    "datetime_complete",
+]
 STUDY_FILE = "study.yaml"  # harness.report.export.FILES["study"]: the study file as run
 
 
@@ -52,20 +64,22 @@ def export_optuna_trials(client: MlflowClient, runs: list[Run], path: Path) -> p
         record = read_json_artifact(client, run.info.run_id, OPTUNA_TRIAL_ARTIFACT) or {}
         number = record.get("number", tags.get(TAG_NUMBER))
         attrs = record.get("user_attrs", {})
-        rows.append({
-            "number": int(number) if number is not None and str(number).lstrip("-").isdigit() else None,
-            "state": record.get("state", tags.get(TAG_STATE, "")),
-            "values": _json(record.get("values")) if record else "",
-            "params": _json(record.get("params")) if record else "",
-            "distributions": _json(record.get("distributions")) if record else "",
-            "intermediate_values": _json(record.get("intermediate_values")) if record else "",
-            "intermediate_metric": record.get("intermediate_metric", ""),
-            "label": attrs.get("label", tags.get(TAG_LABEL, "")),
-            "run_id": run.info.run_id,
-            "baseline": attrs.get("baseline", ""),
-            "datetime_start": record.get("datetime_start", ""),
-            "datetime_complete": record.get("datetime_complete", ""),
-        })
+        rows.append(
+            {
+                "number": int(number) if number is not None and str(number).lstrip("-").isdigit() else None,
+                "state": record.get("state", tags.get(TAG_STATE, "")),
+                "values": _json(record.get("values")) if record else "",
+                "params": _json(record.get("params")) if record else "",
+                "distributions": _json(record.get("distributions")) if record else "",
+                "intermediate_values": _json(record.get("intermediate_values")) if record else "",
+                "intermediate_metric": record.get("intermediate_metric", ""),
+                "label": attrs.get("label", tags.get(TAG_LABEL, "")),
+                "run_id": run.info.run_id,
+                "baseline": attrs.get("baseline", ""),
+                "datetime_start": record.get("datetime_start", ""),
+                "datetime_complete": record.get("datetime_complete", ""),
+            }
+        )
     table = pd.DataFrame(rows, columns=COLUMNS)
     table = table[table["number"].notna()].astype({"number": int}).sort_values("number", kind="stable")
     table = table.drop_duplicates("number", keep="last")  # (a number logged twice: its latest run)
@@ -163,5 +177,11 @@ def _trial(row: dict, n_objectives: int) -> optuna.trial.FrozenTrial | None:
         attrs["baseline"] = int(row["baseline"])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.trial.create_trial(state=state, values=values, params=params, distributions=distributions,
-                                         intermediate_values=intermediate, user_attrs=attrs)
+        return optuna.trial.create_trial(
+            state=state,
+            values=values,
+            params=params,
+            distributions=distributions,
+            intermediate_values=intermediate,
+            user_attrs=attrs,
+        )

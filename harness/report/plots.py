@@ -44,14 +44,22 @@ def plot_validation(data: ReportData, configs: list[Config], title: str, metric:
         curve = seed_curves(data, c, key)
         if curve.empty:
             continue
-        line, = ax.plot(curve.index, curve["mean"], marker=".", label=f"{c.name} (n={len(c.rows)})")
+        (line,) = ax.plot(curve.index, curve["mean"], marker=".", label=f"{c.name} (n={len(c.rows)})")
         std = curve["std"].fillna(0.0)
         ax.fill_between(curve.index, curve["mean"] - std, curve["mean"] + std, alpha=0.15, color=line.get_color())
         selected = data.curves[(data.curves["metric"] == key) & data.curves["run_id"].isin(c.run_ids)]
         for run_id, best in zip(c.run_ids, c.values("best_step")):
             point = selected[(selected["run_id"] == run_id) & (selected["step"] == best)]
-            ax.plot(point["step"], point["value"], marker="*", markersize=9, linestyle="none",
-                    color=line.get_color(), markeredgecolor="black", markeredgewidth=0.5)
+            ax.plot(
+                point["step"],
+                point["value"],
+                marker="*",
+                markersize=9,
+                linestyle="none",
+                color=line.get_color(),
+                markeredgecolor="black",
+                markeredgewidth=0.5,
+            )
     ax.set_xlabel("training step")
     ax.set_ylabel(f"validation {METRIC_NAMES.get(metric, metric)} (greedy, x100)")
     ax.set_title(title)
@@ -67,7 +75,11 @@ def plot_training(data: ReportData, configs: list[Config], title: str) -> Figure
     grpo = [c for c in configs if c.is_grpo]
     if not grpo:
         return None
-    panels = [("reward", "training reward ({})"), ("kl", "KL to reference"), ("completion_len_mean", "completion tokens")]
+    panels = [
+        ("reward", "training reward ({})"),
+        ("kl", "KL to reference"),
+        ("completion_len_mean", "completion tokens"),
+    ]
     fig, axes = _grid(len(grpo) * len(panels), width=3.2, height=2.4, cols=len(panels))
     for row, c in enumerate(grpo):
         for col, (metric, label) in enumerate(panels):
@@ -113,8 +125,14 @@ def plot_mp_bars(groups: list[list[Config]], sampled: bool = False) -> Figure:
         width = 0.8 / len(group)
         for i, c in enumerate(group):
             stats = [c.stats(metric_key(TEST, m, sampled)) for m in METRICS]
-            ax.bar(pos + (i - (len(group) - 1) / 2) * width, [s[0] for s in stats], width,
-                   yerr=[np.nan_to_num(s[1]) for s in stats], capsize=3, label=f"{c.name} (n={len(c.rows)})")
+            ax.bar(
+                pos + (i - (len(group) - 1) / 2) * width,
+                [s[0] for s in stats],
+                width,
+                yerr=[np.nan_to_num(s[1]) for s in stats],
+                capsize=3,
+                label=f"{c.name} (n={len(c.rows)})",
+            )
         ax.set_xticks(pos, [METRIC_NAMES[m] for m in METRICS], rotation=30)
         ax.set_ylabel("test score (x100)")
         ax.set_title(f"{group[0].task} / {group[0].model}")

@@ -13,8 +13,10 @@ PUBLISHED_TITLE = "Published (Elmakies et al. 2025) — not measured here"
 PUBLISHED_TABLES = {  # file -> (task it belongs to, caption)
     "table1_librisqa.csv": ("sqa", "Table 1: spoken QA, LibriSQA part I test."),
     "table2_covost2_en_de.csv": ("ast", "Table 2: speech translation, CoVoST2 en→de test."),
-    "table3_reward_ablation.csv": ("sqa", "Table 3: GRPO on Granite-Speech 2B / LibriSQA trained with "
-                                          "each reward (rows); AVG = mean of the six metrics."),
+    "table3_reward_ablation.csv": (
+        "sqa",
+        "Table 3: GRPO on Granite-Speech 2B / LibriSQA trained with each reward (rows); AVG = mean of the six metrics.",
+    ),
 }
 
 

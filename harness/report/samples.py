@@ -53,8 +53,9 @@ def read_samples(data: ReportData) -> pd.DataFrame:
     path = data.dir / SAMPLES_FILE
     if not path.is_file():
         return pd.DataFrame(columns=COLUMNS)
-    return pd.read_csv(path, dtype={"run_id": str, "prompt": str, "reference": str, "completion": str},
-                       keep_default_na=False)
+    return pd.read_csv(
+        path, dtype={"run_id": str, "prompt": str, "reference": str, "completion": str}, keep_default_na=False
+    )
 
 
 def sample_generations(data: ReportData, samples: pd.DataFrame, prompts: int = PROMPTS_SHOWN) -> pd.DataFrame:
@@ -77,11 +78,22 @@ def sample_generations(data: ReportData, samples: pd.DataFrame, prompts: int = P
             group = at_step[at_step["prompt"] == prompt]
             rewards = pd.to_numeric(group["reward"], errors="coerce")
             best, worst = group.loc[rewards.idxmax()], group.loc[rewards.idxmin()]
-            rows.append({"configuration": config.name, "task": config.task, "seed": seed, "step": step,
-                         "prompt": prompt, "reference": best["reference"], "completions": len(group),
-                         "best completion": best["completion"], "best reward": float(best["reward"]),
-                         "worst completion": worst["completion"], "worst reward": float(worst["reward"]),
-                         "run_id": run})
+            rows.append(
+                {
+                    "configuration": config.name,
+                    "task": config.task,
+                    "seed": seed,
+                    "step": step,
+                    "prompt": prompt,
+                    "reference": best["reference"],
+                    "completions": len(group),
+                    "best completion": best["completion"],
+                    "best reward": float(best["reward"]),
+                    "worst completion": worst["completion"],
+                    "worst reward": float(worst["reward"]),
+                    "run_id": run,
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -90,13 +102,19 @@ def samples_section(w: ReportWriter, data: ReportData) -> None:
     table = sample_generations(data, samples)
     if table.empty:
         return
-    w.text("## Sample generations", "",
-           f"From `{SAMPLES_FILE}` (the trials' `{SAMPLES_DIR}/step_NNNN.json` tables): per configuration, the lowest "
-           f"seed's last sampled training step, {PROMPTS_SHOWN} prompts with the best and the worst on-policy "
-           "completion of their group by training reward (sampled at the rollout temperature, so not the greedy "
-           "test output).")
+    w.text(
+        "## Sample generations",
+        "",
+        f"From `{SAMPLES_FILE}` (the trials' `{SAMPLES_DIR}/step_NNNN.json` tables): per configuration, the lowest "
+        f"seed's last sampled training step, {PROMPTS_SHOWN} prompts with the best and the worst on-policy "
+        "completion of their group by training reward (sampled at the rollout temperature, so not the greedy "
+        "test output).",
+    )
     shown = table.drop(columns=["run_id"]).assign(
         prompt=[p.replace(AUDIO_TOKEN, "[audio]").strip() for p in table["prompt"]],
-        **{"best reward": [fmt_num(v, 3) for v in table["best reward"]],
-           "worst reward": [fmt_num(v, 3) for v in table["worst reward"]]})
+        **{
+            "best reward": [fmt_num(v, 3) for v in table["best reward"]],
+            "worst reward": [fmt_num(v, 3) for v in table["worst reward"]],
+        },
+    )
     w.table("sample_generations", table, shown)

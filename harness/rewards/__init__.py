@@ -39,8 +39,7 @@ class RewardSpecError(ValueError):
 
 def _error(problem: str, spec: str) -> RewardSpecError:
     return RewardSpecError(
-        f"{problem} in {spec!r}; valid metrics: {', '.join(REWARD_NAMES)}; "
-        "combine as 'bleu+0.5*bertscore'"
+        f"{problem} in {spec!r}; valid metrics: {', '.join(REWARD_NAMES)}; combine as 'bleu+0.5*bertscore'"
     )
 
 
@@ -51,9 +50,7 @@ class Reward:
         self.spec = spec
         self.components = dict(components)
 
-    def __call__(
-        self, hyps: Sequence[str], refs: Sequence[str]
-    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    def __call__(self, hyps: Sequence[str], refs: Sequence[str]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """Return (total reward per sample, float64 in [0, 1]; per-component scores in [0, 1])."""
         parts = score_many(list(self.components), hyps, refs)
         total = sum(w * parts[name] for name, w in self.components.items())

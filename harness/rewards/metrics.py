@@ -25,7 +25,18 @@ import numpy as np
 
 from harness.vocabulary import METRICS
 
-__all__ = ["BERTSCORE_MODEL", "REWARD_NAMES", "bertscore", "bertscore_model_dir", "bertscorer", "bleu", "meteor", "meteor_backend", "rouge", "score_many"]
+__all__ = [
+    "BERTSCORE_MODEL",
+    "REWARD_NAMES",
+    "bertscore",
+    "bertscore_model_dir",
+    "bertscorer",
+    "bleu",
+    "meteor",
+    "meteor_backend",
+    "rouge",
+    "score_many",
+]
 
 REWARD_NAMES: tuple[str, ...] = METRICS  # every evaluation metric is also a reward
 _ROUGE = ("rouge1", "rouge2", "rougeL")
@@ -69,9 +80,7 @@ def bleu(hyps: Sequence[str], refs: Sequence[str]) -> np.ndarray:
 _rouge_scorers: dict[tuple[str, ...], object] = {}
 
 
-def rouge(
-    hyps: Sequence[str], refs: Sequence[str], kinds: Sequence[str] = _ROUGE
-) -> dict[str, np.ndarray]:
+def rouge(hyps: Sequence[str], refs: Sequence[str], kinds: Sequence[str] = _ROUGE) -> dict[str, np.ndarray]:
     """F1 of each ROUGE kind in ``kinds``, computed in one pass."""
     from rouge_score import rouge_scorer
 
@@ -105,9 +114,7 @@ def meteor_backend() -> str:
     return "wordnet" if ensure_wordnet() else "exact+stem"
 
 
-def meteor(
-    hyps: Sequence[str], refs: Sequence[str], use_wordnet: bool | None = None
-) -> np.ndarray:
+def meteor(hyps: Sequence[str], refs: Sequence[str], use_wordnet: bool | None = None) -> np.ndarray:
     """Sentence METEOR; ``use_wordnet``: None = WordNet if available, False = exact+stem only."""
     from nltk.translate.meteor_score import meteor_score
 
@@ -121,9 +128,7 @@ def meteor(
         wn = reader()
     else:
         wn = _NoSynonyms()
-    return _masked(
-        hyps, refs, lambda h, r: meteor_score([r.lower().split()], h.lower().split(), wordnet=wn)
-    )
+    return _masked(hyps, refs, lambda h, r: meteor_score([r.lower().split()], h.lower().split(), wordnet=wn))
 
 
 # --- BERTScore --------------------------------------------------------------------------------
@@ -173,9 +178,7 @@ def bertscore(hyps: Sequence[str], refs: Sequence[str], batch_size: int = 64) ->
 # --- dispatch ---------------------------------------------------------------------------------
 
 
-def score_many(
-    names: Sequence[str], hyps: Sequence[str], refs: Sequence[str]
-) -> dict[str, np.ndarray]:
+def score_many(names: Sequence[str], hyps: Sequence[str], refs: Sequence[str]) -> dict[str, np.ndarray]:
     """Scores in [0, 1] for each metric in ``names`` (ROUGE kinds share one pass)."""
     unknown = [n for n in names if n not in REWARD_NAMES]
     if unknown:

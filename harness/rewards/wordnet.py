@@ -55,9 +55,7 @@ _LEXNAMES = (
     + ["adj.ppl"]
 )
 _CATEGORY = {"noun": 1, "verb": 2, "adj": 3, "adv": 4}
-LEXNAMES_TEXT = "".join(
-    f"{i:02d}\t{name}\t{_CATEGORY[name.split('.')[0]]}\n" for i, name in enumerate(_LEXNAMES)
-)
+LEXNAMES_TEXT = "".join(f"{i:02d}\t{name}\t{_CATEGORY[name.split('.')[0]]}\n" for i, name in enumerate(_LEXNAMES))
 assert len(_LEXNAMES) == 45
 
 _lock = threading.Lock()
@@ -73,9 +71,7 @@ def _build(target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".wordnet-", dir=target.parent))
     try:
-        files = sorted(
-            {p for pattern in ("*.exc", "data.*", "index.*") for p in DEBIAN_WORDNET.glob(pattern)}
-        )
+        files = sorted({p for pattern in ("*.exc", "data.*", "index.*") for p in DEBIAN_WORDNET.glob(pattern)})
         if (DEBIAN_WORDNET / "cntlist.rev").is_file():  # optional: Lemma.count()
             files.append(DEBIAN_WORDNET / "cntlist.rev")
         for src in files:

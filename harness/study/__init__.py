@@ -43,7 +43,23 @@ from harness.study.spec import ObjectiveSpec, ParamSpec, PrunerSpec, SamplerSpec
 from harness.study.yaml_lines import read_yaml
 
 __all__ = [
-    "SEED", "VALIDATION_METRICS", "ObjectiveSpec", "ParamSpec", "PrunerSpec", "SamplerSpec", "Scalar", "StudyConfig",
-    "StudyError", "YamlPath", "config_keys", "flatten", "label_of", "load_study", "load_trial_config", "make_pruner",
-    "make_sampler", "objective_metric", "read_yaml",
+    "SEED",
+    "VALIDATION_METRICS",
+    "ObjectiveSpec",
+    "ParamSpec",
+    "PrunerSpec",
+    "SamplerSpec",
+    "Scalar",
+    "StudyConfig",
+    "StudyError",
+    "YamlPath",
+    "config_keys",
+    "flatten",
+    "label_of",
+    "load_study",
+    "load_trial_config",
+    "make_pruner",
+    "make_sampler",
+    "objective_metric",
+    "read_yaml",
 ]

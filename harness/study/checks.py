@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from harness.config import TrialConfig
 from harness.study.base import SEED, Scalar, StudyError, YamlPath
 from harness.study.explain import end_sentence, explain
-from harness.study.keys import DEFAULTS, leaves, config_keys
+from harness.study.keys import DEFAULTS, config_keys, leaves
 from harness.study.samplers import PRUNERS, SAMPLERS, make_pruner, make_sampler
 from harness.study.spec import StudyConfig
 from harness.study.yaml_lines import dotted, line_of
@@ -29,18 +29,20 @@ _MAX_CHECKED_POINTS = 20_000  # combinations validated for random/tpe spaces (gr
 
 def _fail(study: StudyConfig, loc: YamlPath, problem: str, fix: str) -> StudyError:
     line = line_of(study._marks, loc)
-    return StudyError(f"{study.path}:{line or '?'}: field {dotted(loc)}: {end_sentence(problem)} Fix: {end_sentence(fix)}")
+    return StudyError(
+        f"{study.path}:{line or '?'}: field {dotted(loc)}: {end_sentence(problem)} Fix: {end_sentence(fix)}"
+    )
 
 
 def check_study(study: StudyConfig) -> None:
     keys = config_keys()
     if SEED in study.fixed and study.seeds is not None:
         raise _fail(study, ("fixed", SEED), "both fixed.seed and seeds are set", "keep only 'seeds: [...]'")
-    for key, value, where in leaves(study.fixed, ("fixed",)):
+    for key, _, where in leaves(study.fixed, ("fixed",)):
         if key not in keys:
             raise _fail(study, where, f"unknown TrialConfig key {key!r}", _suggest_key(key, keys))
     for i, item in enumerate(study.baselines):
-        for key, value, where in leaves({k: v for k, v in item.items() if k != "label"}, ("baselines", i)):
+        for key, _, where in leaves({k: v for k, v in item.items() if k != "label"}, ("baselines", i)):
             if key not in keys:
                 raise _fail(study, where, f"unknown TrialConfig key {key!r}", _suggest_key(key, keys))
     for key, spec in study.space.items():
@@ -53,14 +55,18 @@ def check_study(study: StudyConfig) -> None:
             raise _fail(study, where, f"{key!r} is both fixed and searched", "remove it from 'fixed'")
         for cond in spec.when:
             if cond not in keys:
-                raise _fail(study, where + ("when", cond), f"unknown TrialConfig key {cond!r}",
-                            _suggest_key(cond, keys))
+                raise _fail(
+                    study, where + ("when", cond), f"unknown TrialConfig key {cond!r}", _suggest_key(cond, keys)
+                )
             if cond in study.space and study.space[cond].when:
-                raise _fail(study, where + ("when", cond), f"condition on {cond!r}, itself conditional",
-                            "condition only on fixed keys or unconditional space keys")
+                raise _fail(
+                    study,
+                    where + ("when", cond),
+                    f"condition on {cond!r}, itself conditional",
+                    "condition only on fixed keys or unconditional space keys",
+                )
         if spec.choices is None and _is_categorical(keys[key]):
-            raise _fail(study, where, f"{key!r} takes named values, not a numeric range",
-                        "use 'choices: [...]'")
+            raise _fail(study, where, f"{key!r} takes named values, not a numeric range", "use 'choices: [...]'")
     _check_sampler(study)
     _check_objective(study)
     _check_pruner(study)
@@ -88,26 +94,39 @@ def _check_sampler(study: StudyConfig) -> None:
             for cond in spec.when:
                 if cond in study.space:
                     raise _fail(
-                        study, ("space", key, "when", cond),
-                        f"condition on {cond!r}, which is itself a grid dimension: a grid cannot skip "
-                        "combinations",
+                        study,
+                        ("space", key, "when", cond),
+                        f"condition on {cond!r}, which is itself a grid dimension: a grid cannot skip combinations",
                         "put the other settings in 'baselines' (e.g. '- {label: sft, method: sft}') and fix "
-                        f"{cond!r} in 'fixed', or use 'sampler: random' / 'tpe'")
+                        f"{cond!r} in 'fixed', or use 'sampler: random' / 'tpe'",
+                    )
             if spec.holds(fixed) and spec.grid_values() is None:
-                raise _fail(study, ("space", key), "a continuous range cannot be a grid dimension",
-                            "give 'choices: [...]' or a 'step', or use 'sampler: random' / 'tpe'")
+                raise _fail(
+                    study,
+                    ("space", key),
+                    "a continuous range cannot be a grid dimension",
+                    "give 'choices: [...]' or a 'step', or use 'sampler: random' / 'tpe'",
+                )
         size = len(study.grid_points())
         if study.n_trials is not None and study.n_trials > size:
-            raise _fail(study, ("n_trials",), f"n_trials={study.n_trials} exceeds the grid size {size}",
-                        "remove n_trials (a grid runs every point once)")
+            raise _fail(
+                study,
+                ("n_trials",),
+                f"n_trials={study.n_trials} exceeds the grid size {size}",
+                "remove n_trials (a grid runs every point once)",
+            )
         return
     if study.n_trials is None:
         raise _fail(study, ("sampler",), f"sampler {kind!r} needs a trial budget", "add 'n_trials: <number>'")
     try:
         make_sampler(study)
     except (TypeError, ValueError) as err:
-        raise _fail(study, ("sampler", "options"), f"invalid options for the {kind} sampler ({err})",
-                    f"use keyword arguments of optuna.samplers.{SAMPLERS[kind]}") from None
+        raise _fail(
+            study,
+            ("sampler", "options"),
+            f"invalid options for the {kind} sampler ({err})",
+            f"use keyword arguments of optuna.samplers.{SAMPLERS[kind]}",
+        ) from None
 
 
 def _check_pruner(study: StudyConfig) -> None:
@@ -119,17 +138,28 @@ def _check_pruner(study: StudyConfig) -> None:
     try:
         make_pruner(study)
     except (TypeError, ValueError) as err:
-        raise _fail(study, ("pruner", "options"), f"invalid options for the {kind} pruner ({err})",
-                    f"use keyword arguments of optuna.pruners.{PRUNERS[kind]}") from None
+        raise _fail(
+            study,
+            ("pruner", "options"),
+            f"invalid options for the {kind} pruner ({err})",
+            f"use keyword arguments of optuna.pruners.{PRUNERS[kind]}",
+        ) from None
     if study.multi_objective:
-        raise _fail(study, ("pruner",), f"pruning needs a single objective, this study lists "
-                    f"{len(study.objectives)} (Optuna prunes on one intermediate value per step)",
-                    "use 'pruner: none' with several objectives, or keep one objective")
+        raise _fail(
+            study,
+            ("pruner",),
+            f"pruning needs a single objective, this study lists "
+            f"{len(study.objectives)} (Optuna prunes on one intermediate value per step)",
+            "use 'pruner: none' with several objectives, or keep one objective",
+        )
     metric = objective_metric(study.objective.metric)
     if metric not in VALIDATION_METRICS:
-        raise _fail(study, ("objective", "metric"),
-                    f"pruning needs a metric that validation computes, {study.objective.metric!r} is not one",
-                    f"use test/<m> or val/<m> with m in {', '.join(VALIDATION_METRICS)}, or 'pruner: none'")
+        raise _fail(
+            study,
+            ("objective", "metric"),
+            f"pruning needs a metric that validation computes, {study.objective.metric!r} is not one",
+            f"use test/<m> or val/<m> with m in {', '.join(VALIDATION_METRICS)}, or 'pruner: none'",
+        )
 
 
 def objective_metric(name: str) -> str | None:
@@ -145,16 +175,22 @@ def _check_objective(study: StudyConfig) -> None:
     for i, objective in enumerate(study.objectives):
         where = ("objective", i, "metric") if several else ("objective", "metric")
         if objective.metric in seen:
-            raise _fail(study, where, f"{objective.metric!r} is listed twice (also objective {seen[objective.metric]})",
-                        "list each metric once")
+            raise _fail(
+                study,
+                where,
+                f"{objective.metric!r} is listed twice (also objective {seen[objective.metric]})",
+                "list each metric once",
+            )
         seen[objective.metric] = i
         _check_objective_metric(study, objective.metric, where)
 
 
 def _check_objective_metric(study: StudyConfig, name: str, where: YamlPath) -> None:
     known = set(VALIDATION_METRICS) | {"bertscore"}
-    fix = (f"use test/<m>, test/sampled/<m> or val/<m> with m in {', '.join(sorted(known))}, or a compute column: "
-           f"{', '.join(COMPUTE_OBJECTIVES)}")
+    fix = (
+        f"use test/<m>, test/sampled/<m> or val/<m> with m in {', '.join(sorted(known))}, or a compute column: "
+        f"{', '.join(COMPUTE_OBJECTIVES)}"
+    )
     if name in COMPUTE_OBJECTIVES:
         return
     parts = name.split("/")
@@ -165,16 +201,28 @@ def _check_objective_metric(study: StudyConfig, name: str, where: YamlPath) -> N
     if base not in known:
         raise _fail(study, where, f"unknown metric {base!r} in {name!r}", fix)
     if parts[0] == VAL and base not in VALIDATION_METRICS:
-        raise _fail(study, where, f"validation does not compute {base!r}",
-                    f"use test/{base} or val/<m> with m in {', '.join(VALIDATION_METRICS)}")
+        raise _fail(
+            study,
+            where,
+            f"validation does not compute {base!r}",
+            f"use test/{base} or val/<m> with m in {', '.join(VALIDATION_METRICS)}",
+        )
     fixed = study.fixed_flat()
     if base == "bertscore" and fixed.get("eval.bertscore", DEFAULTS["eval.bertscore"]) is False:
-        raise _fail(study, where, f"the objective {name!r} is BERTScore but fixed eval.bertscore is false",
-                    "set eval.bertscore: true or choose another metric")
+        raise _fail(
+            study,
+            where,
+            f"the objective {name!r} is BERTScore but fixed eval.bertscore is false",
+            "set eval.bertscore: true or choose another metric",
+        )
     passes = fixed.get("eval.sampling_passes", DEFAULTS["eval.sampling_passes"])
     if parts[1] == SAMPLED and passes == 0 and "eval.sampling_passes" not in study.space:
-        raise _fail(study, where, f"the objective {name!r} is a sampled-decoding metric but eval.sampling_passes is 0",
-                    f"set fixed eval.sampling_passes (e.g. 4) or use {TEST}/{base}")
+        raise _fail(
+            study,
+            where,
+            f"the objective {name!r} is a sampled-decoding metric but eval.sampling_passes is 0",
+            f"set fixed eval.sampling_passes (e.g. 4) or use {TEST}/{base}",
+        )
 
 
 def _check_points(study: StudyConfig) -> None:
@@ -183,8 +231,12 @@ def _check_points(study: StudyConfig) -> None:
     seed = study.seed_list[0]
     sources: dict[tuple[str, str], tuple[TrialConfig, dict[str, YamlPath]]] = {}  # what reading depends on
 
-    def validate(params: Mapping[str, Any], baseline: int | None, context: YamlPath,
-                 origin_override: Mapping[str, YamlPath] | None = None) -> None:
+    def validate(
+        params: Mapping[str, Any],
+        baseline: int | None,
+        context: YamlPath,
+        origin_override: Mapping[str, YamlPath] | None = None,
+    ) -> None:
         cfg, origin = _validate(study, params, baseline, context, origin_override)
         read_as = cfg.data.model_dump_json(include={"source", "format", "splits", "columns"})
         sources.setdefault((read_as, cfg.task), (cfg, origin))
@@ -220,8 +272,13 @@ def _probe_points(study: StudyConfig) -> Iterator[dict[str, Scalar]]:
             yield {**point, **dict(zip((k for k, _ in active), more)), SEED: study.seed_list[0]}
 
 
-def _validate(study: StudyConfig, params: Mapping[str, Any], baseline: int | None, context: YamlPath,
-              origin_override: Mapping[str, YamlPath] | None = None) -> tuple[TrialConfig, dict[str, YamlPath]]:
+def _validate(
+    study: StudyConfig,
+    params: Mapping[str, Any],
+    baseline: int | None,
+    context: YamlPath,
+    origin_override: Mapping[str, YamlPath] | None = None,
+) -> tuple[TrialConfig, dict[str, YamlPath]]:
     """The point's TrialConfig and where each of its keys is set, once it validates and its paths exist."""
     tree, origin = study._tree(params, baseline)
     origin.update(origin_override or {})
@@ -235,8 +292,9 @@ def _validate(study: StudyConfig, params: Mapping[str, Any], baseline: int | Non
     return cfg, origin
 
 
-def check_paths(path: Path | None, marks: Mapping[YamlPath, int], cfg: TrialConfig,
-                 origin: Mapping[str, YamlPath]) -> None:
+def check_paths(
+    path: Path | None, marks: Mapping[YamlPath, int], cfg: TrialConfig, origin: Mapping[str, YamlPath]
+) -> None:
     _check_model(path, marks, cfg, origin)
     source = cfg.data.source
     if source != "synthetic" and not Path(source).expanduser().exists():
@@ -247,8 +305,9 @@ def check_paths(path: Path | None, marks: Mapping[YamlPath, int], cfg: TrialConf
         )
 
 
-def check_source(path: Path | None, marks: Mapping[YamlPath, int], cfg: TrialConfig,
-                  origin: Mapping[str, YamlPath]) -> None:
+def check_source(
+    path: Path | None, marks: Mapping[YamlPath, int], cfg: TrialConfig, origin: Mapping[str, YamlPath]
+) -> None:
     """A real data source as a trial would read it (format, split files, columns), from its metadata."""
     if cfg.data.source == "synthetic":
         return
@@ -261,8 +320,9 @@ def check_source(path: Path | None, marks: Mapping[YamlPath, int], cfg: TrialCon
         raise StudyError(f"{path}:{line_of(marks, where) or '?'}: field {dotted(where)}: {err}") from None
 
 
-def _check_model(path: Path | None, marks: Mapping[YamlPath, int], cfg: TrialConfig,
-                 origin: Mapping[str, YamlPath]) -> None:
+def _check_model(
+    path: Path | None, marks: Mapping[YamlPath, int], cfg: TrialConfig, origin: Mapping[str, YamlPath]
+) -> None:
     """model.name: 'tiny', an existing directory, or a hub name already in the local Hugging Face cache."""
     name = cfg.model.name
     if name == "tiny" or Path(name).expanduser().is_dir():
@@ -278,4 +338,5 @@ def _check_model(path: Path | None, marks: Mapping[YamlPath, int], cfg: TrialCon
         f"{path}:{line_of(marks, where) or '?'}: field {dotted(where)}: model {name!r} is not 'tiny', not an "
         f"existing directory (relative paths start at {Path.cwd()})"
         + (" and not in the local Hugging Face cache" if hub_like else "")
-        + ". Fix: give the directory of a downloaded checkpoint, or 'tiny'.")
+        + ". Fix: give the directory of a downloaded checkpoint, or 'tiny'."
+    )

@@ -16,8 +16,15 @@ from harness.study.yaml_lines import dotted, line_of
 __all__ = ["end_sentence", "explain"]
 
 
-def explain(path: Path | None, marks: Mapping[YamlPath, int], err: ValidationError, model: type[BaseModel],
-             origin: Mapping[str, YamlPath] | None = None, context: YamlPath = (), suffix: str = "") -> str:
+def explain(
+    path: Path | None,
+    marks: Mapping[YamlPath, int],
+    err: ValidationError,
+    model: type[BaseModel],
+    origin: Mapping[str, YamlPath] | None = None,
+    context: YamlPath = (),
+    suffix: str = "",
+) -> str:
     lines = []
     for item in err.errors()[:5]:
         loc = tuple(part for part in item["loc"] if part not in UNION_TAGS)
@@ -25,8 +32,10 @@ def explain(path: Path | None, marks: Mapping[YamlPath, int], err: ValidationErr
         line = line_of(marks, where)
         problem = str(item["msg"]).removeprefix("Value error, ")
         fix = _fix(item, model, loc)
-        lines.append(f"{path}:{line or '?'}: field {dotted(where)}: {end_sentence(problem + suffix)}"
-                     + (f" Fix: {end_sentence(fix)}" if fix else ""))
+        lines.append(
+            f"{path}:{line or '?'}: field {dotted(where)}: {end_sentence(problem + suffix)}"
+            + (f" Fix: {end_sentence(fix)}" if fix else "")
+        )
     more = len(err.errors()) - 5
     if more > 0:
         lines.append(f"... and {more} more problem(s)")
@@ -68,8 +77,15 @@ def _fix(item: Mapping[str, Any], model: type[BaseModel], loc: YamlPath) -> str 
     if kind == "string_pattern_mismatch":
         return f"write it to match {ctx.get('pattern')!r}"
     if kind.endswith("_type") or kind.endswith("_parsing"):
-        wanted = {"int": "a whole number", "float": "a number", "bool": "true or false", "string": "a string",
-                  "dict": "a mapping (key: value)", "list": "a list ([a, b])", "model": "a mapping (key: value)"}
+        wanted = {
+            "int": "a whole number",
+            "float": "a number",
+            "bool": "true or false",
+            "string": "a string",
+            "dict": "a mapping (key: value)",
+            "list": "a list ([a, b])",
+            "model": "a mapping (key: value)",
+        }
         return f"give {wanted.get(kind.split('_')[0], 'a value of the right type')}"
     if "reward" in str(item.get("msg", "")):
         return "use a metric name or weighted sum such as 'bleu' or 'bleu+0.5*bertscore'"

@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from harness.config import TrialConfig
 from harness.study.base import StudyError
-from harness.study.checks import check_study, check_paths, check_source
+from harness.study.checks import check_paths, check_source, check_study
 from harness.study.explain import explain
 from harness.study.spec import StudyConfig
 from harness.study.yaml_lines import read_yaml
@@ -27,8 +27,9 @@ def _read_mapping(path: Path, what: str, keys: str, fix: str) -> tuple[dict, dic
     if data is None:
         raise StudyError(f"{path}:1: the {what} file is empty (only whitespace or comments). Fix: {fix}.")
     if not isinstance(data, dict):
-        raise StudyError(f"{path}:1: a {what} file must be a mapping of keys ({keys}), not a {type(data).__name__}. "
-                         f"Fix: {fix}.")
+        raise StudyError(
+            f"{path}:1: a {what} file must be a mapping of keys ({keys}), not a {type(data).__name__}. Fix: {fix}."
+        )
     return data, marks
 
 

@@ -7,11 +7,10 @@ import copy
 import itertools
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import (BaseModel, ConfigDict, Discriminator, Field, PrivateAttr, Tag, field_validator,
-                      model_validator)
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, PrivateAttr, Tag, field_validator, model_validator
 
 from harness.config import TrialConfig
 from harness.study.base import OBJECTIVE_LIST, ONE_OBJECTIVE, SEED, Scalar, YamlPath
@@ -36,7 +35,7 @@ class ParamSpec(_Strict):
     when: dict[str, Scalar | list[Scalar]] = {}  # suggest only if e.g. {method: grpo} holds
 
     @model_validator(mode="after")
-    def _shape(self) -> "ParamSpec":
+    def _shape(self) -> ParamSpec:
         if self.choices is not None:
             if self.low is not None or self.high is not None or self.step is not None or self.log:
                 raise ValueError("give either 'choices' or 'low'/'high' (with optional 'log', 'step'), not both")
@@ -122,7 +121,7 @@ class ObjectiveSpec(_Strict):
 # ``objective: {metric, direction}`` or a list of them (a multi-objective study: Optuna keeps a Pareto front).
 # The tags name the two forms in pydantic's error locations; `harness.study.explain` drops them.
 Objectives = Annotated[
-    Union[Annotated[ObjectiveSpec, Tag(ONE_OBJECTIVE)], Annotated[list[ObjectiveSpec], Tag(OBJECTIVE_LIST)]],
+    Annotated[ObjectiveSpec, Tag(ONE_OBJECTIVE)] | Annotated[list[ObjectiveSpec], Tag(OBJECTIVE_LIST)],
     Discriminator(lambda value: OBJECTIVE_LIST if isinstance(value, list) else ONE_OBJECTIVE),
 ]
 

@@ -56,7 +56,9 @@ def read_yaml(path: Path, what: str = "study") -> tuple[Any, dict[YamlPath, int]
         return loader.construct_document(node), marks
     except yaml.constructor.ConstructorError as err:
         mark = err.problem_mark
-        raise StudyError(f"{path}:{mark.line + 1 if mark else '?'}: {err.problem}. Fix: use plain YAML values.") from None
+        raise StudyError(
+            f"{path}:{mark.line + 1 if mark else '?'}: {err.problem}. Fix: use plain YAML values."
+        ) from None
 
 
 def _collect_marks(path: Path, node: yaml.Node, at: YamlPath, marks: dict[YamlPath, int]) -> None:

@@ -26,6 +26,17 @@ from harness.sweep.tracking import ensure_experiment
 from harness.sweep.workers import WorkersFailed, join_sweep, run_sweep
 
 __all__ = [
-    "STORE_DIR", "StorageError", "TrackingLost", "WorkersFailed", "artifact_root", "create_study",
-    "ensure_experiment", "join_sweep", "mask_url", "open_storage", "resolve_tracking_uri", "run_sweep", "suggest",
+    "STORE_DIR",
+    "StorageError",
+    "TrackingLost",
+    "WorkersFailed",
+    "artifact_root",
+    "create_study",
+    "ensure_experiment",
+    "join_sweep",
+    "mask_url",
+    "open_storage",
+    "resolve_tracking_uri",
+    "run_sweep",
+    "suggest",
 ]

@@ -49,8 +49,17 @@ def split_datasets(data: Mapping[str, object], cfg: TrialConfig) -> list[tuple[s
         with warnings.catch_warnings():  # MLflow's own: its local-path source registered twice, pandas 4 notices
             warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted")
             warnings.filterwarnings("ignore", message="Starting with pandas version 4.0")
-            out.append((split, mlflow.data.from_pandas(dataset_frame(examples), source=_source(cfg, examples),
-                                                       name=f"{cfg.task}-{split}", targets="answer")))
+            out.append(
+                (
+                    split,
+                    mlflow.data.from_pandas(
+                        dataset_frame(examples),
+                        source=_source(cfg, examples),
+                        name=f"{cfg.task}-{split}",
+                        targets="answer",
+                    ),
+                )
+            )
     return out
 
 
@@ -64,8 +73,9 @@ def log_datasets(data: Mapping[str, object], cfg: TrialConfig) -> None:
         return
     for attempt in range(3):
         try:
-            mlflow.log_inputs(datasets=[d for _, d in pairs], contexts=[c for c, _ in pairs],
-                              tags_list=[None] * len(pairs))
+            mlflow.log_inputs(
+                datasets=[d for _, d in pairs], contexts=[c for c, _ in pairs], tags_list=[None] * len(pairs)
+            )
             return
         except mlflow.exceptions.MlflowException as err:
             if "UNIQUE constraint" not in str(err) and "duplicate key" not in str(err) or attempt == 2:

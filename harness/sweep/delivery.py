@@ -37,8 +37,16 @@ def tracking_down(err: BaseException) -> bool:
     if isinstance(err, (TrackingLost, requests.exceptions.ConnectionError)):
         return True
     text = str(err)
-    return isinstance(err, mlflow.exceptions.MlflowException) and any(mark in text for mark in (
-        "Max retries exceeded", "Connection refused", "ConnectionError", "Failed to establish", "timed out"))
+    return isinstance(err, mlflow.exceptions.MlflowException) and any(
+        mark in text
+        for mark in (
+            "Max retries exceeded",
+            "Connection refused",
+            "ConnectionError",
+            "Failed to establish",
+            "timed out",
+        )
+    )
 
 
 def as_lost(err: BaseException) -> TrackingLost:
@@ -46,9 +54,11 @@ def as_lost(err: BaseException) -> TrackingLost:
     if isinstance(err, TrackingLost):
         return err
     reason = mask_url(str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__)[:300]
-    return TrackingLost(f"MLflow tracking server {mask_url(mlflow.get_tracking_uri())!r} stopped answering and "
-                        f"did not come back within MLflow's retries ({reason}). Fix: restart the server, then run "
-                        "the same command again: the interrupted trial is marked failed and runs again.")
+    return TrackingLost(
+        f"MLflow tracking server {mask_url(mlflow.get_tracking_uri())!r} stopped answering and "
+        f"did not come back within MLflow's retries ({reason}). Fix: restart the server, then run "
+        "the same command again: the interrupted trial is marked failed and runs again."
+    )
 
 
 def numeric(metrics: Mapping[str, Any]) -> dict[str, float]:
@@ -96,8 +106,9 @@ class MetricSender:
 
     def log(self, values: dict[str, float], step: int) -> None:
         stamp = int(time.time() * 1000)
-        self.pending.append((mlflow.log_metrics(values, step=step, synchronous=False, timestamp=stamp),
-                             values, step, stamp))
+        self.pending.append(
+            (mlflow.log_metrics(values, step=step, synchronous=False, timestamp=stamp), values, step, stamp)
+        )
 
     def deliver(self) -> None:
         """Make sure every batch reached the store; when any failed, send them all again synchronously."""
@@ -113,5 +124,5 @@ class MetricSender:
 
             metrics = [Metric(k, v, stamp, step) for _, values, step, stamp in self.pending for k, v in values.items()]
             for start in range(0, len(metrics), MAX_BATCH):
-                MlflowClient().log_batch(self.run_id, metrics=metrics[start:start + MAX_BATCH], synchronous=True)
+                MlflowClient().log_batch(self.run_id, metrics=metrics[start : start + MAX_BATCH], synchronous=True)
         self.pending.clear()

@@ -21,9 +21,19 @@ class Display:
         self.console = Console(stderr=True)
         self.live = enabled and self.console.is_terminal
         self.enabled = enabled
-        self.progress = Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
-            TimeRemainingColumn(), console=self.console, transient=False) if self.live else None
+        self.progress = (
+            Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[info]}"),
+                TimeRemainingColumn(),
+                console=self.console,
+                transient=False,
+            )
+            if self.live
+            else None
+        )
         self.current, self.reward = None, None
         self.reported: set[int] = set()  # trials already printed by `poll` (no TTY)
         if self.progress:
@@ -60,8 +70,11 @@ class Display:
                     if t.state.is_finished() and t.number not in self.reported:
                         self.reported.add(t.number)
                         outcome = (f"{t.values[0]:.2f}" if t.values else t.user_attrs.get("error", "")) or ""
-                        print(f"trial {t.number} [{t.user_attrs.get('label', '?')}] {t.state.name}: {outcome}",
-                              file=sys.stderr, flush=True)
+                        print(
+                            f"trial {t.number} [{t.user_attrs.get('label', '?')}] {t.state.name}: {outcome}",
+                            file=sys.stderr,
+                            flush=True,
+                        )
             return
         done = sum(t.state.is_finished() for t in trials)
         running = [f"#{t.number} {t.user_attrs.get('label', '')}" for t in trials if t.state == TrialState.RUNNING]

@@ -36,8 +36,15 @@ from mlflow.tracking import MlflowClient
 
 from harness.vocabulary import LOGGED_MODEL, TAG_CHECKPOINT, TAG_COMMIT, TRIAL_CONFIG_ARTIFACT
 
-__all__ = ["LOG_MODEL_ENV", "MODEL_CODE", "WEIGHTS_FILE", "BestCheckpoint", "link_model", "log_best_checkpoint",
-           "model_logging"]
+__all__ = [
+    "LOG_MODEL_ENV",
+    "MODEL_CODE",
+    "WEIGHTS_FILE",
+    "BestCheckpoint",
+    "link_model",
+    "log_best_checkpoint",
+    "model_logging",
+]
 
 LOG_MODEL_ENV = "HARNESS_LOG_MODEL"
 WEIGHTS_FILE = "trained.safetensors"
@@ -67,8 +74,10 @@ class BestCheckpoint(mlflow.pyfunc.PythonModel):
         start = starting_point(self.config.model)
         recorded = (context.model_config or {}).get(TAG_CHECKPOINT)
         if recorded and start.identity != recorded:
-            raise RuntimeError(f"the trained tensors apply to starting checkpoint {recorded!r}, but model "
-                               f"{self.config.model.name!r} resolves to {start.identity!r} here")
+            raise RuntimeError(
+                f"the trained tensors apply to starting checkpoint {recorded!r}, but model "
+                f"{self.config.model.name!r} resolves to {start.identity!r} here"
+            )
         self.policy = load_speech_lm(self.config.model, path=start.path)
         weights = load_file(context.artifacts["weights"], device="cpu")
         with torch.no_grad():
@@ -82,39 +91,53 @@ class BestCheckpoint(mlflow.pyfunc.PythonModel):
 
         missing = {"audio", "prompt"} - set(model_input.columns)
         if missing:
-            raise ValueError(f"model input lacks column(s) {sorted(missing)}: give 'audio' (clip paths) and "
-                             "'prompt' (text with one <|audio|>)")
-        examples = [Example(str(i), self.config.task, str(row["audio"]), str(row["prompt"]), "", "")
-                    for i, row in model_input.reset_index(drop=True).iterrows()]
+            raise ValueError(
+                f"model input lacks column(s) {sorted(missing)}: give 'audio' (clip paths) and "
+                "'prompt' (text with one <|audio|>)"
+            )
+        examples = [
+            Example(str(i), self.config.task, str(row["audio"]), str(row["prompt"]), "", "")
+            for i, row in model_input.reset_index(drop=True).iterrows()
+        ]
         return decode(self.policy, SpokenSet.from_examples(examples, lazy=True), self.config.eval, greedy=True)
 
 
-def log_best_checkpoint(weights: Mapping[str, object], config_yaml: str, start: str, commit: str,
-                        best_step: int, params: Mapping[str, str]) -> str:
+def log_best_checkpoint(
+    weights: Mapping[str, object], config_yaml: str, start: str, commit: str, best_step: int, params: Mapping[str, str]
+) -> str:
     """Log the trained tensors of the best checkpoint as the active run's LoggedModel; returns its id."""
     from safetensors.torch import save_file
 
-    tensors = {name: tensor.detach().to("cpu").contiguous().clone()  # clone: tied weights share storage
-               for name, tensor in weights.items()}
+    tensors = {
+        name: tensor.detach().to("cpu").contiguous().clone()  # clone: tied weights share storage
+        for name, tensor in weights.items()
+    }
     with tempfile.TemporaryDirectory(prefix="harness-model-") as tmp:
         save_file(tensors, str(Path(tmp, WEIGHTS_FILE)))
         Path(tmp, TRIAL_CONFIG_ARTIFACT).write_text(config_yaml, encoding="utf-8")
         with _no_progress_bars():
             info = mlflow.pyfunc.log_model(
-                name=LOGGED_MODEL, python_model=str(MODEL_CODE),
+                name=LOGGED_MODEL,
+                python_model=str(MODEL_CODE),
                 artifacts={"weights": str(Path(tmp, WEIGHTS_FILE)), "config": str(Path(tmp, TRIAL_CONFIG_ARTIFACT))},
-                pip_requirements=_requirements(), model_config={TAG_CHECKPOINT: start},
-                metadata={"trained_tensors": len(tensors),
-                          "trained_parameters": sum(t.numel() for t in tensors.values())},
-                params={"best_step": str(best_step), **params}, tags={TAG_COMMIT: commit, TAG_CHECKPOINT: start},
-                step=best_step)
+                pip_requirements=_requirements(),
+                model_config={TAG_CHECKPOINT: start},
+                metadata={
+                    "trained_tensors": len(tensors),
+                    "trained_parameters": sum(t.numel() for t in tensors.values()),
+                },
+                params={"best_step": str(best_step), **params},
+                tags={TAG_COMMIT: commit, TAG_CHECKPOINT: start},
+                step=best_step,
+            )
     return info.model_id
 
 
 def link_model(client: MlflowClient, source: Run, run_id: str) -> list[str]:
     """A reused trial's run gets the original trial's logged model as its output too (no copy)."""
-    models = client.search_logged_models(experiment_ids=[source.info.experiment_id],
-                                         filter_string=f"source_run_id = '{source.info.run_id}'")
+    models = client.search_logged_models(
+        experiment_ids=[source.info.experiment_id], filter_string=f"source_run_id = '{source.info.run_id}'"
+    )
     outputs = [LoggedModelOutput(m.model_id, _step(source, m.model_id)) for m in models]
     if outputs:
         client.log_outputs(run_id, outputs)

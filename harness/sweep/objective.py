@@ -39,18 +39,49 @@ from harness.sweep.reuse import copy_result, find_result, result_key, validation
 from harness.sweep.stores import STORE_DIR, mask_url
 from harness.sweep.tracking import param_value
 from harness.train.clock import PhaseClock
-from harness.vocabulary import (BEST_STEP, EXAMPLES_ARTIFACT, GENERATED_TOKENS, OPTUNA_TRIAL_ARTIFACT, ROLE_TRIAL,
-                                SELECT_METRIC, TAG_BERTSCORE, TAG_CHECKPOINT, TAG_ERROR, TAG_METEOR,
-                                TAG_LABEL, TAG_NUMBER, TAG_RESULT_KEY, TAG_RESUMED, TAG_ROLE, TAG_STATE, TAG_STUDY,
-                                TEST, TRAIN_STEPS, TRAINED_TOKENS, TRIAL_CONFIG_ARTIFACT, VAL, VALIDATION_METRICS,
-                                WALL_TIME, method_label, metric_key, sample_artifact)
+from harness.vocabulary import (
+    BEST_STEP,
+    EXAMPLES_ARTIFACT,
+    GENERATED_TOKENS,
+    OPTUNA_TRIAL_ARTIFACT,
+    ROLE_TRIAL,
+    SELECT_METRIC,
+    TAG_BERTSCORE,
+    TAG_CHECKPOINT,
+    TAG_ERROR,
+    TAG_LABEL,
+    TAG_METEOR,
+    TAG_NUMBER,
+    TAG_RESULT_KEY,
+    TAG_RESUMED,
+    TAG_ROLE,
+    TAG_STATE,
+    TAG_STUDY,
+    TEST,
+    TRAIN_STEPS,
+    TRAINED_TOKENS,
+    TRIAL_CONFIG_ARTIFACT,
+    VAL,
+    VALIDATION_METRICS,
+    WALL_TIME,
+    method_label,
+    metric_key,
+    sample_artifact,
+)
 
 if TYPE_CHECKING:
     from harness.sweep.display import Display
     from harness.train.trial import TrialResult
 
-__all__ = ["CHECKPOINT_ENV", "SAMPLE_STEPS", "TrialRunner", "checkpoint_dir", "objective_values", "reported_metric",
-           "suggest"]
+__all__ = [
+    "CHECKPOINT_ENV",
+    "SAMPLE_STEPS",
+    "TrialRunner",
+    "checkpoint_dir",
+    "objective_values",
+    "reported_metric",
+    "suggest",
+]
 
 CHECKPOINT_ENV = "HARNESS_CHECKPOINT_DIR"
 SAMPLE_STEPS = 3  # steps whose sample generations are logged as tables
@@ -82,8 +113,10 @@ def objective_values(study: StudyConfig, metrics: Mapping[str, float]) -> list[f
     for objective in study.objectives:
         metric = objective.metric
         if metric not in metrics:
-            raise KeyError(f"objective {metric!r}: the trial computed {sorted(k for k in metrics if '/' in k)} "
-                           "(bertscore needs eval.bertscore: true; sampled metrics need eval.sampling_passes > 0)")
+            raise KeyError(
+                f"objective {metric!r}: the trial computed {sorted(k for k in metrics if '/' in k)} "
+                "(bertscore needs eval.bertscore: true; sampled metrics need eval.sampling_passes > 0)"
+            )
         value = float(metrics[metric])
         if not math.isfinite(value):
             raise FloatingPointError(f"objective {metric!r} is {value}")
@@ -102,8 +135,15 @@ def final_metrics(result: TrialResult, wall: float) -> dict[str, float]:
     """What a trial logs at its end: test scores, the validation scores of the selected checkpoint
     (``val/<m>`` at ``best_step``), compute and the time per phase."""
     out = {metric_key(TEST, k): float(v) for k, v in result.test.scores.items()}
-    out.update({BEST_STEP: result.best_step, TRAIN_STEPS: result.steps, GENERATED_TOKENS: result.generated_tokens,
-                TRAINED_TOKENS: result.trained_tokens, WALL_TIME: wall})
+    out.update(
+        {
+            BEST_STEP: result.best_step,
+            TRAIN_STEPS: result.steps,
+            GENERATED_TOKENS: result.generated_tokens,
+            TRAINED_TOKENS: result.trained_tokens,
+            WALL_TIME: wall,
+        }
+    )
     out.update({f"time/{stage}": float(s) for stage, s in result.times.items()})
     return out
 
@@ -113,14 +153,18 @@ def examples_artifact(result: TrialResult) -> dict[str, Any]:
     the report's seed-aware bootstrap re-scores (`harness.report.inference`)."""
     test = result.test
     out: dict[str, Any] = {
-        "ids": list(test.ids), "references": list(test.references), "hypotheses": list(test.hypotheses),
+        "ids": list(test.ids),
+        "references": list(test.references),
+        "hypotheses": list(test.hypotheses),
         "scores": {m: [float(x) for x in v] for m, v in test.per_example.items()},
         "bleu_stats": test.bleu_stats.tolist() if test.bleu_stats is not None else None,
     }
     if test.sampled_per_example:
         out["sampled"] = {
             "scores": {m: v.tolist() for m, v in test.sampled_per_example.items()},
-            "bleu_stats": test.sampled_bleu_stats.tolist(), "hypotheses": test.sampled_hypotheses}
+            "bleu_stats": test.sampled_bleu_stats.tolist(),
+            "hypotheses": test.sampled_hypotheses,
+        }
     return out
 
 
@@ -156,8 +200,11 @@ class TrialRunner:
                 params = suggest(self.study, trial)
             baseline = trial.user_attrs.get("baseline")
             cfg = self.study.resolve(params, baseline)
-            label = (self.study.baseline_label(baseline) if baseline is not None
-                     else method_label(cfg.method, cfg.grpo.mp_grpo))
+            label = (
+                self.study.baseline_label(baseline)
+                if baseline is not None
+                else method_label(cfg.method, cfg.grpo.mp_grpo)
+            )
             ckpt = checkpoint_dir(self.study, cfg)
             with clock("tracking"):
                 run, key, start = self._start_run(trial, cfg, label)
@@ -171,8 +218,12 @@ class TrialRunner:
             else:
                 values = self._run(trial, cfg, label, sender, ckpt, clock, start)
             state, status = "COMPLETE", "FINISHED"
-            self.display.trial_ended(trial.number, label, state, ", ".join(
-                f"{o.metric}={v:.2f}" for o, v in zip(self.study.objectives, values)))
+            self.display.trial_ended(
+                trial.number,
+                label,
+                state,
+                ", ".join(f"{o.metric}={v:.2f}" for o, v in zip(self.study.objectives, values)),
+            )
             return tuple(values) if self.study.multi_objective else values[0]
         except optuna.TrialPruned as err:
             state, status = "PRUNED", "FINISHED"
@@ -198,12 +249,18 @@ class TrialRunner:
                 shutil.rmtree(ckpt, ignore_errors=True)  # finished: nothing to resume
             if run is not None:
                 with clock("tracking"):
-                    record = trial_record(trial, state, values if state == "COMPLETE" else None, self.reported,
-                                          metric_key(VAL, self.metric))
+                    record = trial_record(
+                        trial,
+                        state,
+                        values if state == "COMPLETE" else None,
+                        self.reported,
+                        metric_key(VAL, self.metric),
+                    )
                     self._close_run(trial, sender, state, status, error, record)
             clock.totals["trial"] = time.perf_counter() - started
-            trial.set_user_attr("overhead_s", {k: round(v, 4) for k, v in clock.totals.items()
-                                               if k in ("tracking", "storage", "trial")})
+            trial.set_user_attr(
+                "overhead_s", {k: round(v, 4) for k, v in clock.totals.items() if k in ("tracking", "storage", "trial")}
+            )
 
     # -- the steps of a trial ------------------------------------------------------------------
 
@@ -213,19 +270,41 @@ class TrialRunner:
 
         start = starting_point(cfg.model).identity
         key = result_key(cfg, git_commit(), start)
-        tags = {TAG_ROLE: ROLE_TRIAL, TAG_STUDY: self.study.name, TAG_NUMBER: str(trial.number), TAG_LABEL: label,
-                TAG_STATE: "RUNNING", TAG_CHECKPOINT: start, TAG_METEOR: meteor_backend(), TAG_BERTSCORE: BERTSCORE_MODEL,
-                **environment_tags(),
-                **({TAG_RESULT_KEY: key} if key else {})}
-        run = mlflow.start_run(experiment_id=self.experiment_id, run_name=f"{trial.number:03d}-{label}",
-                               parent_run_id=self.parent_run_id, log_system_metrics=True, tags=tags)
-        mlflow.log_params({k: param_value(v) for k, v in flatten(cfg.model_dump(mode="json")).items()},
-                          synchronous=False)
+        tags = {
+            TAG_ROLE: ROLE_TRIAL,
+            TAG_STUDY: self.study.name,
+            TAG_NUMBER: str(trial.number),
+            TAG_LABEL: label,
+            TAG_STATE: "RUNNING",
+            TAG_CHECKPOINT: start,
+            TAG_METEOR: meteor_backend(),
+            TAG_BERTSCORE: BERTSCORE_MODEL,
+            **environment_tags(),
+            **({TAG_RESULT_KEY: key} if key else {}),
+        }
+        run = mlflow.start_run(
+            experiment_id=self.experiment_id,
+            run_name=f"{trial.number:03d}-{label}",
+            parent_run_id=self.parent_run_id,
+            log_system_metrics=True,
+            tags=tags,
+        )
+        mlflow.log_params(
+            {k: param_value(v) for k, v in flatten(cfg.model_dump(mode="json")).items()}, synchronous=False
+        )
         mlflow.log_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False), TRIAL_CONFIG_ARTIFACT)
         return run, key, start
 
-    def _run(self, trial: optuna.Trial, cfg: TrialConfig, label: str, sender: MetricSender, ckpt: Path,
-             clock: PhaseClock, start: str) -> list[float]:
+    def _run(
+        self,
+        trial: optuna.Trial,
+        cfg: TrialConfig,
+        label: str,
+        sender: MetricSender,
+        ckpt: Path,
+        clock: PhaseClock,
+        start: str,
+    ) -> list[float]:
         from harness.runtime import configure_threads
         from harness.train import trial as trial_lib
 
@@ -245,8 +324,9 @@ class TrialRunner:
             data = trial_lib.load_task_data(cfg)
         with clock("tracking"):
             log_datasets(data, cfg)
-        result = trial_lib.run_trial(cfg, log=log, report=report, sample_steps=SAMPLE_STEPS, checkpoint_dir=ckpt,
-                                     clock=clock)
+        result = trial_lib.run_trial(
+            cfg, log=log, report=report, sample_steps=SAMPLE_STEPS, checkpoint_dir=ckpt, clock=clock
+        )
         final = final_metrics(result, time.perf_counter() - t0)
         selected = {metric_key(VAL, k): v for k, v in result.validation.items()}  # at the best step (in history)
         values = objective_values(self.study, {**final, **selected})
@@ -262,10 +342,14 @@ class TrialRunner:
                     mlflow.log_table(pd.DataFrame(rows), artifact_file=sample_artifact(step))
             if result.best_weights is not None and model_logging():
                 config = cfg.model_dump(mode="json")
-                log_best_checkpoint(result.best_weights, yaml.safe_dump(config, sort_keys=False),
-                                    start=start, commit=git_commit(),
-                                    best_step=result.best_step,
-                                    params={k: param_value(v) for k, v in flatten(config).items()})
+                log_best_checkpoint(
+                    result.best_weights,
+                    yaml.safe_dump(config, sort_keys=False),
+                    start=start,
+                    commit=git_commit(),
+                    best_step=result.best_step,
+                    params={k: param_value(v) for k, v in flatten(config).items()},
+                )
             sender.deliver()
         return values
 
@@ -299,8 +383,15 @@ class TrialRunner:
         if prune:
             raise optuna.TrialPruned(f"pruned at step {step}: val/{self.metric}={value:.3g}")
 
-    def _close_run(self, trial: optuna.Trial, sender: MetricSender | None, state: str, status: str,
-                   error: str | None, record: Mapping[str, Any]) -> None:
+    def _close_run(
+        self,
+        trial: optuna.Trial,
+        sender: MetricSender | None,
+        state: str,
+        status: str,
+        error: str | None,
+        record: Mapping[str, Any],
+    ) -> None:
         problem = None
         try:
             if sender is not None and sender.pending:
@@ -320,4 +411,3 @@ class TrialRunner:
                 trial.study.stop()
             trial.set_user_attr("error", mask_url(str(lost)))
             raise lost from None
-

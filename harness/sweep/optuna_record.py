@@ -22,8 +22,13 @@ __all__ = ["RECORDED_USER_ATTRS", "trial_record"]
 RECORDED_USER_ATTRS = ("label", "mlflow_run_id", "baseline", "retry_of")
 
 
-def trial_record(trial: optuna.Trial, state: str, values: Sequence[float] | None, intermediate: Mapping[int, float],
-                 intermediate_metric: str) -> dict[str, Any]:
+def trial_record(
+    trial: optuna.Trial,
+    state: str,
+    values: Sequence[float] | None,
+    intermediate: Mapping[int, float],
+    intermediate_metric: str,
+) -> dict[str, Any]:
     """The JSON record of a trial that ends in ``state`` with objective ``values`` (None unless COMPLETE)."""
     started = trial.datetime_start
     return {

@@ -22,8 +22,22 @@ CHECKOUT = Path(__file__).resolve().parents[2]  # the checkout this harness runs
 DIRTY = "-dirty"  # appended to the commit when tracked files had uncommitted changes
 # What computes a result: the numerics (torch, transformers, numpy), the metrics (sacrebleu,
 # rouge-score, nltk, bert-score), the statistics (scipy, statsmodels) and the stores (mlflow, optuna).
-PACKAGES = ("torch", "transformers", "numpy", "sacrebleu", "rouge-score", "nltk", "bert-score", "scipy",
-            "statsmodels", "mlflow", "optuna", "peft", "pandas", "grpo-harness")
+PACKAGES = (
+    "torch",
+    "transformers",
+    "numpy",
+    "sacrebleu",
+    "rouge-score",
+    "nltk",
+    "bert-score",
+    "scipy",
+    "statsmodels",
+    "mlflow",
+    "optuna",
+    "peft",
+    "pandas",
+    "grpo-harness",
+)
 
 
 @lru_cache(maxsize=1)
@@ -31,8 +45,13 @@ def git_commit() -> str:
     """HEAD of the checkout, with ``-dirty`` when tracked files differ from it; ``unknown`` outside git."""
     try:
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=CHECKOUT, capture_output=True, text=True, timeout=10)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=CHECKOUT,
-                               capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=CHECKOUT,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
     except (OSError, subprocess.TimeoutExpired):
         return "unknown"
     if head.returncode != 0:
@@ -60,8 +79,9 @@ def _gpu() -> str:
     if shutil.which("nvidia-smi") is None:
         return "no GPU"
     try:
-        out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True,
-                             text=True, timeout=10)
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True, text=True, timeout=10
+        )
     except (OSError, subprocess.TimeoutExpired):
         return "GPU unknown"
     names = out.stdout.strip().splitlines()
@@ -88,6 +108,9 @@ def versions() -> dict[str, str]:
 
 def environment_tags() -> dict[str, str]:
     """Commit, machine, command line (passwords masked) and package versions, as MLflow tags."""
-    return {TAG_COMMIT: git_commit(), TAG_MACHINE: machine(),
-            TAG_COMMAND: " ".join(["harness", *(mask_url(arg) for arg in sys.argv[1:])]),
-            **{f"{TAG_VERSION_PREFIX}{package}": v for package, v in versions().items()}}
+    return {
+        TAG_COMMIT: git_commit(),
+        TAG_MACHINE: machine(),
+        TAG_COMMAND: " ".join(["harness", *(mask_url(arg) for arg in sys.argv[1:])]),
+        **{f"{TAG_VERSION_PREFIX}{package}": v for package, v in versions().items()},
+    }

@@ -30,7 +30,18 @@ from harness.sweep.stores import MAX_RETRIES, mask_url
 from harness.sweep.tracking import changed_error, study_params
 from harness.vocabulary import ROLE_TRIAL, TAG_ERROR, TAG_NUMBER, TAG_ROLE, TAG_STATE
 
-__all__ = ["BUDGETED", "COUNTED", "POLL_S", "budget_spent", "create_study", "enqueue_baselines", "load_study_for_worker", "recover", "wait_for_others", "worker_identity"]
+__all__ = [
+    "BUDGETED",
+    "COUNTED",
+    "POLL_S",
+    "budget_spent",
+    "create_study",
+    "enqueue_baselines",
+    "load_study_for_worker",
+    "recover",
+    "wait_for_others",
+    "worker_identity",
+]
 
 logger = logging.getLogger("harness.sweep")
 
@@ -43,32 +54,46 @@ POLL_S = 2.0  # how often a worker that has nothing to run looks for dead worker
 
 def create_study(study: StudyConfig, storage: optuna.storages.BaseStorage, worker: int = 0) -> optuna.Study:
     optuna_study = optuna.create_study(
-        study_name=study.name, storage=storage, sampler=make_sampler(study, worker), pruner=make_pruner(study),
-        directions=[objective.direction for objective in study.objectives], load_if_exists=True)
+        study_name=study.name,
+        storage=storage,
+        sampler=make_sampler(study, worker),
+        pruner=make_pruner(study),
+        directions=[objective.direction for objective in study.objectives],
+        load_if_exists=True,
+    )
     definition = study_params(study)
     stored = optuna_study.user_attrs.get("definition")
     if stored is None:
         optuna_study.set_user_attr("definition", definition)
     elif stored != definition:
-        raise changed_error(study, sorted(k for k in stored.keys() | definition.keys()
-                                           if stored.get(k) != definition.get(k)), where="Optuna")
+        raise changed_error(
+            study,
+            sorted(k for k in stored.keys() | definition.keys() if stored.get(k) != definition.get(k)),
+            where="Optuna",
+        )
     return optuna_study
 
 
-def load_study_for_worker(study: StudyConfig, storage: optuna.storages.BaseStorage, storage_url: str,
-                          worker: int) -> optuna.Study:
+def load_study_for_worker(
+    study: StudyConfig, storage: optuna.storages.BaseStorage, storage_url: str, worker: int
+) -> optuna.Study:
     try:
         optuna.load_study(study_name=study.name, storage=storage)
     except KeyError:
-        raise StudyError(f"study {study.name!r} does not exist in {mask_url(storage_url)}. Fix: start it with "
-                         f"`harness sweep {study.path or study.name}` (workers join a running study).") from None
+        raise StudyError(
+            f"study {study.name!r} does not exist in {mask_url(storage_url)}. Fix: start it with "
+            f"`harness sweep {study.path or study.name}` (workers join a running study)."
+        ) from None
     return create_study(study, storage, worker)
 
 
 def enqueue_baselines(optuna_study: optuna.Study, study: StudyConfig) -> None:
     """Each baseline x seed once (idempotent: a baseline x seed already in the study is not added again)."""
-    present = {(t.user_attrs.get("baseline"), t.params.get(SEED, t.system_attrs.get("fixed_params", {}).get(SEED)))
-               for t in optuna_study.get_trials(deepcopy=False) if "baseline" in t.user_attrs}
+    present = {
+        (t.user_attrs.get("baseline"), t.params.get(SEED, t.system_attrs.get("fixed_params", {}).get(SEED)))
+        for t in optuna_study.get_trials(deepcopy=False)
+        if "baseline" in t.user_attrs
+    }
     for index in range(len(study.baselines)):
         for seed in study.seed_list:
             if (index, seed) not in present:
@@ -86,8 +111,13 @@ def _alive(worker: Mapping[str, Any]) -> bool:
         return False
 
 
-def recover(optuna_study: optuna.Study, storage: optuna.storages.BaseStorage, client: MlflowClient,
-            experiment_id: str, retry_failed: bool) -> list[int]:
+def recover(
+    optuna_study: optuna.Study,
+    storage: optuna.storages.BaseStorage,
+    client: MlflowClient,
+    experiment_id: str,
+    retry_failed: bool,
+) -> list[int]:
     """Fail trials whose worker died (same host), end their MLflow runs KILLED, enqueue their params again.
 
     With ``retry_failed`` also enqueue, once, every failed configuration that has no finished,
@@ -106,13 +136,18 @@ def recover(optuna_study: optuna.Study, storage: optuna.storages.BaseStorage, cl
             storage.set_trial_state_values(trial_id, TrialState.FAIL)
         except (optuna.exceptions.UpdateFinishedTrialError, RuntimeError):
             continue  # another process recovered it first
-        earlier = sum(t.state == TrialState.FAIL and _key(t) == _key(trial)
-                      for t in optuna_study.get_trials(deepcopy=False))
+        earlier = sum(
+            t.state == TrialState.FAIL and _key(t) == _key(trial) for t in optuna_study.get_trials(deepcopy=False)
+        )
         if trial.params and earlier <= MAX_RETRIES:  # (no params: killed before it drew any, nothing to repeat)
             _enqueue_again(optuna_study, trial)
             retried.append(trial.number)
-        logger.warning("trial %d: its worker (pid %s) died; marked FAIL%s", trial.number, worker["pid"],
-                       " and enqueued again" if trial.number in retried else f" (not retried: failed {earlier} times)")
+        logger.warning(
+            "trial %d: its worker (pid %s) died; marked FAIL%s",
+            trial.number,
+            worker["pid"],
+            " and enqueued again" if trial.number in retried else f" (not retried: failed {earlier} times)",
+        )
     _kill_orphan_runs(optuna_study, client, experiment_id)
     if retry_failed and not budget_spent(optuna_study, None):
         trials = optuna_study.get_trials(deepcopy=False)
@@ -140,7 +175,9 @@ def _enqueue_again(optuna_study: optuna.Study, trial: optuna.trial.FrozenTrial) 
 
 def _kill_orphan_runs(optuna_study: optuna.Study, client: MlflowClient, experiment_id: str) -> None:
     """MLflow trial runs still RUNNING whose Optuna trial is not running: their process is gone."""
-    runs = client.search_runs([experiment_id], filter_string=f"attributes.status = 'RUNNING' and tags.`{TAG_ROLE}` = '{ROLE_TRIAL}'")
+    runs = client.search_runs(
+        [experiment_id], filter_string=f"attributes.status = 'RUNNING' and tags.`{TAG_ROLE}` = '{ROLE_TRIAL}'"
+    )
     states = {t.number: t for t in optuna_study.get_trials(deepcopy=False)}  # after the runs: a trial that
     # starts meanwhile is RUNNING here, never missing
     for run in runs:
@@ -148,13 +185,15 @@ def _kill_orphan_runs(optuna_study: optuna.Study, client: MlflowClient, experime
         if trial is not None and trial.state == TrialState.RUNNING:
             continue
         error = (trial.user_attrs.get("error") if trial else None) or "the worker process died (no heartbeat)"
-        client.log_batch(run.info.run_id, tags=[mlflow.entities.RunTag(TAG_STATE, "FAIL"),
-                                                mlflow.entities.RunTag(TAG_ERROR, error)])
+        client.log_batch(
+            run.info.run_id, tags=[mlflow.entities.RunTag(TAG_STATE, "FAIL"), mlflow.entities.RunTag(TAG_ERROR, error)]
+        )
         client.set_terminated(run.info.run_id, status="KILLED")
 
 
-def wait_for_others(optuna_study: optuna.Study, storage: optuna.storages.BaseStorage, client: MlflowClient,
-                    experiment_id: str) -> bool:
+def wait_for_others(
+    optuna_study: optuna.Study, storage: optuna.storages.BaseStorage, client: MlflowClient, experiment_id: str
+) -> bool:
     """Nothing left to start: wait while other workers' trials run, failing those whose worker died
     (missing RDB heartbeats, or a gone pid on this host) so that their retries get enqueued.
     True when there is a trial to run again, False when no trial of the study is running any more."""
@@ -168,8 +207,10 @@ def wait_for_others(optuna_study: optuna.Study, storage: optuna.storages.BaseSto
         if any(t.state == TrialState.WAITING for t in trials) and not budget_spent(optuna_study, None):
             return True
         heartbeats, host = isinstance(storage, optuna.storages.RDBStorage), socket.gethostname()
-        if not any(t.state == TrialState.RUNNING and (heartbeats or t.user_attrs.get("worker", {}).get("host") == host)
-                   for t in trials):  # (a journal cannot tell whether another host's worker is alive)
+        if not any(
+            t.state == TrialState.RUNNING and (heartbeats or t.user_attrs.get("worker", {}).get("host") == host)
+            for t in trials
+        ):  # (a journal cannot tell whether another host's worker is alive)
             return False
         time.sleep(POLL_S)
 

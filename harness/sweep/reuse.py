@@ -25,8 +25,17 @@ from mlflow.tracking import MlflowClient
 
 from harness.config import TrialConfig
 from harness.sweep.provenance import is_clean
-from harness.vocabulary import (OPTUNA_TRIAL_ARTIFACT, SELECT_METRIC, TAG_REUSED, TAG_RESULT_KEY, TAG_ROLE,
-                                TAG_STATE, TRIAL_CONFIG_ARTIFACT, VAL, metric_key)
+from harness.vocabulary import (
+    OPTUNA_TRIAL_ARTIFACT,
+    SELECT_METRIC,
+    TAG_RESULT_KEY,
+    TAG_REUSED,
+    TAG_ROLE,
+    TAG_STATE,
+    TRIAL_CONFIG_ARTIFACT,
+    VAL,
+    metric_key,
+)
 
 __all__ = ["REUSE_ENV", "copy_result", "find_result", "result_key", "validation_history"]
 
@@ -44,9 +53,17 @@ def result_key(cfg: TrialConfig, commit: str, start: str) -> str | None:
 def find_result(client: MlflowClient, key: str) -> Run | None:
     """The first finished trial run with this key, in any experiment of the store."""
     ids = [e.experiment_id for e in client.search_experiments()]
-    runs = client.search_runs(ids, filter_string=f"tags.`{TAG_RESULT_KEY}` = '{key}' and tags.`{TAG_STATE}` = "
-                              f"'COMPLETE' and tags.`{TAG_ROLE}` = 'trial'",
-                              order_by=["attributes.start_time ASC"], max_results=1) if ids else []
+    runs = (
+        client.search_runs(
+            ids,
+            filter_string=f"tags.`{TAG_RESULT_KEY}` = '{key}' and tags.`{TAG_STATE}` = "
+            f"'COMPLETE' and tags.`{TAG_ROLE}` = 'trial'",
+            order_by=["attributes.start_time ASC"],
+            max_results=1,
+        )
+        if ids
+        else []
+    )
     return runs[0] if runs else None
 
 
@@ -58,16 +75,20 @@ def validation_history(client: MlflowClient, run: Run, metric: str = SELECT_METR
 def copy_result(client: MlflowClient, source: Run, run_id: str) -> dict[str, float]:
     """Copy ``source``'s metrics (every step of every history, timestamps kept) and artifacts into the
     run ``run_id``; tag it as reused. Returns the source's final metric values."""
-    metrics = [Metric(key, m.value, m.timestamp, m.step) for key in source.data.metrics
-               for m in client.get_metric_history(source.info.run_id, key)]
+    metrics = [
+        Metric(key, m.value, m.timestamp, m.step)
+        for key in source.data.metrics
+        for m in client.get_metric_history(source.info.run_id, key)
+    ]
     for start in range(0, len(metrics), 1000):
-        client.log_batch(run_id, metrics=metrics[start:start + 1000], synchronous=True)
+        client.log_batch(run_id, metrics=metrics[start : start + 1000], synchronous=True)
     with tempfile.TemporaryDirectory(prefix="harness-reuse-") as tmp:
         for item in client.list_artifacts(source.info.run_id):
             if item.path in (TRIAL_CONFIG_ARTIFACT, OPTUNA_TRIAL_ARTIFACT):  # the new run logs its own
                 continue
-            local = mlflow.artifacts.download_artifacts(run_id=source.info.run_id, artifact_path=item.path,
-                                                        dst_path=tmp, tracking_uri=client.tracking_uri)
+            local = mlflow.artifacts.download_artifacts(
+                run_id=source.info.run_id, artifact_path=item.path, dst_path=tmp, tracking_uri=client.tracking_uri
+            )
             if item.is_dir:
                 client.log_artifacts(run_id, local, item.path)
             else:
@@ -75,4 +96,3 @@ def copy_result(client: MlflowClient, source: Run, run_id: str) -> dict[str, flo
     original = source.data.tags.get(TAG_REUSED) or source.info.run_id  # a copy of a copy names the original
     client.set_tag(run_id, TAG_REUSED, original)
     return dict(source.data.metrics)
-

@@ -20,7 +20,20 @@ from pathlib import Path
 import optuna
 from mlflow.tracking import MlflowClient
 
-__all__ = ["HEARTBEAT_ENV", "MAX_RETRIES", "STORAGE_ENV", "STORE_DIR", "StorageError", "TRACKING_ENV", "artifact_root", "mask_url", "open_storage", "open_tracking", "resolve_storage_url", "resolve_tracking_uri"]
+__all__ = [
+    "HEARTBEAT_ENV",
+    "MAX_RETRIES",
+    "STORAGE_ENV",
+    "STORE_DIR",
+    "StorageError",
+    "TRACKING_ENV",
+    "artifact_root",
+    "mask_url",
+    "open_storage",
+    "open_tracking",
+    "resolve_storage_url",
+    "resolve_tracking_uri",
+]
 
 STORE_DIR = "mlruns"
 STORAGE_ENV, TRACKING_ENV = "HARNESS_OPTUNA_STORAGE", "MLFLOW_TRACKING_URI"
@@ -73,28 +86,34 @@ def open_storage(url: str | None = None) -> optuna.storages.BaseStorage:
     if scheme not in _RDB_SCHEMES:
         raise StorageError(
             f"Optuna storage {mask_url(url)!r}: unknown scheme {scheme!r}. Fix: use a file path (journal), "
-            "sqlite:///path.db or postgresql://user:password@host/db.")
+            "sqlite:///path.db or postgresql://user:password@host/db."
+        )
     heartbeat = _heartbeat_s()
     try:
         with warnings.catch_warnings():  # heartbeats are marked experimental; they are the feature we want
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             return optuna.storages.RDBStorage(  # a crashed worker's trial: FAIL after 2 beats, retried twice
-                url, heartbeat_interval=heartbeat, grace_period=2 * heartbeat,
-                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
-                    max_retry=MAX_RETRIES))
+                url,
+                heartbeat_interval=heartbeat,
+                grace_period=2 * heartbeat,
+                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRIES),
+            )
     except Exception as err:  # sqlalchemy raises many types (ArgumentError, OperationalError, ...)
         problem = mask_url(str(err).splitlines()[0]).rstrip(".") if str(err) else type(err).__name__
         raise StorageError(
             f"Optuna storage {mask_url(url)!r} cannot be opened: {problem}. Fix: check the URL, that the "
             "database is reachable and its driver installed (postgresql:// uses psycopg: "
-            "pip install 'psycopg[binary]').") from None
+            "pip install 'psycopg[binary]')."
+        ) from None
 
 
 def _heartbeat_s() -> int:
     text = os.environ.get(HEARTBEAT_ENV, "60")
     if not text.isdigit() or int(text) < 1:
-        raise StorageError(f"{HEARTBEAT_ENV}={text!r}: not a whole number of seconds >= 1. Fix: e.g. "
-                           f"{HEARTBEAT_ENV}=60 (a dead worker's trial is failed after two intervals).")
+        raise StorageError(
+            f"{HEARTBEAT_ENV}={text!r}: not a whole number of seconds >= 1. Fix: e.g. "
+            f"{HEARTBEAT_ENV}=60 (a dead worker's trial is failed after two intervals)."
+        )
     return int(text)
 
 
@@ -103,27 +122,37 @@ def open_tracking(uri: str) -> MlflowClient:
     if uri.startswith(("http://", "https://")):
         import urllib.error
         import urllib.request
-
         from urllib.parse import urlsplit, urlunsplit
 
         parts = urlsplit(uri)  # without user:password (MLflow takes those from MLFLOW_TRACKING_USERNAME/...)
-        probe = urlunsplit((parts.scheme, parts.hostname + (f":{parts.port}" if parts.port else ""),
-                            parts.path.rstrip("/") + "/health", "", ""))
+        probe = urlunsplit(
+            (
+                parts.scheme,
+                parts.hostname + (f":{parts.port}" if parts.port else ""),
+                parts.path.rstrip("/") + "/health",
+                "",
+                "",
+            )
+        )
         try:
             urllib.request.urlopen(probe, timeout=10).close()
         except urllib.error.HTTPError:
             pass  # it answered (e.g. 401 behind auth): the client will deal with it
         except (OSError, ValueError) as err:
             reason = getattr(err, "reason", err)
-            raise StorageError(f"MLflow tracking server {mask_url(uri)!r} is not reachable ({reason}). Fix: start "
-                               "it (harness ui serves the local store) or correct --tracking-uri / "
-                               "MLFLOW_TRACKING_URI.") from None
+            raise StorageError(
+                f"MLflow tracking server {mask_url(uri)!r} is not reachable ({reason}). Fix: start "
+                "it (harness ui serves the local store) or correct --tracking-uri / "
+                "MLFLOW_TRACKING_URI."
+            ) from None
     try:
         client = MlflowClient(uri)
         client.search_experiments(max_results=1)
     except Exception as err:  # mlflow raises several types for unusable URIs
         problem = mask_url(str(err).strip().splitlines()[0]) if str(err).strip() else type(err).__name__
-        raise StorageError(f"MLflow tracking URI {mask_url(uri)!r} cannot be used: {problem[:300]}. Fix: use "
-                           "sqlite:///path/mlflow.db (default sqlite:///mlruns/mlflow.db), http://host:port "
-                           "or postgresql://host/db.") from None
+        raise StorageError(
+            f"MLflow tracking URI {mask_url(uri)!r} cannot be used: {problem[:300]}. Fix: use "
+            "sqlite:///path/mlflow.db (default sqlite:///mlruns/mlflow.db), http://host:port "
+            "or postgresql://host/db."
+        ) from None
     return client

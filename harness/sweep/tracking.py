@@ -46,8 +46,10 @@ def ensure_experiment(client: MlflowClient, name: str, uri: str, description: st
             if experiment is None:
                 raise
     if experiment.lifecycle_stage == "deleted":
-        raise StudyError(f"MLflow experiment {name!r} is deleted in {mask_url(uri)}. Fix: restore it "
-                         f"(mlflow experiments restore --experiment-id {experiment.experiment_id}) or rename the study.")
+        raise StudyError(
+            f"MLflow experiment {name!r} is deleted in {mask_url(uri)}. Fix: restore it "
+            f"(mlflow experiments restore --experiment-id {experiment.experiment_id}) or rename the study."
+        )
     for key, value in tags.items():
         if experiment.tags.get(key) != value:
             client.set_experiment_tag(experiment.experiment_id, key, value)
@@ -69,8 +71,12 @@ def param_value(value: Any) -> str:
 
 
 def find_study_run(client: MlflowClient, experiment_id: str):
-    runs = client.search_runs([experiment_id], filter_string=f"tags.`{TAG_ROLE}` = '{ROLE_STUDY}'", max_results=1,
-                              order_by=["attributes.start_time ASC"])
+    runs = client.search_runs(
+        [experiment_id],
+        filter_string=f"tags.`{TAG_ROLE}` = '{ROLE_STUDY}'",
+        max_results=1,
+        order_by=["attributes.start_time ASC"],
+    )
     return runs[0] if runs else None
 
 
@@ -84,8 +90,10 @@ def swept_defaults(study: StudyConfig) -> dict[str, Any]:
 
 def ensure_study_run(client: MlflowClient, experiment_id: str, study: StudyConfig) -> str:
     """The study's parent run: created once, then reused (status back to RUNNING) on every resume."""
-    params, tags = study_params(study), {
-        TAG_ROLE: ROLE_STUDY, TAG_STUDY: study.name, TAG_N_TRIALS: str(study.total_trials), **environment_tags()}
+    params, tags = (
+        study_params(study),
+        {TAG_ROLE: ROLE_STUDY, TAG_STUDY: study.name, TAG_N_TRIALS: str(study.total_trials), **environment_tags()},
+    )
     if study.description:
         tags[NOTE] = study.description  # the run description shown by the UI
     run = find_study_run(client, experiment_id)
@@ -95,9 +103,12 @@ def ensure_study_run(client: MlflowClient, experiment_id: str, study: StudyConfi
         client.log_text(run.info.run_id, study.text, STUDY_FILE_ARTIFACT)
         client.log_dict(run.info.run_id, swept_defaults(study), SWEPT_ARTIFACT)
         return run.info.run_id
-    changed = {k for k in params.keys() | run.data.params.keys()
-               if k.startswith("study.") or k in ("sampler", "pruner")
-               if params.get(k) != run.data.params.get(k)}
+    changed = {
+        k
+        for k in params.keys() | run.data.params.keys()
+        if k.startswith("study.") or k in ("sampler", "pruner")
+        if params.get(k) != run.data.params.get(k)
+    }
     if changed:
         raise changed_error(study, sorted(changed), where="MLflow")
     client.update_run(run.info.run_id, status="RUNNING")
@@ -110,4 +121,5 @@ def changed_error(study: StudyConfig, changed: list[str], where: str) -> StudyEr
     return StudyError(
         f"{study.path or study.name}: study {study.name!r} already exists in the {where} store with a different "
         f"definition (changed: {shown}), so it cannot be resumed. Fix: set a new 'name:' in the study file "
-        "(only 'description' and 'n_trials' may change between runs of one study).")
+        "(only 'description' and 'n_trials' may change between runs of one study)."
+    )

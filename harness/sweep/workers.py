@@ -23,10 +23,23 @@ from harness.study import StudyConfig, StudyError
 from harness.sweep.display import Display
 from harness.sweep.objective import TrialRunner
 from harness.sweep.recovery import (
-    BUDGETED, COUNTED, budget_spent, create_study, enqueue_baselines, load_study_for_worker, recover, wait_for_others,
+    BUDGETED,
+    COUNTED,
+    budget_spent,
+    create_study,
+    enqueue_baselines,
+    load_study_for_worker,
+    recover,
+    wait_for_others,
 )
 from harness.sweep.stores import (
-    STORAGE_ENV, STORE_DIR, TRACKING_ENV, mask_url, open_storage, open_tracking, resolve_storage_url,
+    STORAGE_ENV,
+    STORE_DIR,
+    TRACKING_ENV,
+    mask_url,
+    open_storage,
+    open_tracking,
+    resolve_storage_url,
     resolve_tracking_uri,
 )
 from harness.sweep.tracking import ensure_experiment, ensure_study_run, find_study_run
@@ -59,8 +72,13 @@ def _quiet_libraries(trials: bool = True) -> None:
         transformers.utils.logging.disable_progress_bar()  # "Loading weights" bars for every trial
 
 
-def run_sweep(study: StudyConfig, storage: str | None = None, tracking_uri: str | None = None, workers: int = 1,
-              progress: bool = True) -> optuna.Study:
+def run_sweep(
+    study: StudyConfig,
+    storage: str | None = None,
+    tracking_uri: str | None = None,
+    workers: int = 1,
+    progress: bool = True,
+) -> optuna.Study:
     """Create or resume the study and run it to its trial budget with ``workers`` local processes. With
     several, they are started first, so that they load torch & co. while this process sets the stores
     up; they start trials once the study carries this launch's ready token."""
@@ -110,15 +128,24 @@ def _wait_until_ready(study: StudyConfig, storage: optuna.storages.BaseStorage, 
         except KeyError:
             pass  # not created yet
         if os.getppid() != parent:  # the parent died while setting up
-            raise StudyError(f"study {study.name!r}: the `harness sweep` that started this worker exited before the "
-                             "study was ready. Fix: run the same `harness sweep` command again.")
+            raise StudyError(
+                f"study {study.name!r}: the `harness sweep` that started this worker exited before the "
+                "study was ready. Fix: run the same `harness sweep` command again."
+            )
         time.sleep(0.2)
-    raise StudyError(f"study {study.name!r} was not ready after {READY_TIMEOUT_S:.0f} s. Fix: run the same "
-                     "`harness sweep` command again.")
+    raise StudyError(
+        f"study {study.name!r} was not ready after {READY_TIMEOUT_S:.0f} s. Fix: run the same "
+        "`harness sweep` command again."
+    )
 
 
-def join_sweep(study: StudyConfig, storage: str | None = None, tracking_uri: str | None = None,
-               worker: int | None = None, progress: bool = True) -> optuna.Study:
+def join_sweep(
+    study: StudyConfig,
+    storage: str | None = None,
+    tracking_uri: str | None = None,
+    worker: int | None = None,
+    progress: bool = True,
+) -> optuna.Study:
     """One more worker on a study that ``run_sweep`` started (``harness worker``)."""
     storage_url, uri = resolve_storage_url(storage), resolve_tracking_uri(tracking_uri)
     _quiet_libraries()
@@ -131,8 +158,10 @@ def join_sweep(study: StudyConfig, storage: str | None = None, tracking_uri: str
     experiment = client.get_experiment_by_name(study.name)
     parent = find_study_run(client, experiment.experiment_id) if experiment else None
     if parent is None:
-        raise StudyError(f"no MLflow run of study {study.name!r} in {mask_url(uri)}. Fix: start the study with "
-                         f"`harness sweep {study.path or study.name}` using the same --tracking-uri.")
+        raise StudyError(
+            f"no MLflow run of study {study.name!r} in {mask_url(uri)}. Fix: start the study with "
+            f"`harness sweep {study.path or study.name}` using the same --tracking-uri."
+        )
     recover(optuna_study, optuna_storage, client, experiment.experiment_id, retry_failed=False)
     _work(study, optuna_study, optuna_storage, client, experiment.experiment_id, parent.info.run_id, progress)
     if _nothing_left(study, optuna_study) and client.get_run(parent.info.run_id).info.status == "RUNNING":
@@ -151,8 +180,15 @@ def _nothing_left(study: StudyConfig, optuna_study: optuna.Study) -> bool:
     return len(claimed) >= study.n_sampled  # GridSampler would otherwise re-run a point
 
 
-def _work(study: StudyConfig, optuna_study: optuna.Study, storage: optuna.storages.BaseStorage,
-          client: MlflowClient, experiment_id: str, parent: str, progress: bool) -> None:
+def _work(
+    study: StudyConfig,
+    optuna_study: optuna.Study,
+    storage: optuna.storages.BaseStorage,
+    client: MlflowClient,
+    experiment_id: str,
+    parent: str,
+    progress: bool,
+) -> None:
     """Run trials until none is left, then stay while other workers' trials run (to re-run a dead one's)."""
     if _nothing_left(study, optuna_study) and not wait_for_others(optuna_study, storage, client, experiment_id):
         return
@@ -172,8 +208,12 @@ def _work(study: StudyConfig, optuna_study: optuna.Study, storage: optuna.storag
     try:
         while True:
             optuna_study.optimize(
-                objective, n_trials=study.total_trials, catch=(Exception,), gc_after_trial=False,
-                callbacks=[optuna.study.MaxTrialsCallback(study.total_trials, states=BUDGETED), stop_when_done])
+                objective,
+                n_trials=study.total_trials,
+                catch=(Exception,),
+                gc_after_trial=False,
+                callbacks=[optuna.study.MaxTrialsCallback(study.total_trials, states=BUDGETED), stop_when_done],
+            )
             if objective.fatal:
                 raise objective.fatal[0]
             if not wait_for_others(optuna_study, storage, client, experiment_id):
@@ -189,11 +229,16 @@ def _visible_gpus() -> list[str]:
     if not torch.cuda.is_available():
         return []
     given = os.environ.get("CUDA_VISIBLE_DEVICES")
-    return [g.strip() for g in given.split(",") if g.strip()] if given else [str(i) for i in range(torch.cuda.device_count())]
+    return (
+        [g.strip() for g in given.split(",") if g.strip()]
+        if given
+        else [str(i) for i in range(torch.cuda.device_count())]
+    )
 
 
-def _spawn_workers(study: StudyConfig, storage_url: str, uri: str, workers: int,
-                   token: str) -> list[tuple[subprocess.Popen, Path]]:
+def _spawn_workers(
+    study: StudyConfig, storage_url: str, uri: str, workers: int, token: str
+) -> list[tuple[subprocess.Popen, Path]]:
     """N ``harness worker`` processes sharing the study; each logs to mlruns/logs/<study>-worker<i>.log."""
     path = study.path
     if path is None:
@@ -224,8 +269,9 @@ def _stop(procs: list[tuple[subprocess.Popen, Path]]) -> None:
         p.wait()
 
 
-def _watch_workers(study: StudyConfig, optuna_study: optuna.Study, procs: list[tuple[subprocess.Popen, Path]],
-                   progress: bool) -> None:
+def _watch_workers(
+    study: StudyConfig, optuna_study: optuna.Study, procs: list[tuple[subprocess.Popen, Path]], progress: bool
+) -> None:
     """Show the workers' progress until they exit; a failed worker fails the sweep unless the others
     finished the study."""
     display = Display(study.total_trials, 0, progress)
@@ -238,9 +284,13 @@ def _watch_workers(study: StudyConfig, optuna_study: optuna.Study, procs: list[t
     finally:
         display.close()
     failed = [f"worker {i} exited with {p.returncode} (log: {log})" for i, (p, log) in enumerate(procs) if p.returncode]
-    if failed and not (_nothing_left(study, optuna_study) and not any(
-            t.state == TrialState.RUNNING for t in optuna_study.get_trials(deepcopy=False))):
-        raise WorkersFailed(f"study {study.name!r}: " + "; ".join(failed) + ". Fix: read the logs, then run the "
-                            "same command again to finish the study.")
+    if failed and not (
+        _nothing_left(study, optuna_study)
+        and not any(t.state == TrialState.RUNNING for t in optuna_study.get_trials(deepcopy=False))
+    ):
+        raise WorkersFailed(
+            f"study {study.name!r}: " + "; ".join(failed) + ". Fix: read the logs, then run the "
+            "same command again to finish the study."
+        )
     for line in failed:  # the others finished the study (and re-ran the failed workers' trials)
         logger.warning("%s; the other workers finished the study", line)

@@ -25,12 +25,11 @@ import logging
 import shutil
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-
-from dataclasses import dataclass
 
 from harness.config import EvalConfig, ModelConfig
 from harness.data.dataset import BatchSampler, SpokenSet
@@ -46,8 +45,16 @@ from harness.train.learner import Learner
 from harness.train.optimizer import make_optimizer
 from harness.train.sft import sft_step
 
-__all__ = ["CTC_CHARS", "StartingPoint", "ctc_greedy", "ctc_pretrain_encoder", "ctc_targets", "ensure_tiny_base",
-           "pretrain_tiny", "starting_point"]
+__all__ = [
+    "CTC_CHARS",
+    "StartingPoint",
+    "ctc_greedy",
+    "ctc_pretrain_encoder",
+    "ctc_targets",
+    "ensure_tiny_base",
+    "pretrain_tiny",
+    "starting_point",
+]
 
 log = logging.getLogger(__name__)
 
@@ -93,16 +100,23 @@ def _progress(stage: str, step: int, total: int, start: float) -> None:
     """One line on stderr for the (minutes-long) base build: stage, step/total, elapsed, ETA."""
     elapsed = time.perf_counter() - start
     eta = elapsed / step * (total - step) if step else float("nan")
-    print(f"building the tiny base model: {stage} step {step}/{total}, {elapsed:.0f} s elapsed, ETA {eta:.0f} s",
-          file=sys.stderr, flush=True)
+    print(
+        f"building the tiny base model: {stage} step {step}/{total}, {elapsed:.0f} s elapsed, ETA {eta:.0f} s",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def pretrain_tiny(spec: TinySpec, out: Path) -> dict:
     t0 = time.perf_counter()
     configure_threads()
     # Disjoint from every SQA/AST split by construction (see synthetic.reserved_for_pretraining).
-    splits = load_pretraining({"train": spec.pretrain_examples, "validation": 64}, seed=spec.seed,
-                              ast_fraction=spec.pretrain_ast_fraction, sqa_fraction=spec.pretrain_sqa_fraction)
+    splits = load_pretraining(
+        {"train": spec.pretrain_examples, "validation": 64},
+        seed=spec.seed,
+        ast_fraction=spec.pretrain_ast_fraction,
+        sqa_fraction=spec.pretrain_sqa_fraction,
+    )
     train, validation = SpokenSet.from_examples(splits["train"]), SpokenSet.from_examples(splits["validation"])
     # The tokenizer sees the closed vocabulary of the synthetic world and the prompts, not task data.
     corpus = [ex.answer for ex in train.examples] + list(PROMPTS.values()) + sorted(vocabulary())
@@ -112,8 +126,9 @@ def pretrain_tiny(spec: TinySpec, out: Path) -> dict:
     ctc = ctc_pretrain_encoder(lm.model.model.encoder, train, validation, spec)
     encoder = lm.model.model.encoder
     encoder.requires_grad_(False)
-    optimizer, scheduler = make_optimizer(lm.model, spec.pretrain_lr, 0.01, spec.pretrain_steps // 20,
-                                          decay_steps=spec.pretrain_steps)
+    optimizer, scheduler = make_optimizer(
+        lm.model, spec.pretrain_lr, 0.01, spec.pretrain_steps // 20, decay_steps=spec.pretrain_steps
+    )
     learner = Learner(lm, optimizer, scheduler, max_grad_norm=1.0)
     sampler = BatchSampler(len(train), spec.pretrain_batch_size, spec.seed)
     lm.model.train()
@@ -131,16 +146,19 @@ def pretrain_tiny(spec: TinySpec, out: Path) -> dict:
             scores = evaluate(lm, validation, EvalConfig(bertscore=False), full=False).scores
             lm.model.train()
             encoder.eval()
-            log.info("tiny base pretraining step %d validation %s", step,
-                     {k: round(v, 2) for k, v in scores.items()})
+            log.info("tiny base pretraining step %d validation %s", step, {k: round(v, 2) for k, v in scores.items()})
     encoder.requires_grad_(True)
     lm.model.save_pretrained(out)
     tokenizer.save_pretrained(out)
-    return {"spec": spec.model_dump(), "train_examples": len(train),
-            "tasks": {t: sum(ex.task == t for ex in train.examples) for t in ("asr", "ast", "sqa")},
-            "ctc": ctc, "final_loss": sum(losses[-20:]) / len(losses[-20:]), "validation": scores,
-            "seconds": time.perf_counter() - t0}
-
+    return {
+        "spec": spec.model_dump(),
+        "train_examples": len(train),
+        "tasks": {t: sum(ex.task == t for ex in train.examples) for t in ("asr", "ast", "sqa")},
+        "ctc": ctc,
+        "final_loss": sum(losses[-20:]) / len(losses[-20:]),
+        "validation": scores,
+        "seconds": time.perf_counter() - t0,
+    }
 
 
 CTC_CHARS = " abcdefghijklmnopqrstuvwxyz'"  # index 0 is the CTC blank, characters are 1..28
@@ -173,9 +191,13 @@ def ctc_pretrain_encoder(encoder: torch.nn.Module, train: SpokenSet, validation:
     for step in range(1, spec.pretrain_ctc_steps + 1):
         examples, feats = train.batch(sampler.next())
         targets = [ctc_targets(ex.transcript) for ex in examples]
-        loss = F.ctc_loss(log_probs(feats).transpose(0, 1), torch.tensor(sum(targets, [])),
-                          torch.tensor([f.shape[0] for f in feats]), torch.tensor([len(t) for t in targets]),
-                          zero_infinity=True)
+        loss = F.ctc_loss(
+            log_probs(feats).transpose(0, 1),
+            torch.tensor(sum(targets, [])),
+            torch.tensor([f.shape[0] for f in feats]),
+            torch.tensor([len(t) for t in targets]),
+            zero_infinity=True,
+        )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -192,5 +214,8 @@ def ctc_pretrain_encoder(encoder: torch.nn.Module, train: SpokenSet, validation:
             for ex, lp, feat in zip(examples, log_probs(feats), feats):
                 ref = "".join(CTC_CHARS[i - 1] for i in ctc_targets(ex.transcript))
                 errors, chars = errors + edit_distance(ctc_greedy(lp, feat.shape[0]), ref), chars + len(ref)
-    return {"steps": spec.pretrain_ctc_steps, "final_loss": loss.item() if spec.pretrain_ctc_steps else None,
-            "validation_cer": errors / max(chars, 1)}
+    return {
+        "steps": spec.pretrain_ctc_steps,
+        "final_loss": loss.item() if spec.pretrain_ctc_steps else None,
+        "validation_cer": errors / max(chars, 1),
+    }

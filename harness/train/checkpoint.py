@@ -38,9 +38,14 @@ def restore(model: torch.nn.Module, weights: dict[str, torch.Tensor]) -> None:
 
 
 def rng_state(generator: torch.Generator, sampler) -> dict[str, Any]:
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
-             "generator": generator.get_state(), "sampler": sampler.generator.get_state(),
-             "sampler_order": list(sampler.order)}
+    state = {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.get_rng_state(),
+        "generator": generator.get_state(),
+        "sampler": sampler.generator.get_state(),
+        "sampler_order": list(sampler.order),
+    }
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state

@@ -20,8 +20,20 @@ __all__ = ["PHASES", "PhaseClock"]
 # The phases the code marks. GRPO step: rollout (prompt encoding + sampling), reward, reference
 # (KL reference log-probs), forward (policy log-probs + loss), backward, optimizer (clip + step).
 # Trial: data, model, validation, test; the sweep adds tracking (MLflow) and storage (Optuna).
-PHASES: tuple[str, ...] = ("rollout", "reward", "reference", "forward", "backward", "optimizer",
-                           "data", "model", "validation", "test", "tracking", "storage")
+PHASES: tuple[str, ...] = (
+    "rollout",
+    "reward",
+    "reference",
+    "forward",
+    "backward",
+    "optimizer",
+    "data",
+    "model",
+    "validation",
+    "test",
+    "tracking",
+    "storage",
+)
 
 
 class PhaseClock:

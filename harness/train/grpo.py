@@ -19,11 +19,25 @@ import torch
 
 from harness import distributed
 from harness.config import GRPOConfig
-from harness.models.speech_lm import (Completions, Prompts, SpeechLM, completions_from_targets, join_completions,
-                                      join_prompts)
+from harness.models.speech_lm import (
+    Completions,
+    Prompts,
+    SpeechLM,
+    completions_from_targets,
+    join_completions,
+    join_prompts,
+)
 from harness.rewards import Reward
-from harness.train.grpo_loss import (LossSettings, LossStats, chunk_weight, group_advantages, grpo_loss, loss_mask,
-                                     sft_loss, sft_weight)
+from harness.train.grpo_loss import (
+    LossSettings,
+    LossStats,
+    chunk_weight,
+    group_advantages,
+    grpo_loss,
+    loss_mask,
+    sft_loss,
+    sft_weight,
+)
 from harness.train.learner import Learner, MicroBatching, StepResult
 from harness.train.optimizer import apply_gradients
 
@@ -35,12 +49,21 @@ ZERO_STD = 1e-6  # a group whose rewards' std is below this carries no signal (a
 
 def loss_settings(cfg: GRPOConfig) -> LossSettings:
     """The loss's settings, written once: every grpo_loss call of a step gets these."""
-    return LossSettings(beta=cfg.beta, epsilon=cfg.epsilon, epsilon_high=cfg.epsilon_high, loss_type=cfg.loss_type,
-                        max_completion_length=cfg.max_new_tokens, importance_level=cfg.importance_level,
-                        remove_clip=cfg.remove_clip, off_policy_gamma=cfg.mp_shaping_gamma,
-                        mask_truncated=cfg.mask_truncated, sft_weight=cfg.sft_weight,
-                        sft_weight_final=cfg.sft_weight_final, sft_schedule=cfg.sft_weight_schedule,
-                        sft_phi=cfg.sft_phi)
+    return LossSettings(
+        beta=cfg.beta,
+        epsilon=cfg.epsilon,
+        epsilon_high=cfg.epsilon_high,
+        loss_type=cfg.loss_type,
+        max_completion_length=cfg.max_new_tokens,
+        importance_level=cfg.importance_level,
+        remove_clip=cfg.remove_clip,
+        off_policy_gamma=cfg.mp_shaping_gamma,
+        mask_truncated=cfg.mask_truncated,
+        sft_weight=cfg.sft_weight,
+        sft_weight_final=cfg.sft_weight_final,
+        sft_schedule=cfg.sft_weight_schedule,
+        sft_phi=cfg.sft_phi,
+    )
 
 
 def needs_reference(cfg: GRPOConfig) -> bool:
@@ -57,8 +80,9 @@ def add_references(lm: SpeechLM, samples: Completions, answers: list[str], group
         return torch.nn.functional.pad(x, (0, length - x.shape[1]), value=value)
 
     b = len(answers)
-    ids = torch.cat([pad(samples.ids, lm.pad_id).view(b, group_size - 1, length),
-                     pad(refs.ids, lm.pad_id)[:, None]], 1).view(b * group_size, length)
+    ids = torch.cat(
+        [pad(samples.ids, lm.pad_id).view(b, group_size - 1, length), pad(refs.ids, lm.pad_id)[:, None]], 1
+    ).view(b * group_size, length)
     mask = torch.cat([pad(samples.mask, 0).view(b, group_size - 1, length), pad(refs.mask, 0)[:, None]], 1)
     truncated = torch.cat([samples.truncated.view(b, group_size - 1), refs.truncated[:, None]], 1)
     return Completions(ids, mask.view(b * group_size, length), truncated.view(-1))
@@ -75,7 +99,7 @@ def _prompts_for_rows(embeds: torch.Tensor, mask: torch.Tensor, r0: int, r1: int
     if (r0, r1) == (0, n):
         return embeds, mask
     if r0 % group_size == 0 and r1 % group_size == 0:
-        return embeds[r0 // group_size:r1 // group_size], mask[r0 // group_size:r1 // group_size]
+        return embeds[r0 // group_size : r1 // group_size], mask[r0 // group_size : r1 // group_size]
     rows = torch.arange(r0, r1, device=embeds.device) // group_size
     return embeds[rows], mask[rows]
 
@@ -85,16 +109,23 @@ def _rows(completions: Completions, r0: int, r1: int) -> Completions:
 
 
 @torch.no_grad()
-def reference_logprobs(reference: SpeechLM, prompts: Prompts, completions: Completions, group_size: int,
-                       rows_per_pass: int, temperature: float = 1.0) -> torch.Tensor:
+def reference_logprobs(
+    reference: SpeechLM,
+    prompts: Prompts,
+    completions: Completions,
+    group_size: int,
+    rows_per_pass: int,
+    temperature: float = 1.0,
+) -> torch.Tensor:
     """log pi_ref of every completion token, [N, L], in passes of `rows_per_pass` rows (0: one pass), of
     the distribution the rollouts were sampled from at `temperature` (as the policy's passes)."""
     embeds = reference.embed_prompts(prompts)
     parts, n = [], completions.ids.shape[0]
     for r0, r1 in _row_chunks(n, rows_per_pass):
         rows_prompts = _prompts_for_rows(embeds, prompts.attention_mask, r0, r1, n, group_size)
-        parts.append(reference.completion_logprobs(*rows_prompts, _rows(completions, r0, r1),
-                                                   sampler_temperature=temperature)[0])
+        parts.append(
+            reference.completion_logprobs(*rows_prompts, _rows(completions, r0, r1), sampler_temperature=temperature)[0]
+        )
     return torch.cat(parts, 0)
 
 
@@ -131,8 +162,9 @@ class Update:
     sft_nll: float | None = None  # L_SFT, Eq. (7), when this update had an SFT term
 
 
-def micro_batched_update(learner: Learner, batch: Batch, settings: LossSettings, old_logp: torch.Tensor | None,
-                         with_entropy: bool, what: str) -> Update:
+def micro_batched_update(
+    learner: Learner, batch: Batch, settings: LossSettings, old_logp: torch.Tensor | None, with_entropy: bool, what: str
+) -> Update:
     """One optimiser step with the loss's gradient accumulated over row chunks of `learner.chunking.rows`
     (prompt x sample rows; 0 = all). Each chunk's loss is weighted (`chunk_weight`) so the sum equals
     the full-batch loss for every loss_type; with an SFT term the reference answers follow in chunks
@@ -154,12 +186,15 @@ def micro_batched_update(learner: Learner, batch: Batch, settings: LossSettings,
                 with clock("forward"):
                     logp, entropy = policy.completion_logprobs(
                         *_prompts_for_rows(batch.embeds, batch.prompt_mask, r0, r1, n, batch.group_size),
-                        _rows(batch.completions, r0, r1), with_entropy=with_entropy,
-                        sampler_temperature=batch.temperature)
+                        _rows(batch.completions, r0, r1),
+                        with_entropy=with_entropy,
+                        sampler_temperature=batch.temperature,
+                    )
                     old = logp.detach() if old_logp is None else old_logp[r0:r1]
                     ref = None if batch.ref_logp is None else batch.ref_logp[r0:r1]
-                    loss, _ = grpo_loss(logp, old, batch.advantages[r0:r1], mask[r0:r1], settings,
-                                        batch.off_policy[r0:r1], ref)
+                    loss, _ = grpo_loss(
+                        logp, old, batch.advantages[r0:r1], mask[r0:r1], settings, batch.off_policy[r0:r1], ref
+                    )
                     loss = loss * chunk_weight(settings, mask[r0:r1], mask, tokens_per_process)
                 if not torch.isfinite(loss):
                     raise FloatingPointError(f"{what} is {loss.item()}")
@@ -181,8 +216,15 @@ def micro_batched_update(learner: Learner, batch: Batch, settings: LossSettings,
     logp = torch.cat(logps, 0)  # every chunk has the batch's completion length
     entropy = torch.cat(entropies, 0) if with_entropy else None
     with torch.no_grad():  # the step's statistics over the whole batch, as in the one-pass path
-        _, stats = grpo_loss(logp, logp if old_logp is None else old_logp, batch.advantages, mask, settings,
-                             batch.off_policy, batch.ref_logp)
+        _, stats = grpo_loss(
+            logp,
+            logp if old_logp is None else old_logp,
+            batch.advantages,
+            mask,
+            settings,
+            batch.off_policy,
+            batch.ref_logp,
+        )
     with clock("optimizer"):
         grad_norm = apply_gradients(policy.model, learner.optimizer, learner.max_grad_norm)
     total = grpo_total if sft_total is None else (1 - mu) * grpo_total + mu * sft_total
@@ -233,36 +275,58 @@ class Groups:
     def take(self, groups: list[int]) -> Groups:
         g = self.totals.shape[1]
         rows = [k * g + j for k in groups for j in range(g)]
-        return Groups(self.prompts.take(groups), [self.answers[k] for k in groups], self.completions.take(rows),
-                      [self.texts[r] for r in rows], self.totals[groups],
-                      {name: v[groups] for name, v in self.parts.items()})
+        return Groups(
+            self.prompts.take(groups),
+            [self.answers[k] for k in groups],
+            self.completions.take(rows),
+            [self.texts[r] for r in rows],
+            self.totals[groups],
+            {name: v[groups] for name, v in self.parts.items()},
+        )
 
 
 def join_groups(parts: list[Groups], pad_id: int) -> Groups:
     if len(parts) == 1:
         return parts[0]
-    return Groups(join_prompts([p.prompts for p in parts], pad_id), [a for p in parts for a in p.answers],
-                  join_completions([p.completions for p in parts], pad_id), [t for p in parts for t in p.texts],
-                  np.concatenate([p.totals for p in parts]),
-                  {name: np.concatenate([p.parts[name] for p in parts]) for name in parts[0].parts})
+    return Groups(
+        join_prompts([p.prompts for p in parts], pad_id),
+        [a for p in parts for a in p.answers],
+        join_completions([p.completions for p in parts], pad_id),
+        [t for p in parts for t in p.texts],
+        np.concatenate([p.totals for p in parts]),
+        {name: np.concatenate([p.parts[name] for p in parts]) for name in parts[0].parts},
+    )
 
 
-def rollout(learner: Learner, prompts: Prompts, answers: list[str], embeds: torch.Tensor, reward: Reward,
-            cfg: GRPOConfig) -> Groups:
+def rollout(
+    learner: Learner, prompts: Prompts, answers: list[str], embeds: torch.Tensor, reward: Reward, cfg: GRPOConfig
+) -> Groups:
     """G completions per prompt from the current policy (MP-GRPO: G-1 and the ground truth), scored."""
     policy, clock = learner.policy, learner.clock
     b, g = len(answers), cfg.group_size
     with clock("rollout"):
         with torch.no_grad():
-            samples = policy.sample(embeds.detach(), prompts.attention_mask, g - 1 if cfg.mp_grpo else g,
-                                    cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p,
-                                    generator=learner.generator)
+            samples = policy.sample(
+                embeds.detach(),
+                prompts.attention_mask,
+                g - 1 if cfg.mp_grpo else g,
+                cfg.max_new_tokens,
+                temperature=cfg.temperature,
+                top_p=cfg.top_p,
+                generator=learner.generator,
+            )
         completions = add_references(policy, samples, answers, g) if cfg.mp_grpo else samples
     with clock("reward"):
         texts = policy.decode(completions)
         total, parts = reward(texts, [a for a in answers for _ in range(g)])
-    return Groups(prompts, answers, completions, texts, np.asarray(total).reshape(b, g),
-                  {name: np.asarray(v).reshape(b, g) for name, v in parts.items()})
+    return Groups(
+        prompts,
+        answers,
+        completions,
+        texts,
+        np.asarray(total).reshape(b, g),
+        {name: np.asarray(v).reshape(b, g) for name, v in parts.items()},
+    )
 
 
 def _informative(groups: Groups) -> list[int]:
@@ -270,8 +334,9 @@ def _informative(groups: Groups) -> list[int]:
     return [k for k in range(len(groups)) if groups.totals[k].std(ddof=1) >= ZERO_STD]
 
 
-def dynamic_batch(learner: Learner, first: Groups, draw_more: DrawMore, reward: Reward,
-                  cfg: GRPOConfig) -> tuple[Groups, list[Groups], dict[str, float]]:
+def dynamic_batch(
+    learner: Learner, first: Groups, draw_more: DrawMore, reward: Reward, cfg: GRPOConfig
+) -> tuple[Groups, list[Groups], dict[str, float]]:
     """DAPO's dynamic sampling (Yu et al. 2025): groups whose rewards are all equal are dropped, and
     further batches of prompts are drawn and sampled until B groups with differing rewards are kept
     (the first B, as DAPO) or `dynamic_sampling_max_draws` extra batches are spent. Short of B, the
@@ -296,15 +361,27 @@ def dynamic_batch(learner: Learner, first: Groups, draw_more: DrawMore, reward: 
         train = first  # every group of the first draw differs: its prompt embeddings are reused
     elif n_kept == 0:
         train = first
-        log.warning("dynamic sampling: no group with differing rewards in %d groups (%d extra draws); training "
-                    "on the first draw as it is", sum(map(len, drawn)), extra)
+        log.warning(
+            "dynamic sampling: no group with differing rewards in %d groups (%d extra draws); training "
+            "on the first draw as it is",
+            sum(map(len, drawn)),
+            extra,
+        )
     else:
         train = join_groups([k for k in kept if len(k)], learner.policy.pad_id).take(list(range(n_kept)))
         if n_kept < b:
-            log.warning("dynamic sampling: %d of %d groups with differing rewards after %d extra draws; training on "
-                        "those", n_kept, b, extra)
-    metrics = {"dynamic/groups_drawn": float(sum(map(len, drawn))), "dynamic/groups_kept": float(n_kept),
-               "dynamic/draws": float(extra), "dynamic/batch_fill": n_kept / b}
+            log.warning(
+                "dynamic sampling: %d of %d groups with differing rewards after %d extra draws; training on those",
+                n_kept,
+                b,
+                extra,
+            )
+    metrics = {
+        "dynamic/groups_drawn": float(sum(map(len, drawn))),
+        "dynamic/groups_kept": float(n_kept),
+        "dynamic/draws": float(extra),
+        "dynamic/batch_fill": n_kept / b,
+    }
     return train, drawn, metrics
 
 
@@ -312,8 +389,16 @@ def dynamic_batch(learner: Learner, first: Groups, draw_more: DrawMore, reward: 
 # The step
 
 
-def grpo_step(learner: Learner, prompts: Prompts, answers: list[str], reward: Reward, cfg: GRPOConfig,
-              step: int = 1, total_steps: int = 1, draw_more: DrawMore | None = None) -> StepResult:
+def grpo_step(
+    learner: Learner,
+    prompts: Prompts,
+    answers: list[str],
+    reward: Reward,
+    cfg: GRPOConfig,
+    step: int = 1,
+    total_steps: int = 1,
+    draw_more: DrawMore | None = None,
+) -> StepResult:
     """One GRPO step on a batch of prompts: its metrics and a few sample generations.
 
     `step` (1-based) of `total_steps` sets the SFT term's weight under a decaying schedule (Eq. 8).
@@ -353,8 +438,9 @@ def grpo_step(learner: Learner, prompts: Prompts, answers: list[str], reward: Re
     ref_logp = None
     if learner.reference is not None:
         with clock("reference"):
-            ref_logp = reference_logprobs(learner.reference, train.prompts, completions, g, learner.chunking.rows,
-                                          cfg.temperature)
+            ref_logp = reference_logprobs(
+                learner.reference, train.prompts, completions, g, learner.chunking.rows, cfg.temperature
+            )
 
     mu = sft_weight(settings, step, total_steps) if settings.uses_sft else 0.0
     targets = None
@@ -364,15 +450,27 @@ def grpo_step(learner: Learner, prompts: Prompts, answers: list[str], reward: Re
     # mu policy updates on this batch; pi_old is the policy that sampled (its log-probs come for free
     # from the first forward pass, so no extra pass is spent on them).
     in_loss = loss_mask(completions.mask, completions.truncated, settings)
-    batch = Batch(embeds, train.prompts.attention_mask, completions, advantages, off_policy, ref_logp, g,
-                  cfg.temperature, in_loss, targets, mu)
+    batch = Batch(
+        embeds,
+        train.prompts.attention_mask,
+        completions,
+        advantages,
+        off_policy,
+        ref_logp,
+        g,
+        cfg.temperature,
+        in_loss,
+        targets,
+        mu,
+    )
     old_logp, updates = None, []
     for it in range(cfg.iterations):
         if it > 0:  # the policy changed: embed the prompts again
             with clock("forward"):
                 batch.embeds = policy.embed_prompts(train.prompts)
-        update = micro_batched_update(learner, batch, settings, old_logp, with_entropy=(it == 0),
-                                      what=f"GRPO loss at inner iteration {it}")
+        update = micro_batched_update(
+            learner, batch, settings, old_logp, with_entropy=(it == 0), what=f"GRPO loss at inner iteration {it}"
+        )
         if it == 0:
             old_logp, first_entropy = update.logp, update.entropy
         updates.append(update)
@@ -384,22 +482,25 @@ def grpo_step(learner: Learner, prompts: Prompts, answers: list[str], reward: Re
     on = ~off_policy
     stats = update.stats
     generated = metrics["generated_tokens"]
-    metrics.update({
-        "loss": float(np.mean([u.loss for u in updates])),
-        **({} if stats.kl is None else {"kl": stats.kl}),  # no reference (beta = 0): no KL to report
-        "clip_low": stats.clip_low,
-        "clip_high": stats.clip_high,
-        "ratio_mean": stats.ratio_mean,
-        "entropy": float(first_entropy[completions.mask.bool() & on[:, None]].mean()),
-        "trained_tokens": float(in_loss.sum()) * cfg.iterations,  # completion tokens in the loss
-        "grad_norm": update.grad_norm,
-        "lr": learner.scheduler.get_last_lr()[0],
-        "tokens_per_s": generated / spent["rollout"],  # sampling throughput
-        **{f"time_{phase}_s": seconds for phase, seconds in spent.items()},
-        "step_time_s": sum(spent[p] for p in ("rollout", "reward", "reference", "forward", "backward", "optimizer")
-                           if p in spent),
-        **dynamic,
-    })
+    metrics.update(
+        {
+            "loss": float(np.mean([u.loss for u in updates])),
+            **({} if stats.kl is None else {"kl": stats.kl}),  # no reference (beta = 0): no KL to report
+            "clip_low": stats.clip_low,
+            "clip_high": stats.clip_high,
+            "ratio_mean": stats.ratio_mean,
+            "entropy": float(first_entropy[completions.mask.bool() & on[:, None]].mean()),
+            "trained_tokens": float(in_loss.sum()) * cfg.iterations,  # completion tokens in the loss
+            "grad_norm": update.grad_norm,
+            "lr": learner.scheduler.get_last_lr()[0],
+            "tokens_per_s": generated / spent["rollout"],  # sampling throughput
+            **{f"time_{phase}_s": seconds for phase, seconds in spent.items()},
+            "step_time_s": sum(
+                spent[p] for p in ("rollout", "reward", "reference", "forward", "backward", "optimizer") if p in spent
+            ),
+            **dynamic,
+        }
+    )
     if stats.off_ratio_mean is not None:  # MP-GRPO: how likely the policy finds the ground truth
         metrics["off_ratio_mean"] = stats.off_ratio_mean
     if stats.off_weight_mean is not None:  # LUFFY: the shaped weight f(rho) of the reference row
@@ -414,8 +515,14 @@ def grpo_step(learner: Learner, prompts: Prompts, answers: list[str], reward: Re
     refs = [a for a in first.answers for _ in range(g)]
     first_off = _off_policy_rows(len(first), g, cfg.mp_grpo, "cpu")
     samples = [  # a few rows of the first draw for the sample-generation table
-        {"prompt": i // g, "reference": refs[i], "completion": first.texts[i], "reward": float(first.totals.flat[i]),
-         "off_policy": bool(first_off[i])} for i in range(min(len(first.texts), 2 * g))
+        {
+            "prompt": i // g,
+            "reference": refs[i],
+            "completion": first.texts[i],
+            "reward": float(first.totals.flat[i]),
+            "off_policy": bool(first_off[i]),
+        }
+        for i in range(min(len(first.texts), 2 * g))
     ]
     return StepResult(metrics, samples)
 
@@ -452,5 +559,19 @@ def _rollout_metrics(seen: Groups, cfg: GRPOConfig, device) -> dict[str, float]:
     return metrics
 
 
-__all__ = ["Batch", "DrawMore", "Groups", "MicroBatching", "Update", "add_references", "dynamic_batch", "grpo_step",
-           "join_groups", "loss_settings", "micro_batched_update", "needs_reference", "reference_logprobs", "rollout"]
+__all__ = [
+    "Batch",
+    "DrawMore",
+    "Groups",
+    "MicroBatching",
+    "Update",
+    "add_references",
+    "dynamic_batch",
+    "grpo_step",
+    "join_groups",
+    "loss_settings",
+    "micro_batched_update",
+    "needs_reference",
+    "reference_logprobs",
+    "rollout",
+]

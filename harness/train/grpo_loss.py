@@ -81,8 +81,24 @@ from typing import Literal
 
 import torch
 
-__all__ = ["AdvantageScale", "ImportanceLevel", "LossSettings", "LossStats", "LossType", "SFTSchedule", "aggregate", "chunk_weight",
-           "group_advantages", "grpo_loss", "importance_ratio", "k3_kl", "loss_mask", "sft_loss", "sft_weight", "shaped"]
+__all__ = [
+    "AdvantageScale",
+    "ImportanceLevel",
+    "LossSettings",
+    "LossStats",
+    "LossType",
+    "SFTSchedule",
+    "aggregate",
+    "chunk_weight",
+    "group_advantages",
+    "grpo_loss",
+    "importance_ratio",
+    "k3_kl",
+    "loss_mask",
+    "sft_loss",
+    "sft_weight",
+    "shaped",
+]
 
 AdvantageScale = Literal["group", "batch", "none"]
 LossType = Literal["dapo", "grpo", "dr_grpo", "bnpo"]
@@ -194,8 +210,9 @@ def aggregate(values: torch.Tensor, m: torch.Tensor, settings: LossSettings) -> 
     return (values.sum(1) / m.sum(1).clamp(min=1)).mean()  # grpo
 
 
-def chunk_weight(settings: LossSettings, chunk_mask: torch.Tensor, batch_mask: torch.Tensor,
-                 tokens_per_process: float | None = None) -> float:
+def chunk_weight(
+    settings: LossSettings, chunk_mask: torch.Tensor, batch_mask: torch.Tensor, tokens_per_process: float | None = None
+) -> float:
     """The factor that makes `grpo_loss` on a chunk of a batch's rows a summand of the batch's (5):
     the weighted chunk losses sum to the loss of the whole batch. Token normalisers weigh a chunk by
     its share of the tokens, row means by its share of the rows. `tokens_per_process`: dapo's Z
@@ -235,8 +252,11 @@ def grpo_loss(
 
     # (3) clipped surrogate, (3u) unclipped with remove_clip; (3o) the off-policy row: f(rho) A, never clipped.
     unclipped = ratio * adv
-    on_policy = unclipped if settings.remove_clip else torch.minimum(
-        unclipped, torch.clamp(ratio, 1 - eps_low, 1 + eps_high) * adv)
+    on_policy = (
+        unclipped
+        if settings.remove_clip
+        else torch.minimum(unclipped, torch.clamp(ratio, 1 - eps_low, 1 + eps_high) * adv)
+    )
     surrogate = torch.where(off, shaped(ratio, settings.off_policy_gamma) * adv, on_policy)
 
     # (4) KL penalty to the frozen reference model.
@@ -265,8 +285,9 @@ def grpo_loss(
         if off_units.any():
             stats.off_ratio_mean = float((ratio * off_units).sum() / off_units.sum())
             if settings.off_policy_gamma is not None:
-                stats.off_weight_mean = float((shaped(ratio, settings.off_policy_gamma) * off_units).sum()
-                                              / off_units.sum())
+                stats.off_weight_mean = float(
+                    (shaped(ratio, settings.off_policy_gamma) * off_units).sum() / off_units.sum()
+                )
     return loss, stats
 
 

@@ -9,8 +9,14 @@ from harness.distributed import average_gradients
 __all__ = ["apply_gradients", "make_optimizer"]
 
 
-def make_optimizer(model: torch.nn.Module, lr: float, weight_decay: float, warmup_steps: int,
-                   decay_steps: int | None = None, min_factor: float = 0.05):
+def make_optimizer(
+    model: torch.nn.Module,
+    lr: float,
+    weight_decay: float,
+    warmup_steps: int,
+    decay_steps: int | None = None,
+    min_factor: float = 0.05,
+):
     """AdamW over the trainable parameters; lr warms up linearly over `warmup_steps`, then stays
     constant, or decays linearly to `min_factor * lr` at `decay_steps` if given."""
     params = [p for p in model.parameters() if p.requires_grad]

@@ -28,5 +28,13 @@ def sft_step(learner: Learner, prompts: Prompts, answers: list[str]) -> StepResu
         grad_norm = apply_gradients(learner.policy.model, learner.optimizer, learner.max_grad_norm)
     learner.scheduler.step()
     elapsed = sum(clock.since(before).values())
-    return StepResult({"loss": loss.item(), "grad_norm": grad_norm, "lr": learner.scheduler.get_last_lr()[0],
-                       "trained_tokens": float(tokens), "tokens_per_s": tokens / elapsed, "step_time_s": elapsed})
+    return StepResult(
+        {
+            "loss": loss.item(),
+            "grad_norm": grad_norm,
+            "lr": learner.scheduler.get_last_lr()[0],
+            "trained_tokens": float(tokens),
+            "tokens_per_s": tokens / elapsed,
+            "step_time_s": elapsed,
+        }
+    )

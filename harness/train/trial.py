@@ -105,8 +105,10 @@ def load_task_data(cfg: TrialConfig) -> dict[str, SpokenSet]:
         splits, report = load_real(cfg.data, cfg.task)  # bad clips are logged there, with their paths
         # features on demand (a corpus does not fit in memory as features), except validation: it is
         # capped by data.validation_size and decoded at every evaluation, so it is computed once
-        data = {name: SpokenSet.from_examples(examples, lazy=name != "validation", skipped=report.skipped.get(name))
-                for name, examples in splits.items()}
+        data = {
+            name: SpokenSet.from_examples(examples, lazy=name != "validation", skipped=report.skipped.get(name))
+            for name, examples in splits.items()
+        }
     else:
         from harness.data.synthetic import load_synthetic
 
@@ -126,9 +128,21 @@ def _evaluate_initial(policy, data: SpokenSet, split: str, cfg: TrialConfig, sta
     seed, so a full evaluation with them is not reused."""
     if full and cfg.eval.sampling_passes:
         return evaluate(policy, data, cfg.eval, seed=cfg.seed, full=True)
-    key = hashlib.blake2b(json.dumps([start, cfg.model.model_dump(mode="json"), _data_key(cfg), split,
-                                      cfg.eval.model_dump(mode="json"), full, distributed.world().size],
-                                     sort_keys=True).encode(), digest_size=16).hexdigest()
+    key = hashlib.blake2b(
+        json.dumps(
+            [
+                start,
+                cfg.model.model_dump(mode="json"),
+                _data_key(cfg),
+                split,
+                cfg.eval.model_dump(mode="json"),
+                full,
+                distributed.world().size,
+            ],
+            sort_keys=True,
+        ).encode(),
+        digest_size=16,
+    ).hexdigest()
     if key not in _initial_evaluations:
         path = cache_root() / "evaluations" / f"{key}.pkl"
         try:
@@ -165,8 +179,14 @@ def run_trial(
     with clock("data"):
         data = load_task_data(cfg)
     if cfg.data.source != "synthetic":  # real data: how many examples, and how many clips were left out
-        log({f"data/{name}_{k}": float(v) for name, s in data.items()
-             for k, v in (("examples", len(s)), ("skipped_clips", len(s.skipped)))}, 0)
+        log(
+            {
+                f"data/{name}_{k}": float(v)
+                for name, s in data.items()
+                for k, v in (("examples", len(s)), ("skipped_clips", len(s.skipped)))
+            },
+            0,
+        )
 
     with clock("model"):
         start = starting_point(cfg.model)  # the checkpoint every trial of this model starts from
@@ -177,15 +197,28 @@ def run_trial(
         grpo = cfg.method == GRPO
         reference = frozen_copy(policy) if grpo and needs_reference(cfg.grpo) else None
         reward = parse_reward(cfg.grpo.reward) if grpo else None
-    log({PARAMS_TOTAL: float(sum(p.numel() for p in policy.model.parameters())),
-         PARAMS_TRAINABLE: float(sum(p.numel() for p in policy.model.parameters() if p.requires_grad))}, 0)
+    log(
+        {
+            PARAMS_TOTAL: float(sum(p.numel() for p in policy.model.parameters())),
+            PARAMS_TRAINABLE: float(sum(p.numel() for p in policy.model.parameters() if p.requires_grad)),
+        },
+        0,
+    )
 
     steps = 0 if cfg.method == BASE_EVAL else cfg.train.steps
     optimizer, scheduler = make_optimizer(policy.model, cfg.train.lr, cfg.train.weight_decay, cfg.train.warmup_steps)
     sampler = BatchSampler(len(data["train"]), cfg.train.batch_size, cfg.seed)
     generator = torch.Generator(device=policy.device).manual_seed(cfg.seed + 1_000_003 * world.rank)
-    learner = Learner(policy, optimizer, scheduler, cfg.train.max_grad_norm, reference, generator,
-                      MicroBatching(cfg.model.micro_batch_size), clock)
+    learner = Learner(
+        policy,
+        optimizer,
+        scheduler,
+        cfg.train.max_grad_norm,
+        reference,
+        generator,
+        MicroBatching(cfg.model.micro_batch_size),
+        clock,
+    )
 
     def validate(step: int) -> dict[str, float]:
         with clock("validation"):
@@ -228,8 +261,9 @@ def run_trial(
         t = time.perf_counter()
         examples, prompts, answers = draw()
         if grpo:
-            result = grpo_step(learner, prompts, answers, reward, cfg.grpo, step=step, total_steps=steps,
-                               draw_more=draw_more)
+            result = grpo_step(
+                learner, prompts, answers, reward, cfg.grpo, step=step, total_steps=steps, draw_more=draw_more
+            )
             if step in sample_at:
                 samples[step] = [dict(r, prompt=examples[r["prompt"]].prompt) for r in result.samples]
             generated += int(result.metrics["generated_tokens"])
@@ -246,12 +280,23 @@ def run_trial(
                 best_scores, best_step = scores, step
                 best_state = copy.deepcopy(policy.model.state_dict())
         if checkpoint_dir is not None and every and step % every == 0 and step < steps:
-            checkpoint.save(checkpoint_dir, {
-                "config": digest, "step": step, "model": checkpoint.trained(policy.model, policy.model.state_dict()),
-                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                "rng": checkpoint.rng_state(generator, sampler), "best_scores": best_scores, "best_step": best_step,
-                "best_state": checkpoint.trained(policy.model, best_state), "samples": samples,
-                "generated": generated, "trained": trained})
+            checkpoint.save(
+                checkpoint_dir,
+                {
+                    "config": digest,
+                    "step": step,
+                    "model": checkpoint.trained(policy.model, policy.model.state_dict()),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "rng": checkpoint.rng_state(generator, sampler),
+                    "best_scores": best_scores,
+                    "best_step": best_step,
+                    "best_state": checkpoint.trained(policy.model, best_state),
+                    "samples": samples,
+                    "generated": generated,
+                    "trained": trained,
+                },
+            )
 
     if best_state is not None:
         policy.model.load_state_dict(best_state)
@@ -264,9 +309,18 @@ def run_trial(
     times = {f"{phase}_s": seconds for phase, seconds in clock.totals.items()}
     times["train_s"] = t_train
     best_weights = checkpoint.trained(policy.model, best_state) if best_state is not None else None
-    return TrialResult(test, best_scores, best_step, steps, generated, times, samples,
-                       resumed_from=first - 1 if saved is not None else 0, trained_tokens=trained,
-                       best_weights=best_weights)
+    return TrialResult(
+        test,
+        best_scores,
+        best_step,
+        steps,
+        generated,
+        times,
+        samples,
+        resumed_from=first - 1 if saved is not None else 0,
+        trained_tokens=trained,
+        best_weights=best_weights,
+    )
 
 
 def check_finite(metrics: dict, step: int) -> None:

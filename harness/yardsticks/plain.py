@@ -31,17 +31,31 @@ class PerSampleLM(SpeechLM):
                 return None
             return [v for v in x for _ in range(g)] if isinstance(x, list) else x.repeat_interleave(g, 0)
 
-        return super().embed_prompts(Prompts(rows(prompts.input_ids), rows(prompts.attention_mask),
-                                             rows(prompts.features), rows(prompts.features_mask),
-                                             rows(prompts.frames), rows(prompts.clip_keys)))
+        return super().embed_prompts(
+            Prompts(
+                rows(prompts.input_ids),
+                rows(prompts.attention_mask),
+                rows(prompts.features),
+                rows(prompts.features_mask),
+                rows(prompts.frames),
+                rows(prompts.clip_keys),
+            )
+        )
 
-    def sample(self, prompt_embeds: torch.Tensor, prompt_mask: torch.Tensor, group_size: int, *args,
-               **kwargs) -> Completions:
+    def sample(
+        self, prompt_embeds: torch.Tensor, prompt_mask: torch.Tensor, group_size: int, *args, **kwargs
+    ) -> Completions:
         if group_size != self.group_size:
             raise ValueError(f"PerSampleLM embeds {self.group_size} rows per prompt, asked for {group_size}")
         return super().sample(prompt_embeds, prompt_mask.repeat_interleave(group_size, 0), 1, *args, **kwargs)
 
-    def completion_logprobs(self, prompt_embeds: torch.Tensor, prompt_mask: torch.Tensor, completions: Completions,
-                            with_entropy: bool = False, sampler_temperature: float | None = None):
+    def completion_logprobs(
+        self,
+        prompt_embeds: torch.Tensor,
+        prompt_mask: torch.Tensor,
+        completions: Completions,
+        with_entropy: bool = False,
+        sampler_temperature: float | None = None,
+    ):
         per_row = prompt_mask.repeat_interleave(prompt_embeds.shape[0] // prompt_mask.shape[0], 0)
         return super().completion_logprobs(prompt_embeds, per_row, completions, with_entropy, sampler_temperature)

@@ -36,5 +36,10 @@ def granite_like_tokenizer(vocab_size: int, audio_id: int, words: str) -> PreTra
     tok = Tokenizer(models.WordLevel({t: i for i, t in vocab.items()}, unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     tok.add_special_tokens(["<|end_of_text|>", AUDIO_TOKEN])
-    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<|end_of_text|>", eos_token="<|end_of_text|>",
-                                   pad_token="<|end_of_text|>", unk_token="<unk>")
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        bos_token="<|end_of_text|>",
+        eos_token="<|end_of_text|>",
+        pad_token="<|end_of_text|>",
+        unk_token="<unk>",
+    )

@@ -8,17 +8,28 @@ import os
 import shutil
 import time
 import uuid
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict
 from pathlib import Path
-from typing import Callable, Iterable, Mapping
 
 from harness.data import audio as _audio
 from harness.data.synthetic.lexicon import normalize_text
 from harness.data.synthetic.spec import (
-    DEFAULT_PRETRAIN_SIZES, DEFAULT_SIZES, GENERATOR_VERSION, SPEED_PASSAGE, SPEED_SENTENCE, VOICE, Example,
+    DEFAULT_PRETRAIN_SIZES,
+    DEFAULT_SIZES,
+    GENERATOR_VERSION,
+    SPEED_PASSAGE,
+    SPEED_SENTENCE,
+    VOICE,
+    Example,
 )
 from harness.data.synthetic.texts import (
-    GENERATORS, check_sizes, ordered_splits, TextItem, generate_pretraining_texts, generate_texts,
+    GENERATORS,
+    TextItem,
+    check_sizes,
+    generate_pretraining_texts,
+    generate_texts,
+    ordered_splits,
 )
 
 __all__ = ["load_pretraining", "load_synthetic", "read_manifest", "task_transcripts", "transcripts", "write_manifest"]
@@ -79,9 +90,7 @@ def _build_dataset(
                 ex_id = f"{id_prefix}-{split}-{i:05d}"
                 rel = f"audio/{ex_id}.wav"
                 jobs.setdefault(item.speed, []).append((item.transcript, tmp / rel))
-                rows[split].append(
-                    asdict(Example(ex_id, item.task, rel, item.prompt, item.answer, item.transcript))
-                )
+                rows[split].append(asdict(Example(ex_id, item.task, rel, item.prompt, item.answer, item.transcript)))
         (tmp / "audio").mkdir()
         for speed, batch in sorted(jobs.items()):
             _audio.synthesize_many(batch, voice=meta.get("voice", VOICE), speed=speed, workers=workers)

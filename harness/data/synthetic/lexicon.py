@@ -9,7 +9,30 @@ from dataclasses import dataclass
 
 from harness.data.synthetic.spec import AUDIO_TOKEN, PROMPTS
 
-__all__ = ["ACTIVITIES", "ANIMALS", "Activity", "CITIES", "COLOURS", "DAYS", "DE_VERBS", "EN_VERBS", "NAMES", "NUMBERS_DE", "NUMBERS_EN", "Noun", "OBJECTS", "P1SG", "P3SG", "PLACES", "PPL", "PRONOUN_SUBJECTS", "Subject", "normalize_text", "vocabulary", "word_tokens"]
+__all__ = [
+    "ACTIVITIES",
+    "ANIMALS",
+    "Activity",
+    "CITIES",
+    "COLOURS",
+    "DAYS",
+    "DE_VERBS",
+    "EN_VERBS",
+    "NAMES",
+    "NUMBERS_DE",
+    "NUMBERS_EN",
+    "Noun",
+    "OBJECTS",
+    "P1SG",
+    "P3SG",
+    "PLACES",
+    "PPL",
+    "PRONOUN_SUBJECTS",
+    "Subject",
+    "normalize_text",
+    "vocabulary",
+    "word_tokens",
+]
 
 
 # (name, gender) -- names are the same in English and German.

@@ -3,12 +3,25 @@
 from __future__ import annotations
 
 import random
-from typing import Callable
+from collections.abc import Callable
 
-from harness.data.synthetic.grammar import de_activity, de_acc_np, de_def_nom_np, en_def_np, en_np
+from harness.data.synthetic.grammar import de_acc_np, de_activity, de_def_nom_np, en_def_np, en_np
 from harness.data.synthetic.lexicon import (
-    DE_VERBS, EN_VERBS, ACTIVITIES, ANIMALS, CITIES, COLOURS, DAYS, NAMES, NUMBERS_DE, NUMBERS_EN, OBJECTS, P3SG, PLACES,
-    PRONOUN_SUBJECTS, Subject,
+    ACTIVITIES,
+    ANIMALS,
+    CITIES,
+    COLOURS,
+    DAYS,
+    DE_VERBS,
+    EN_VERBS,
+    NAMES,
+    NUMBERS_DE,
+    NUMBERS_EN,
+    OBJECTS,
+    P3SG,
+    PLACES,
+    PRONOUN_SUBJECTS,
+    Subject,
 )
 
 __all__ = ["AST_TEMPLATES", "make_ast_pair"]

@@ -6,7 +6,6 @@ from __future__ import annotations
 from harness.data.example import PROMPTS, TASKS, Example
 from harness.vocabulary import AUDIO_TOKEN
 
-
 GENERATOR_VERSION = 1
 VOICE = "en-us"
 # espeak-ng words per minute: passages are spoken a little faster to keep them at ~2-4 s.
@@ -18,5 +17,15 @@ DEFAULT_PRETRAIN_SIZES: dict[str, int] = {"train": 2048, "validation": 128}
 # Generation order: the test set of a seed does not change when the train size does.
 SPLIT_ORDER = ("test", "validation", "train")
 
-__all__ = ["AUDIO_TOKEN", "DEFAULT_PRETRAIN_SIZES", "DEFAULT_SIZES", "GENERATOR_VERSION", "PROMPTS", "SPEED_PASSAGE",
-           "SPEED_SENTENCE", "TASKS", "VOICE", "Example"]
+__all__ = [
+    "AUDIO_TOKEN",
+    "DEFAULT_PRETRAIN_SIZES",
+    "DEFAULT_SIZES",
+    "GENERATOR_VERSION",
+    "PROMPTS",
+    "SPEED_PASSAGE",
+    "SPEED_SENTENCE",
+    "TASKS",
+    "VOICE",
+    "Example",
+]

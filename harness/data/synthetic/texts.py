@@ -6,15 +6,24 @@ from __future__ import annotations
 import hashlib
 import random
 import re
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Callable, Iterable, Mapping
 
 from harness.data.synthetic.lexicon import normalize_text
 from harness.data.synthetic.passages import make_sqa_item
 from harness.data.synthetic.sentences import make_ast_pair
-from harness.data.synthetic.spec import SPLIT_ORDER, GENERATOR_VERSION, PROMPTS, SPEED_PASSAGE, SPEED_SENTENCE
+from harness.data.synthetic.spec import GENERATOR_VERSION, PROMPTS, SPEED_PASSAGE, SPEED_SENTENCE, SPLIT_ORDER
 
-__all__ = ["GENERATORS", "TextItem", "check_sizes", "generate_pretraining_texts", "generate_texts", "ordered_splits", "reserved_for_pretraining", "unique_stream"]
+__all__ = [
+    "GENERATORS",
+    "TextItem",
+    "check_sizes",
+    "generate_pretraining_texts",
+    "generate_texts",
+    "ordered_splits",
+    "reserved_for_pretraining",
+    "unique_stream",
+]
 
 
 @dataclass(frozen=True)
@@ -79,7 +88,10 @@ def reserved_for_pretraining(text: str) -> bool:
 
 
 def unique_stream(
-    make: Callable[[random.Random], TextItem], rng: random.Random, seen: set[str], n: int,
+    make: Callable[[random.Random], TextItem],
+    rng: random.Random,
+    seen: set[str],
+    n: int,
     pretraining: bool = False,
 ) -> list[TextItem]:
     """Draw ``n`` items whose normalised transcripts are not in ``seen`` (updated in place) and lie
@@ -109,14 +121,14 @@ def generate_texts(task: str, sizes: Mapping[str, int], seed: int = 0) -> dict[s
     sizes = check_sizes(sizes)
     rng = random.Random(f"synthetic:{task}:v{GENERATOR_VERSION}:{seed}")
     seen: set[str] = set()
-    return {
-        split: unique_stream(GENERATORS[task], rng, seen, sizes[split])
-        for split in ordered_splits(sizes)
-    }
+    return {split: unique_stream(GENERATORS[task], rng, seen, sizes[split]) for split in ordered_splits(sizes)}
 
 
 def generate_pretraining_texts(
-    sizes: Mapping[str, int], seed: int = 0, exclude: Iterable[str] = (), ast_fraction: float = 0.5,
+    sizes: Mapping[str, int],
+    seed: int = 0,
+    exclude: Iterable[str] = (),
+    ast_fraction: float = 0.5,
     sqa_fraction: float = 0.0,
 ) -> dict[str, list[TextItem]]:
     """Texts of :func:`load_pretraining`: a shuffled mix per split of AST pairs (``ast_fraction``),
