@@ -102,6 +102,9 @@ def test_bad_heartbeat_setting(tmp_path: Path, stores, monkeypatch) -> None:
 def test_missing_espeak_ng_stops_the_sweep(tmp_path: Path, stores, monkeypatch) -> None:
     """No espeak-ng on PATH and no cached data: the first trial fails with the reason and the sweep stops
     with exit code 2 and the install command, instead of failing every trial."""
+    from harness.train.trial import clear_process_caches
+
+    clear_process_caches()  # data an earlier test loaded in this process would hide the missing tool
     monkeypatch.chdir(tmp_path)
     storage, uri = stores
     study = tmp_path / "s.yaml"

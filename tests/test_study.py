@@ -33,24 +33,48 @@ def test_shipped_studies_load(path: Path) -> None:
 
 
 def test_shipped_study_sizes() -> None:
-    assert load_study(STUDIES / "reward_ablation.yaml").total_trials == 7 * 2 + 2 * 2
-    assert load_study(STUDIES / "group_size.yaml").total_trials == 3 * 2
-    assert load_study(STUDIES / "kl_sweep.yaml").total_trials == 4 * 2
-    assert load_study(STUDIES / "mp_grpo.yaml").total_trials == 4
-    assert load_study(STUDIES / "paper_tables.yaml").total_trials == 24
+    assert load_study(STUDIES / "lr_selection.yaml").total_trials == 2 * 2 * 4 * 2
+    assert load_study(STUDIES / "paper_tables.yaml").total_trials == (2 * 3 + 2) * 5
+    assert load_study(STUDIES / "reward_ablation.yaml").total_trials == (7 + 2) * 5
+    assert load_study(STUDIES / "group_size.yaml").total_trials == 3 * 5
+    assert load_study(STUDIES / "kl_sweep.yaml").total_trials == 4 * 5
+    assert load_study(STUDIES / "grpo_variants.yaml").total_trials == (1 + 8) * 5
     tpe = load_study(STUDIES / "tune_tpe.yaml")
     assert (tpe.sampler.type, tpe.pruner.type, tpe.objective.metric, tpe.total_trials) == (
         "tpe",
         "median",
         "val/bleu",
-        8,
+        12,
     )
+    pareto = load_study(STUDIES / "pareto_bleu_tokens.yaml")
+    assert (pareto.sampler.type, pareto.total_trials) == ("nsga2", 8)
+
+
+def test_shared_configurations_are_the_same_trials() -> None:
+    """The configurations the studies share resolve to identical TrialConfigs (so a trial run by one study
+    is reused by the others at one commit): paper_tables' spoken-QA base, SFT, GRPO and MP-GRPO."""
+    tables = load_study(STUDIES / "paper_tables.yaml")
+    ablation = load_study(STUDIES / "reward_ablation.yaml")
+    for seed in tables.seed_list:
+        base = tables.resolve({"task": "sqa", "method": "base-eval", SEED: seed})
+        sft = tables.resolve({"task": "sqa", "method": "sft", SEED: seed})
+        grpo = tables.resolve({"task": "sqa", "method": "grpo", SEED: seed})
+        mp = tables.resolve({SEED: seed}, baseline=0)
+        assert (label_of(base), label_of(sft), label_of(grpo), label_of(mp)) == ("base", "sft", "grpo", "mp-grpo")
+        assert ablation.resolve({SEED: seed}, baseline=0) == base and ablation.resolve({SEED: seed}, baseline=1) == sft
+        assert ablation.resolve({"grpo.reward": "bleu", SEED: seed}) == grpo
+        assert load_study(STUDIES / "group_size.yaml").resolve({"grpo.group_size": 8, SEED: seed}) == grpo
+        assert load_study(STUDIES / "kl_sweep.yaml").resolve({"grpo.beta": 0.02, SEED: seed}) == grpo
+        variants = load_study(STUDIES / "grpo_variants.yaml")
+        assert variants.resolve({SEED: seed}) == grpo
+        labels = [variants.baseline_label(i) for i in range(len(variants.baselines))]
+        assert variants.resolve({SEED: seed}, baseline=labels.index("mp-grpo")) == mp
 
 
 def test_reward_ablation_grid_and_baselines() -> None:
     study = load_study(STUDIES / "reward_ablation.yaml")
     grid = study.grid()
-    assert grid[SEED] == [0, 1]
+    assert grid[SEED] == [0, 1, 2, 3, 4]
     assert "bleu+0.5*bertscore" in grid["grpo.reward"]
     assert [study.baseline_label(i) for i in range(2)] == ["base", "sft"]
     base = study.resolve({SEED: 1}, baseline=0)
@@ -60,8 +84,8 @@ def test_reward_ablation_grid_and_baselines() -> None:
 
 
 def test_mp_grpo_label() -> None:
-    study = load_study(STUDIES / "mp_grpo.yaml")
-    cfg = study.resolve({"task": "ast", "grpo.mp_grpo": True, SEED: 0})
+    study = load_study(STUDIES / "paper_tables.yaml")
+    cfg = study.resolve({SEED: 0}, baseline=1)
     assert label_of(cfg) == "mp-grpo" and cfg.task == "ast"
 
 

@@ -443,6 +443,8 @@ def _objective(w: ReportWriter, data: ReportData) -> None:
     import yaml as _yaml
 
     objective = (_yaml.safe_load(data.study_text) or {}).get("objective", {}) if data.study_text else {}
+    if not isinstance(objective, dict):  # several objectives: the Pareto section shows them
+        return
     metric, direction = objective.get("metric", "test/bleu"), objective.get("direction", "maximize")
     if not metric.startswith("val/") or metric not in data.per_seed or not data.configs:
         return

@@ -7,7 +7,7 @@ on the same M test examples, so examples are *paired* across A and B and *crosse
 features of one seed summed over the examples into its corpus score. The estimand is the
 difference of the configurations' expected corpus scores, over training seeds *and* test examples:
 a new seed or a new test set each move it, so both must enter the uncertainty. The previous test
-(`harness.report.significance.paired_bootstrap`) averaged seeds first and resampled examples
+(the paired bootstrap of earlier reports) averaged seeds first and resampled examples
 only, so run-to-run variance never reached a p-value.
 
 Steps (numbers match the code of `compare` and `seeds_needed`):

@@ -128,6 +128,8 @@ class OptunaView:
 
 def load_optuna_study(folder: Path) -> OptunaView | None:
     """The folder's Optuna study rebuilt from ``optuna_trials.csv`` and ``study.yaml``; None without them."""
+    from pydantic import ValidationError
+
     from harness.study import read_yaml
     from harness.study.spec import StudyConfig
 
@@ -136,7 +138,10 @@ def load_optuna_study(folder: Path) -> OptunaView | None:
     if table is None or not (folder / STUDY_FILE).is_file():
         return None
     data, _ = read_yaml(folder / STUDY_FILE)
-    config = StudyConfig.model_validate(data or {})
+    try:
+        config = StudyConfig.model_validate(data or {})
+    except ValidationError:  # not a study file this code reads (e.g. an older schema): no Optuna views
+        return None
     metrics = [o.metric for o in config.objectives]
     directions = [o.direction for o in config.objectives]
     verbosity = optuna.logging.get_verbosity()
