@@ -57,6 +57,7 @@ from grpo_granite_gpu import (  # noqa: E402  (also puts this checkout's harness
     random_model,
     released_config,
     speech_policy,
+    step_learner,
     synchronize,
     tokenizer_for,
 )
@@ -384,10 +385,7 @@ def versus_trl(check: Check) -> None:
 
     from harness.config import GRPOConfig
     from harness.rewards import parse_reward
-    from harness.train.clock import PhaseClock
     from harness.train.grpo import grpo_step
-    from harness.train.learner import Learner, MicroBatching
-    from harness.train.optimizer import make_optimizer
 
     s, device = check.settings, check.device
     cfg = check.config().text_config
@@ -404,17 +402,7 @@ def versus_trl(check: Check) -> None:
     lm, reference = text_policy(base, tok, s)
     reward = parse_reward("bleu")
     grpo = GRPOConfig(group_size=s.group, beta=s.beta, max_new_tokens=s.max_new_tokens, loss_type="dapo")
-    optimizer, scheduler = make_optimizer(lm.model, 1e-5, 0.0, 0)
-    learner = Learner(
-        lm,
-        optimizer,
-        scheduler,
-        1.0,
-        reference,
-        torch.Generator(device=device).manual_seed(0),
-        MicroBatching(s.micro_batch),
-        PhaseClock(device),
-    )
+    learner = step_learner(lm, reference, s)
     cursor = [0]
 
     def ours(steps: int) -> list[float]:

@@ -106,6 +106,26 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def step_learner(lm, reference, settings: StepSettings):
+    """The `Learner` of the benchmarks' GRPO steps: AdamW at 1e-5, clip 1.0, a seeded generator,
+    micro-batches of ``settings.micro_batch`` rows, a clock that synchronises the device."""
+    from harness.train.clock import PhaseClock
+    from harness.train.learner import Learner, MicroBatching
+    from harness.train.optimizer import make_optimizer
+
+    optimizer, scheduler = make_optimizer(lm.model, 1e-5, 0.0, 0)
+    return Learner(
+        lm,
+        optimizer,
+        scheduler,
+        1.0,
+        reference,
+        torch.Generator(device=lm.device).manual_seed(0),
+        MicroBatching(settings.micro_batch),
+        PhaseClock(lm.device),
+    )
+
+
 def grpo_steps(lm, reference, settings: StepSettings, steps: int, warmup: int = 1) -> list[dict]:
     """`warmup` + `steps` GRPO steps on random audio; per measured step its time, phases (the step's own
     clock, CUDA-synchronised at every phase boundary), tokens and the peak GPU memory (allocated since
@@ -113,24 +133,11 @@ def grpo_steps(lm, reference, settings: StepSettings, steps: int, warmup: int = 
     from harness.config import GRPOConfig
     from harness.models.features import log_mel
     from harness.rewards import parse_reward
-    from harness.train.clock import PhaseClock
     from harness.train.grpo import grpo_step
-    from harness.train.learner import Learner, MicroBatching
-    from harness.train.optimizer import make_optimizer
 
     device = lm.device
     grpo = GRPOConfig(group_size=settings.group, beta=settings.beta, max_new_tokens=settings.max_new_tokens)
-    optimizer, scheduler = make_optimizer(lm.model, 1e-5, 0.0, 0)
-    learner = Learner(
-        lm,
-        optimizer,
-        scheduler,
-        1.0,
-        reference,
-        torch.Generator(device=device).manual_seed(0),
-        MicroBatching(settings.micro_batch),
-        PhaseClock(device),
-    )
+    learner = step_learner(lm, reference, settings)
     reward = parse_reward("bleu")
     rng = np.random.RandomState(0)
     results = []

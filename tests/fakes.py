@@ -7,6 +7,7 @@ import time
 import numpy as np
 
 import harness.train.trial as trial_lib
+from harness.config import TinySpec
 from harness.data.dataset import SpokenSet
 from harness.data.example import PROMPTS, Example
 from harness.eval.evaluate import Evaluation
@@ -94,3 +95,15 @@ def fake_trial(
         )
 
     return run_trial
+
+
+# A tiny model for tests that build their own (milliseconds to construct and to step).
+SMALL_SPEC = TinySpec(
+    vocab_size=300,
+    encoder_hidden=32,
+    encoder_layers=1,
+    projector_hidden=32,
+    text_hidden=32,
+    text_layers=1,
+    text_heads=2,
+)

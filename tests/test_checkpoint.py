@@ -10,6 +10,7 @@ import shutil
 
 import pytest
 import torch
+from fakes import SMALL_SPEC
 from safetensors.torch import load_file, save_file
 
 from harness.config import GRPOConfig, ModelConfig, TinySpec, TrialConfig
@@ -26,15 +27,7 @@ CHAT_TEMPLATE = (
     "<|end_of_text|>\n{% endfor %}{% if add_generation_prompt %}<|start_of_role|>assistant"
     "<|end_of_role|>{% endif %}"
 )
-SPEC = TinySpec(
-    vocab_size=300,
-    encoder_hidden=32,
-    encoder_layers=1,
-    projector_hidden=32,
-    text_hidden=32,
-    text_layers=2,
-    text_heads=2,
-)
+SPEC = SMALL_SPEC.model_copy(update={"text_layers": 2})  # two decoder layers: checkpointing per layer
 
 
 @pytest.fixture(scope="module")

@@ -15,23 +15,16 @@ import numpy as np
 import pytest
 import torch
 import torch.multiprocessing as mp
+from fakes import SMALL_SPEC
 
-from harness.config import EvalConfig, TinySpec
+from harness.config import EvalConfig
 from harness.data.dataset import SpokenSet
 from harness.eval.evaluate import greedy_and_nll
 from harness.models.features import log_mel
 from harness.models.speech_lm import SpeechLM
 from harness.models.tiny import build_tiny, train_tokenizer
 
-SPEC = TinySpec(
-    vocab_size=300,
-    encoder_hidden=32,
-    encoder_layers=1,
-    projector_hidden=32,
-    text_hidden=32,
-    text_layers=1,
-    text_heads=2,
-)
+SPEC = SMALL_SPEC
 ANSWERS = [["die katze schläft", "wir gehen"], ["er liest ein buch", "sie singt"]]
 
 

@@ -7,8 +7,9 @@ decaying SFT term."""
 import numpy as np
 import pytest
 import torch
+from fakes import SMALL_SPEC
 
-from harness.config import GRPOConfig, TinySpec, TrialConfig
+from harness.config import GRPOConfig, TrialConfig
 from harness.eval.evaluate import reference_nll
 from harness.models.features import log_mel
 from harness.models.loader import frozen_copy
@@ -18,15 +19,7 @@ from harness.train.grpo import Batch, dynamic_batch, grpo_step, loss_settings, m
 from harness.train.grpo_loss import grpo_loss, loss_mask
 from harness.train.learner import Learner, MicroBatching
 
-SPEC = TinySpec(
-    vocab_size=300,
-    encoder_hidden=32,
-    encoder_layers=1,
-    projector_hidden=32,
-    text_hidden=32,
-    text_layers=1,
-    text_heads=2,
-)
+SPEC = SMALL_SPEC
 ANSWERS = ["die katze schläft", "wir gehen nach hause", "er liest ein buch", "sie singt"]
 G = 4
 

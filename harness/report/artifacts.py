@@ -4,31 +4,16 @@
 from __future__ import annotations
 
 import json
-import os
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import mlflow.artifacts
 from mlflow import MlflowClient
 
-__all__ = ["artifact_files", "quiet_downloads", "read_json_artifact"]
+from harness.sweep.stores import quiet_downloads
 
-
-@contextmanager
-def quiet_downloads() -> Iterator[None]:
-    """No per-file progress bar from MLflow (unless the user asked for one)."""
-    key = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
-    if key in os.environ:
-        yield
-        return
-    os.environ[key] = "false"
-    try:
-        yield
-    finally:
-        os.environ.pop(key, None)
+__all__ = ["artifact_files", "read_json_artifact"]
 
 
 def read_json_artifact(client: MlflowClient, run_id: str, path: str) -> Any | None:

@@ -24,12 +24,9 @@ recompute it, and a reviewer can check it, from the repository:
 from __future__ import annotations
 
 import json
-import os
 import re
 import tempfile
 from collections import defaultdict
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,6 +40,7 @@ from mlflow.entities import Run, ViewType
 
 from harness.report.optuna_trials import export_optuna_trials
 from harness.report.samples import export_samples
+from harness.sweep.stores import quiet_downloads
 from harness.vocabulary import (
     BEST_STEP,
     EXAMPLES_ARTIFACT,
@@ -96,6 +94,8 @@ FILES = {
     "optuna_trials": OPTUNA_TRIALS_FILE,
     "samples": SAMPLES_FILE,
 }
+# What each finished trial logged of its compute and model (per_seed.csv columns).
+COMPUTE = (BEST_STEP, TRAIN_STEPS, WALL_TIME, GENERATED_TOKENS, TRAINED_TOKENS, PARAMS_TOTAL, PARAMS_TRAINABLE)
 PER_SEED_COLUMNS = [
     "study",
     "config",
@@ -106,13 +106,7 @@ PER_SEED_COLUMNS = [
     "seed",
     "run_id",
     "trial",
-    BEST_STEP,
-    TRAIN_STEPS,
-    WALL_TIME,
-    GENERATED_TOKENS,
-    TRAINED_TOKENS,
-    PARAMS_TOTAL,
-    PARAMS_TRAINABLE,
+    *COMPUTE,
     "reused_from",
     "commit",
 ]
@@ -255,7 +249,7 @@ def _study_files(client: MlflowClient, parent: Run | None, out_dir: Path) -> lis
         with tempfile.TemporaryDirectory(prefix="harness-export-") as scratch:
             for name, target in ((STUDY_FILE_ARTIFACT, FILES["study"]), (SWEPT_ARTIFACT, FILES["swept"])):
                 try:
-                    with _quiet_downloads():
+                    with quiet_downloads():
                         path = mlflow.artifacts.download_artifacts(
                             run_id=parent.info.run_id,
                             artifact_path=name,
@@ -289,18 +283,7 @@ def _per_seed(
                 "seed": p.get(SEED),
                 "run_id": t.run.info.run_id,
                 "trial": t.number,
-                **{
-                    k: m.get(k)
-                    for k in (
-                        BEST_STEP,
-                        TRAIN_STEPS,
-                        WALL_TIME,
-                        GENERATED_TOKENS,
-                        TRAINED_TOKENS,
-                        PARAMS_TOTAL,
-                        PARAMS_TRAINABLE,
-                    )
-                },
+                **{k: m.get(k) for k in COMPUTE},
                 "reused_from": tags.get(TAG_REUSED, ""),
                 "commit": tags.get(TAG_COMMIT, ""),
                 **{k: p.get(k) for k in searched},
@@ -314,7 +297,7 @@ def _per_seed(
 
 def _examples(run_id: str, scratch: Path, tracking_uri: str) -> dict | None:
     try:
-        with _quiet_downloads():
+        with quiet_downloads():
             path = mlflow.artifacts.download_artifacts(
                 run_id=run_id,
                 artifact_path=EXAMPLES_ARTIFACT,
@@ -424,7 +407,7 @@ def _configs(client: MlflowClient, complete: list[_Trial], names: dict[str, str]
         for (name, task), group in members.items():
             first = group[0].run.info.run_id
             try:
-                with _quiet_downloads():
+                with quiet_downloads():
                     path = mlflow.artifacts.download_artifacts(
                         run_id=first,
                         artifact_path=TRIAL_CONFIG_ARTIFACT,
@@ -496,17 +479,3 @@ def _hearing(out_dir: Path, previous: Path) -> None:
                 continue
         frames.append(transcription_errors(cfg, voices))
     pd.concat(frames, ignore_index=True).to_csv(path, index=False)
-
-
-@contextmanager
-def _quiet_downloads() -> Iterator[None]:
-    """No per-file progress bar from MLflow (unless the user asked for one)."""
-    key = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
-    if key in os.environ:
-        yield
-        return
-    os.environ[key] = "false"
-    try:
-        yield
-    finally:
-        os.environ.pop(key, None)

@@ -22,8 +22,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -34,6 +33,7 @@ import yaml
 from mlflow.entities import LoggedModelOutput, Run
 from mlflow.tracking import MlflowClient
 
+from harness.sweep.stores import quiet_downloads
 from harness.vocabulary import LOGGED_MODEL, TAG_CHECKPOINT, TAG_COMMIT, TRIAL_CONFIG_ARTIFACT
 
 __all__ = [
@@ -115,7 +115,7 @@ def log_best_checkpoint(
     with tempfile.TemporaryDirectory(prefix="harness-model-") as tmp:
         save_file(tensors, str(Path(tmp, WEIGHTS_FILE)))
         Path(tmp, TRIAL_CONFIG_ARTIFACT).write_text(config_yaml, encoding="utf-8")
-        with _no_progress_bars():
+        with quiet_downloads():
             info = mlflow.pyfunc.log_model(
                 name=LOGGED_MODEL,
                 python_model=str(MODEL_CODE),
@@ -158,17 +158,3 @@ def _requirements() -> list[str]:
         except PackageNotFoundError:
             out.append(name)
     return out
-
-
-@contextmanager
-def _no_progress_bars() -> Iterator[None]:
-    """No MLflow per-file progress bar in the middle of the sweep's display (unless the user set one)."""
-    key = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
-    if key in os.environ:
-        yield
-        return
-    os.environ[key] = "false"
-    try:
-        yield
-    finally:
-        os.environ.pop(key, None)

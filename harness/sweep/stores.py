@@ -15,12 +15,15 @@ from __future__ import annotations
 import os
 import re
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import optuna
 from mlflow.tracking import MlflowClient
 
 __all__ = [
+    "quiet_downloads",
     "HEARTBEAT_ENV",
     "MAX_RETRIES",
     "STORAGE_ENV",
@@ -156,3 +159,17 @@ def open_tracking(uri: str) -> MlflowClient:
             "or postgresql://host/db."
         ) from None
     return client
+
+
+@contextmanager
+def quiet_downloads() -> Iterator[None]:
+    """No per-file MLflow progress bar while artifacts are downloaded (unless the user set one)."""
+    key = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+    if key in os.environ:
+        yield
+        return
+    os.environ[key] = "false"
+    try:
+        yield
+    finally:
+        os.environ.pop(key, None)
