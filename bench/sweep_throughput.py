@@ -61,16 +61,29 @@ def run_side(code: Path, cache: Path, scratch: Path) -> dict:
     with sqlite3.connect(work / "mlruns" / "mlflow.db") as db:
         rows = db.execute(
             "select m.key, m.value, r.run_uuid from latest_metrics m join runs r "
-            "on m.run_uuid = r.run_uuid where m.key in ('wall_time_s', 'test/bleu')"
+            "on m.run_uuid = r.run_uuid where m.key in ('wall_time_s', 'test/bleu') or m.key like 'time/%'"
+        ).fetchall()
+        steps = db.execute(  # per-step phase times, summed over each trial's steps
+            "select key, run_uuid, sum(value) from metrics where key like 'time\\_%\\_s' escape '\\' "
+            "group by key, run_uuid"
         ).fetchall()
     shutil.rmtree(work, ignore_errors=True)
     trials: dict[str, dict] = {}
     for key, value, run in rows:
         trials.setdefault(run, {})[key] = value
+    for key, run, total in steps:
+        if run in trials:
+            trials[run]["step/" + key.removeprefix("time_").removesuffix("_s")] = total
+    done = [t for t in trials.values() if "test/bleu" in t]
     return {
         "wall": wall,
-        "trial_walls": sorted(t["wall_time_s"] for t in trials.values()),
-        "bleu": sorted(round(t["test/bleu"], 4) for t in trials.values()),
+        "trial_walls": sorted(t["wall_time_s"] for t in done),
+        "bleu": sorted(round(t["test/bleu"], 4) for t in done),
+        "phases": {
+            k: statistics.fmean(t[k] for t in done if k in t)
+            for k in {k for t in done for k in t}
+            if k.startswith(("time/", "step/"))
+        },
     }
 
 
@@ -148,6 +161,7 @@ def render(args, runs: dict[str, list[dict]], total: float) -> str:
         f"trials: baseline {statistics.median(w for r in base for w in r['trial_walls']):.1f} s, this tree "
         f"{statistics.median(w for r in ours for w in r['trial_walls']):.1f} s.",
         "",
+        *phase_table(base, ours),
         "Test BLEU of the 4 trials (sorted), every run: baseline "
         + "; ".join(str(r["bleu"]) for r in base)
         + "; this tree "
@@ -157,6 +171,29 @@ def render(args, runs: dict[str, list[dict]], total: float) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def phase_table(base: list[dict], ours: list[dict]) -> list[str]:
+    """Where a trial's time goes, each side as it logs it: ``time/<phase>`` (the trial's stages) and the
+    per-step ``time_<phase>_s`` summed over the steps (the baseline splits a step into rollout, reward
+    and update; this tree into rollout, reward, reference, forward, backward and optimizer)."""
+
+    def mean(runs: list[dict], key: str) -> float | None:
+        values = [r["phases"][key] for r in runs if key in r["phases"]]
+        return statistics.fmean(values) if values else None
+
+    keys = sorted({k for r in base + ours for k in r["phases"]}, key=lambda k: (not k.startswith("time/"), k))
+    lines = [
+        "Where a trial's time goes (mean seconds per trial over all runs; `time/*` = the trial's stages, "
+        "`step/*` = a step's phases summed over the steps; each side logs its own split):",
+        "",
+        "| phase | baseline s | this tree s |",
+        "|---|---|---|",
+    ]
+    for key in keys:
+        b, o = mean(base, key), mean(ours, key)
+        lines.append(f"| {key} | {'—' if b is None else f'{b:.1f}'} | {'—' if o is None else f'{o:.1f}'} |")
+    return [*lines, ""]
 
 
 if __name__ == "__main__":
