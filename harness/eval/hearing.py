@@ -39,16 +39,17 @@ def edit_distance(a: list | str, b: list | str) -> int:
     return row[-1]
 
 
-def transcription_errors(cfg: TrialConfig, voices: list[str], max_new_tokens: int = 128) -> pd.DataFrame:
-    """Per clip of ``cfg``'s task test split, spoken in each voice: what the starting model of
-    ``cfg.model`` transcribes, and its word and character errors against what was said."""
+def transcription_errors(
+    cfg: TrialConfig, voices: list[str], path: str, checkpoint: str, max_new_tokens: int = 128
+) -> pd.DataFrame:
+    """Per clip of ``cfg``'s task test split, spoken in each voice: what the starting model (loaded from
+    ``path``; ``checkpoint`` its identity, recorded) transcribes, and its word and character errors
+    against what was said."""
     from harness.data.synthetic import load_synthetic
     from harness.eval.evaluate import decode
     from harness.models.loader import load_speech_lm
-    from harness.train.base_model import starting_point
 
-    start = starting_point(cfg.model)
-    lm = load_speech_lm(cfg.model, path=start.path)
+    lm = load_speech_lm(cfg.model, path=path)
     rows = []
     for voice in voices:
         test = load_synthetic(
@@ -69,7 +70,7 @@ def transcription_errors(cfg: TrialConfig, voices: list[str], max_new_tokens: in
                     "words": len(ref.split()),
                     "char_errors": edit_distance(ref, got),
                     "chars": len(ref),
-                    "checkpoint": start.identity,
+                    "checkpoint": checkpoint,
                 }
             )
     return pd.DataFrame(rows)

@@ -477,5 +477,6 @@ def _hearing(out_dir: Path, previous: Path) -> None:
             if set(same["voice"]) == set(voices):
                 frames.append(same)
                 continue
-        frames.append(transcription_errors(cfg, voices))
+        start = starting_point(cfg.model)
+        frames.append(transcription_errors(cfg, voices, start.path, start.identity))
     pd.concat(frames, ignore_index=True).to_csv(path, index=False)
