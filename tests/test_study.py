@@ -39,6 +39,7 @@ def test_shipped_study_sizes() -> None:
     assert load_study(STUDIES / "group_size.yaml").total_trials == 3 * 5
     assert load_study(STUDIES / "kl_sweep.yaml").total_trials == 4 * 5
     assert load_study(STUDIES / "grpo_variants.yaml").total_trials == (1 + 8) * 5
+    assert load_study(STUDIES / "gspo_off_policy.yaml").total_trials == (1 + 1) * 5
     tpe = load_study(STUDIES / "tune_tpe.yaml")
     assert (tpe.sampler.type, tpe.pruner.type, tpe.objective.metric, tpe.total_trials) == (
         "tpe",
