@@ -42,11 +42,13 @@ PACKAGES = (
 
 @lru_cache(maxsize=1)
 def git_commit() -> str:
-    """HEAD of the checkout, with ``-dirty`` when tracked files differ from it; ``unknown`` outside git."""
+    """HEAD of the checkout, with ``-dirty`` when tracked files differ from it; ``unknown`` outside git.
+    Reports are outputs, not code: a rewritten ``reports/`` (every sweep writes its report there) leaves
+    the commit clean."""
     try:
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=CHECKOUT, capture_output=True, text=True, timeout=10)
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)reports"],
             cwd=CHECKOUT,
             capture_output=True,
             text=True,
