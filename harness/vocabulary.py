@@ -60,6 +60,7 @@ __all__ = [
     "TAG_LABEL",
     "TAG_MACHINE",
     "TAG_METEOR",
+    "TAG_NAMESPACE",
     "TAG_NUMBER",
     "TAG_N_TRIALS",
     "TAG_RESULT_KEY",
@@ -125,6 +126,7 @@ COMPUTE_OBJECTIVES: tuple[str, ...] = (GENERATED_TOKENS, TRAINED_TOKENS, WALL_TI
 # --------------------------------------------------------------------------------------------------
 # MLflow tags
 
+TAG_NAMESPACE = "harness."  # every tag below starts with it; no TrialConfig field does
 TAG_ROLE = "harness.role"  # "study" on the study's run, "trial" on each trial run
 TAG_STUDY = "harness.study"  # the study's name
 TAG_NUMBER = "harness.trial_number"  # the Optuna trial number

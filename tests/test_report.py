@@ -231,6 +231,8 @@ def log_trial(
         tags["harness.error"] = error
     run_id = client.create_run(exp_id, tags=tags, run_name=f"{number:03d}-{label}").info.run_id
     params = [Param(k, param_value(v)) for k, v in flatten(cfg.model_dump(mode="json")).items()]
+    if seed % 2 == 0:  # mlflow's log_model writes the logged model's model_config into the run's params;
+        params.append(Param("harness.checkpoint_revision", CHECKPOINT))  # a reused trial logs no model
     for i in range(0, len(params), 100):
         client.log_batch(run_id, params=params[i : i + 100])
     client.log_text(run_id, yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False), "trial_config.yaml")
@@ -575,14 +577,16 @@ BLEU_COLUMNS = [
 ]
 
 
-def folder_features(folder: Path, config: str, metric: str, decoding: str) -> np.ndarray:
-    """``[seeds, examples, (passes,) (10,)]`` of a configuration, built here from per_seed.csv and
-    per_example.csv.gz: seeds in per_seed.csv order, examples by id, passes by number."""
+def folder_features(folder: Path, config: str, metric: str, decoding: str, task: str | None = None) -> np.ndarray:
+    """``[seeds, examples, (passes,) (10,)]`` of a configuration (on ``task`` where the name recurs on
+    several), built here from per_seed.csv and per_example.csv.gz: seeds in per_seed.csv order,
+    examples by id, passes by number."""
     per_seed = pd.read_csv(folder / "per_seed.csv", dtype={"run_id": str})
     pe = pd.read_csv(folder / "per_example.csv.gz", dtype={"run_id": str, "id": str})
     columns = BLEU_COLUMNS if metric == "bleu" else [metric]
     seeds = []
-    for run_id in per_seed.loc[per_seed["config"] == config, "run_id"]:
+    mine = (per_seed["config"] == config) & ((per_seed["task"] == task) if task else True)
+    for run_id in per_seed.loc[mine, "run_id"]:
         rows = pe[(pe["run_id"] == run_id) & (pe["decoding"] == decoding)].sort_values(["pass", "id"])
         passes = [part[columns].to_numpy(float) for _, part in rows.groupby("pass")]
         x = np.stack(passes, axis=1) if decoding == "sampled" else passes[0]
@@ -676,6 +680,14 @@ def test_unfinished_trials_are_listed_in_trials_csv_only(main):
 # 2. Every mean ± std recomputes from per_seed.csv
 
 
+def seeds_of(per_seed: pd.DataFrame, table: Path, config: str) -> pd.DataFrame:
+    """The per-seed rows behind one row of a mean ± std table: its configuration on the table's task
+    (named in the file name; one configuration name can recur on several tasks)."""
+    tasks = [t for t in per_seed["task"].unique() if t in table.stem.split("_")]
+    assert len(tasks) == 1, table.name
+    return per_seed[(per_seed["config"] == config) & (per_seed["task"] == tasks[0])]
+
+
 def summary_tables(folder: Path) -> list[tuple[Path, str, str]]:
     """(CSV, its configuration column, the test/ prefix of its decoding) of every mean ± std table."""
     out = []
@@ -698,7 +710,7 @@ def test_every_mean_and_std_recomputes_from_per_seed(study, request):
     for path, column, prefix in tables:
         table = pd.read_csv(path)
         for _, r in table.iterrows():
-            seeds = per_seed[per_seed["config"] == r[column]]
+            seeds = seeds_of(per_seed, path, r[column])
             assert len(seeds) >= 2, (path.name, r[column])
             for m in METRICS:
                 values = seeds[prefix + m]
@@ -1352,14 +1364,14 @@ def test_shipped_report_recomputes(folder):
     assert "## Setup" in (folder / "report.md").read_text()
     for path, column, prefix in summary_tables(folder):
         for _, r in pd.read_csv(path).iterrows():
-            values = per_seed.loc[per_seed["config"] == r[column], prefix + "bleu"]
+            values = seeds_of(per_seed, path, r[column])[prefix + "bleu"]
             assert r["BLEU mean"] == pytest.approx(values.mean(), rel=1e-9), path.name
             if len(values) > 1:
                 assert r["BLEU std"] == pytest.approx(values.std(ddof=1), rel=1e-9), path.name
     cmp = pd.read_csv(folder / "comparisons.csv")
     first = cmp[cmp["family"] == "primary"].iloc[0]
-    fa = folder_features(folder, first["A"], "bleu", first["decoding"])
-    fb = folder_features(folder, first["B"], "bleu", first["decoding"])
+    fa = folder_features(folder, first["A"], "bleu", first["decoding"], first["task"])
+    fb = folder_features(folder, first["B"], "bleu", first["decoding"], first["task"])
     got = compare(fa, fb, score=score_for("bleu", first["decoding"]))
     assert (first["diff"], first["ci_low"], first["ci_high"], first["p_value"]) == pytest.approx(
         (got.diff, got.ci_low, got.ci_high, got.p_value), rel=1e-9

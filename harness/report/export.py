@@ -63,6 +63,7 @@ from harness.vocabulary import (
     TAG_LABEL,
     TAG_MACHINE,
     TAG_METEOR,
+    TAG_NAMESPACE,
     TAG_NUMBER,
     TAG_REUSED,
     TAG_ROLE,
@@ -176,17 +177,24 @@ def _trial(run: Run) -> _Trial:
     return _Trial(run, int(number) if number.lstrip("-").isdigit() else None, state, label)
 
 
+def _config_params(trial: _Trial) -> dict[str, str]:
+    """The trial's resolved config but its seed. MLflow's log_model also writes the logged model's
+    ``model_config`` ({TAG_CHECKPOINT: ...}) into the run's params; a reused trial logs no model, so
+    the harness's own ``harness.*`` keys (never a TrialConfig field) do not tell configurations apart."""
+    return {k: v for k, v in trial.params.items() if k != SEED and not k.startswith(TAG_NAMESPACE)}
+
+
 def _config_names(trials: list[_Trial]) -> dict[str, str]:
     """run id -> configuration name, for COMPLETE trials: trials sharing the label and every parameter
     but the seed form one configuration, named by its label, plus the parameters that tell it apart
     from others of the same label on the same task and model."""
     groups: dict[tuple, list[_Trial]] = defaultdict(list)
     for t in trials:
-        key = (t.label, tuple(sorted((k, v) for k, v in t.params.items() if k != SEED)))
+        key = (t.label, tuple(sorted(_config_params(t).items())))
         groups[key].append(t)
     by_label: dict[tuple, list[tuple]] = defaultdict(list)
-    for key, members in groups.items():
-        p = members[0].params
+    for key in groups:
+        p = dict(key[1])
         by_label[(p.get("task"), p.get("model.name"), key[0])].append(key)
     names: dict[str, str] = {}
     for (_, _, label), keys in by_label.items():
