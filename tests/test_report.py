@@ -55,6 +55,7 @@ from harness.config import TrialConfig
 from harness.eval.bleu_stats import bleu_stats
 from harness.report import DirtyTree, adjust, build_report, compare, rebuild_report, write_index
 from harness.report.export import FILES
+from harness.report.findings import identical_configs
 from harness.report.folder import load_folder
 from harness.report.inference import bleu_passes_score, bleu_score, mean_passes_score, mean_score
 from harness.report.plots import plot_training
@@ -1368,6 +1369,9 @@ def test_shipped_report_recomputes(folder):
             assert r["BLEU mean"] == pytest.approx(values.mean(), rel=1e-9), path.name
             if len(values) > 1:
                 assert r["BLEU std"] == pytest.approx(values.std(ddof=1), rel=1e-9), path.name
+    if not (folder / "comparisons.csv").is_file():  # an optimiser's study: no pair to compare
+        assert "No comparison could be made" in (folder / "report.md").read_text()
+        return
     cmp = pd.read_csv(folder / "comparisons.csv")
     first = cmp[cmp["family"] == "primary"].iloc[0]
     fa = folder_features(folder, first["A"], "bleu", first["decoding"], first["task"])
@@ -1376,3 +1380,27 @@ def test_shipped_report_recomputes(folder):
     assert (first["diff"], first["ci_low"], first["ci_high"], first["p_value"]) == pytest.approx(
         (got.diff, got.ci_low, got.ci_high, got.p_value), rel=1e-9
     )
+
+
+def test_baselines_pair_by_their_resolved_configs():
+    """grpo_variants' baselines differ in settings that are not searched parameters: MP-GRPO is compared
+    with its twin (plain GRPO, not the first GRPO baseline), LUFFY (MP-GRPO + shaping, its own label)
+    counts as MP-GRPO and is compared with plain MP-GRPO; GSPO at mu = 1 equals per-sequence GRPO."""
+    from harness.report.comparisons import pairs
+
+    folder = provenance.CHECKOUT / "reports" / "grpo_variants"
+    if not (folder / "per_seed.csv").is_file():
+        pytest.skip("no shipped grpo_variants report")
+    data = load_folder(folder)
+    found = {(a.name, b.name, why) for a, b, why in pairs(data)}
+    assert ("mp-grpo", "grpo", "MP-GRPO vs GRPO") in found
+    assert ("luffy", "mp-grpo", "variant vs MP-GRPO") in found
+    assert not {(a, b) for a, b, _ in found if a == "mp-grpo" and b not in ("grpo", "base", "sft")}
+    assert not any(a == "luffy" and why == "variant vs GRPO" for a, _, why in found)
+    per_seed = pd.read_csv(folder / "per_seed.csv").set_index(["config", "seed"])["test/sampled/bleu"]
+    assert (per_seed["gspo"] == per_seed["grpo-seq-mean"]).all()
+    # no completion reached the rollout limit (truncated_frac 0), so masking truncated ones changed nothing
+    assert sorted(sorted(names) for _, names in identical_configs(data)) == [
+        ["grpo", "mask-truncated"],
+        ["grpo-seq-mean", "gspo"],
+    ]

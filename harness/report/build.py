@@ -16,7 +16,7 @@ from mlflow import MlflowClient
 from harness.report.comparisons import ALPHA, N_BOOTSTRAP, POWER, comparison_table, factor_groups, primary_decoding
 from harness.report.document import ReportWriter, fmt_num, fmt_p, slug
 from harness.report.export import FILES, export_study
-from harness.report.findings import findings_table, render
+from harness.report.findings import findings_table, identical_configs, render
 from harness.report.folder import ReportData, load_folder
 from harness.report.optuna_views import optuna_analysis_section, pareto_section
 from harness.report.plots import plot_mp_bars, plot_sweep, plot_training, plot_validation
@@ -169,6 +169,16 @@ def _findings(w: ReportWriter, data: ReportData, comparisons: pd.DataFrame) -> p
         "",
     )
     w.text(*render(findings))
+    same = identical_configs(data)
+    if same:
+        w.text(
+            "",
+            "**Identical results.** These configurations gave the same test scores seed by seed (every metric "
+            "and decoding within 1e-5: the same generations; the setting that tells them apart changed "
+            "nothing here, and the study file says why): "
+            + "; ".join(f"`{task}`: " + " = ".join(names) for task, names in same)
+            + ".",
+        )
     if not findings.empty:
         findings.to_csv(w.out_dir / FINDINGS_FILE, index=False)
         w.files.append(w.out_dir / FINDINGS_FILE)

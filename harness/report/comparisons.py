@@ -89,6 +89,18 @@ def _same(value, default) -> bool:
         return str(value).lower() == str(default).lower()
 
 
+def _twins(mp: Config, other: Config) -> bool:
+    """``other`` is ``mp`` without ``grpo.mp_grpo``: every other setting equal, in the resolved configs
+    where the folder has them (a baseline's settings are not searched parameters), else in the searched
+    parameters."""
+    a, b = mp.settings_but("grpo.mp_grpo"), other.settings_but("grpo.mp_grpo")
+    if a is not None and b is not None:
+        return a == b
+    return {k: str(v) for k, v in other.params.items() if k != "grpo.mp_grpo"} == {
+        k: str(v) for k, v in mp.params.items() if k != "grpo.mp_grpo"
+    }
+
+
 def pairs(data: ReportData) -> list[tuple[Config, Config, str]]:
     """(A, B, why) for every comparison of the report, A compared against B."""
     out: list[tuple[Config, Config, str]] = []
@@ -115,18 +127,7 @@ def pairs(data: ReportData) -> list[tuple[Config, Config, str]]:
             ]
         for c in group:
             if c.is_grpo and c.mp:
-                twin = next(
-                    (
-                        o
-                        for o in group
-                        if o.is_grpo
-                        and not o.mp
-                        and o.task == c.task
-                        and {k: str(v) for k, v in o.params.items() if k != "grpo.mp_grpo"}
-                        == {k: str(v) for k, v in c.params.items() if k != "grpo.mp_grpo"}
-                    ),
-                    grpo,
-                )
+                twin = next((o for o in group if o.is_grpo and not o.mp and _twins(c, o)), grpo)
                 if twin is not None:
                     out.append((c, twin, "MP-GRPO vs GRPO"))
         for factor, default in data.swept.items():

@@ -22,10 +22,11 @@ import numpy as np
 import pandas as pd
 
 from harness.report.document import fmt_num, fmt_p
+from harness.report.folder import ReportData
 from harness.report.published import published_tables
-from harness.vocabulary import METRIC_NAMES
+from harness.vocabulary import METRIC_NAMES, TEST
 
-__all__ = ["LEVEL", "findings_table", "paper_direction", "render"]
+__all__ = ["LEVEL", "findings_table", "identical_configs", "paper_direction", "render"]
 
 LEVEL = 0.05  # adjusted p below this is a finding with evidence
 PAPER_TABLES = {"sqa": "table1_librisqa.csv", "ast": "table2_covost2_en_de.csv"}
@@ -161,7 +162,12 @@ def render(findings: pd.DataFrame) -> list[str]:
     """Markdown lines: the primary family's findings, then the results against / with the paper, then
     the secondary family's findings with evidence."""
     if findings.empty:
-        return ["No comparison could be made (a configuration needs per-example test scores and a partner)."]
+        return [
+            "No comparison could be made: a configuration is compared with the base, SFT, plain GRPO or its "
+            "swept parameter's default level, on the same task, each with per-example test scores; this "
+            "study has no such pair (an optimiser's trials are each their own configuration: see the Optuna "
+            "analysis below)."
+        ]
     primary = findings[findings["family"] == "primary"]
     lines = [
         "### Primary endpoint (corpus BLEU, "
@@ -186,3 +192,22 @@ def render(findings: pd.DataFrame) -> list[str]:
         f"{unresolved} secondary comparisons show no evidence of a difference (all in the comparisons table).",
     ]
     return lines
+
+
+def identical_configs(data: ReportData, atol: float = 1e-5) -> list[tuple[str, list[str]]]:
+    """(task, configuration names) of every set of >= 2 configurations of one task and model whose
+    per-seed test scores (every metric and decoding, seed by seed, x100) agree within ``atol``: the
+    same generations, scored with float rounding (BERTScore's batches differ in the last bits)."""
+    columns = [c for c in data.per_seed.columns if c.startswith(f"{TEST}/")]
+    groups: list[tuple[tuple, np.ndarray, list[str]]] = []
+    for c in data.configs:
+        if len(c.rows) < 2 or not columns:
+            continue
+        rows = c.rows.sort_values("seed")
+        key, values = (c.task, c.model, tuple(rows["seed"])), rows[columns].to_numpy(float)
+        match = next((g for g in groups if g[0] == key and np.allclose(g[1], values, rtol=0, atol=atol)), None)
+        if match is None:
+            groups.append((key, values, [c.name]))
+        else:
+            match[2].append(c.name)
+    return [(key[0], names) for key, _, names in groups if len(names) > 1]

@@ -15,8 +15,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import yaml
 
-from harness.report.export import BLEU_STAT_COLUMNS, FILES
+from harness.report.export import BLEU_STAT_COLUMNS, FILES, config_file
 from harness.vocabulary import BASE_EVAL, GRPO, MP_LABEL, SFT, TEST, metric_key
 
 __all__ = ["Config", "ReportData", "load_folder", "natural_key"]
@@ -41,10 +42,26 @@ class Config:
     method: str
     rows: pd.DataFrame
     params: dict[str, Any] = field(default_factory=dict)  # the study's searched parameters, as recorded
+    resolved: dict[str, Any] = field(default_factory=dict)  # configs/<config>.yaml (empty where absent)
 
     @property
     def mp(self) -> bool:
-        return self.label == MP_LABEL or str(self.params.get("grpo.mp_grpo", "false")).lower() == "true"
+        """MP-GRPO: by its label, a searched ``grpo.mp_grpo`` or the resolved config (a baseline's own)."""
+        resolved = (self.resolved.get("grpo") or {}).get("mp_grpo", False)
+        return self.label == MP_LABEL or str(self.params.get("grpo.mp_grpo", resolved)).lower() == "true"
+
+    def settings_but(self, *keys: str) -> dict[str, Any] | None:
+        """The resolved config without its seeds and the dotted ``keys`` (None where it is unknown)."""
+        if not self.resolved:
+            return None
+        out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in self.resolved.items() if k != "seed"}
+        for key in keys:
+            head, _, tail = key.partition(".")
+            if tail and isinstance(out.get(head), dict):
+                out[head].pop(tail, None)
+            elif not tail:
+                out.pop(head, None)
+        return out
 
     @property
     def is_grpo(self) -> bool:
@@ -169,6 +186,9 @@ def load_folder(folder: Path) -> ReportData:
     for (task, model, name), rows in per_seed.groupby(["task", "model", "config"], sort=False):
         first = rows.iloc[0]
         params = {k: first[k] for k in swept if k in rows}
-        configs.append(Config(name, task, model, first["label"], first["method"], rows.reset_index(drop=True), params))
+        resolved_path = folder / FILES["configs"] / config_file(name, task)
+        resolved = yaml.safe_load(resolved_path.read_text(encoding="utf-8")) if resolved_path.is_file() else {}
+        rows = rows.reset_index(drop=True)
+        configs.append(Config(name, task, model, first["label"], first["method"], rows, params, resolved or {}))
     configs.sort(key=lambda c: c.order)
     return ReportData(folder, per_seed, trials, swept, provenance, study_text, configs)
