@@ -174,8 +174,8 @@ def _findings(w: ReportWriter, data: ReportData, comparisons: pd.DataFrame) -> p
         w.text(
             "",
             "**Identical results.** These configurations gave the same test scores seed by seed (every metric "
-            "and decoding within 1e-5: the same generations; the setting that tells them apart changed "
-            "nothing here, and the study file says why): "
+            "and decoding within 1e-5: the same generations): the setting that tells them apart changed "
+            "nothing in this setup (the comments of `studies/<study>.yaml` at the report's commit say why): "
             + "; ".join(f"`{task}`: " + " = ".join(names) for task, names in same)
             + ".",
         )
