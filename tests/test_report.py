@@ -1404,3 +1404,21 @@ def test_baselines_pair_by_their_resolved_configs():
         ["grpo", "mask-truncated"],
         ["grpo-seq-mean", "gspo"],
     ]
+
+
+def test_a_single_seed_configuration_is_not_compared():
+    """pareto_bleu_tokens' trials ran one seed each (an optimiser's study): no training-seed variance, so
+    no p-value; the report names the pairs it left out instead."""
+    from harness.report.comparisons import comparison_table, pairs, seed_aware
+
+    folder = provenance.CHECKOUT / "reports" / "pareto_bleu_tokens"
+    if not (folder / "per_seed.csv").is_file():
+        pytest.skip("no shipped pareto_bleu_tokens report")
+    data = load_folder(folder)
+    found = pairs(data)
+    assert found and all(min(len(a.seeds), len(b.seeds)) == 1 for a, b, _ in found)
+    assert not any(seed_aware(a, b) for a, b, _ in found)
+    assert comparison_table(data, n_boot=200).empty
+    md = (folder / "report.md").read_text()
+    assert f"**Not compared: {len(found)} pair(s)**" in section(md, "Findings")
+    assert not (folder / "comparisons.csv").is_file()

@@ -13,7 +13,17 @@ import pandas as pd
 import yaml
 from mlflow import MlflowClient
 
-from harness.report.comparisons import ALPHA, N_BOOTSTRAP, POWER, comparison_table, factor_groups, primary_decoding
+from harness.report.comparisons import (
+    ALPHA,
+    MIN_SEEDS,
+    N_BOOTSTRAP,
+    POWER,
+    comparison_table,
+    factor_groups,
+    pairs,
+    primary_decoding,
+    seed_aware,
+)
 from harness.report.document import ReportWriter, fmt_num, fmt_p, slug
 from harness.report.export import FILES, export_study
 from harness.report.findings import findings_table, identical_configs, render
@@ -169,6 +179,25 @@ def _findings(w: ReportWriter, data: ReportData, comparisons: pd.DataFrame) -> p
         "",
     )
     w.text(*render(findings))
+    every = pairs(data)
+    single = [(a, b) for a, b, _ in every if not seed_aware(a, b)]
+    if not every:
+        w.text(
+            "",
+            "A configuration is compared with the base, SFT, plain GRPO (or MP-GRPO) or its swept "
+            "parameter's default level on the same task; this study has no such pair (an optimiser's "
+            "trials are each their own configuration: see the Optuna analysis below).",
+        )
+    if single:
+        w.text(
+            "",
+            f"**Not compared: {len(single)} pair(s)** with a trained configuration that ran one seed (at least "
+            f"{MIN_SEEDS} are needed to estimate training-seed variance; an example-only p-value would "
+            "overstate the evidence): "
+            + "; ".join(f"{a.name} vs {b.name}" for a, b in single[:8])
+            + (" ..." if len(single) > 8 else "")
+            + ".",
+        )
     same = identical_configs(data)
     if same:
         w.text(

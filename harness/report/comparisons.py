@@ -9,7 +9,8 @@ Pairs, within each task and model (`pairs`):
   default level when it ran), every level against the default level (the reward ablation's rewards
   against the BLEU reward, G = 4 and 16 against G = 8, ...).
 
-Each pair is compared on every metric and decoding with `harness.report.inference.compare`: a
+A pair is compared only when each trained side has >= 2 seeds (`seed_aware`). Each pair is compared
+on every metric and decoding with `harness.report.inference.compare`: a
 two-level bootstrap over training seeds and test examples (corpus BLEU re-scored from sufficient
 statistics; the other metrics are means of per-example scores), t-based CI and p-value, and the
 minimum detectable difference at 80 % power. p-values are Holm-adjusted within two stated families:
@@ -32,6 +33,7 @@ from harness.vocabulary import BASE_EVAL, GRPO, METRICS, SFT
 
 __all__ = [
     "ALPHA",
+    "MIN_SEEDS",
     "N_BOOTSTRAP",
     "POWER",
     "PRIMARY_METRIC",
@@ -40,9 +42,11 @@ __all__ = [
     "pairs",
     "primary_decoding",
     "reference_config",
+    "seed_aware",
 ]
 
 N_BOOTSTRAP = 10_000
+MIN_SEEDS = 2  # a trained configuration with fewer has no seed variance to estimate: it is not compared
 ALPHA, POWER = 0.05, 0.8
 PRIMARY_METRIC = "bleu"
 
@@ -148,12 +152,20 @@ def _score(metric: str, decoding: str):
     return mean_passes_score if decoding == "sampled" else mean_score
 
 
+def seed_aware(a: Config, b: Config) -> bool:
+    """Whether A vs B can carry training-seed variance: each trained side has >= MIN_SEEDS seeds (the
+    base model is not trained: its seeds only vary sampled decoding, and one is enough)."""
+    return all(c.method == BASE_EVAL or len(c.seeds) >= MIN_SEEDS for c in (a, b))
+
+
 def comparison_table(data: ReportData, n_boot: int = N_BOOTSTRAP, skip: frozenset[str] = frozenset()) -> pd.DataFrame:
     """Every pair x metric x decoding: effect, CI, p, Holm-adjusted p within its family, MDD. Metrics in
     ``skip`` (reported once under another name, `tables.duplicate_metrics`) are left out of the families."""
     primary = primary_decoding(data)
     rows = []
     for a, b, why in pairs(data):
+        if not seed_aware(a, b):
+            continue  # one training seed: an example-only p-value would ignore run-to-run variance
         if data.example_ids(a, "greedy") != data.example_ids(b, "greedy"):
             continue  # different test sets: nothing to pair
         for decoding in data.decodings():

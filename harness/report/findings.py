@@ -162,12 +162,7 @@ def render(findings: pd.DataFrame) -> list[str]:
     """Markdown lines: the primary family's findings, then the results against / with the paper, then
     the secondary family's findings with evidence."""
     if findings.empty:
-        return [
-            "No comparison could be made: a configuration is compared with the base, SFT, plain GRPO or its "
-            "swept parameter's default level, on the same task, each with per-example test scores; this "
-            "study has no such pair (an optimiser's trials are each their own configuration: see the Optuna "
-            "analysis below)."
-        ]
+        return ["No comparison could be made (why: below)."]
     primary = findings[findings["family"] == "primary"]
     lines = [
         "### Primary endpoint (corpus BLEU, "
