@@ -4,8 +4,8 @@
     python scripts/readme_results.py --check  # exit 1 if the README's block differs (tests/test_readme.py)
 
 For each study in ``reports/`` (its folder's CSVs): the method tables of ``paper_tables`` (sampled and
-greedy decoding), the reward ablation's table, and every report's primary findings and the findings
-that go against the paper, in the reports' own wording.
+greedy decoding), the reward ablation's table, what ``lr_selection`` selected on validation, and every
+other report's primary findings and the findings that go against the paper, in the reports' own wording.
 """
 
 from __future__ import annotations
@@ -15,11 +15,13 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 README, REPORTS = ROOT / "README.md", ROOT / "reports"
 START, END = "<!-- results:start (scripts/readme_results.py) -->", "<!-- results:end -->"
 METRICS = ["BLEU", "BERTScore", "ROUGE-2", "ROUGE-L", "METEOR"]
+SELECTION_STUDIES = {"lr_selection"}  # their purpose is a choice on validation, not a verdict
 
 
 def cell(row: pd.Series, metric: str) -> str:
@@ -61,6 +63,18 @@ def findings(folder: Path, which: str) -> list[str]:
     return out
 
 
+def selected(folder: Path) -> list[str]:
+    """The best configuration per task and method by the study's validation objective (objective.csv)."""
+    table = pd.read_csv(folder / "objective.csv")
+    metric = yaml.safe_load((folder / "study.yaml").read_text(encoding="utf-8"))["objective"]["metric"]
+    best = table.loc[table.groupby(["task", "method"], sort=True)["mean"].idxmax()]
+    return [
+        f"- `{r['task']}` {r['method']}: **{r['config']}** (`{metric}` {r['mean']:.2f} ± {r['std']:.2f}, "
+        f"{int(r['seeds'])} seeds)"
+        for _, r in best.iterrows()
+    ]
+
+
 def block() -> str:
     lines = [START, ""]
     tables = REPORTS / "paper_tables"
@@ -91,7 +105,18 @@ def block() -> str:
             for _, r in table.iterrows()
         ]
         lines.append("")
+    for folder in sorted(p for p in REPORTS.iterdir() if (p / "objective.csv").is_file()):
+        if folder.name in SELECTION_STUDIES:
+            lines += [
+                f"**[{folder.name}](reports/{folder.name}/report.md)** selects on validation (the test set plays "
+                "no part; its comparisons are in its report):",
+                "",
+                *selected(folder),
+                "",
+            ]
     for folder in sorted(p for p in REPORTS.iterdir() if (p / "findings.csv").is_file()):
+        if folder.name in SELECTION_STUDIES:
+            continue
         primary = findings(folder, "primary")
         against = findings(folder, "against the paper")
         lines += [
