@@ -61,3 +61,11 @@ def base_model() -> Path:
             os.environ.pop("HARNESS_CACHE")
         else:
             os.environ["HARNESS_CACHE"] = previous
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """The CPU family at the end of every test log (shown under -q too): float reduction order differs
+    between Intel and AMD, and the suite is meant to pass on both; CI's log says which one ran."""
+    from harness.sweep.provenance import machine
+
+    terminalreporter.write_line(f"machine: {machine()}")
