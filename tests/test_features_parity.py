@@ -25,8 +25,8 @@ import numpy as np
 import pytest
 import torch
 import transformers.models.granite_speech.feature_extraction_granite_speech as extraction
+from fakes import SMALL_SPEC
 
-from harness.config import TinySpec
 from harness.models.features import HOP_LENGTH, log_mel, num_audio_tokens
 from harness.models.speech_lm import AUDIO_TOKEN, SpeechLM
 from harness.models.tiny import build_tiny, train_tokenizer
@@ -126,18 +126,7 @@ def test_padded_batch_keeps_each_clip_s_features_and_token_counts(extractor):
     # our prompts: features computed per clip, then padded; the mask and <|audio|> runs match the extractor's
     tok = train_tokenizer(["listen to the audio"], 300)
     lm = SpeechLM(
-        build_tiny(
-            TinySpec(
-                vocab_size=300,
-                encoder_hidden=32,
-                encoder_layers=1,
-                projector_hidden=32,
-                text_hidden=32,
-                text_layers=1,
-                text_heads=2,
-            ),
-            tok,
-        ),
+        build_tiny(SMALL_SPEC, tok),
         tok,
     )
     prompts = lm.prepare([f"{AUDIO_TOKEN} listen to the audio"] * len(audios), [log_mel(a) for a in audios])
