@@ -133,6 +133,7 @@ def grpo_steps(lm, reference, settings: StepSettings, steps: int, warmup: int = 
     from harness.config import GRPOConfig
     from harness.models.features import log_mel
     from harness.rewards import parse_reward
+    from harness.train.clock import STEP_PHASES
     from harness.train.grpo import grpo_step
 
     device = lm.device
@@ -153,11 +154,7 @@ def grpo_steps(lm, reference, settings: StepSettings, steps: int, warmup: int = 
         synchronize(device)
         if step < warmup:
             continue
-        spent = {
-            phase: m[f"time_{phase}_s"]
-            for phase in ("rollout", "reward", "reference", "forward", "backward", "optimizer")
-            if f"time_{phase}_s" in m
-        }
+        spent = {phase: m[f"time_{phase}_s"] for phase in STEP_PHASES if f"time_{phase}_s" in m}
         results.append(
             dict(
                 step_s=m["step_time_s"],

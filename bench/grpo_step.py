@@ -58,6 +58,7 @@ import torch  # noqa: E402
 from harness.config import GRPOConfig, TrialConfig  # noqa: E402
 from harness.models.speech_lm import SpeechLM  # noqa: E402
 from harness.runtime import configure_threads  # noqa: E402
+from harness.train.clock import STEP_PHASES  # noqa: E402
 from harness.yardsticks.plain import PerSampleLM  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
@@ -524,16 +525,7 @@ def render(args, threads, load_start, wall, text_results, speech, trial, version
     ]
     settings = [(f"text h{h}/{layer}L", r["phases"]) for (h, layer), r in text_results.items()]
     settings.append(("speech (default trial)", speech["phases"]))
-    names = [
-        "rollout",
-        "reward",
-        "reference",
-        "forward",
-        "backward",
-        "optimizer",
-        "tracking",
-        "other (prepare, advantages, loss, metrics)",
-    ]
+    names = [*STEP_PHASES, "tracking", "other (prepare, advantages, loss, metrics)"]
     lines.append("| phase | " + " | ".join(f"{s} ms | %" for s, _ in settings) + " |")
     lines.append("|---|" + "---|---|" * len(settings))
     for name in names:

@@ -15,18 +15,14 @@ from contextlib import contextmanager
 
 import torch
 
-__all__ = ["PHASES", "PhaseClock"]
+__all__ = ["PHASES", "STEP_PHASES", "PhaseClock"]
 
 # The phases the code marks. GRPO step: rollout (prompt encoding + sampling), reward, reference
 # (KL reference log-probs), forward (policy log-probs + loss), backward, optimizer (clip + step).
 # Trial: data, model, validation, test; the sweep adds tracking (MLflow) and storage (Optuna).
+STEP_PHASES: tuple[str, ...] = ("rollout", "reward", "reference", "forward", "backward", "optimizer")
 PHASES: tuple[str, ...] = (
-    "rollout",
-    "reward",
-    "reference",
-    "forward",
-    "backward",
-    "optimizer",
+    *STEP_PHASES,
     "data",
     "model",
     "validation",

@@ -28,6 +28,7 @@ from harness.models.speech_lm import (
     join_prompts,
 )
 from harness.rewards import Reward
+from harness.train.clock import STEP_PHASES
 from harness.train.grpo_loss import (
     LossSettings,
     LossStats,
@@ -495,9 +496,7 @@ def grpo_step(
             "lr": learner.scheduler.get_last_lr()[0],
             "tokens_per_s": generated / spent["rollout"],  # sampling throughput
             **{f"time_{phase}_s": seconds for phase, seconds in spent.items()},
-            "step_time_s": sum(
-                spent[p] for p in ("rollout", "reward", "reference", "forward", "backward", "optimizer") if p in spent
-            ),
+            "step_time_s": sum(spent[p] for p in STEP_PHASES if p in spent),
             **dynamic,
         }
     )
