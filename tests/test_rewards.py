@@ -11,7 +11,7 @@ import pytest
 import sacrebleu
 from rouge_score import rouge_scorer
 
-from harness.eval.metrics import METRICS, corpus_scores, example_scores
+from harness.eval.metrics import METRICS, corpus_and_example_scores, corpus_scores, example_scores
 from harness.rewards import REWARD_NAMES, Reward, RewardSpecError, meteor_backend, parse_reward
 from harness.rewards import metrics as m
 from harness.rewards.wordnet import LEXNAMES_TEXT, ensure_wordnet
@@ -208,6 +208,20 @@ def test_corpus_scores():
         corpus_scores(hyps, refs, metrics=["bleu4"])
     with pytest.raises(ValueError):
         corpus_scores(hyps, refs[:-1])
+
+
+def test_corpus_and_example_scores_are_both_functions_bit_for_bit():
+    """A test evaluation scores each metric once and gets exactly what the two separate calls give."""
+    hyps, refs = HYPS + ["the cat sat on the mat"], REFS + ["the cat sat on the mat"]
+    for metrics in (None, ["rougeL", "bleu", "meteor"]):
+        corpus, per = corpus_and_example_scores(hyps, refs, metrics)
+        assert corpus == corpus_scores(hyps, refs, metrics)  # exact float equality
+        expected = example_scores(hyps, refs, metrics)
+        assert tuple(per) == tuple(expected)
+        for name in expected:
+            np.testing.assert_array_equal(per[name], expected[name])
+    with pytest.raises(ValueError):
+        corpus_and_example_scores([], [])
 
 
 def test_metrics_disagree_on_ranking():

@@ -32,8 +32,8 @@ from harness.sweep import (
     mask_url,
     open_storage,
     run_sweep,
-    suggest,
 )
+from harness.sweep.objective import suggest
 
 REPO = Path(__file__).resolve().parent.parent
 CACHE = os.environ.get("HARNESS_CACHE", str(REPO / ".cache" / "harness"))

@@ -18,7 +18,7 @@ from harness import distributed
 from harness.config import EvalConfig
 from harness.data.dataset import SpokenSet
 from harness.eval.bleu_stats import bleu_stats
-from harness.eval.metrics import corpus_scores, example_scores
+from harness.eval.metrics import corpus_and_example_scores, corpus_scores
 from harness.models.speech_lm import Prompts, SpeechLM, completions_from_targets
 from harness.vocabulary import METRICS, SAMPLED
 
@@ -103,18 +103,16 @@ def evaluate(lm: SpeechLM, data: SpokenSet, cfg: EvalConfig, seed: int = 0, full
     refs = [ex.answer for ex in data.examples]
     hyps, nll = greedy_and_nll(lm, data, cfg)
     metrics = None if full and cfg.bertscore else [m for m in METRICS if m != "bertscore"]
-    scores = {**corpus_scores(hyps, refs, metrics=metrics), "nll": nll}
     if not full:
-        return Evaluation(scores)
-    result = Evaluation(
-        scores, [ex.id for ex in data.examples], refs, hyps, example_scores(hyps, refs, metrics), bleu_stats(hyps, refs)
-    )
+        return Evaluation({**corpus_scores(hyps, refs, metrics=metrics), "nll": nll})
+    corpus, per_example = corpus_and_example_scores(hyps, refs, metrics)
+    scores = {**corpus, "nll": nll}
+    result = Evaluation(scores, [ex.id for ex in data.examples], refs, hyps, per_example, bleu_stats(hyps, refs))
     if cfg.sampling_passes:
         generator = torch.Generator(device=lm.device).manual_seed(seed)
         passes = [decode(lm, data, cfg, greedy=False, generator=generator) for _ in range(cfg.sampling_passes)]
-        per_pass = [corpus_scores(texts, refs, metrics=metrics) for texts in passes]
+        per_pass, examples = zip(*(corpus_and_example_scores(texts, refs, metrics) for texts in passes))
         scores.update({f"{SAMPLED}/{key}": float(np.mean([p[key] for p in per_pass])) for key in per_pass[0]})
-        examples = [example_scores(texts, refs, metrics) for texts in passes]
         result.sampled_per_example = {m: np.stack([e[m] for e in examples]) for m in examples[0]}
         result.sampled_bleu_stats = np.stack([bleu_stats(texts, refs) for texts in passes])
         result.sampled_hypotheses = passes

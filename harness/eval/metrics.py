@@ -15,7 +15,7 @@ import numpy as np
 from harness.rewards.metrics import score_many
 from harness.vocabulary import METRICS
 
-__all__ = ["METRICS", "corpus_scores", "example_scores"]
+__all__ = ["METRICS", "corpus_and_example_scores", "corpus_scores", "example_scores"]
 
 
 def _select(metrics: Sequence[str] | None) -> tuple[str, ...]:
@@ -39,15 +39,36 @@ def example_scores(
 
 def corpus_scores(hyps: Sequence[str], refs: Sequence[str], metrics: Sequence[str] | None = None) -> dict[str, float]:
     """Corpus BLEU and mean BERTScore-F1 / ROUGE-F1 / METEOR, all x100 (``metrics``: None = all)."""
-    import sacrebleu
-
     names = _select(metrics)
+    hyps, refs = _nonempty(hyps, refs)
+    return _corpus(names, score_many([n for n in names if n != "bleu"], hyps, refs), hyps, refs)
+
+
+def corpus_and_example_scores(
+    hyps: Sequence[str], refs: Sequence[str], metrics: Sequence[str] | None = None
+) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+    """``(corpus_scores(...), example_scores(...))`` with each metric scored once: the same numbers,
+    bit for bit (a test evaluation needs both; BERTScore and METEOR dominate its scoring time)."""
+    names = _select(metrics)
+    hyps, refs = _nonempty(hyps, refs)
+    scores = score_many(names, hyps, refs)
+    return _corpus(names, scores, hyps, refs), {name: 100.0 * scores[name] for name in names}
+
+
+def _nonempty(hyps: Sequence[str], refs: Sequence[str]) -> tuple[list[str], list[str]]:
     hyps, refs = list(hyps), list(refs)
     if not hyps:
         raise ValueError("corpus_scores needs at least one example")
-    means = [n for n in names if n != "bleu"]
-    per_example = score_many(means, hyps, refs)  # also validates lengths
-    out = {name: float(100.0 * per_example[name].mean()) for name in means}
+    return hyps, refs
+
+
+def _corpus(
+    names: tuple[str, ...], scores: dict[str, np.ndarray], hyps: list[str], refs: list[str]
+) -> dict[str, float]:
+    """Corpus level from per-example scores in [0, 1]: their mean x100, except BLEU (corpus BLEU)."""
+    import sacrebleu
+
+    out = {name: float(100.0 * scores[name].mean()) for name in names if name != "bleu"}
     if "bleu" in names:
         # force: a hypothesis ending in " ." is not pre-tokenised text here (a small model's spacing);
         # 13a tokenisation splits the period either way, so the score is the same, without the warning.

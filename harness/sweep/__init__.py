@@ -8,7 +8,8 @@ One job a module, in the order a sweep meets them:
     provenance the code's commit, the machine, the package versions (study run and trial runs)
     delivery   metrics reach the tracking server (re-sent after an outage), or the study stops
     reuse      a finished identical trial's result is reused, not recomputed
-    objective  one trial = one Optuna trial = one nested MLflow run (TrialRunner)
+    objective  one trial = one Optuna trial = one nested MLflow run (TrialRunner; imported by the
+               processes that run trials, so that a `--workers N` parent never loads the model stack)
     datasets   a trial's train / validation / test data as MLflow dataset inputs
     logged_model  a finished trial's best checkpoint as an MLflow model (LoggedModel) under its run
     optuna_record the trial as Optuna saw it, recorded on its run for the reports
@@ -19,7 +20,6 @@ Faults and what happens on each are listed in docs/reliability.md.
 """
 
 from harness.sweep.delivery import TrackingLost
-from harness.sweep.objective import suggest
 from harness.sweep.recovery import create_study
 from harness.sweep.stores import STORE_DIR, StorageError, artifact_root, mask_url, open_storage, resolve_tracking_uri
 from harness.sweep.tracking import ensure_experiment
@@ -38,5 +38,4 @@ __all__ = [
     "open_storage",
     "resolve_tracking_uri",
     "run_sweep",
-    "suggest",
 ]

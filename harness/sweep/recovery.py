@@ -49,7 +49,8 @@ COUNTED = (TrialState.COMPLETE, TrialState.PRUNED)  # what n_trials counts: fail
 # A worker starts no trial once these reach n_trials: trials other workers are running will count when
 # they end (without them, N workers overshoot the budget by up to N-1; a dead one's trial fails and frees its place).
 BUDGETED = (*COUNTED, TrialState.RUNNING)
-POLL_S = 2.0  # how often a worker that has nothing to run looks for dead workers' trials
+POLL_S = 0.5  # how often a worker that has nothing to run looks for dead workers' trials (a `--workers N`
+# sweep ends when its last worker does: at most this long after its last trial; one poll is a few queries)
 
 
 def create_study(study: StudyConfig, storage: optuna.storages.BaseStorage, worker: int = 0) -> optuna.Study:

@@ -21,7 +21,6 @@ from optuna.trial import TrialState
 
 from harness.study import StudyConfig, StudyError
 from harness.sweep.display import Display
-from harness.sweep.objective import TrialRunner
 from harness.sweep.recovery import (
     BUDGETED,
     COUNTED,
@@ -203,6 +202,8 @@ def _work(
     def stop_when_done(s: optuna.Study, _trial: optuna.trial.FrozenTrial) -> None:
         if _nothing_left(study, s):
             s.stop()
+
+    from harness.sweep.objective import TrialRunner  # the model stack: only a process that runs trials loads it
 
     objective = TrialRunner(study, experiment_id, parent, display)
     try:
