@@ -159,3 +159,29 @@ def test_grpo_logprobs_are_of_the_distribution_that_sampled(lm, temperature):
         drawable = logits.log_softmax(-1)[..., keep].logsumexp(-1)
         assert (drawable[valid] < 0).all()  # the suppressed ids had some mass
         torch.testing.assert_close(logp[valid], (own - drawable)[valid], atol=1e-5, rtol=1e-5)
+
+
+def test_a_prefill_serves_the_reference_log_probs_then_greedy_decoding_unchanged(lm):
+    """Evaluation runs each prompt once: the reference answers' log-probs continue the prefill and leave
+    it as it was, so the greedy tokens after it are those of a fresh `sample`, bit for bit; the
+    log-probs equal the single pass over prompt + answer to float rounding."""
+    prompts = _prompts(lm)
+    answers = completions_from_targets(
+        [lm.tokenize_targets(["Anna wohnt in Berlin."])[0], [lm.eos_id], lm.tokenize_targets(["Anna."])[0]],
+        lm.pad_id,
+        lm.device,
+    )
+    with torch.no_grad():
+        embeds = lm.embed_prompts(prompts)
+        start = lm.prefill(embeds, prompts.attention_mask)
+        cached, _ = lm.completion_logprobs(embeds, prompts.attention_mask, answers, prefill=start)
+        assert start.cache.get_seq_length() == prompts.input_ids.shape[1]  # cropped back to the prompts
+        continued = lm.sample(embeds, prompts.attention_mask, 1, 12, greedy=True, prefill=start)
+        fresh = lm.sample(embeds, prompts.attention_mask, 1, 12, greedy=True)
+        single, _ = lm.completion_logprobs(embeds, prompts.attention_mask, answers)
+    assert torch.equal(continued.ids, fresh.ids) and torch.equal(continued.mask, fresh.mask)
+    assert torch.allclose(cached, single, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="one completion per prompt"):
+        lm.completion_logprobs(
+            embeds, prompts.attention_mask, answers, prefill=lm.prefill(embeds, prompts.attention_mask)
+        )

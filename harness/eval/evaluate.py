@@ -19,10 +19,14 @@ from harness.config import EvalConfig
 from harness.data.dataset import SpokenSet
 from harness.eval.bleu_stats import bleu_stats
 from harness.eval.metrics import corpus_and_example_scores, corpus_scores
-from harness.models.speech_lm import Prompts, SpeechLM, completions_from_targets
+from harness.models.speech_lm import Prefill, Prompts, SpeechLM, completions_from_targets
 from harness.vocabulary import METRICS, SAMPLED
 
-__all__ = ["Evaluation", "decode", "evaluate", "greedy_and_nll", "reference_nll"]
+__all__ = ["EVALUATION_VERSION", "Evaluation", "decode", "evaluate", "greedy_and_nll", "reference_nll"]
+
+# Part of every stored evaluation's key (the initial evaluations kept on disk): raise it when the numbers
+# `evaluate` returns change. 2: the NLL continues the greedy pass's prefill (equal to float rounding).
+EVALUATION_VERSION = 2
 
 
 @dataclass
@@ -39,13 +43,18 @@ class Evaluation:
 
 
 def reference_nll(
-    lm: SpeechLM, prompts: Prompts, answers: list[str], embeds: torch.Tensor | None = None
+    lm: SpeechLM,
+    prompts: Prompts,
+    answers: list[str],
+    embeds: torch.Tensor | None = None,
+    prefill: Prefill | None = None,
 ) -> tuple[torch.Tensor, int]:
     """Mean negative log-likelihood of the reference answers (EOS included); returns (loss, tokens).
-    Pass the prompts' embeddings if they are already computed. (SFT minimises it.)"""
+    Pass the prompts' embeddings if they are already computed, and their `SpeechLM.prefill` (no
+    gradients) to continue it rather than run the prompts again. (SFT minimises it.)"""
     targets = completions_from_targets(lm.tokenize_targets(answers), lm.pad_id, lm.device)
     embeds = lm.embed_prompts(prompts) if embeds is None else embeds
-    logp, _ = lm.completion_logprobs(embeds, prompts.attention_mask, targets)
+    logp, _ = lm.completion_logprobs(embeds, prompts.attention_mask, targets, prefill=prefill)
     mask = targets.mask.to(logp.dtype)
     return -(logp * mask).sum() / mask.sum(), int(mask.sum())
 
@@ -81,16 +90,19 @@ def decode(
 
 @torch.no_grad()
 def greedy_and_nll(lm: SpeechLM, data: SpokenSet, cfg: EvalConfig) -> tuple[list[str], float]:
-    """Greedy hypotheses and the per-token NLL of the references, sharing each batch's encoding.
-    Under torchrun each rank decodes every N-th example and the results are gathered on all ranks."""
+    """Greedy hypotheses and the per-token NLL of the references, sharing each batch's encoding and
+    its one pass over the prompts (the NLL continues it first and leaves it as it was; the greedy
+    tokens are those of `decode`, bit for bit). Under torchrun each rank decodes every N-th example
+    and the results are gathered on all ranks."""
     w = distributed.world()
     mine = list(range(w.rank, len(data), w.size))
     texts, total, tokens = [], 0.0, 0
     for examples, prompts, embeds in _batches(lm, data.subset(mine) if w.size > 1 else data, cfg.batch_size):
-        out = lm.sample(embeds, prompts.attention_mask, 1, cfg.max_new_tokens, greedy=True)
-        texts += lm.decode(out)
-        loss, n = reference_nll(lm, prompts, [ex.answer for ex in examples], embeds)
+        start = lm.prefill(embeds, prompts.attention_mask)
+        loss, n = reference_nll(lm, prompts, [ex.answer for ex in examples], embeds, prefill=start)
         total, tokens = total + loss.item() * n, tokens + n
+        out = lm.sample(embeds, prompts.attention_mask, 1, cfg.max_new_tokens, greedy=True, prefill=start)
+        texts += lm.decode(out)
     if w.size > 1:
         texts = distributed.gather_ordered(mine, texts, len(data))
         total, tokens = (sum(x) for x in zip(*distributed.gather_objects((total, tokens))))

@@ -37,7 +37,7 @@ from harness.models import audio_cache
 from harness.models.features import num_audio_tokens
 from harness.vocabulary import AUDIO_TOKEN
 
-__all__ = ["Completions", "Prompts", "SpeechLM", "completions_from_targets"]
+__all__ = ["Completions", "Prefill", "Prompts", "SpeechLM", "completions_from_targets"]
 
 
 @dataclass
@@ -95,6 +95,17 @@ class Completions:
         """These rows, in that order (padding as it was)."""
         idx = torch.as_tensor(rows, dtype=torch.long, device=self.ids.device)
         return Completions(self.ids[idx], self.mask[idx], self.truncated[idx])
+
+
+@dataclass
+class Prefill:
+    """A batch of prompts run once through the LM (no gradients): what `SpeechLM.sample` and
+    `SpeechLM.completion_logprobs` continue from, so that evaluation decodes and scores the
+    reference answers after one pass over each prompt."""
+
+    cache: object  # the prompts' KV cache (transformers Cache)
+    logits: torch.Tensor  # [B, V] next-token logits after each prompt
+    positions: torch.Tensor  # [B, Lp] the prompts' position ids
 
 
 def join_completions(parts: list[Completions], pad_id: int) -> Completions:
@@ -249,6 +260,7 @@ class SpeechLM:
         completions: Completions,
         with_entropy: bool = False,
         sampler_temperature: float | None = None,
+        prefill: Prefill | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """log pi(token) for each completion token, [N, Lc]; row b*G + g continues prompt b.
 
@@ -263,6 +275,11 @@ class SpeechLM:
         times for the completions to attend to, as in sampling: the same log-probs and gradients as
         running each prompt G times (to float rounding; tests/test_fast_path.py), without G copies
         of the prompt's forward and backward.
+
+        `prefill` (without gradients, one completion per prompt): the prompts' pass already made
+        (`prefill`), continued here instead of running the prompts again, and left as it was (the
+        completions' cache entries are cropped off) for `sample` to continue from. The log-probs are
+        then those of the cached path, equal to the single pass's to float rounding.
         """
         n, lc = completions.ids.shape
         repeats = n // prompt_embeds.shape[0]
@@ -273,7 +290,9 @@ class SpeechLM:
         for layer in recompute:
             layer.training = True  # the layer only; its submodules (dropout) stay in eval mode
         try:
-            if repeats == 1 or recompute:
+            if prefill is not None and (repeats != 1 or torch.is_grad_enabled()):
+                raise ValueError("a prefill serves one completion per prompt, without gradients")
+            if (repeats == 1 and prefill is None) or recompute:
                 embeds = torch.cat(
                     [prompt_embeds.repeat_interleave(repeats, 0), self._embed_tokens(completions.ids)], 1
                 )
@@ -286,16 +305,19 @@ class SpeechLM:
                 ).logits[:, :-1]
             else:
                 lp = prompt_mask.shape[1]
-                out = self.model(
-                    inputs_embeds=prompt_embeds,
-                    attention_mask=prompt_mask,
-                    position_ids=positions[::repeats, :lp],
-                    use_cache=True,
-                    logits_to_keep=1,
-                )
-                logits = out.logits.repeat_interleave(repeats, 0)  # predicts each completion's first token
+                if prefill is None:
+                    out = self.model(
+                        inputs_embeds=prompt_embeds,
+                        attention_mask=prompt_mask,
+                        position_ids=positions[::repeats, :lp],
+                        use_cache=True,
+                        logits_to_keep=1,
+                    )
+                    cache, first = out.cache, out.logits
+                else:
+                    cache, first = prefill.cache, prefill.logits[:, None]
+                logits = first.repeat_interleave(repeats, 0)  # predicts each completion's first token
                 if lc > 1:  # completion tokens 0..Lc-2 predict tokens 1..Lc-1
-                    cache = out.cache
                     cache.batch_repeat_interleave(repeats)
                     rest = self.model(
                         inputs_embeds=self._embed_tokens(completions.ids[:, :-1]),
@@ -305,6 +327,8 @@ class SpeechLM:
                         use_cache=True,
                     ).logits
                     logits = torch.cat([logits, rest], 1)
+                    if prefill is not None:
+                        cache.crop(-(lc - 1))  # the prompts' cache as it was
         finally:
             for layer in recompute:
                 layer.training = False
@@ -331,6 +355,19 @@ class SpeechLM:
         return logits / temperature
 
     @torch.no_grad()
+    def prefill(self, prompt_embeds: torch.Tensor, prompt_mask: torch.Tensor) -> Prefill:
+        """One pass over the prompts, kept for `sample` (and `completion_logprobs`) to continue from."""
+        positions = (prompt_mask.cumsum(1) - 1).clamp(min=0)
+        out = self.model(
+            inputs_embeds=prompt_embeds,
+            attention_mask=prompt_mask,
+            position_ids=positions,
+            use_cache=True,
+            logits_to_keep=1,
+        )
+        return Prefill(out.cache, out.logits[:, -1], positions)
+
+    @torch.no_grad()
     def sample(
         self,
         prompt_embeds: torch.Tensor,
@@ -341,20 +378,15 @@ class SpeechLM:
         top_p: float = 1.0,
         greedy: bool = False,
         generator: torch.Generator | None = None,
+        prefill: Prefill | None = None,
     ) -> Completions:
-        """G completions per prompt. The prompt is prefilled once; its KV cache is repeated G times."""
-        positions = (prompt_mask.cumsum(1) - 1).clamp(min=0)
-        out = self.model(
-            inputs_embeds=prompt_embeds,
-            attention_mask=prompt_mask,
-            position_ids=positions,
-            use_cache=True,
-            logits_to_keep=1,
-        )
-        cache = out.cache
+        """G completions per prompt. The prompt is prefilled once (or `prefill` is continued, and used
+        up); its KV cache is repeated G times."""
+        start = self.prefill(prompt_embeds, prompt_mask) if prefill is None else prefill
+        cache, positions = start.cache, start.positions
         if group_size > 1:
             cache.batch_repeat_interleave(group_size)
-        logits = out.logits[:, -1].float().repeat_interleave(group_size, 0)
+        logits = start.logits.float().repeat_interleave(group_size, 0)
         mask = prompt_mask.repeat_interleave(group_size, 0)
         position = positions[:, -1].repeat_interleave(group_size, 0)
         n = logits.shape[0]

@@ -32,7 +32,7 @@ import torch
 from harness import distributed
 from harness.config import TrialConfig
 from harness.data.dataset import BatchSampler, SpokenSet
-from harness.eval.evaluate import Evaluation, evaluate
+from harness.eval.evaluate import EVALUATION_VERSION, Evaluation, evaluate
 from harness.models.loader import frozen_copy, load_speech_lm
 from harness.paths import cache_root
 from harness.rewards import parse_reward
@@ -131,6 +131,7 @@ def _evaluate_initial(policy, data: SpokenSet, split: str, cfg: TrialConfig, sta
     key = hashlib.blake2b(
         json.dumps(
             [
+                EVALUATION_VERSION,
                 start,
                 cfg.model.model_dump(mode="json"),
                 _data_key(cfg),
