@@ -137,10 +137,11 @@ def worker(
 
     if index is not None:  # started by `harness sweep --workers N`: load the model stack while the parent sets up
         gc.disable()  # the ~1 M objects the imports create are permanent: no collection passes over them
-        import harness.train.trial  # noqa: F401
-
-        gc.freeze()
-        gc.enable()
+        try:
+            import harness.train.trial  # noqa: F401
+        finally:
+            gc.freeze()
+            gc.enable()
     study = load_study(study_file)
     _terminate_as_interrupt()
     join_sweep(study, storage=storage, tracking_uri=tracking_uri, worker=index, progress=True)

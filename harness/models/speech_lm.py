@@ -28,6 +28,7 @@ benchmark against TRL (`bench/grpo_step.py`) uses that path.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -36,6 +37,9 @@ from harness.config import ModelConfig
 from harness.models import audio_cache
 from harness.models.features import num_audio_tokens
 from harness.vocabulary import AUDIO_TOKEN
+
+if TYPE_CHECKING:
+    from transformers import Cache
 
 __all__ = ["Completions", "Prefill", "Prompts", "SpeechLM", "completions_from_targets"]
 
@@ -103,7 +107,7 @@ class Prefill:
     `SpeechLM.completion_logprobs` continue from, so that evaluation decodes and scores the
     reference answers after one pass over each prompt."""
 
-    cache: object  # the prompts' KV cache (transformers Cache)
+    cache: Cache  # the prompts' KV cache
     logits: torch.Tensor  # [B, V] next-token logits after each prompt
     positions: torch.Tensor  # [B, Lp] the prompts' position ids
 
@@ -305,18 +309,9 @@ class SpeechLM:
                 ).logits[:, :-1]
             else:
                 lp = prompt_mask.shape[1]
-                if prefill is None:
-                    out = self.model(
-                        inputs_embeds=prompt_embeds,
-                        attention_mask=prompt_mask,
-                        position_ids=positions[::repeats, :lp],
-                        use_cache=True,
-                        logits_to_keep=1,
-                    )
-                    cache, first = out.cache, out.logits
-                else:
-                    cache, first = prefill.cache, prefill.logits[:, None]
-                logits = first.repeat_interleave(repeats, 0)  # predicts each completion's first token
+                start = self._run_prompts(prompt_embeds, prompt_mask) if prefill is None else prefill
+                cache = start.cache
+                logits = start.logits[:, None].repeat_interleave(repeats, 0)  # each completion's first token
                 if lc > 1:  # completion tokens 0..Lc-2 predict tokens 1..Lc-1
                     cache.batch_repeat_interleave(repeats)
                     rest = self.model(
@@ -357,6 +352,10 @@ class SpeechLM:
     @torch.no_grad()
     def prefill(self, prompt_embeds: torch.Tensor, prompt_mask: torch.Tensor) -> Prefill:
         """One pass over the prompts, kept for `sample` (and `completion_logprobs`) to continue from."""
+        return self._run_prompts(prompt_embeds, prompt_mask)
+
+    def _run_prompts(self, prompt_embeds: torch.Tensor, prompt_mask: torch.Tensor) -> Prefill:
+        """The prompts through the LM with a KV cache (with gradients when they are enabled)."""
         positions = (prompt_mask.cumsum(1) - 1).clamp(min=0)
         out = self.model(
             inputs_embeds=prompt_embeds,
