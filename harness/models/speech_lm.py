@@ -287,6 +287,8 @@ class SpeechLM:
         """
         n, lc = completions.ids.shape
         repeats = n // prompt_embeds.shape[0]
+        if prefill is not None and (repeats != 1 or torch.is_grad_enabled()):
+            raise ValueError("a prefill serves one completion per prompt, without gradients")
         mask = torch.cat([prompt_mask.repeat_interleave(repeats, 0), completions.mask.to(prompt_mask.dtype)], 1)
         positions = (mask.cumsum(1) - 1).clamp(min=0)
         # Gradient checkpointing (real checkpoints) recomputes layers without a KV cache: one pass then.
@@ -294,8 +296,6 @@ class SpeechLM:
         for layer in recompute:
             layer.training = True  # the layer only; its submodules (dropout) stay in eval mode
         try:
-            if prefill is not None and (repeats != 1 or torch.is_grad_enabled()):
-                raise ValueError("a prefill serves one completion per prompt, without gradients")
             if (repeats == 1 and prefill is None) or recompute:
                 embeds = torch.cat(
                     [prompt_embeds.repeat_interleave(repeats, 0), self._embed_tokens(completions.ids)], 1
