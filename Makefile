@@ -5,29 +5,41 @@ PY := $(VENV)/bin/python
 STUDY ?= studies/reward_ablation.yaml
 # local worker processes for `make sweep` (one torch thread each): one per core of this 2-core machine
 WORKERS ?= 2
+# rounds of seeds `make sweep` runs (the study's first look: every configuration at 5 seeds); running
+# `harness sweep $(STUDY)` again continues the same study's rounds until its hypotheses are decided
+ROUNDS ?= 1
 APT_PACKAGES := espeak-ng sox wordnet-base wordnet-sense-index
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # A throw-away PostgreSQL on loopback for the multi-worker integration test (tests/test_postgres.py).
+# `make test` stops it afterwards if it started it (PG_MARK exists meanwhile); `make postgres` leaves it running.
 PG_PORT ?= 54329
 PG_DIR ?= /tmp/harness-postgres
+PG_MARK ?= $(PG_DIR).started-by-make-test
 HARNESS_TEST_POSTGRES_URL ?= postgresql://harness:harness-pw@127.0.0.1:$(PG_PORT)/postgres
+# Install steps are quiet: `$(QUIETLY) LOG COMMAND...` keeps the command's output in LOG and shows it
+# only when the command fails (apt's and dpkg's progress, pip's editable-install warnings).
+LOG_DIR ?= /tmp/harness-make
+QUIETLY := sh -c 'log="$$1"; shift; mkdir -p "$${log%/*}"; "$$@" >"$$log" 2>&1 && exit 0; \
+  status=$$?; cat "$$log" >&2; echo "failed (exit $$status): $$* (its output above, kept in $$log)" >&2; \
+  exit $$status' quietly
+APT_GET := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get
 
-.PHONY: setup system-packages postgres sweep lint test bench bench-trl gpu-wheels gpu-check-cpu
+.PHONY: setup system-packages postgres-package postgres postgres-stop sweep lint test bench bench-trl gpu-wheels \
+  gpu-check-cpu
 
 setup: system-packages $(VENV)/.installed
 
 system-packages:
-	@if command -v espeak-ng >/dev/null && command -v sox >/dev/null && [ -f /usr/share/wordnet/data.noun ]; then \
-	  echo "system packages present: $(APT_PACKAGES)"; \
-	else \
-	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(APT_PACKAGES); \
+	@if ! command -v espeak-ng >/dev/null || ! command -v sox >/dev/null || [ ! -f /usr/share/wordnet/data.noun ]; then \
+	  $(QUIETLY) $(LOG_DIR)/apt-update.log $(APT_GET) update -qq && \
+	  $(QUIETLY) $(LOG_DIR)/apt-install.log $(APT_GET) install -y -qq $(APT_PACKAGES); \
 	fi
 
 $(VENV)/.installed: pyproject.toml
-	python3 -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]'
-	touch $@
+	@$(QUIETLY) $(LOG_DIR)/venv.log python3 -m venv $(VENV)
+	@$(QUIETLY) $(LOG_DIR)/pip.log $(PY) -m pip install -q --upgrade pip
+	@$(QUIETLY) $(LOG_DIR)/pip.log $(PY) -m pip install -q -e '.[test]'
+	@touch $@
 
 # ruff (pinned in the [test] extra, configured in pyproject.toml): lint and formatting, checked only
 lint: $(VENV)/.installed
@@ -35,16 +47,26 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff format --check .
 
 sweep: setup
-	$(VENV)/bin/harness sweep $(STUDY) --workers $(WORKERS)
+	$(VENV)/bin/harness sweep $(STUDY) --workers $(WORKERS) --rounds $(ROUNDS)
 
-postgres:
+postgres-package:
 	@if ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then \
-	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq postgresql; \
+	  $(QUIETLY) $(LOG_DIR)/apt-update.log $(APT_GET) update -qq && \
+	  $(QUIETLY) $(LOG_DIR)/apt-install.log $(APT_GET) install -y -qq postgresql; \
 	fi
-	sh scripts/start_postgres.sh $(PG_PORT) $(PG_DIR)
 
-test: setup postgres lint
-	HARNESS_TEST_POSTGRES_URL=$(HARNESS_TEST_POSTGRES_URL) $(PY) -m pytest
+postgres: postgres-package
+	@sh scripts/start_postgres.sh $(PG_PORT) $(PG_DIR)
+
+postgres-stop:
+	@sh scripts/stop_postgres.sh $(PG_DIR)
+
+# The suite with the PostgreSQL it needs: a server this recipe started is stopped when pytest ends
+# (passed, failed or interrupted), and make exits with pytest's status; one running before stays running.
+test: setup postgres-package lint
+	@sh scripts/start_postgres.sh $(PG_PORT) $(PG_DIR) $(PG_MARK)
+	@trap 'sh scripts/stop_postgres.sh $(PG_DIR) $(PG_MARK)' EXIT; trap 'exit 130' INT; trap 'exit 143' TERM; \
+	echo "$(PY) -m pytest"; HARNESS_TEST_POSTGRES_URL=$(HARNESS_TEST_POSTGRES_URL) $(PY) -m pytest
 
 bench: setup
 	$(PY) bench/tracking_overhead.py
@@ -54,10 +76,10 @@ bench: setup
 BENCH_VENV ?= .venv-bench
 
 $(BENCH_VENV)/.installed: pyproject.toml
-	python3 -m venv $(BENCH_VENV)
-	$(BENCH_VENV)/bin/python -m pip install -q --upgrade pip
-	$(BENCH_VENV)/bin/python -m pip install -q torch==2.13.0 -e '.[bench]'
-	touch $@
+	@$(QUIETLY) $(LOG_DIR)/bench-venv.log python3 -m venv $(BENCH_VENV)
+	@$(QUIETLY) $(LOG_DIR)/bench-pip.log $(BENCH_VENV)/bin/python -m pip install -q --upgrade pip
+	@$(QUIETLY) $(LOG_DIR)/bench-pip.log $(BENCH_VENV)/bin/python -m pip install -q torch==2.13.0 -e '.[bench]'
+	@touch $@
 
 bench-trl: system-packages $(BENCH_VENV)/.installed
 	$(BENCH_VENV)/bin/python bench/grpo_step.py $(BENCH_ARGS)

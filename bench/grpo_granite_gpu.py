@@ -135,6 +135,7 @@ def grpo_steps(lm, reference, settings: StepSettings, steps: int, warmup: int = 
     from harness.rewards import parse_reward
     from harness.train.clock import STEP_PHASES
     from harness.train.grpo import grpo_step
+    from harness.vocabulary import STEP_GENERATED_TOKENS, STEP_TIME, time_key
 
     device = lm.device
     grpo = GRPOConfig(group_size=settings.group, beta=settings.beta, max_new_tokens=settings.max_new_tokens)
@@ -154,14 +155,14 @@ def grpo_steps(lm, reference, settings: StepSettings, steps: int, warmup: int = 
         synchronize(device)
         if step < warmup:
             continue
-        spent = {phase: m[f"time_{phase}_s"] for phase in STEP_PHASES if f"time_{phase}_s" in m}
+        spent = {phase: m[time_key(phase, step=True)] for phase in STEP_PHASES if time_key(phase, step=True) in m}
         results.append(
             dict(
-                step_s=m["step_time_s"],
+                step_s=m[STEP_TIME],
                 phases=spent,
-                generated=m["generated_tokens"],
+                generated=m[STEP_GENERATED_TOKENS],
                 sample_tokens_per_s=m["tokens_per_s"],
-                step_tokens_per_s=m["generated_tokens"] / m["step_time_s"],
+                step_tokens_per_s=m[STEP_GENERATED_TOKENS] / m[STEP_TIME],
                 prompt_tokens=int(prompts.input_ids.shape[1]),
                 completion_len=m["completion_len_mean"],
                 peak_gib=torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else float("nan"),

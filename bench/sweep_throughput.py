@@ -63,9 +63,10 @@ def run_side(code: Path, cache: Path, scratch: Path) -> dict:
             "select m.key, m.value, r.run_uuid from latest_metrics m join runs r "
             "on m.run_uuid = r.run_uuid where m.key in ('wall_time_s', 'test/bleu') or m.key like 'time/%'"
         ).fetchall()
-        steps = db.execute(  # per-step phase times, summed over each trial's steps
-            "select key, run_uuid, sum(value) from metrics where key like 'time\\_%\\_s' escape '\\' "
-            "group by key, run_uuid"
+        steps = db.execute(  # per-step phase times, summed over each trial's steps (older trees: time_<phase>_s;
+            # this one: step/time/<phase>_s, harness.vocabulary.time_key)
+            "select key, run_uuid, sum(value) from metrics where (key like 'time\\_%\\_s' escape '\\' "
+            "or key like 'step/time/%') and key != 'step/time/total_s' group by key, run_uuid"
         ).fetchall()
     shutil.rmtree(work, ignore_errors=True)
     trials: dict[str, dict] = {}
@@ -73,7 +74,8 @@ def run_side(code: Path, cache: Path, scratch: Path) -> dict:
         trials.setdefault(run, {})[key] = value
     for key, run, total in steps:
         if run in trials:
-            trials[run]["step/" + key.removeprefix("time_").removesuffix("_s")] = total
+            phase = key.removeprefix("step/").removeprefix("time/").removeprefix("time_").removesuffix("_s")
+            trials[run]["step/" + phase] = total
     done = [t for t in trials.values() if "test/bleu" in t]
     return {
         "wall": wall,
@@ -175,8 +177,9 @@ def render(args, runs: dict[str, list[dict]], total: float) -> str:
 
 def phase_table(base: list[dict], ours: list[dict]) -> list[str]:
     """Where a trial's time goes, each side as it logs it: ``time/<phase>`` (the trial's stages) and the
-    per-step ``time_<phase>_s`` summed over the steps (the baseline splits a step into rollout, reward
-    and update; this tree into rollout, reward, reference, forward, backward and optimizer)."""
+    per-step ``step/time/<phase>_s`` (``time_<phase>_s`` in older trees) summed over the steps (the baseline
+    splits a step into rollout, reward and update; this tree into rollout, reward, reference, forward,
+    backward and optimizer)."""
 
     def mean(runs: list[dict], key: str) -> float | None:
         values = [r["phases"][key] for r in runs if key in r["phases"]]

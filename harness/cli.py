@@ -4,7 +4,7 @@
     harness worker STUDY.yaml                 # one more process on a running study
     harness report STUDY(.yaml|name) [--tracking-uri URI] [--out DIR] [--allow-dirty]
     harness report --from-folder reports/STUDY  # recompute a report from its folder alone
-    harness ui [--port 5000]                  # MLflow UI on 127.0.0.1 over the local store
+    harness ui [--port 5000] [--study NAME]   # MLflow UI on 127.0.0.1 over the local store
     harness trial CONFIG.yaml                 # one TrialConfig, no Optuna/MLflow: prints test scores
 
 User errors (a bad study or config file, an unknown reward, unreadable data, a missing file or tool, a
@@ -27,7 +27,19 @@ from typing import Annotated
 
 import typer
 
-__all__ = ["ALLOW_DIRTY_HELP", "STORAGE_HELP", "TRACKING_HELP", "main", "report_cmd", "sweep", "trial", "ui", "worker"]
+__all__ = [
+    "ALLOW_DIRTY_HELP",
+    "STORAGE_HELP",
+    "TRACKING_HELP",
+    "main",
+    "report_cmd",
+    "runs_url",
+    "study_experiments",
+    "sweep",
+    "trial",
+    "ui",
+    "worker",
+]
 
 app = typer.Typer(
     add_completion=False,
@@ -109,8 +121,18 @@ def sweep(
     tracking_uri: Annotated[str | None, typer.Option(help=TRACKING_HELP)] = None,
     report: Annotated[bool, typer.Option("--report/--no-report", help="Build reports/<study> at the end.")] = True,
     allow_dirty: Annotated[bool, typer.Option(help=ALLOW_DIRTY_HELP)] = False,
+    rounds: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Stop after this many rounds of seeds (a study with hypotheses.rounds; default: until every "
+            "hypothesis is decided or the seed budget is spent). Running the command again continues.",
+        ),
+    ] = None,
 ) -> None:
-    """Run a study (or resume it: finished trials are not repeated)."""
+    """Run a study (or resume it: finished trials are not repeated). A study that declares hypotheses
+    with rounds runs its first round, then adds seeds round by round to the configurations of the
+    hypotheses still undecided."""
     from harness.study import load_study
     from harness.sweep import resolve_tracking_uri, run_sweep
 
@@ -119,8 +141,63 @@ def sweep(
     optuna_study = run_sweep(study, storage=storage, tracking_uri=tracking_uri, workers=workers, progress=True)
     if not _summary(optuna_study, study):
         raise typer.Exit(1)
+    uri = resolve_tracking_uri(tracking_uri)
+    stopped = _more_rounds(study, optuna_study, uri, rounds, lambda: run_sweep(study, storage, tracking_uri, workers))
+    if stopped is not None:
+        optuna_study = stopped
+        _summary(optuna_study, study)
     if report:
-        _build_report(study.name, Path("reports") / study.name, resolve_tracking_uri(tracking_uri), allow_dirty)
+        _build_report(study.name, Path("reports") / study.name, uri, allow_dirty)
+
+
+def _more_rounds(study, optuna_study, uri: str, max_rounds: int | None, run_round):
+    """Later rounds of a study with hypotheses.rounds: after each look, the configurations of undecided
+    hypotheses get the next round's seeds, until all are decided, the budget is spent or ``max_rounds``
+    have run. Returns the Optuna study after the last round run here (None when none was)."""
+    if study.hypotheses is None or len(study.looks) < 2:
+        return None
+    from harness.report import round_evidence
+    from harness.report.hypotheses import next_round, verdicts
+    from harness.study.hypotheses import matches
+    from harness.sweep.rounds import enqueue_round
+
+    last = None
+    for look in range(1, len(study.looks)):
+        if max_rounds is not None and look >= max_rounds:
+            typer.echo(
+                f"rounds: stopped after round {look} of {len(study.looks)} (--rounds {max_rounds}); the report's "
+                f"Answer says which hypotheses are still open. Run `harness sweep {study.path}` again to continue "
+                "the same rounds (finished trials are not repeated).",
+                err=True,
+            )
+            break
+        data, table = round_evidence(study.name, uri)
+        _say_verdicts(verdicts(table), len(study.looks))
+        plan = next_round(data, table)
+        if plan is None:
+            typer.echo(f"rounds: every hypothesis decided after round {look} of {len(study.looks)}", err=True)
+            break
+        seeds, selectors = plan
+        chosen = [c for c in study.configurations() if any(matches(s, c.label, c.flat) for s in selectors)]
+        added = enqueue_round(optuna_study, study, look, chosen)
+        typer.echo(
+            f"rounds: round {look + 1} of {len(study.looks)}: {len(chosen)} configurations of the open hypotheses "
+            f"to {seeds} seeds ({added} new trials)",
+            err=True,
+        )
+        last = optuna_study = run_round()
+    else:
+        _, table = round_evidence(study.name, uri)
+        _say_verdicts(verdicts(table), len(study.looks))
+    return last
+
+
+def _say_verdicts(table, looks: int) -> None:
+    """One line per hypothesis: its verdict at the look that decided it, else at the latest look."""
+    from harness.report.answer import verdict_line
+
+    for _, r in table.iterrows():
+        typer.echo(f"  look {int(r['look'])}/{looks} {r['hypothesis']}: {verdict_line(r)}", err=True)
 
 
 @app.command()
@@ -176,6 +253,97 @@ def report_cmd(
     _build_report(name, out or Path("reports") / name, resolve_tracking_uri(tracking_uri), allow_dirty)
 
 
+UI_HOST = "127.0.0.1"
+UI_READY_S = 120.0  # how long `harness ui` waits for the MLflow server to answer before it opens a browser
+
+
+def runs_url(port: int, experiment_id: str, host: str = UI_HOST, trials_only: bool = True) -> str:
+    """The MLflow UI's runs table of an experiment (MLflow 3 would otherwise open its GenAI traces view);
+    by default the study's trial runs alone, sorted by name (unfiltered, MLflow shows the study run with
+    its trials folded under it)."""
+    import urllib.parse
+
+    from harness.vocabulary import ROLE_TRIAL, TAG_ROLE
+
+    url = f"http://{host}:{port}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
+    if not trials_only:
+        return url
+    query = {"searchFilter": f"tags.`{TAG_ROLE}` = '{ROLE_TRIAL}'", "orderByKey": "attributes.run_name"}
+    return url + "&" + urllib.parse.urlencode({**query, "orderByAsc": "true"}, quote_via=urllib.parse.quote)
+
+
+def study_experiments(uri: str, name: str | None = None) -> list[tuple[str, str]]:
+    """(study name, experiment id) of every experiment in the store that has a study run, the most recently
+    created first; with ``name``, that study's alone (a StudyError names the studies there are)."""
+    from mlflow.tracking import MlflowClient
+
+    from harness.study import StudyError
+    from harness.sweep import mask_url
+    from harness.vocabulary import ROLE_STUDY, TAG_ROLE
+
+    client = MlflowClient(uri)
+    experiments = {e.experiment_id: e for e in client.search_experiments()}
+    with_study: set[str] = set()
+    ids = list(experiments)
+    for start in range(0, len(ids), 100):  # (search_runs takes a bounded list of experiments)
+        token = None
+        while True:
+            page = client.search_runs(
+                ids[start : start + 100],
+                filter_string=f"tags.`{TAG_ROLE}` = '{ROLE_STUDY}'",
+                max_results=1000,
+                page_token=token,
+            )
+            with_study.update(r.info.experiment_id for r in page)
+            token = page.token
+            if not token:
+                break
+    found = sorted(
+        (experiments[i] for i in with_study), key=lambda e: (e.creation_time or 0, e.experiment_id), reverse=True
+    )
+    out = [(e.name, e.experiment_id) for e in found]
+    if name is None:
+        return out
+    chosen = [pair for pair in out if pair[0] == name]
+    if not chosen:
+        known = ", ".join(n for n, _ in out) or "none yet"
+        raise StudyError(
+            f"no study named {name!r} in {mask_url(uri)} (studies there: {known}). Fix: pass one of them to "
+            "--study, or leave --study out for the most recent one."
+        )
+    return chosen
+
+
+def _answers(url: str) -> bool:
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def _open_in_browser(url: str) -> bool:
+    """Open ``url`` in a web browser when there is a display to show one on (never a text-mode browser in
+    this terminal); never fails."""
+    if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or sys.platform in ("darwin", "win32")):
+        return False
+    try:
+        import webbrowser
+
+        return bool(webbrowser.open(url, new=2))
+    except Exception:
+        return False
+
+
+def _log_tail(path: Path, lines: int = 5) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").strip().splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
 @app.command()
 @_user_errors
 def ui(
@@ -183,8 +351,16 @@ def ui(
     tracking_uri: Annotated[
         str | None, typer.Option(help="Backend store (default sqlite:///mlruns/mlflow.db).")
     ] = None,
+    study: Annotated[
+        str | None, typer.Option(help="The study whose runs to open (default: the most recently created one).")
+    ] = None,
+    open_browser: Annotated[
+        bool, typer.Option("--open/--no-open", help="Open the study's runs table in a web browser (if a display).")
+    ] = True,
 ) -> None:
-    """Serve the MLflow UI over the local tracking store until Ctrl-C."""
+    """Serve the MLflow UI over the local tracking store until Ctrl-C: prints the runs table's address of each
+    study (or of --study) and opens the most recent one's in a browser. The server's own output (its
+    request log, warnings) goes to mlruns/logs/ui-PORT.log."""
     from harness.sweep import STORE_DIR, artifact_root, mask_url, resolve_tracking_uri
 
     uri = resolve_tracking_uri(tracking_uri)
@@ -193,9 +369,10 @@ def ui(
         raise typer.Exit(2)
     artifacts = artifact_root(uri) or str(Path(STORE_DIR, "artifacts").resolve())
     with socket.socket() as probe:
-        if probe.connect_ex(("127.0.0.1", port)) == 0:
-            typer.echo(f"error: port {port} on 127.0.0.1 is in use. Fix: pass --port with a free port.", err=True)
+        if probe.connect_ex((UI_HOST, port)) == 0:
+            typer.echo(f"error: port {port} on {UI_HOST} is in use. Fix: pass --port with a free port.", err=True)
             raise typer.Exit(2)
+    studies = study_experiments(uri, study)
     cmd = [
         sys.executable,
         "-m",
@@ -206,17 +383,35 @@ def ui(
         "--default-artifact-root",
         artifacts,
         "--host",
-        "127.0.0.1",
+        UI_HOST,
         "--port",
         str(port),
         "--workers",
         "1",
     ]
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    server = subprocess.Popen(cmd, env=env)
-    typer.echo(f"MLflow UI: http://127.0.0.1:{port}  (store {mask_url(uri)}; Ctrl-C to stop)")
+    log_path = Path(STORE_DIR, "logs", f"ui-{port}.log")
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log:  # the server's request log and warnings, not this terminal
+        server = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
     _terminate_as_interrupt()
     try:
+        typer.echo(
+            f"MLflow UI: http://{UI_HOST}:{port}  (store {mask_url(uri)}; server log {log_path}; Ctrl-C to stop)"
+        )
+        for i, (name, experiment_id) in enumerate(studies):
+            mark = "  (most recent)" if i == 0 and study is None and len(studies) > 1 else ""
+            typer.echo(f"  study {name}: {runs_url(port, experiment_id)}{mark}")
+        if not studies:
+            typer.echo("  no study in this store yet: `harness sweep STUDY.yaml` makes one")
+        deadline = time.monotonic() + UI_READY_S
+        ready = False
+        while server.poll() is None and not ready and time.monotonic() < deadline:
+            ready = _answers(f"http://{UI_HOST}:{port}/health")
+            if not ready:
+                time.sleep(0.5)
+        if ready and studies and open_browser:
+            _open_in_browser(runs_url(port, studies[0][1]))
         while server.poll() is None:
             time.sleep(0.5)
     except KeyboardInterrupt:
@@ -226,6 +421,12 @@ def ui(
         except subprocess.TimeoutExpired:
             server.kill()
         return
+    tail = _log_tail(log_path)
+    typer.echo(
+        f"error: the MLflow server exited with code {server.returncode}; its log: {log_path}"
+        + (f"\n{tail}" if tail else ""),
+        err=True,
+    )
     raise typer.Exit(server.returncode or 1)
 
 

@@ -13,17 +13,28 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 __all__ = [
+    "AdvantageScale",
     "Columns",
     "DataConfig",
     "EvalConfig",
     "GRPOConfig",
+    "ImportanceLevel",
+    "LossType",
     "ModelConfig",
+    "SFTSchedule",
     "SplitFiles",
     "Strict",
     "TinySpec",
     "TrainConfig",
     "TrialConfig",
 ]
+
+
+# The values of the GRPO loss's settings (harness/train/grpo_loss.py: what each means, and its equation)
+AdvantageScale = Literal["group", "batch", "none"]  # Eq. (1)'s std: each group's, the batch's, none (Dr. GRPO)
+LossType = Literal["dapo", "grpo", "dr_grpo", "bnpo"]  # Eq. (5)'s normaliser Z
+ImportanceLevel = Literal["token", "sequence"]  # Eq. (2), or (2s): GSPO's sequence-level ratio
+SFTSchedule = Literal["constant", "linear_decay", "cosine_decay"]  # Eq. (8)'s mu_k over the steps
 
 
 class Strict(BaseModel):
@@ -141,14 +152,12 @@ class GRPOConfig(Strict):
     temperature: float = Field(1.0, gt=0)  # rollout temperature (paper: 1.0)
     top_p: float = Field(1.0, gt=0, le=1)
     max_new_tokens: int = Field(32, ge=1)  # paper: 200
-    scale_rewards: Literal["group", "batch", "none"] = "group"
+    scale_rewards: AdvantageScale = "group"
     mp_grpo: bool = False  # Mixed-Policy GRPO: G-1 samples + the ground-truth reference
     # The field's variants (definitions and sources: harness/train/grpo_loss.py's header; README "Algorithms").
-    # Loss normaliser (TRL's loss_type): dapo = global batch tokens (paper), bnpo = this process's
-    # tokens, dr_grpo = rows x max_new_tokens (Dr. GRPO), grpo = per-sequence mean
-    loss_type: Literal["dapo", "grpo", "dr_grpo", "bnpo"] = "dapo"
+    loss_type: LossType = "dapo"  # the loss normaliser (TRL's loss_type; dapo: the paper's): grpo_loss.NORMALISERS
     mask_truncated: bool = False  # no loss on completions without EOS within max_new_tokens (DAPO, TRL)
-    importance_level: Literal["token", "sequence"] = "token"  # sequence: GSPO's sequence-level ratio
+    importance_level: ImportanceLevel = "token"  # sequence: GSPO's sequence-level ratio
     remove_clip: bool = False  # LUFFY's loss_remove_clip: on-policy ratios unclipped
     mp_shaping_gamma: float | None = Field(None, gt=0)  # LUFFY: the reference row's weight pi/(pi+gamma)
     # DAPO's dynamic sampling: groups whose rewards are all equal are dropped and more prompts drawn
@@ -158,7 +167,7 @@ class GRPOConfig(Strict):
     # CHORD: L = (1 - mu) L_GRPO + mu L_SFT (NLL of the reference answer); mu = sft_weight at step 1,
     # constant or decaying to sft_weight_final at the last step; sft_phi weighs tokens by p(1 - p)
     sft_weight: float = Field(0.0, ge=0, le=1)
-    sft_weight_schedule: Literal["constant", "linear_decay", "cosine_decay"] = "constant"
+    sft_weight_schedule: SFTSchedule = "constant"
     sft_weight_final: float = Field(0.0, ge=0, le=1)
     sft_phi: bool = False
 

@@ -199,3 +199,64 @@ REWARD_PARAM, MP_PARAM, METHOD_PARAM, TASK_PARAM, MODEL_PARAM = (
     "task",
     "model.name",
 )
+
+
+# --------------------------------------------------------------------------------------------------
+# Terminal and MLflow UI (issue 21): what the sweep writes for people reading the runs table
+
+__all__ += [
+    "BEST_PREFIX",
+    "BEST_TRIAL",
+    "NOTE_TAG",
+    "PREDICTIONS_ARTIFACT",
+    "PREDICTION_COLUMNS",
+    "STEP_PREFIX",
+    "TOTAL_TRIALS_ATTR",
+    "best_key",
+]
+
+TOTAL_TRIALS_ATTR = "total_trials"  # the Optuna study's user attr: its current trial budget (grows with rounds)
+NOTE_TAG = "mlflow.note.content"  # MLflow's description of a run or experiment (shown by the UI)
+PREDICTIONS_ARTIFACT = "test_predictions.json"  # one row per test example, an MLflow table (trial run)
+PREDICTION_COLUMNS: tuple[str, ...] = ("id", "prompt", "transcript", "reference", "prediction")  # + one per metric
+STEP_PREFIX = "step/"  # per-step values of a quantity whose run total has the bare key (step/generated_tokens)
+BEST_PREFIX = "best/"  # study run: the best value of each objective over the finished trials (best/test/bleu)
+BEST_TRIAL = "best_trial"  # study run: the number of the Optuna trial with the best value (one objective)
+
+
+def best_key(metric: str) -> str:
+    """``best/test/bleu``: the study run's metric holding the best value of objective ``metric``."""
+    return f"{BEST_PREFIX}{metric}"
+
+
+# --------------------------------------------------------------------------------------------------
+# Per-step metrics of a training step (issue 23): one key, one meaning. A step's own counts and times
+# sit under STEP_PREFIX, never under the key of a run total (`generated_tokens` is the trial's total,
+# logged once at its end; `step/generated_tokens` one step's); every time is a `time/` key.
+
+__all__ += ["STEP_GENERATED_TOKENS", "STEP_TIME", "STEP_TRAINED_TOKENS", "TIME_PREFIX", "time_key"]
+
+TIME_PREFIX = "time/"
+STEP_GENERATED_TOKENS = f"{STEP_PREFIX}{GENERATED_TOKENS}"  # tokens the step's rollouts sampled
+STEP_TRAINED_TOKENS = f"{STEP_PREFIX}{TRAINED_TOKENS}"  # completion tokens in the step's loss (GRPO: x mu)
+
+
+def time_key(phase: str, step: bool = False) -> str:
+    """``time/rollout_s``: seconds in a phase over the trial (the sweep logs them at its end);
+    ``step/time/rollout_s`` (``step=True``): in one training step."""
+    return f"{STEP_PREFIX if step else ''}{TIME_PREFIX}{phase}_s"
+
+
+STEP_TIME = time_key("total", step=True)  # step/time/total_s: the seconds of all the step's phases
+
+
+# What an evaluation computes (harness.eval.evaluate): validation (during training) VALIDATION_METRICS,
+# the test every metric and the references' NLL, each sampled pass of the test (test/sampled/<m>) METRICS.
+__all__ += ["NLL", "TEST_METRICS"]
+
+NLL = "nll"  # the references' mean per-token negative log-likelihood (lower is better)
+TEST_METRICS: tuple[str, ...] = (*METRICS, NLL)  # bertscore only with eval.bertscore: true
+
+# The study run's Answer: one tag per declared hypothesis (harness.report), e.g. harness.verdict.grpo_vs_sft_sqa
+VERDICT_TAG_PREFIX = "harness.verdict."
+__all__ += ["VERDICT_TAG_PREFIX"]

@@ -3,9 +3,11 @@
     python scripts/readme_results.py          # rewrite the block between the README's markers
     python scripts/readme_results.py --check  # exit 1 if the README's block differs (tests/test_readme.py)
 
-For each study in ``reports/`` (its folder's CSVs): the method tables of ``paper_tables`` (sampled and
-greedy decoding), the reward ablation's table, what ``lr_selection`` selected on validation, and every
-other report's primary findings and the findings that go against the paper, in the reports' own wording.
+For each study in ``reports/`` (its folder's CSVs): first the verdicts on the hypotheses each study
+declared (``hypotheses.csv``; the only verdicts the README quotes), then the method tables of
+``paper_tables`` (sampled decoding, the paper's protocol, before greedy), the reward ablation's table,
+what ``lr_selection`` selected on validation, and for every other report a count of its exploratory
+comparisons, in the reports' own wording.
 """
 
 from __future__ import annotations
@@ -16,6 +18,10 @@ from pathlib import Path
 
 import pandas as pd
 import yaml
+
+from harness.report.answer import verdict_text
+from harness.report.findings import OPEN
+from harness.report.hypotheses import HYPOTHESES_FILE, verdicts
 
 ROOT = Path(__file__).resolve().parents[1]
 README, REPORTS = ROOT / "README.md", ROOT / "reports"
@@ -45,22 +51,30 @@ def method_table(folder: Path, decoding: str) -> list[str]:
     return ["| task | method | seeds | " + " | ".join(METRICS) + " |", "|---" * (3 + len(METRICS)) + "|", *lines]
 
 
-def findings(folder: Path, which: str) -> list[str]:
-    path = folder / "findings.csv"
+def declared(folder: Path) -> list[str]:
+    """The study's declared hypotheses with their verdicts (the Answer of its report)."""
+    path = folder / HYPOTHESES_FILE
     if not path.is_file():
         return []
-    table = pd.read_csv(path)
-    chosen = table[table["family"] == "primary"] if which == "primary" else table[table["relation"] == which]
-    out = []
-    for _, r in chosen.iterrows():
-        verdict = {"A beats B": "beats", "A is below B": "is below"}.get(r["verdict"])
-        claim = f"{r['A']} {verdict} {r['B']}" if verdict else f"no evidence of a difference: {r['A']} vs {r['B']}"
-        p = "< 0.001" if r["p_adjusted"] < 0.001 else f"{r['p_adjusted']:.3f}"
+    kept = verdicts(pd.read_csv(path))
+    out = ["| hypothesis | verdict | Δ [RCI] | seeds |", "|---|---|---|---|"]
+    for _, r in kept.iterrows():
         out.append(
-            f"- `{r['task']}` {claim} ({r['metric']}, {r['decoding']}): Δ {r['diff']:+.2f} "
-            f"[{r['ci_low']:+.2f}, {r['ci_high']:+.2f}], p_adj {p}, MDD {r['mdd']:.2f}; paper: {r['relation']}"
+            f"| `{r['hypothesis']}` | {verdict_text(r)} | {r['diff']:+.2f} [{r['low']:+.2f}, {r['high']:+.2f}] | "
+            f"{int(r['seeds'])} |"
         )
     return out
+
+
+def exploratory(folder: Path) -> str:
+    """One line: how many exploratory comparisons, how many intervals exclude 0, how many go against the paper."""
+    table = pd.read_csv(folder / "findings.csv")
+    closed = table[table["verdict"] != OPEN]
+    return (
+        f"- [{folder.name}](reports/{folder.name}/report.md): {len(table)} comparisons, {len(closed)} with an "
+        f"interval excluding 0, {int((table['relation'] == 'against the paper').sum())} of them against the "
+        "paper's published direction"
+    )
 
 
 def selected(folder: Path) -> list[str]:
@@ -77,6 +91,22 @@ def selected(folder: Path) -> list[str]:
 
 def block() -> str:
     lines = [START, ""]
+    answered = [folder for folder in sorted(REPORTS.iterdir()) if (folder / HYPOTHESES_FILE).is_file()]
+    for folder in answered:
+        lines += [
+            f"**[{folder.name}](reports/{folder.name}/report.md)**, hypotheses declared in its study file before "
+            "the run (the only verdicts; family-wise error 0.05 over every hypothesis and look):",
+            "",
+            *declared(folder),
+            "",
+        ]
+    if not answered:
+        lines += [
+            "**No shipped report declares hypotheses yet**: the runs below predate the hypotheses in the study "
+            "files, so every comparison in them is exploratory (no verdicts). `studies/paper_tables.yaml` and "
+            "`studies/reward_ablation.yaml` now declare theirs; running them answers them.",
+            "",
+        ]
     tables = REPORTS / "paper_tables"
     for decoding in ("sampled", "greedy"):
         rows = method_table(tables, decoding)
@@ -114,20 +144,9 @@ def block() -> str:
                 *selected(folder),
                 "",
             ]
-    for folder in sorted(p for p in REPORTS.iterdir() if (p / "findings.csv").is_file()):
-        if folder.name in SELECTION_STUDIES:
-            continue
-        primary = findings(folder, "primary")
-        against = findings(folder, "against the paper")
-        lines += [
-            f"**[{folder.name}](reports/{folder.name}/report.md)**, primary endpoint (corpus BLEU; Holm over "
-            "the report's primary comparisons):",
-            "",
-            *(primary or ["- none"]),
-            "",
-        ]
-        if against:
-            lines += ["Against the paper (both families):", "", *against, ""]
+    others = [exploratory(f) for f in sorted(REPORTS.iterdir()) if (f / "findings.csv").is_file()]
+    if others:
+        lines += ["Exploratory comparisons of each report (not declared before the run: no verdicts):", "", *others, ""]
     return "\n".join(lines + [END])
 
 

@@ -1,10 +1,14 @@
 #!/bin/sh
 # Start a throw-away PostgreSQL cluster on 127.0.0.1 for the integration tests (idempotent: does
-# nothing when one already answers on the port). Usage: start_postgres.sh [PORT] [DATA_DIR]
+# nothing when one already answers on the port). Usage: start_postgres.sh [PORT] [DATA_DIR] [MARK]
 # Role `harness`, password `harness-pw`, database `postgres`; the tests create their own databases.
+# MARK: a file written only when this call started the server (removed first), so that the caller
+# stops what it started and no more: `scripts/stop_postgres.sh DATA_DIR MARK` (as `make test` does).
 set -eu
 PORT=${1:-54329}
 DIR=${2:-/tmp/harness-postgres}
+MARK=${3:-}
+if [ -n "$MARK" ]; then rm -f "$MARK"; fi
 BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
 if [ -z "$BIN" ]; then
   echo "PostgreSQL is not installed (apt-get install postgresql)" >&2
@@ -34,4 +38,5 @@ if ! start; then  # a cluster left broken by an earlier machine or a killed serv
   init
   start
 fi
+if [ -n "$MARK" ]; then echo "$PORT" > "$MARK"; fi
 echo "PostgreSQL started on 127.0.0.1:$PORT (data $DIR, log $DIR/server.log)"

@@ -12,18 +12,7 @@ import os
 from pathlib import Path
 
 import pytest
-from fakes import TINY
-from typer.testing import CliRunner
-
-from harness.cli import app
-
-runner = CliRunner()
-
-
-def invoke(*args: str, env: dict | None = None):
-    result = runner.invoke(app, list(args), env=env)
-    assert "Traceback" not in result.output, result.output
-    return result
+from fakes import TINY, invoke
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ import shutil
 
 import pytest
 import torch
-from fakes import SMALL_SPEC
+from fakes import SMALL_SPEC, grads_of, make_learner, make_prompts
 from safetensors.torch import load_file, save_file
 
 from harness.config import GRPOConfig, ModelConfig, TinySpec, TrialConfig
@@ -56,14 +56,7 @@ def checkpoint(tmp_path_factory):
     return path, peft_model.base_model.model.eval(), tok
 
 
-def _prompts(lm, n=2):
-    import numpy as np
-
-    from harness.models.features import log_mel
-
-    rng = np.random.RandomState(0)
-    feats = [log_mel(rng.randn(16000 + 4000 * i).astype(np.float32) * 0.1) for i in range(n)]
-    return lm.prepare(["<|audio|> listen to the speech and translate it into German."] * n, feats)
+CLIPS = (16000, 20000)  # samples of the test prompts' two clips
 
 
 def test_checkpoint_dir_loads_with_active_adapter_and_trains_projector_and_lora(checkpoint):
@@ -81,7 +74,7 @@ def test_checkpoint_dir_loads_with_active_adapter_and_trains_projector_and_lora(
     assert text.endswith("<|start_of_role|>assistant<|end_of_role|>")
 
     # log-probs of the loaded model == those of the in-memory model with the same adapter, != without it
-    prompts = _prompts(lm)
+    prompts = make_prompts(lm, CLIPS)
     with torch.no_grad():
         embeds = lm.embed_prompts(prompts)
         comp = lm.sample(embeds, prompts.attention_mask, 2, 5, generator=torch.Generator().manual_seed(0))
@@ -110,7 +103,7 @@ def _copy(path, dst):
 
 def _logprobs(lm, comp=None):
     """Log-probs of fixed completions (sampled from `lm` when not given) of two audio prompts."""
-    prompts = _prompts(lm)
+    prompts = make_prompts(lm, CLIPS)
     with torch.no_grad():
         embeds = lm.embed_prompts(prompts)
         if comp is None:
@@ -237,14 +230,15 @@ def test_checkpoint_revision_of_a_hub_snapshot_and_of_tiny(checkpoint, tmp_path,
 
 
 def test_every_trial_run_records_its_checkpoint_revision(checkpoint, tmp_path, stores, fake):
-    from test_sweep import runs_of, write_study
+    from fakes import study_file
+    from test_sweep import runs_of
 
     from harness.study import load_study
     from harness.sweep import run_sweep
 
     path, _, _ = checkpoint
     fake()
-    study = write_study(
+    study = study_file(
         tmp_path,
         f"""
         space:
@@ -264,7 +258,7 @@ def test_every_trial_run_records_its_checkpoint_revision(checkpoint, tmp_path, s
 def test_fp32_encoder_under_a_bf16_lm(checkpoint):
     """model.encoder_dtype: float32 on a bf16 model (bf16 as on a GPU; CPU bf16 is fine for a test):
     fp32 encoder + projector, bf16 LM, and a GRPO update with finite log-probs and gradients."""
-    from harness.train.grpo import Batch, loss_settings, micro_batched_update
+    from harness.train.grpo_update import Batch, micro_batched_update
 
     path, _, _ = checkpoint
 
@@ -278,14 +272,14 @@ def test_fp32_encoder_under_a_bf16_lm(checkpoint):
     core = lm.model.model
     assert {p.dtype for m in (core.encoder, core.projector) for p in m.parameters()} == {torch.float32}
     assert {p.dtype for p in core.language_model.parameters()} == {torch.bfloat16}
-    prompts = _prompts(lm)
+    prompts = make_prompts(lm, CLIPS)
     embeds = lm.embed_prompts(prompts)
     assert prompts.features.dtype == torch.float32 and embeds.dtype == torch.bfloat16  # cast at both ends
     comp = lm.sample(embeds.detach(), prompts.attention_mask, 3, 5, generator=torch.Generator().manual_seed(0))
     # the same bf16 checkpoint with a bf16 encoder: close log-probs, not the same ones
     plain = bf16_lm("auto")
     assert {p.dtype for p in plain.model.parameters()} == {torch.bfloat16}
-    plain_prompts = _prompts(plain)
+    plain_prompts = make_prompts(plain, CLIPS)
     with torch.no_grad():
         ours, _ = lm.completion_logprobs(embeds, prompts.attention_mask, comp)
         theirs, _ = plain.completion_logprobs(plain.embed_prompts(plain_prompts), plain_prompts.attention_mask, comp)
@@ -296,9 +290,9 @@ def test_fp32_encoder_under_a_bf16_lm(checkpoint):
         embeds, prompts.attention_mask, comp, torch.linspace(-1, 1, 6), torch.zeros(6, dtype=torch.bool), None, 3
     )
     update = micro_batched_update(
-        _learner(lm, torch.optim.AdamW(params, lr=1e-4), 1.0),
+        make_learner(lm, optimizer=torch.optim.AdamW(params, lr=1e-4), max_grad_norm=1.0),
         batch,
-        loss_settings(GRPOConfig(group_size=3, beta=0.0)),
+        GRPOConfig(group_size=3, beta=0.0),
         None,
         with_entropy=False,
         what="GRPO loss, fp32 encoder",
@@ -308,20 +302,9 @@ def test_fp32_encoder_under_a_bf16_lm(checkpoint):
     assert all(p.dtype == torch.float32 and torch.isfinite(p).all() for p in projector)
 
 
-def _grads(lm):
-    return {n: p.grad.clone() for n, p in lm.model.named_parameters() if p.grad is not None}
-
-
-def _learner(lm, optimizer, max_grad_norm, rows=0):
-    from harness.train.learner import Learner, MicroBatching
-
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
-    return Learner(lm, optimizer, scheduler, max_grad_norm, chunking=MicroBatching(rows))
-
-
 def test_gradient_checkpointing_and_micro_batches_give_the_same_gradients(checkpoint):
-    from harness.train.grpo import Batch, loss_settings, micro_batched_update, reference_logprobs
     from harness.train.grpo_loss import grpo_loss
+    from harness.train.grpo_update import Batch, micro_batched_update, reference_logprobs
 
     path, _, _ = checkpoint
     plain = load_speech_lm(ModelConfig(name=str(path), trainable="projector+lora"), torch.device("cpu"))
@@ -329,7 +312,7 @@ def test_gradient_checkpointing_and_micro_batches_give_the_same_gradients(checkp
         ModelConfig(name=str(path), trainable="projector+lora", gradient_checkpointing=True), torch.device("cpu")
     )
     assert len(ckpt._checkpointed) == SPEC.text_layers
-    prompts = _prompts(plain, 2)
+    prompts = make_prompts(plain, CLIPS)
     g = 4
     with torch.no_grad():
         comp = plain.sample(
@@ -346,21 +329,18 @@ def test_gradient_checkpointing_and_micro_batches_give_the_same_gradients(checkp
     logp, _ = plain.completion_logprobs(
         plain.embed_prompts(prompts), prompts.attention_mask, comp, sampler_temperature=1.0
     )
-    loss, _ = grpo_loss(logp, logp.detach(), adv, comp.mask, loss_settings(cfg), off)
+    loss, _ = grpo_loss(logp, logp.detach(), adv, comp.mask, cfg, off)
     loss.backward()
-    expected = _grads(plain)
+    expected = grads_of(plain)
     # checkpointed decoder layers, rows in chunks of 3 (3 + 3 + 2, one chunk spanning two groups)
     calls = []
     for layer in ckpt._checkpointed:
         func = layer._gradient_checkpointing_func
         layer._gradient_checkpointing_func = lambda *a, _f=func, **k: calls.append(1) or _f(*a, **k)
-    opt = torch.optim.SGD([p for p in ckpt.model.parameters() if p.requires_grad], lr=0.0)
     batch = Batch(ckpt.embed_prompts(prompts), prompts.attention_mask, comp, adv, off, None, g)
-    update = micro_batched_update(
-        _learner(ckpt, opt, 1e9, rows=3), batch, loss_settings(cfg), None, with_entropy=True, what="test"
-    )
+    update = micro_batched_update(make_learner(ckpt, rows=3), batch, cfg, None, with_entropy=True, what="test")
     got_loss, got_logp = update.loss, update.logp
-    got = _grads(ckpt)
+    got = grads_of(ckpt)
     assert len(calls) == 3 * SPEC.text_layers  # every decoder layer recomputed, once per chunk
     assert not any(m.training for m in ckpt.model.modules())  # eval mode restored
     assert got.keys() == expected.keys() and expected

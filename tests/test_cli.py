@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -13,20 +14,10 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from fakes import TINY
-from typer.testing import CliRunner
-
-from harness.cli import app
-
-runner = CliRunner()
+from fakes import TINY, invoke
+from servers import free_port
 
 BAD_REWARD = "fixed: {task: sqa}\nspace:\n  grpo.reward:\n    choices: [bleu, rouge1, blue]\n"
-
-
-def invoke(*args: str, env: dict | None = None):
-    result = runner.invoke(app, list(args), env=env)
-    assert "Traceback" not in result.output, result.output
-    return result
 
 
 def test_malformed_study_exits_2_with_file_line_field(tmp_path: Path) -> None:
@@ -119,7 +110,12 @@ def two_trial_sweep(tmp_path: Path, monkeypatch, stores, fake, name: str, *optio
 def test_sweep_runs_and_prints_summary(tmp_path: Path, monkeypatch, stores, fake) -> None:
     result, _ = two_trial_sweep(tmp_path, monkeypatch, stores, fake, "cli-study")
     assert result.exit_code == 0, result.output
-    assert "trial 0 [grpo] COMPLETE" in result.stderr and "trial 1 [grpo] COMPLETE" in result.stderr
+    for k, number in ((1, 0), (2, 1)):  # [k/N] trial n, its swept value and seed, state, objective, ETA
+        assert re.search(
+            rf"^\[{k}/2\] trial {number} grpo reward=(bleu|rouge1) seed=0 COMPLETE test/bleu=12.50 \(.*ETA .*\)$",
+            result.stderr,
+            re.M,
+        ), result.stderr
     assert "study cli-study: 2 complete, 0 pruned, 0 fail" in result.stderr
     assert "report: reports/cli-study" in result.stderr and (tmp_path / "reports/cli-study/report.md").is_file()
 
@@ -127,12 +123,6 @@ def test_sweep_runs_and_prints_summary(tmp_path: Path, monkeypatch, stores, fake
 # ---------------------------------------------------------------------------------------------
 # harness ui
 # ---------------------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def get_json(url: str, body: dict | None = None) -> dict:

@@ -5,7 +5,6 @@ trial` runs under torchrun."""
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +15,7 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 from fakes import SMALL_SPEC
+from servers import free_port
 
 from harness.config import EvalConfig
 from harness.data.dataset import SpokenSet
@@ -26,12 +26,6 @@ from harness.models.tiny import build_tiny, train_tokenizer
 
 SPEC = SMALL_SPEC
 ANSWERS = [["die katze schläft", "wir gehen"], ["er liest ein buch", "sie singt"]]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _model():
@@ -83,7 +77,7 @@ def _rank(rank: int, size: int, port: int, out: str) -> None:
 
 
 def test_two_ranks_step_on_the_mean_gradient(tmp_path):
-    mp.spawn(_rank, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    mp.spawn(_rank, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True)
     # sharded greedy evaluation: both ranks hold the hypotheses of one process, in order, and its NLL
     single = _model()
     single.model.eval()
@@ -142,7 +136,7 @@ def test_harness_trial_under_torchrun(tmp_path):
             "--nproc_per_node",
             "2",
             "--master_port",
-            str(_free_port()),
+            str(free_port()),
             "-m",
             "harness.cli",
             "trial",
@@ -164,18 +158,21 @@ def _collectives(rank: int, size: int, port: int, out: str) -> None:
         RANK=str(rank), WORLD_SIZE=str(size), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port)
     )
     from harness import distributed
-    from harness.train.grpo_loss import LossSettings, chunk_weight
+    from harness.config import GRPOConfig
+    from harness.train.grpo_loss import chunk_weight, tokens_per_process
 
     distributed.init()
     tokens = [5.0, 11.0][rank]  # this rank's completion tokens
-    per_process = distributed.mean_over_processes(tokens)
     mask = torch.ones(1, int(tokens))
+    dapo, bnpo = GRPOConfig(loss_type="dapo"), GRPOConfig(loss_type="bnpo")
+    per_process = tokens_per_process(dapo, mask)  # the mean of the ranks' token counts
     result = {
         "mean": per_process,
         "any_short": distributed.any_process(rank == 1),
         "none_short": distributed.any_process(False),
-        "dapo": chunk_weight(LossSettings(loss_type="dapo"), mask, mask, per_process),
-        "bnpo": chunk_weight(LossSettings(loss_type="bnpo"), mask, mask, per_process),
+        "bnpo_count": tokens_per_process(bnpo, mask),  # None: bnpo counts this rank's tokens only
+        "dapo": chunk_weight(dapo, mask, mask, per_process),
+        "bnpo": chunk_weight(bnpo, mask, mask, per_process),
     }
     torch.save(result, Path(out) / f"collectives{rank}.pt")
     torch.distributed.destroy_process_group()
@@ -184,9 +181,9 @@ def _collectives(rank: int, size: int, port: int, out: str) -> None:
 def test_loss_collectives_over_two_ranks(tmp_path):
     """dapo's normaliser counts both ranks' tokens (after gradient averaging: global sum / global
     tokens); bnpo each rank's own; dynamic sampling's 'any rank short' is the same on every rank."""
-    mp.spawn(_collectives, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    mp.spawn(_collectives, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True)
     r0, r1 = (torch.load(tmp_path / f"collectives{r}.pt") for r in (0, 1))
-    assert r0["mean"] == r1["mean"] == 8.0
+    assert r0["mean"] == r1["mean"] == 8.0 and r0["bnpo_count"] is None is r1["bnpo_count"]
     assert r0["any_short"] and r1["any_short"] and not r0["none_short"] and not r1["none_short"]
     # rank r's loss = its token sum x dapo weight / its tokens; the mean over ranks = (sum_0 + sum_1) / 16
     assert (r0["dapo"], r1["dapo"]) == (5 / 8, 11 / 8)

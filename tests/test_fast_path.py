@@ -8,12 +8,11 @@ times, in sampling and in the log-prob passes. Under a fixed seed they must draw
 and give the same log-probs, gradients and GRPO updates up to float rounding.
 """
 
-import numpy as np
 import pytest
 import torch
+from fakes import make_prompts
 
 from harness.config import GRPOConfig
-from harness.models.features import log_mel
 from harness.models.speech_lm import SpeechLM
 from harness.models.tiny import TinySpec, build_tiny, build_tiny_text, train_tokenizer
 from harness.rewards import parse_reward
@@ -40,20 +39,12 @@ def _text(tok):
     return SpeechLM(build_tiny_text(tok, hidden=64, layers=2).eval(), tok)
 
 
-def _prompts(lm, lengths=(32000, 48000, 24000)):
-    if lm.audio_token_id is None:  # text-only: prompts of different lengths (left padding)
-        return lm.prepare(["Where does Anna live?", "Anna lives in", "listen to the speech and translate it"])
-    rng = np.random.RandomState(0)
-    feats = [log_mel(rng.randn(n).astype(np.float32) * 0.1) for n in lengths]
-    return lm.prepare(["<|audio|> listen to the speech and translate it into German."] * 3, feats)
-
-
 @pytest.mark.parametrize("kind", ["speech", "text"])
 def test_sampler_draws_the_same_tokens_as_generate(tok, kind):
     lm = _speech(tok) if kind == "speech" else _text(tok)
     # Clips of one length: transformers' generate encodes the batch's audio in one padded call, which
     # lets padding reach the real frames; SpeechLM encodes each clip alone (test_speech_lm.py).
-    prompts = _prompts(lm, lengths=(32000, 32000, 32000))
+    prompts = make_prompts(lm, lengths=(32000, 32000, 32000))
     audio = (
         {}
         if prompts.features is None
@@ -88,7 +79,7 @@ def test_sampler_draws_the_same_tokens_as_generate(tok, kind):
 def test_logprobs_and_gradients_equal_per_sample_pass(tok, kind):
     lm = _speech(tok) if kind == "speech" else _text(tok)
     plain = PerSampleLM(lm.model, tok, group_size=G)
-    prompts = _prompts(lm)
+    prompts = make_prompts(lm)
     with torch.no_grad():
         completions = lm.sample(
             lm.embed_prompts(prompts), prompts.attention_mask, G, 12, generator=torch.Generator().manual_seed(0)
@@ -133,7 +124,7 @@ def test_grpo_step_fast_path_equals_plain_path(tok, kind):
         optimizer = torch.optim.SGD([p for p in lm.model.parameters() if p.requires_grad], lr=1e-2)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
         learner = Learner(lm, optimizer, scheduler, 1.0, ref, torch.Generator().manual_seed(0))
-        prompts, answers = _prompts(lm), ["Anna lives in Berlin.", "in Berlin", "Anna wohnt in Berlin."]
+        prompts, answers = make_prompts(lm), ["Anna lives in Berlin.", "in Berlin", "Anna wohnt in Berlin."]
         steps = [grpo_step(learner, prompts, answers, parse_reward(cfg.reward), cfg) for _ in range(2)]
         runs.append((steps, {n: p.detach().clone() for n, p in lm.model.named_parameters()}))
     (fast, fast_w), (plain, plain_w) = runs

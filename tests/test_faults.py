@@ -7,13 +7,13 @@ resume: test_resume.py).
 from __future__ import annotations
 
 import dataclasses
-import textwrap
 from pathlib import Path
 
 import numpy as np
 import optuna
 import pytest
 import torch
+from fakes import study_file
 from mlflow import MlflowClient
 from optuna.trial import TrialState
 from servers import MlflowServer
@@ -32,7 +32,7 @@ name: {name}
 fixed:
   task: sqa
   method: grpo
-  train: {{steps: 2, batch_size: 2, eval_every: 1}}
+  train: {{steps: {steps}, batch_size: 2, eval_every: 1}}
   grpo: {{group_size: 3, max_new_tokens: 8}}
   data: {{train_size: 8, validation_size: 4, test_size: 4}}
   eval: {{bertscore: false, max_new_tokens: 8}}
@@ -41,13 +41,9 @@ space:
 """
 
 
-def study_file(tmp_path: Path, name: str, choices: str, steps: int | None = None) -> Path:
-    path = tmp_path / f"{name}.yaml"
-    text = textwrap.dedent(REAL).lstrip().format(name=name, choices=choices)
-    if steps is not None:
-        text = text.replace("steps: 2", f"steps: {steps}")
-    path.write_text(text)
-    return path
+def real_study(tmp_path: Path, name: str, choices: str, steps: int = 2) -> Path:
+    """A study of GRPO on the real tiny model, one trial per reward in ``choices``."""
+    return study_file(tmp_path, REAL.format(name=name, choices=choices, steps=steps), name, base="")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -86,7 +82,7 @@ def test_trial_faults_fail_the_trial_and_the_study_goes_on(tmp_path: Path, store
     monkeypatch.setattr(trial_lib, "load_task_data", faulty_data)
     storage, uri = stores
     study = run_sweep(
-        load_study(study_file(tmp_path, "faults", "bleu, rouge1, rouge2, rougeL, meteor")),
+        load_study(real_study(tmp_path, "faults", "bleu, rouge1, rouge2, rougeL, meteor")),
         storage=storage,
         tracking_uri=uri,
         progress=False,
@@ -143,7 +139,7 @@ def test_tracking_server_outage_loses_no_metric(tmp_path: Path, server, fake, mo
 
     fake(val=outage, sleep=1.2)
     study = run_sweep(
-        load_study(study_file(tmp_path, "outage", "bleu, rouge1", steps=5)),
+        load_study(real_study(tmp_path, "outage", "bleu, rouge1", steps=5)),
         storage=str(tmp_path / "optuna.log"),
         tracking_uri=server.uri,
         progress=False,
@@ -168,7 +164,7 @@ def test_tracking_server_gone_stops_the_worker_clearly(tmp_path: Path, server, f
         return 10.0
 
     fake(val=gone)
-    path = study_file(tmp_path, "gone", "bleu, rouge1")
+    path = real_study(tmp_path, "gone", "bleu, rouge1")
     result = CliRunner().invoke(
         app,
         ["sweep", str(path), "--storage", str(tmp_path / "optuna.log"), "--tracking-uri", server.uri, "--no-report"],

@@ -114,7 +114,7 @@ def test_published_config_fits_the_harness(size):
 def test_two_b_widths_one_layer_deep_runs_a_grpo_update():
     from harness.config import ModelConfig
     from harness.models.loader import set_trainable
-    from harness.train.grpo import Batch, loss_settings, micro_batched_update
+    from harness.train.grpo_update import Batch, micro_batched_update
     from harness.train.learner import Learner, MicroBatching
 
     cfg = published("2b", layers=1)
@@ -147,7 +147,7 @@ def test_two_b_widths_one_layer_deep_runs_a_grpo_update():
     update = micro_batched_update(
         learner,
         batch,
-        loss_settings(GRPOConfig(group_size=g, beta=0.0)),
+        GRPOConfig(group_size=g, beta=0.0),
         None,
         with_entropy=True,
         what="2B-shaped GRPO loss",

@@ -5,7 +5,13 @@ import math
 import pytest
 import torch
 
-from harness.train.grpo_loss import LossSettings, group_advantages, grpo_loss, k3_kl
+from harness.config import GRPOConfig
+from harness.train.grpo_loss import group_advantages, grpo_loss, k3_kl, uses_sft
+
+
+def loss_cfg(**fields) -> GRPOConfig:
+    """The loss's settings (GRPOConfig's fields) with beta 0, no reference model, unless given."""
+    return GRPOConfig(**{"beta": 0.0, **fields})
 
 
 def test_group_advantages_match_hand_computation():
@@ -73,7 +79,7 @@ def test_loss_matches_loops_with_padding_and_reference_sample(aggregation, beta)
     adv = torch.tensor([1.0, -0.5, 0.7, -1.2])
     mask = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1], [1, 0, 0, 0, 0], [1, 1, 1, 1, 0]])
     off = torch.tensor([False, False, False, True])
-    settings = LossSettings(beta=beta, epsilon=0.2, epsilon_high=0.28, loss_type=aggregation)
+    settings = loss_cfg(beta=beta, epsilon=0.2, epsilon_high=0.28, loss_type=aggregation)
     loss, stats = grpo_loss(logp, old, adv, mask, settings, off, ref)
     expected = _loss_by_loops(
         logp.tolist(),
@@ -101,7 +107,7 @@ def test_clipped_surrogate_gradient():
     log_rho = torch.tensor([[0.0, 0.1, 0.3, -0.5]])  # rho = 1, 1.105, 1.35 (clipped), 0.61
     logp = log_rho.clone().requires_grad_(True)
     adv = torch.tensor([2.0])
-    loss, stats = grpo_loss(logp, old, adv, torch.ones(1, 4), LossSettings(epsilon=0.2))
+    loss, stats = grpo_loss(logp, old, adv, torch.ones(1, 4), loss_cfg(epsilon=0.2))
     loss.backward()
     rho = log_rho.exp()[0]
     # d(-mean_t rho_t A)/d logp_t = -rho_t A / 4 where not clipped, 0 where clipped
@@ -112,7 +118,7 @@ def test_clipped_surrogate_gradient():
 
     # A < 0: the token with rho < 1 - eps is clipped (zero gradient), the one with rho > 1 + eps is not.
     logp = log_rho.clone().requires_grad_(True)
-    loss, stats = grpo_loss(logp, old, torch.tensor([-2.0]), torch.ones(1, 4), LossSettings(epsilon=0.2))
+    loss, stats = grpo_loss(logp, old, torch.tensor([-2.0]), torch.ones(1, 4), loss_cfg(epsilon=0.2))
     loss.backward()
     expected = [(rho[t].item() * 2.0) / 4 if t != 3 else 0.0 for t in range(4)]
     assert logp.grad[0].tolist() == pytest.approx(expected, rel=1e-5)
@@ -122,7 +128,7 @@ def test_clipped_surrogate_gradient():
 def test_on_policy_gradient_is_advantage_times_score():
     # With pi_old = pi_theta (mu = 1), the gradient is -A * grad log pi / |tokens| per token.
     logp = torch.log(torch.tensor([[0.5, 0.25, 0.8]])).requires_grad_(True)
-    loss, stats = grpo_loss(logp, logp.detach(), torch.tensor([1.5]), torch.ones(1, 3), LossSettings())
+    loss, stats = grpo_loss(logp, logp.detach(), torch.tensor([1.5]), torch.ones(1, 3), loss_cfg())
     loss.backward()
     assert logp.grad[0].tolist() == pytest.approx([-0.5] * 3)
     assert stats.ratio_mean == pytest.approx(1.0)
@@ -134,9 +140,7 @@ def test_mp_grpo_reference_sample_weight_and_gradient():
     logp = probs.log().requires_grad_(True)
     old = torch.full((1, 3), -7.0)  # must be ignored for the reference row
     adv = torch.tensor([1.0])
-    loss, stats = grpo_loss(
-        logp, old, adv, torch.ones(1, 3), LossSettings(epsilon=0.2), off_policy=torch.tensor([True])
-    )
+    loss, stats = grpo_loss(logp, old, adv, torch.ones(1, 3), loss_cfg(epsilon=0.2), off_policy=torch.tensor([True]))
     assert loss.item() == pytest.approx(-(0.9 + 0.05 + 0.5) / 3, rel=1e-6)
     loss.backward()
     # d(-pi A / 3)/d log pi = -pi A / 3: low-probability reference tokens get little weight.
@@ -147,9 +151,9 @@ def test_mp_grpo_reference_sample_weight_and_gradient():
 def test_beta_needs_reference_and_bad_loss_type():
     x = torch.zeros(1, 2)
     with pytest.raises(ValueError, match="ref_logp"):
-        grpo_loss(x, x, torch.ones(1), torch.ones(1, 2), LossSettings(beta=0.1))
+        grpo_loss(x, x, torch.ones(1), torch.ones(1, 2), loss_cfg(beta=0.1))
     with pytest.raises(ValueError, match="loss_type"):
-        LossSettings(loss_type="mean")
+        loss_cfg(loss_type="mean")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -157,7 +161,7 @@ def test_beta_needs_reference_and_bad_loss_type():
 # unclipped on-policy rows, truncation masking, the padding guard, CHORD's SFT term and schedule.
 
 
-def _variant_loss_by_loops(logp, old, adv, mask, off, ref, s: LossSettings):
+def _variant_loss_by_loops(logp, old, adv, mask, off, ref, s: GRPOConfig):
     """Independent computation of Eqs. (2)-(5) with Python loops over 0-d tensors (so autograd gives
     the gradient of this computation, not of the vectorised one)."""
     n, length = logp.shape
@@ -176,7 +180,7 @@ def _variant_loss_by_loops(logp, old, adv, mask, off, ref, s: LossSettings):
         for t in tokens:
             rho, a = rhos[t], float(adv[i])
             if off[i]:
-                weight = rho if s.off_policy_gamma is None else rho / (rho + s.off_policy_gamma)
+                weight = rho if s.mp_shaping_gamma is None else rho / (rho + s.mp_shaping_gamma)
                 value = weight * a
             elif s.remove_clip:
                 value = rho * a
@@ -191,7 +195,7 @@ def _variant_loss_by_loops(logp, old, adv, mask, off, ref, s: LossSettings):
     if s.loss_type in ("dapo", "bnpo"):
         return -sum(v for v, _ in per_row) / tokens_all
     if s.loss_type == "dr_grpo":
-        return -sum(v for v, _ in per_row) / (n * s.max_completion_length)
+        return -sum(v for v, _ in per_row) / (n * s.max_new_tokens)
     return -sum(v / max(k, 1) for v, k in per_row) / n
 
 
@@ -214,12 +218,12 @@ VARIANTS = [
     dict(loss_type="dapo"),
     dict(loss_type="bnpo"),
     dict(loss_type="grpo"),
-    dict(loss_type="dr_grpo", max_completion_length=7),
+    dict(loss_type="dr_grpo", max_new_tokens=7),
     dict(loss_type="grpo", importance_level="sequence"),
     dict(loss_type="dapo", importance_level="sequence"),
-    dict(loss_type="dr_grpo", max_completion_length=5, importance_level="sequence", beta=0.04),
-    dict(loss_type="dapo", off_policy_gamma=0.1),
-    dict(loss_type="grpo", off_policy_gamma=0.5, beta=0.04),
+    dict(loss_type="dr_grpo", max_new_tokens=5, importance_level="sequence", beta=0.04),
+    dict(loss_type="dapo", mp_grpo=True, mp_shaping_gamma=0.1),
+    dict(loss_type="grpo", mp_grpo=True, mp_shaping_gamma=0.5, beta=0.04),
     dict(loss_type="dapo", remove_clip=True),
     dict(loss_type="bnpo", remove_clip=True, importance_level="sequence"),
 ]
@@ -228,7 +232,7 @@ VARIANTS = [
 @pytest.mark.parametrize("variant", VARIANTS, ids=lambda v: "-".join(f"{k}={x}" for k, x in v.items()))
 def test_variants_match_loops_in_value_and_gradient(variant):
     logp, old, adv, mask, off, ref = _batch()
-    s = LossSettings(epsilon=0.2, epsilon_high=0.28, **variant)
+    s = loss_cfg(epsilon=0.2, epsilon_high=0.28, **variant)
     mine = logp.clone().requires_grad_(True)
     loss, _ = grpo_loss(mine, old, adv, mask, s, off, ref)
     loss.backward()
@@ -247,15 +251,15 @@ def test_normalisers_by_hand():
     adv = torch.tensor([1.0, -0.25])
     token_sum = -(2 * 1.0 + 4 * -0.25)  # -1.0
     loss = {
-        t: grpo_loss(logp, logp, adv, mask, LossSettings(loss_type=t, max_completion_length=10))[0].item()
+        t: grpo_loss(logp, logp, adv, mask, loss_cfg(loss_type=t, max_new_tokens=10))[0].item()
         for t in ("dapo", "bnpo", "dr_grpo", "grpo")
     }
     assert loss["dapo"] == pytest.approx(token_sum / 6)  # tokens
     assert loss["bnpo"] == pytest.approx(token_sum / 6)  # one process: bnpo == dapo
-    assert loss["dr_grpo"] == pytest.approx(token_sum / (2 * 10))  # rows x max_completion_length
+    assert loss["dr_grpo"] == pytest.approx(token_sum / (2 * 10))  # rows x max_new_tokens
     assert loss["grpo"] == pytest.approx(-(1.0 + -0.25) / 2)  # mean of per-row means
-    with pytest.raises(ValueError, match="max_completion_length"):
-        LossSettings(loss_type="dr_grpo")
+    with pytest.raises(ValueError, match="max_new_tokens"):  # dr_grpo's constant: at least one token
+        loss_cfg(loss_type="dr_grpo", max_new_tokens=0)
 
 
 @pytest.mark.parametrize("variant", VARIANTS, ids=lambda v: "-".join(f"{k}={x}" for k, x in v.items()))
@@ -266,7 +270,7 @@ def test_chunk_weights_sum_chunks_to_the_full_batch_loss(variant):
     from harness.train.grpo_loss import chunk_weight
 
     logp, old, adv, mask, off, ref = _batch(1)
-    s = LossSettings(epsilon=0.2, epsilon_high=0.28, mask_truncated=True, **variant)
+    s = loss_cfg(epsilon=0.2, epsilon_high=0.28, mask_truncated=True, **variant)
     full = logp.clone().requires_grad_(True)
     loss, _ = grpo_loss(full, old, adv, mask, s, off, ref)
     loss.backward()
@@ -285,11 +289,11 @@ def test_dapo_counts_every_process_tokens_bnpo_its_own():
     from harness.train.grpo_loss import chunk_weight
 
     mask = torch.tensor([[1, 1, 0], [1, 1, 1]])  # this process: 5 tokens; mean over processes: 8
-    dapo, bnpo = LossSettings(loss_type="dapo"), LossSettings(loss_type="bnpo")
+    dapo, bnpo = loss_cfg(loss_type="dapo"), loss_cfg(loss_type="bnpo")
     assert chunk_weight(dapo, mask[:1], mask, tokens_per_process=8.0) == pytest.approx(2 / 8)
     assert chunk_weight(bnpo, mask[:1], mask, tokens_per_process=8.0) == pytest.approx(2 / 5)
     assert chunk_weight(dapo, mask, mask, tokens_per_process=5.0) == 1.0  # one process: the plain token mean
-    grpo = LossSettings(loss_type="grpo")
+    grpo = loss_cfg(loss_type="grpo")
     assert chunk_weight(grpo, mask[:1], mask) == pytest.approx(1 / 2)
 
 
@@ -297,7 +301,7 @@ def test_sequence_ratio_is_one_clipped_value_per_sequence():
     # GSPO: log-ratios 0.1, 0.3, -0.1 -> s = exp(0.1) on all three tokens; gradient -s A / 3 per token.
     old = torch.zeros(1, 3)
     logp = torch.tensor([[0.1, 0.3, -0.1]]).requires_grad_(True)
-    s = LossSettings(epsilon=0.2, loss_type="grpo", importance_level="sequence")
+    s = loss_cfg(epsilon=0.2, loss_type="grpo", importance_level="sequence")
     loss, stats = grpo_loss(logp, old, torch.tensor([2.0]), torch.ones(1, 3), s)
     seq = math.exp(0.1)
     assert loss.item() == pytest.approx(-seq * 2.0, rel=1e-6)
@@ -316,7 +320,7 @@ def test_luffy_shaping_of_the_reference_row():
     # f(p) = p / (p + gamma): loss -mean_t f(p_t) A, gradient d/dlog p = -gamma p / (p + gamma)^2 A / |o|
     gamma, probs = 0.1, [0.9, 0.05, 0.5]
     logp = torch.tensor([probs]).log().requires_grad_(True)
-    s = LossSettings(off_policy_gamma=gamma)
+    s = loss_cfg(mp_grpo=True, mp_shaping_gamma=gamma)
     loss, stats = grpo_loss(
         logp, torch.full((1, 3), -7.0), torch.tensor([1.0]), torch.ones(1, 3), s, off_policy=torch.tensor([True])
     )
@@ -330,7 +334,7 @@ def test_luffy_shaping_of_the_reference_row():
 def test_remove_clip_keeps_the_gradient_of_clipped_tokens():
     old = torch.zeros(1, 2)
     logp = torch.tensor([[0.3, 0.0]]).requires_grad_(True)  # rho = 1.35 (beyond 1 + eps), 1
-    loss, stats = grpo_loss(logp, old, torch.tensor([1.0]), torch.ones(1, 2), LossSettings(remove_clip=True))
+    loss, stats = grpo_loss(logp, old, torch.tensor([1.0]), torch.ones(1, 2), loss_cfg(remove_clip=True))
     loss.backward()
     assert logp.grad[0].tolist() == pytest.approx([-math.exp(0.3) / 2, -0.5], rel=1e-6)
     assert stats.clip_high == 0.0
@@ -341,15 +345,15 @@ def test_mask_truncated_removes_the_rows_tokens_only():
 
     mask = torch.tensor([[1, 1, 1], [1, 1, 0], [1, 1, 1]])
     truncated = torch.tensor([True, False, True])
-    assert loss_mask(mask, truncated, LossSettings()).tolist() == mask.tolist()
-    masked = loss_mask(mask, truncated, LossSettings(mask_truncated=True))
+    assert loss_mask(mask, truncated, loss_cfg()).tolist() == mask.tolist()
+    masked = loss_mask(mask, truncated, loss_cfg(mask_truncated=True))
     assert masked.tolist() == [[0, 0, 0], [1, 1, 0], [0, 0, 0]]
     logp = torch.tensor([[-1.0, -2.0, -0.5], [-0.3, -0.4, 0.0], [-0.1, -0.2, -0.3]])
     adv = torch.tensor([1.0, -2.0, 0.5])
     # dapo: only row 1's two tokens (-A each); grpo: row 1's mean over the N = 3 rows (the masked rows count)
-    dapo, _ = grpo_loss(logp, logp, adv, masked, LossSettings(mask_truncated=True))
+    dapo, _ = grpo_loss(logp, logp, adv, masked, loss_cfg(mask_truncated=True))
     assert dapo.item() == pytest.approx(2.0)  # -(A = -2) on each of the two tokens, / 2
-    grpo, _ = grpo_loss(logp, logp, adv, masked, LossSettings(loss_type="grpo", mask_truncated=True))
+    grpo, _ = grpo_loss(logp, logp, adv, masked, loss_cfg(loss_type="grpo", mask_truncated=True))
     assert grpo.item() == pytest.approx(2.0 / 3)
 
 
@@ -358,7 +362,7 @@ def test_mask_truncated_removes_the_rows_tokens_only():
 def test_padding_garbage_gives_a_finite_loss_and_gradient(garbage, level):
     """A padded position whose log-ratio overflows used to give a NaN gradient through torch.where."""
     logp, old, adv, mask, off, ref = _batch(2)
-    s = LossSettings(beta=0.04, epsilon_high=0.28, importance_level=level)
+    s = loss_cfg(beta=0.04, epsilon_high=0.28, importance_level=level)
     clean = logp.clone().requires_grad_(True)
     expected, _ = grpo_loss(clean, old, adv, mask, s, off, ref)
     expected.backward()
@@ -380,14 +384,14 @@ def test_sft_term_by_hand():
     probs = [[0.5, 0.25, 0.9], [0.8, 0.1, 1.0]]
     mask = torch.tensor([[1, 1, 1], [1, 1, 0]])
     logp = torch.tensor(probs).log().requires_grad_(True)
-    loss = sft_loss(logp, mask, LossSettings())
+    loss = sft_loss(logp, mask, loss_cfg())
     tokens = [(i, t) for i in range(2) for t in range(3) if mask[i][t]]
     assert loss.item() == pytest.approx(-sum(math.log(probs[i][t]) for i, t in tokens) / 5, rel=1e-6)
     loss.backward()
     assert logp.grad.flatten().tolist() == pytest.approx([-1 / 5] * 5 + [0.0])
     # CHORD-phi: tokens weighted by the detached p (1 - p)
     logp = torch.tensor(probs).log().requires_grad_(True)
-    loss = sft_loss(logp, mask, LossSettings(sft_phi=True))
+    loss = sft_loss(logp, mask, loss_cfg(sft_phi=True))
     phi = {(i, t): probs[i][t] * (1 - probs[i][t]) for i, t in tokens}
     assert loss.item() == pytest.approx(-sum(phi[k] * math.log(probs[k[0]][k[1]]) for k in tokens) / 5, rel=1e-6)
     loss.backward()
@@ -399,12 +403,12 @@ def test_sft_term_by_hand():
 def test_sft_weight_schedules():
     from harness.train.grpo_loss import sft_weight
 
-    const = LossSettings(sft_weight=0.3)
-    assert [sft_weight(const, k, 5) for k in (1, 3, 5)] == [0.3, 0.3, 0.3] and const.uses_sft
-    lin = LossSettings(sft_weight=0.4, sft_weight_final=0.0, sft_schedule="linear_decay")
+    const = loss_cfg(sft_weight=0.3)
+    assert [sft_weight(const, k, 5) for k in (1, 3, 5)] == [0.3, 0.3, 0.3] and uses_sft(const)
+    lin = loss_cfg(sft_weight=0.4, sft_weight_final=0.0, sft_weight_schedule="linear_decay")
     assert [sft_weight(lin, k, 5) for k in range(1, 6)] == pytest.approx([0.4, 0.3, 0.2, 0.1, 0.0])
-    cos = LossSettings(sft_weight=0.4, sft_weight_final=0.1, sft_schedule="cosine_decay")
+    cos = loss_cfg(sft_weight=0.4, sft_weight_final=0.1, sft_weight_schedule="cosine_decay")
     assert [sft_weight(cos, k, 3) for k in (1, 2, 3)] == pytest.approx([0.4, 0.25, 0.1])
     assert sft_weight(cos, 2, 5) == pytest.approx(0.1 + 0.3 * 0.5 * (1 + math.cos(math.pi / 4)))
-    assert not LossSettings().uses_sft
-    assert LossSettings(sft_weight=0.0, sft_weight_final=0.2, sft_schedule="linear_decay").uses_sft
+    assert not uses_sft(loss_cfg())
+    assert uses_sft(loss_cfg(sft_weight=0.0, sft_weight_final=0.2, sft_weight_schedule="linear_decay"))

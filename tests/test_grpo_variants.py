@@ -7,7 +7,7 @@ decaying SFT term."""
 import numpy as np
 import pytest
 import torch
-from fakes import SMALL_SPEC
+from fakes import SMALL_SPEC, grads_of, make_learner, make_prompts
 
 from harness.config import GRPOConfig, TrialConfig
 from harness.eval.evaluate import reference_nll
@@ -15,9 +15,11 @@ from harness.models.features import log_mel
 from harness.models.loader import frozen_copy
 from harness.models.speech_lm import Completions, SpeechLM, completions_from_targets, join_prompts
 from harness.models.tiny import build_tiny, train_tokenizer
-from harness.train.grpo import Batch, dynamic_batch, grpo_step, loss_settings, micro_batched_update, rollout
+from harness.train.grpo import grpo_step
 from harness.train.grpo_loss import grpo_loss, loss_mask
-from harness.train.learner import Learner, MicroBatching
+from harness.train.grpo_rollout import dynamic_batch, rollout
+from harness.train.grpo_update import Batch, micro_batched_update
+from harness.vocabulary import STEP_GENERATED_TOKENS, STEP_TRAINED_TOKENS
 
 SPEC = SMALL_SPEC
 ANSWERS = ["die katze schläft", "wir gehen nach hause", "er liest ein buch", "sie singt"]
@@ -34,10 +36,7 @@ def _lm(tok) -> SpeechLM:
     return SpeechLM(build_tiny(SPEC, tok).eval(), tok)
 
 
-def _prompts(lm, n=2, seed=0):
-    rng = np.random.RandomState(seed)
-    feats = [log_mel(rng.randn(12000 + 4000 * i).astype(np.float32) * 0.1) for i in range(n)]
-    return lm.prepare(["<|audio|> listen to the speech"] * n, feats)
+CLIPS, PROMPT = (12000, 16000), "<|audio|> listen to the speech"  # the test prompts: two clips
 
 
 def _completions(lm, rows: int, length: int, seed: int) -> Completions:
@@ -54,23 +53,6 @@ def _completions(lm, rows: int, length: int, seed: int) -> Completions:
             ids[i, end + 1 :] = lm.pad_id
             mask[i, end + 1 :] = 0
     return Completions(ids, mask, truncated)
-
-
-def _learner(lm, rows=0, reference=None, generator=None):
-    opt = torch.optim.SGD([p for p in lm.model.parameters() if p.requires_grad], lr=0.0)  # gradients only
-    return Learner(
-        lm,
-        opt,
-        torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0),
-        1e9,
-        reference,
-        generator,
-        MicroBatching(rows),
-    )
-
-
-def _grads(lm):
-    return {n: p.grad.clone() for n, p in lm.model.named_parameters() if p.grad is not None}
 
 
 VARIANTS = [
@@ -90,13 +72,12 @@ def test_micro_batched_update_equals_one_pass_of_the_loss(tok, variant):
     """Rows in chunks of 3 (3 + 3 + 2, one chunk cutting a group) and all rows at once give the loss
     and the gradient of grpo_loss over log-probs computed independently at the rollout temperature."""
     lm = _lm(tok)
-    prompts = _prompts(lm)
+    prompts = make_prompts(lm, CLIPS, PROMPT)
     cfg = GRPOConfig(group_size=G, temperature=0.8, max_new_tokens=9, **variant)
-    settings = loss_settings(cfg)
     comp = _completions(lm, 2 * G, 9, seed=1)
     adv = torch.linspace(-1, 1.2, 2 * G)
     off = torch.tensor([cfg.mp_grpo and i % G == G - 1 for i in range(2 * G)])
-    in_loss = loss_mask(comp.mask, comp.truncated, settings)
+    in_loss = loss_mask(comp.mask, comp.truncated, cfg)
     g = torch.Generator().manual_seed(3)
     with torch.no_grad():
         base, _ = lm.completion_logprobs(
@@ -108,17 +89,17 @@ def test_micro_batched_update_equals_one_pass_of_the_loss(tok, variant):
     # independent: the model's log-probs of the tempered, suppressed distribution, one grpo_loss call
     lm.model.zero_grad(set_to_none=True)
     logits = lm.completion_logprobs(lm.embed_prompts(prompts), prompts.attention_mask, comp, sampler_temperature=0.8)[0]
-    expected, _ = grpo_loss(logits, old, adv, in_loss, settings, off, ref)
+    expected, _ = grpo_loss(logits, old, adv, in_loss, cfg, off, ref)
     expected.backward()
-    expected_grads = _grads(lm)
+    expected_grads = grads_of(lm)
     assert expected_grads
 
     for rows in (0, 3):
         lm.model.zero_grad(set_to_none=True)
         batch = Batch(lm.embed_prompts(prompts), prompts.attention_mask, comp, adv, off, ref, G, 0.8, in_loss)
-        update = micro_batched_update(_learner(lm, rows), batch, settings, old, with_entropy=False, what="test")
+        update = micro_batched_update(make_learner(lm, rows), batch, cfg, old, with_entropy=False, what="test")
         assert update.loss == pytest.approx(expected.item(), rel=1e-5, abs=1e-7), rows
-        got = _grads(lm)
+        got = grads_of(lm)
         assert got.keys() == expected_grads.keys()
         for name in got:
             torch.testing.assert_close(got[name], expected_grads[name], atol=1e-6, rtol=1e-4, msg=f"{rows} {name}")
@@ -129,10 +110,9 @@ def test_sft_term_adds_its_gradient(tok, phi):
     """CHORD: the update minimises (1 - mu) L_GRPO + mu L_SFT; L_SFT is the references' NLL at
     temperature 1 (reference_nll, the SFT step's loss), or its phi-weighted form."""
     lm = _lm(tok)
-    prompts = _prompts(lm)
+    prompts = make_prompts(lm, CLIPS, PROMPT)
     mu = 0.3
     cfg = GRPOConfig(group_size=G, beta=0.0, temperature=0.8, sft_weight=mu, sft_phi=phi)
-    settings = loss_settings(cfg)
     comp = _completions(lm, 2 * G, 7, seed=2)
     adv = torch.linspace(-1, 1, 2 * G)
     off = torch.zeros(2 * G, dtype=torch.bool)
@@ -141,7 +121,7 @@ def test_sft_term_adds_its_gradient(tok, phi):
 
     lm.model.zero_grad(set_to_none=True)
     logp = lm.completion_logprobs(lm.embed_prompts(prompts), prompts.attention_mask, comp, sampler_temperature=0.8)[0]
-    policy_loss, _ = grpo_loss(logp, logp.detach(), adv, comp.mask, settings, off)
+    policy_loss, _ = grpo_loss(logp, logp.detach(), adv, comp.mask, cfg, off)
     if phi:  # -sum sg(p (1 - p)) log p / tokens, from the model's own log-probs
         own = lm.completion_logprobs(lm.embed_prompts(prompts), prompts.attention_mask, targets)[0]
         p = own.detach().exp()
@@ -149,15 +129,15 @@ def test_sft_term_adds_its_gradient(tok, phi):
     else:
         sft, _ = reference_nll(lm, prompts, answers)
     ((1 - mu) * policy_loss + mu * sft).backward()
-    expected = _grads(lm)
+    expected = grads_of(lm)
 
     lm.model.zero_grad(set_to_none=True)
     batch = Batch(lm.embed_prompts(prompts), prompts.attention_mask, comp, adv, off, None, G, 0.8, None, targets, mu)
-    update = micro_batched_update(_learner(lm, rows=3), batch, settings, None, with_entropy=False, what="test")
+    update = micro_batched_update(make_learner(lm, rows=3), batch, cfg, None, with_entropy=False, what="test")
     assert update.grpo_loss == pytest.approx(policy_loss.item(), rel=1e-5, abs=1e-7)
     assert update.sft_nll == pytest.approx(sft.item(), rel=1e-5)
     assert update.loss == pytest.approx((1 - mu) * policy_loss.item() + mu * sft.item(), rel=1e-5)
-    got = _grads(lm)
+    got = grads_of(lm)
     assert got.keys() == expected.keys()
     for name in got:
         torch.testing.assert_close(got[name], expected[name], atol=1e-6, rtol=1e-4, msg=name)
@@ -202,7 +182,7 @@ def _source(lm, batches: list[list[str]]):
 def test_dynamic_sampling_keeps_differing_groups_and_draws_more(tok):
     lm = _lm(tok)
     cfg = GRPOConfig(group_size=3, beta=0.0, max_new_tokens=5, dynamic_sampling=True, dynamic_sampling_max_draws=3)
-    learner = _learner(lm, generator=torch.Generator().manual_seed(0))
+    learner = make_learner(lm, generator=torch.Generator().manual_seed(0))
     draw = _source(lm, [["flat 1", "keep 1", "flat 2"], ["keep 2", "flat 3", "keep 3"], ["keep 4"] * 3])
     prompts, answers = draw()
     with torch.no_grad():
@@ -239,7 +219,7 @@ def test_dynamic_sampling_keeps_differing_groups_and_draws_more(tok):
 def test_dynamic_sampling_short_and_empty_batches(tok):
     lm = _lm(tok)
     cfg = GRPOConfig(group_size=3, beta=0.0, max_new_tokens=5, dynamic_sampling=True, dynamic_sampling_max_draws=1)
-    learner = _learner(lm, generator=torch.Generator().manual_seed(0))
+    learner = make_learner(lm, generator=torch.Generator().manual_seed(0))
     draw = _source(lm, [["flat 1", "keep 1", "flat 2"], ["flat 3", "flat 4", "flat 5"]])
     prompts, answers = draw()
     result = grpo_step(learner, prompts, answers, Scripted(), cfg, draw_more=draw)
@@ -247,7 +227,7 @@ def test_dynamic_sampling_short_and_empty_batches(tok):
     assert (m["dynamic/groups_drawn"], m["dynamic/groups_kept"], m["dynamic/draws"]) == (6, 1, 1)
     assert m["dynamic/batch_fill"] == pytest.approx(1 / 3)  # short: trained on the one group kept
     assert m["frac_zero_std_groups"] == pytest.approx(5 / 6)  # rollout metrics: every group drawn
-    assert m["trained_tokens"] <= 3 * 5 and m["generated_tokens"] > m["trained_tokens"]
+    assert m[STEP_TRAINED_TOKENS] <= 3 * 5 and m[STEP_GENERATED_TOKENS] > m[STEP_TRAINED_TOKENS]
     # nothing differs anywhere: the first draw is trained on as it is (its advantages are all 0)
     draw = _source(lm, [["flat 1", "flat 2"], ["flat 3", "flat 4"]])
     prompts, answers = draw()
@@ -262,8 +242,8 @@ def test_rollout_temperature_reaches_policy_and_reference_passes(tok):
     distribution: KL 0. (Had only one of them been tempered, the KL would be well above 0.)"""
     lm = _lm(tok)
     cfg = GRPOConfig(group_size=3, beta=0.04, temperature=0.7, max_new_tokens=6)
-    learner = _learner(lm, reference=frozen_copy(lm), generator=torch.Generator().manual_seed(0))
-    prompts = _prompts(lm)
+    learner = make_learner(lm, reference=frozen_copy(lm), generator=torch.Generator().manual_seed(0))
+    prompts = make_prompts(lm, CLIPS, PROMPT)
     m = grpo_step(learner, prompts, ANSWERS[:2], Scripted(), cfg).metrics
     assert m["kl"] == pytest.approx(0.0, abs=1e-7)
     with torch.no_grad():  # the same completions at T = 1 against T = 0.7: a clearly nonzero KL
@@ -320,4 +300,4 @@ def test_trial_with_dynamic_sampling_and_a_decaying_sft_term():
         assert m["dynamic/groups_drawn"] == 4 * (1 + m["dynamic/draws"]) and m["dynamic/draws"] <= 2
         assert 0 <= m["dynamic/groups_kept"] <= 4 and m["dynamic/batch_fill"] == m["dynamic/groups_kept"] / 4
         assert 0 <= m["truncated_masked_frac"] <= 1 and np.isfinite(m["loss"]) and np.isfinite(m["loss_grpo"])
-    assert result.generated_tokens == sum(int(m["generated_tokens"]) for m in steps)
+    assert result.generated_tokens == sum(int(m[STEP_GENERATED_TOKENS]) for m in steps)

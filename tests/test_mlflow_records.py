@@ -6,7 +6,6 @@ best checkpoint is the shipped tiny base with its trainable tensors changed."""
 from __future__ import annotations
 
 import json
-import textwrap
 from pathlib import Path
 
 import mlflow
@@ -14,7 +13,7 @@ import mlflow.pyfunc
 import pytest
 import torch
 import yaml
-from fakes import TINY
+from fakes import TINY, study_file
 from mlflow import MlflowClient
 from optuna.distributions import json_to_distribution
 from optuna.trial import TrialState
@@ -24,7 +23,6 @@ from harness.study import load_study
 from harness.sweep import run_sweep
 from harness.train import checkpoint
 from harness.vocabulary import (
-    LOGGED_MODEL,
     OPTUNA_TRIAL_ARTIFACT,
     TAG_CHECKPOINT,
     TAG_COMMIT,
@@ -48,12 +46,6 @@ def trained_weights() -> dict[str, torch.Tensor]:
     return {name: t.clone() for name, t in checkpoint.trained(policy.model, policy.model.state_dict()).items()}
 
 
-def study_file(tmp_path: Path, body: str, name: str) -> Path:
-    path = tmp_path / f"{name}.yaml"
-    path.write_text(TINY.lstrip("\n") + textwrap.dedent(body).lstrip("\n"))
-    return path
-
-
 def trial_runs(client: MlflowClient, name: str) -> list:
     experiment = client.get_experiment_by_name(name)
     runs = client.search_runs([experiment.experiment_id], filter_string="tags.`harness.role` = 'trial'")
@@ -74,7 +66,8 @@ def test_best_checkpoint_is_a_logged_model_that_loads_back(tmp_path: Path, store
         (model,) = mlflow.search_logged_models(
             experiment_ids=[experiment_id], output_format="list", filter_string=f"source_run_id = '{run.info.run_id}'"
         )
-        assert model.name == LOGGED_MODEL and model.status == "READY"
+        # named after its configuration and seed
+        assert model.name == f"grpo-{run.data.params['grpo.reward']}-s0" and model.status == "READY"
         # the UI lists it under the run: it is the run's output, at the selected step
         assert [(o.model_id, o.step) for o in client.get_run(run.info.run_id).outputs.model_outputs] == [
             (model.model_id, 1)

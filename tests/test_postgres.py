@@ -15,11 +15,11 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import optuna
 import pytest
+from fakes import wait_for
 from mlflow import MlflowClient
 from optuna.trial import TrialState
 from servers import MlflowServer, postgres_database
@@ -51,22 +51,6 @@ def postgres_url():
         pytest.skip(f"no PostgreSQL for the multi-worker test: {why}")
     yield url
     drop()
-
-
-def wait_for(condition, timeout: float, what: str, procs: dict | None = None) -> object:
-    """Poll ``condition`` until truthy; fail early if one of ``procs`` ({process: its log}) failed."""
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        value = condition()
-        if value:
-            return value
-        for p, log in (procs or {}).items():
-            if p.poll() is not None and p.returncode != 0:
-                raise AssertionError(
-                    f"a process exited with {p.returncode} while waiting for {what}: {log.read_text()[-2000:]}"
-                )
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def trials_of(url: str) -> list[optuna.trial.FrozenTrial]:

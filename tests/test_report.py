@@ -80,7 +80,7 @@ COMMON = {
     "task": "sqa",
     "data": {"voice": VOICE, "train_size": 96, "validation_size": 24, "test_size": M},
     "train": {"steps": 30, "lr": 0.0002, "eval_every": 10, "batch_size": 4, "warmup_steps": 3},
-    "grpo": {"beta": 0.04, "temperature": 0.8, "group_size": 8, "max_new_tokens": 24},
+    "grpo": {"beta": 0.02, "temperature": 1.0, "group_size": 8, "max_new_tokens": 24},  # the paper's GRPO
     "eval": {"sampling_passes": PASSES, "max_new_tokens": 40, "top_p": 0.9, "temperature": 0.9},
 }
 
@@ -188,7 +188,10 @@ def val_curve(q: float, seed: int, method: str, steps: int, every: int) -> list[
     shape = np.linspace(0.0, 1.0, len(grid))
     if method == "grpo" and seed % 2 == 0:
         shape[-1] = shape[-2] - 0.1
-    return [(s, 20.0 + v * (end - 20.0) + 0.1 * seed) for s, v in zip(grid, shape)]
+    curve = [(s, 20.0 + v * (end - 20.0) + 0.1 * seed) for s, v in zip(grid, shape)]
+    if end < 20.0:  # a configuration that ends below its start still selects a trained step (step 0 is not compared)
+        curve[1] = (curve[1][0], 20.5 + 0.1 * seed)
+    return curve
 
 
 def log_trial(
@@ -725,16 +728,22 @@ def test_every_mean_and_std_recomputes_from_per_seed(study, request):
 def test_method_table_cells_in_the_report(main):
     per_seed = main["per_seed"]
     text = section(main["md"], "Method comparison")
-    greedy, sampled = md_tables(text)[:2]
+    sampled, greedy = md_tables(text)[:2]  # the paper's protocol (sampled) first
     for shown, prefix in ((greedy, "test/"), (sampled, "test/sampled/")):
         assert list(shown["Method"]) == [
             MAIN_NAMES[k] for k in ("base", "sft", "grpo", "meteor", "rouge1", "g16", "mp")
         ]
+        # ROUGE-1 = ROUGE-L here: one column for both, and the paper's two values beside it
+        assert "ROUGE-1 = ROUGE-L" in shown and "ROUGE-1 = ROUGE-L (paper)" in shown and "ROUGE-1" not in shown
         for _, r in shown.iterrows():
             seeds = per_seed[per_seed["config"] == r["Method"]]
             for m in METRICS:
+                column = next(c for c in shown.columns if METRIC_NAMES[m] in c.split(" = ") and "paper" not in c)
                 v = seeds[prefix + m]
-                assert r[METRIC_NAMES[m]] == f"{v.mean():.2f} ± {v.std(ddof=1):.2f} (n={len(v)})"
+                assert r[column].replace("**", "").startswith(f"{v.mean():.2f} ± {v.std(ddof=1):.2f}")
+    assert row(sampled, Method="sft")["BLEU (paper)"] == "40.88"  # Table 1, 2B
+    assert row(sampled, Method=MAIN_NAMES["meteor"])["BLEU (paper)"] == "37.69"  # Table 3, METEOR reward
+    assert row(sampled, Method=MAIN_NAMES["g16"])["BLEU (paper)"] == "—"  # the paper ran no G = 16
     # the distractors of unfinished trials (test values 99 and 1) never enter a mean or an n
     assert row(greedy, Method="sft")["seeds"] == "3" and row(greedy, Method=MAIN_NAMES["grpo"])["seeds"] == "3"
 
@@ -826,24 +835,24 @@ def test_seeds_that_disagree_give_no_evidence(main):
         assert r["p_value"] == pytest.approx(welch.pvalue, abs=0.15)  # the seeds dominate: close to Welch
         assert r["mdd"] > abs(r["diff"])  # these seeds could not have detected it
     primary = row(main["findings"], A=g16, B=g8, metric="bleu", decoding="sampled")
-    assert primary["verdict"] == "no evidence of a difference" and primary["family"] == "primary"
-    block = section(main["md"], "Primary endpoint", level=3)
-    assert (
-        f"**No evidence of a difference** between {g16} and {g8} on BLEU (sampled, task `sqa`): "
-        f"Δ {primary['diff']:+.2f}"
-    ) in block
-    assert f"could detect (80 % power) is {primary['mdd']:.2f}." in block
+    assert primary["verdict"] == "interval includes 0" and primary["family"] == "primary"
+    shown = row(
+        md_tables(section(main["md"], "Corpus BLEU, sampled decoding", level=3))[0], **{"A vs B": f"{g16} vs {g8}"}
+    )
+    assert shown["interval"] == "includes 0" and shown["Δ [95 % CI]"].startswith(f"{primary['diff']:+.2f} [")
+    assert shown["detects (family)"] == f"{primary['mdd_adjusted']:.2f}"
+    assert primary["mdd_adjusted"] > primary["mdd"]  # at the family's level, not the unadjusted alpha
 
 
 def test_a_consistent_large_effect_beats(main):
     grpo, sft = MAIN_NAMES["grpo"], "sft"
     r = row(main["findings"], A=grpo, B=sft, metric="bleu", decoding="sampled")
-    assert r["verdict"] == "A beats B" and r["p_adjusted"] < 0.001 and r["ci_low"] > 10
-    block = section(main["md"], "Primary endpoint", level=3)
-    assert (
-        f"**{grpo} beats {sft}** on BLEU (sampled, task `sqa`): Δ {r['diff']:+.2f} (95 % CI "
-        f"[{r['ci_low']:+.2f}, {r['ci_high']:+.2f}]), p_adjusted < 0.001, 3 vs 3 seeds x {M} examples." in block
+    assert r["verdict"] == "A higher" and r["p_adjusted"] < 0.001 and r["ci_low"] > 10
+    shown = row(
+        md_tables(section(main["md"], "Corpus BLEU, sampled decoding", level=3))[0], **{"A vs B": f"{grpo} vs {sft}"}
     )
+    assert shown["interval"] == "A higher" and shown["p_adj"] == "< 0.001" and shown["seeds"] == "3 vs 3"
+    assert shown["Δ [95 % CI]"] == f"{r['diff']:+.2f} [{r['ci_low']:+.2f}, {r['ci_high']:+.2f}]"
 
 
 def test_holm_over_the_primary_family(main, lr):
@@ -856,7 +865,7 @@ def test_holm_over_the_primary_family(main, lr):
         assert ((cmp["family"] == "primary") == ((cmp["metric"] == "bleu") & (cmp["decoding"] == decoding))).all()
         np.testing.assert_allclose(primary["p_adjusted"], holm(primary["p_value"]), rtol=1e-12)
         assert f"primary = corpus BLEU under {decoding} decoding" in section(study["md"], "Setup")
-        assert f"### Primary endpoint (corpus BLEU, {decoding} decoding; Holm over these comparisons)" in study["md"]
+        assert f"### Corpus BLEU, {decoding} decoding (Holm over these comparisons)" in study["md"]
     assert len(main["comparisons"].query("family == 'primary'")) == 14  # every pair once
 
 
@@ -878,43 +887,49 @@ def test_holm_over_the_secondary_family_as_shown(main):
 # 5. Findings beside the paper
 
 
-def test_findings_against_and_agreeing_with_the_paper(main):
+def test_findings_beside_the_paper_row_of_that_configuration(main):
+    """Each comparison is set beside the published rows of its two configurations: a GRPO configuration
+    trained with another reward is Table 3's row for that reward, not Table 1's BLEU-reward GRPO."""
     findings, md = main["findings"], main["md"]
-    table1 = pd.read_csv(Path(provenance.CHECKOUT) / "harness" / "published" / "table1_librisqa.csv")
+    published = Path(provenance.CHECKOUT) / "harness" / "published"
+    table1 = pd.read_csv(published / "table1_librisqa.csv")
+    table3 = pd.read_csv(published / "table3_reward_ablation.csv").set_index("train_reward")
     paper = table1[table1["model"] == "granite-speech-2b"].set_index("method")
-    assert paper.at["grpo", "BLEU"] > paper.at["sft", "BLEU"]  # the paper: GRPO above SFT on spoken QA
-    against = section(md, "Against the paper", level=3)
-    agreeing = section(md, "Agreeing with the paper", level=3)
+    assert table3.at["meteor", "BLEU"] < paper.at["sft", "BLEU"] < paper.at["grpo", "BLEU"]
+    block = md_tables(section(md, "Corpus BLEU, sampled decoding", level=3))[0]
     below = row(findings, A=MAIN_NAMES["meteor"], B="sft", metric="bleu", decoding="sampled")
     assert (below["comparison"], below["verdict"], below["paper_direction"], below["relation"]) == (
         "GRPO vs SFT",
-        "A is below B",
-        1,
-        "against the paper",
+        "A lower",
+        -1,
+        "agrees with the paper",
     )
-    sentence = f"**{MAIN_NAMES['meteor']} is below sft** on BLEU (sampled, task `sqa`): Δ {below['diff']:+.2f}"
-    assert sentence in against and sentence not in agreeing
-    assert (
-        f"Paper (Table 1, 2B: {paper.at['grpo', 'BLEU']:.2f} vs {paper.at['sft', 'BLEU']:.2f}): against the paper."
-    ) in against
+    shown = row(block, **{"A vs B": f"{MAIN_NAMES['meteor']} vs sft"})
+    assert shown["interval"] == "A lower"
+    assert shown["paper"] == (
+        f"agrees with the paper (Table 3 (meteor reward), 2B vs Table 1, 2B: {table3.at['meteor', 'BLEU']:.2f} vs "
+        f"{paper.at['sft', 'BLEU']:.2f})"
+    )
     above = row(findings, A=MAIN_NAMES["grpo"], B="sft", metric="bleu", decoding="sampled")
-    assert (above["verdict"], above["paper_direction"], above["relation"]) == ("A beats B", 1, "agrees with the paper")
-    sentence = f"**{MAIN_NAMES['grpo']} beats sft** on BLEU (sampled, task `sqa`)"
-    assert sentence in agreeing and sentence not in against
-    # the lists hold exactly the findings with evidence whose sign differs from / matches the paper's
-    evidence = findings[findings["verdict"] != "no evidence of a difference"]
+    assert (above["verdict"], above["paper_direction"], above["relation"]) == ("A higher", 1, "agrees with the paper")
+    # every comparison whose interval excludes 0 and has a published counterpart agrees or goes against it
+    evidence = findings[findings["verdict"] != "interval includes 0"]
     signs = np.sign(evidence["diff"]) * evidence["paper_direction"]
-    assert (evidence["relation"] == "against the paper").sum() == (signs < 0).sum() == against.count("\n- ")
-    assert (evidence["relation"] == "agrees with the paper").sum() == (signs > 0).sum() == agreeing.count("\n- ")
-    assert (
-        (findings["relation"] == "agrees with the paper") | (findings["relation"] == "against the paper")
-    ).sum() == (signs != 0).sum()
-    # no evidence: not resolved, whatever the estimate; no published counterpart for G
+    assert (evidence["relation"] == "against the paper").sum() == (signs < 0).sum()
+    assert (evidence["relation"] == "agrees with the paper").sum() == (signs > 0).sum()
+    against, agrees = (signs < 0).sum(), (signs > 0).sum()
+    assert f"{against} go against the paper's published direction and {agrees} agree with it" in md
+    # each comparison is printed once: no separate lists restating them
+    assert "Agreeing with the paper" not in md and "### Against the paper" not in md
+    # MP-GRPO against its GRPO twin: the paper's qualitative claim (hurts spoken QA); G = 16: no counterpart
     mp = row(findings, A="mp-grpo", B=MAIN_NAMES["grpo"], metric="bleu", decoding="sampled")
-    assert mp["verdict"] == "no evidence of a difference" and mp["relation"].startswith("not resolved")
+    assert mp["paper_direction"] == -1 and "qualitative" in mp["paper_source"]
+    assert mp["verdict"] == "interval includes 0" and mp["relation"].startswith("not resolved")
+    mp_base = row(findings, A="mp-grpo", B="base", metric="bleu", decoding="sampled")
+    assert mp_base["relation"] == "no published counterpart"
     g16 = row(findings, A=MAIN_NAMES["g16"], B=MAIN_NAMES["grpo"], metric="bleu", decoding="sampled")
     assert g16["relation"] == "no published counterpart"
-    # reward ablation rows are set beside Table 3 (the paper: the BLEU reward gives the best BLEU)
+    # reward ablation rows: Table 3 for both rewards (the paper: the BLEU reward gives the best BLEU)
     reward = row(findings, A=MAIN_NAMES["meteor"], B=MAIN_NAMES["grpo"], metric="bleu", decoding="sampled")
     assert (reward["comparison"], reward["paper_direction"], reward["relation"]) == (
         "grpo.reward vs default",
@@ -930,22 +945,26 @@ def test_findings_against_and_agreeing_with_the_paper(main):
 def test_duplicate_metric_is_reported_once(main, lr):
     md = main["md"]
     assert (
-        "ROUGE-1 equals ROUGE-L on every example of every run here, so it is reported once (comparisons and "
-        "AVG use ROUGE-L)."
+        "ROUGE-1 equals ROUGE-L on every example of every run of task `sqa`, so it is shown and compared once "
+        "there (one column, one comparison); AVG counts both, as the paper's does."
     ) in section(md, "Method comparison")
     for frame in (main["comparisons"], main["findings"]):
         assert "rouge1" not in set(frame["metric"]) and "rougeL" in set(frame["metric"])
     assert "| ROUGE-1 |" not in section(md, "Comparisons") and "| ROUGE-L |" in section(md, "Comparisons")
     per_seed = main["per_seed"]
-    used = ["bleu", "bertscore", "rouge2", "rougeL", "meteor"]
     for decoding, prefix in (("greedy", "test/"), ("sampled", "test/sampled/")):
         table = pd.read_csv(main["out"] / f"reward_ablation_sqa_tiny_{decoding}.csv")
-        assert list(table["train_reward"]) == ["bleu", "rouge1", "meteor"]
+        assert list(table["train_reward"]) == ["bleu", "rouge1", "meteor"]  # Table 3's row order
         for _, r in table.iterrows():
             means = per_seed[per_seed["config"] == r["config"]][[prefix + m for m in METRICS]].mean()
-            assert r["AVG"] == pytest.approx(np.mean([means[prefix + m] for m in used]), rel=1e-12)
-            assert r["AVG"] != pytest.approx(means.mean(), abs=1e-3)  # ROUGE-L counted twice would differ
-    caption = "AVG = mean of BLEU, BERTScore, ROUGE-2, ROUGE-L, METEOR (means over seeds)"
+            assert r["AVG"] == pytest.approx(means.mean(), rel=1e-12)  # the paper's AVG: all six metrics
+        paper = pd.read_csv(Path(provenance.CHECKOUT) / "harness" / "published" / "table3_reward_ablation.csv")
+        for _, r in table.iterrows():  # the published AVG beside it is Table 3's own
+            assert r["AVG paper"] == pytest.approx(
+                paper.set_index("train_reward").at[r["train_reward"], "AVG"], abs=0.01
+            )
+        assert list(table["rank paper"]) == [1, 3, 2] and sorted(table["rank"]) == [1, 2, 3]
+    caption = "AVG = mean of the six metrics (means over seeds), the paper's definition"
     assert caption in section(md, "Reward ablation")
     # where the two differ, nothing is folded
     assert "equals" not in section(lr["md"], "Method comparison")
@@ -1063,10 +1082,24 @@ def test_refused_report_leaves_reports_untouched(dirty_study, in_repo):
     assert sorted(p.name for p in folder.iterdir()) == ["per_seed.csv"]
 
 
+INDEX_HYPOTHESES = """
+seeds: [0, 1, 2]
+hypotheses:
+  tests:
+    - {name: grpo_vs_sft, a: {grpo.reward: bleu, grpo.group_size: 8, label: grpo}, b: {label: sft}, margin: 2.0}
+    - {name: meteor_vs_sft, a: {grpo.reward: meteor, label: grpo}, b: {label: sft}, margin: 2.0}
+"""
+
+
 def test_write_index(main, tmp_path):
+    """Per study: its declared hypotheses as a table (verdict, Δ [RCI], seeds, a link to the row), or a
+    line saying it has none; then one line counting its exploratory comparisons."""
     reports = tmp_path / "reports"
     for name in ("alpha", "beta"):
         shutil.copytree(main["out"], reports / name)
+    study = reports / "alpha" / "study.yaml"
+    study.write_text(study.read_text() + INDEX_HYPOTHESES)
+    rebuild_report(reports / "alpha", n_boot=N_BOOT)
     (reports / "beta" / "findings.csv").unlink()
     (reports / "no-report").mkdir()  # a folder without report.md is not a study report
     (reports / "no-report" / "per_seed.csv").write_text("x\n")
@@ -1076,28 +1109,37 @@ def test_write_index(main, tmp_path):
     assert index.startswith("# Reports\n")
     assert "## [alpha](alpha/report.md)" in index and "## [beta](beta/report.md)" in index
     assert "no-report" not in index
-    alpha = index.split("## [alpha]")[1].split("## [beta]")[0]
-    assert f"Study report: {MAIN}." in alpha and "No findings recorded." in index.split("## [beta]")[1]
+    alpha, beta = index.split("## [alpha]")[1].split("## [beta]")
+    assert f"Study report: {MAIN}." in alpha
+    assert "No declared hypotheses: every comparison of this report is exploratory." in beta
+    table = pd.read_csv(reports / "alpha" / "hypotheses.csv")
+    assert list(table["hypothesis"]) == ["grpo_vs_sft", "meteor_vs_sft"] and set(table["seeds"]) == {3}
+    shown = md_tables(alpha)[0]
+    assert list(shown["verdict"]) == [
+        "**grpo [grpo.group_size=8, grpo.reward=bleu] better than sft**",
+        "**grpo [grpo.group_size=8, grpo.reward=meteor] worse than sft**",
+    ]
+    assert list(shown["row"]) == [
+        "[hypotheses.csv](alpha/hypotheses.csv#L2)",
+        "[hypotheses.csv](alpha/hypotheses.csv#L3)",
+    ]
     findings = main["findings"]
-    primary = findings[findings["family"] == "primary"]
-    lines = [line for line in alpha.splitlines() if line.startswith("- ")]
-    assert len(lines) == len(primary)
-    for line, (_, r) in zip(lines, primary.iterrows()):
-        assert line.startswith(
-            f"- `sqa` {r['A']} vs {r['B']}: {r['verdict']} (BLEU sampled, Δ {r['diff']:+.2f} "
-            f"[{r['ci_low']:+.2f}, {r['ci_high']:+.2f}]"
-        )
-        assert line.endswith(f"paper: {r['relation']} ([row](alpha/findings.csv#L{r.name + 2}))")
     against = int((findings["relation"] == "against the paper").sum())
     agreeing = int((findings["relation"] == "agrees with the paper").sum())
-    assert f"Against the paper (both families): {against}; agreeing: {agreeing}." in alpha
+    assert f"({against} against the paper's published direction, {agreeing} agreeing)" in alpha
+    answer = section((reports / "alpha" / "report.md").read_text(), "Answer")
+    assert "2 hypotheses declared in the study file before the run" in answer
+    assert "| grpo_vs_sft | **grpo [grpo.group_size=8, grpo.reward=bleu] better than sft**" in answer
 
 
 def test_write_index_links_to_the_row(main, tmp_path):
     reports = tmp_path / "reports"
     shutil.copytree(main["out"], reports / "alpha")
+    study = reports / "alpha" / "study.yaml"
+    study.write_text(study.read_text() + INDEX_HYPOTHESES)
+    rebuild_report(reports / "alpha", n_boot=N_BOOT)
     index = write_index(reports).read_text()
-    links = re.findall(r"\[row\]\(([^)]+)\)", index)
+    links = re.findall(r"\]\((alpha/hypotheses.csv#L\d+)\)", index)
     assert links and len(set(links)) == len(links)
 
 
@@ -1138,8 +1180,8 @@ def test_setup_section(main):
         "eval every": "10",
         "reward": "bleu",
         "G": "16",
-        "beta": "0.04",
-        "T (rollout)": "0.8",
+        "beta": "0.02",
+        "T (rollout)": "1.0",
         "new tokens": "24",
         "MP-GRPO": "False",
     }
@@ -1228,7 +1270,15 @@ def test_published_tables_sit_in_their_own_section(main):
     assert "arXiv:2509.16990v1" in published and "granite-speech-2b" in published
     assert "Table 1" in published and "Table 3" in published and "Table 2" not in published  # no AST trials
     measured = md.split(f"## {PUBLISHED_TITLE}")[0]
-    assert "| granite" not in measured and "| 44.90 |" not in measured
+    assert "| granite" not in measured
+    # published figures sit beside the measured ones only in columns labelled as the paper's
+    beside = 0
+    for table in md_tables(measured):
+        for column in table.columns:
+            if (table[column] == "44.90").any():
+                assert "paper" in column, column
+                beside += 1
+    assert beside >= 2  # sampled and greedy method tables (and the reward ablation's) show Table 1's GRPO row
     assert md.index(f"## {PUBLISHED_TITLE}") > md.index("## Comparisons")
     for path in main["out"].glob("*.csv"):
         if not path.name.startswith("published_"):
@@ -1264,7 +1314,7 @@ def test_study_without_finished_trials(mlflow_store, tmp_path):
     path = build_report(EMPTY, tmp_path / "out", tracking_uri=mlflow_store["uri"], n_boot=N_BOOT)
     md = path.read_text()
     assert "Trials: 1 (COMPLETE 0, FAIL 1, PRUNED 0, RUNNING 0); configurations: 0" in md
-    assert "No comparison could be made" in section(md, "Findings") and "No comparisons." in md
+    assert "No comparison could be made" in section(md, "Exploratory comparisons") and "No comparisons." in md
     assert failed["run_id"] in section(md, "Trials that did not finish")
     per_seed = pd.read_csv(tmp_path / "out" / "per_seed.csv")
     assert per_seed.empty and {"study", "run_id", "test/bleu"} <= set(per_seed.columns)
@@ -1420,5 +1470,25 @@ def test_a_single_seed_configuration_is_not_compared():
     assert not any(seed_aware(a, b) for a, b, _ in found)
     assert comparison_table(data, n_boot=200).empty
     md = (folder / "report.md").read_text()
-    assert f"**Not compared: {len(found)} pair(s)**" in section(md, "Findings")
+    assert f"**Not compared: {len(found)} pair(s)**" in section(md, "Exploratory comparisons")
     assert not (folder / "comparisons.csv").is_file()
+
+
+def test_test_outputs_beside_their_reference(main):
+    """The report shows what the models answered on the test set (not training rollouts): the first
+    examples, the reference and each configuration's greedy answer with its sentence BLEU, from the folder."""
+    outputs = pd.read_csv(main["out"] / "test_outputs.csv.gz", dtype=str, keep_default_na=False)
+    assert set(outputs["id"]) == set(IDS) and (outputs["reference"] != "").all()
+    shown = md_tables(section(main["md"], "Test outputs"))[0]
+    assert list(dict.fromkeys(shown["example"])) == sorted(IDS)[:3]
+    first = shown.iloc[0]
+    assert first["reference"] == REFERENCES[IDS.index(first["example"])]
+    per_example = pd.read_csv(main["out"] / "per_example.csv.gz", dtype={"id": str})
+    sft = next(c for c in load_folder(main["out"]).configs if c.name == "sft")
+    run = sft.rows.sort_values("seed").iloc[0]["run_id"]
+    hit = shown[shown["configuration"] == f"sqa sft (seed {int(sft.rows['seed'].min())})"].iloc[0]
+    answer = outputs[(outputs["run_id"] == run) & (outputs["id"] == hit["example"])]["hypothesis"].iloc[0]
+    bleu = per_example[
+        (per_example["run_id"] == run) & (per_example["id"] == hit["example"]) & (per_example["decoding"] == "greedy")
+    ]["bleu"].iloc[0]
+    assert hit["greedy answer"] == answer and hit["sentence BLEU"] == (f"{bleu:.2f}" if np.isfinite(bleu) else "—")

@@ -236,3 +236,17 @@ def test_metrics_disagree_on_ranking():
     assert s["rouge1"][1] > s["rouge1"][0]
     rankings = {name: tuple(np.argsort(-s[name], kind="stable")) for name in REWARD_NAMES}
     assert len(set(rankings.values())) > 1
+
+
+def test_every_metric_has_a_scorer_checked_at_import():
+    """The scorers are a registry checked against harness.vocabulary.METRICS: a metric without a scorer
+    stops the import with its name, and score_many scores a mix of metrics (ROUGE kinds in one pass)."""
+    assert set(m.SCORERS) == set(METRICS)
+    code = "import harness.vocabulary as v; v.METRICS = (*v.METRICS, 'chrf'); import harness.rewards.metrics"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode != 0 and "no scorer for 'chrf'" in proc.stderr, proc.stderr[-2000:]
+    mixed = m.score_many(["rougeL", "bleu", "rouge1", "bleu"], HYPS, REFS)
+    assert list(mixed) == ["rougeL", "bleu", "rouge1"]
+    for name in ("rougeL", "rouge1"):
+        np.testing.assert_array_equal(mixed[name], m.rouge(HYPS, REFS, (name,))[name])
+    np.testing.assert_array_equal(mixed["bleu"], m.bleu(HYPS, REFS))

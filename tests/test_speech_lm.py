@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+from fakes import make_prompts
 
 from harness.models.features import log_mel, num_audio_tokens
 from harness.models.speech_lm import SpeechLM, completions_from_targets
@@ -16,16 +17,10 @@ def lm():
     return SpeechLM(build_tiny(TinySpec(), tok), tok)
 
 
-def _prompts(lm, lengths=(32000, 48000, 24000)):
-    rng = np.random.RandomState(0)
-    feats = [log_mel(rng.randn(n).astype(np.float32) * 0.1) for n in lengths]
-    return lm.prepare(["<|audio|> listen to the speech and translate it into German."] * len(lengths), feats)
-
-
 def test_audio_token_count_matches_granite_formula(lm):
     # ceil(((samples // 160 + 1) // 2) / 15) * 3: a 2 s clip gives 21 audio tokens.
     assert num_audio_tokens((32000 // 160 + 1) // 2) == 21
-    prompts = _prompts(lm)
+    prompts = make_prompts(lm)
     n_audio = (prompts.input_ids == lm.audio_token_id).sum(1).tolist()
     assert n_audio == [21, 30, 15]
     assert prompts.features_mask.sum(1).tolist() == n_audio
@@ -45,7 +40,7 @@ def _transformers_logits(lm, prompts, b, ids, mask):
 
 
 def test_logprobs_equal_transformers_forward(lm):
-    prompts = _prompts(lm)
+    prompts = make_prompts(lm)
     lp = prompts.input_ids.shape[1]
     with torch.no_grad():
         embeds = lm.embed_prompts(prompts)
@@ -81,7 +76,7 @@ def test_a_clips_embedding_does_not_depend_on_its_batch(lm):
 
 
 def test_greedy_sampling_is_argmax_and_masks_after_eos(lm):
-    prompts = _prompts(lm)
+    prompts = make_prompts(lm)
     with torch.no_grad():
         embeds = lm.embed_prompts(prompts)
         greedy = lm.sample(embeds, prompts.attention_mask, 1, 10, greedy=True)
@@ -101,7 +96,7 @@ def test_greedy_sampling_is_argmax_and_masks_after_eos(lm):
 
 
 def test_seeded_sampling_is_reproducible_and_never_emits_suppressed_tokens(lm):
-    prompts = _prompts(lm)
+    prompts = make_prompts(lm)
     with torch.no_grad():
         embeds = lm.embed_prompts(prompts)
         a = lm.sample(embeds, prompts.attention_mask, 4, 16, top_p=0.9, generator=torch.Generator().manual_seed(3))
@@ -124,7 +119,7 @@ def test_grpo_logprobs_are_of_the_distribution_that_sampled(lm, temperature):
     """The GRPO passes' log pi (sampler_temperature=T) is log_softmax(logits / T) with the sampler's
     suppressed ids at -inf, from transformers' own forward; the entropy is that distribution's. At
     T = 1 the only change from the model's own log-probs is the suppressed ids' mass."""
-    prompts = _prompts(lm)
+    prompts = make_prompts(lm)
     lp = prompts.input_ids.shape[1]
     with torch.no_grad():
         embeds = lm.embed_prompts(prompts)
@@ -165,7 +160,7 @@ def test_a_prefill_serves_the_reference_log_probs_then_greedy_decoding_unchanged
     """Evaluation runs each prompt once: the reference answers' log-probs continue the prefill and leave
     it as it was, so the greedy tokens after it are those of a fresh `sample`, bit for bit; the
     log-probs equal the single pass over prompt + answer to float rounding."""
-    prompts = _prompts(lm)
+    prompts = make_prompts(lm)
     answers = completions_from_targets(
         [lm.tokenize_targets(["Anna wohnt in Berlin."])[0], [lm.eos_id], lm.tokenize_targets(["Anna."])[0]],
         lm.pad_id,

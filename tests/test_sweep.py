@@ -13,13 +13,11 @@ import signal
 import socket
 import subprocess
 import sys
-import textwrap
-import time
 from pathlib import Path
 
 import optuna
 import pytest
-from fakes import TINY
+from fakes import study_file, wait_for
 from mlflow import MlflowClient
 from optuna.trial import TrialState
 
@@ -37,12 +35,6 @@ from harness.sweep.objective import suggest
 
 REPO = Path(__file__).resolve().parent.parent
 CACHE = os.environ.get("HARNESS_CACHE", str(REPO / ".cache" / "harness"))
-
-
-def write_study(tmp_path: Path, body: str, name: str = "tiny") -> Path:
-    path = tmp_path / f"{name}.yaml"
-    path.write_text(TINY.lstrip("\n") + textwrap.dedent(body).lstrip("\n"))
-    return path
 
 
 def journal(path: str) -> optuna.storages.BaseStorage:
@@ -94,7 +86,7 @@ def test_open_storage_kinds(tmp_path: Path) -> None:
 
 def test_failing_trial_is_recorded_and_study_goes_on(tmp_path: Path, stores, fake) -> None:
     fake(fail=lambda cfg: cfg.grpo.reward == "rouge1")
-    path = write_study(
+    path = study_file(
         tmp_path,
         """
         space:
@@ -129,7 +121,7 @@ def test_failing_trial_is_recorded_and_study_goes_on(tmp_path: Path, stores, fak
 def test_trials_other_workers_run_count_toward_the_budget(tmp_path: Path, stores, fake) -> None:
     """n_trials is the study's total: a worker starts no trial that, with those running, would exceed it."""
     fake()
-    path = write_study(
+    path = study_file(
         tmp_path,
         """
         space:
@@ -148,7 +140,7 @@ def test_trials_other_workers_run_count_toward_the_budget(tmp_path: Path, stores
 
 def test_pruned_trials(tmp_path: Path, stores, fake) -> None:
     fake(val=lambda cfg, step, call: 20.0 if call == 0 else 1.0)  # only the first trial does well
-    path = write_study(
+    path = study_file(
         tmp_path,
         """
         space:
@@ -170,7 +162,7 @@ def test_pruned_trials(tmp_path: Path, stores, fake) -> None:
 def test_dead_worker_trial_is_failed_killed_and_rerun(tmp_path: Path, stores, fake) -> None:
     """A RUNNING trial whose process is gone (pid reused here) is FAIL, its MLflow run KILLED, and it runs again."""
     fake()
-    path = write_study(
+    path = study_file(
         tmp_path,
         """
         space:
@@ -198,7 +190,7 @@ def test_dead_worker_trial_is_failed_killed_and_rerun(tmp_path: Path, stores, fa
 
 def test_changed_study_is_not_resumed(tmp_path: Path, stores, fake) -> None:
     fake()
-    path = write_study(tmp_path, "space:\n  grpo.reward: {choices: [bleu]}\n")
+    path = study_file(tmp_path, "space:\n  grpo.reward: {choices: [bleu]}\n")
     storage, uri = stores
     run_sweep(load_study(path), storage=storage, tracking_uri=uri, progress=False)
     path.write_text(path.read_text().replace("[bleu]", "[bleu, rouge1]"))
@@ -208,7 +200,7 @@ def test_changed_study_is_not_resumed(tmp_path: Path, stores, fake) -> None:
 
 def test_baselines_seeds_and_rdb_storage(tmp_path: Path, stores, fake) -> None:
     fake()
-    path = write_study(
+    path = study_file(
         tmp_path,
         """
         space:
@@ -261,7 +253,7 @@ def cli_env(stores: tuple[str, str]) -> dict[str, str]:
 @pytest.mark.slow
 def test_end_to_end_sweep_mlflow_layout(tmp_path: Path, stores, base_model, monkeypatch) -> None:
     monkeypatch.setenv("HARNESS_CACHE", CACHE)
-    path = write_study(
+    path = study_file(
         tmp_path,
         """
         description: two tiny GRPO trials
@@ -339,7 +331,8 @@ def test_end_to_end_sweep_mlflow_layout(tmp_path: Path, stores, base_model, monk
         (model,) = client.search_logged_models(
             [experiment.experiment_id], filter_string=f"source_run_id = '{run.info.run_id}'"
         )
-        assert model.name == "best_checkpoint" and model.params["best_step"] == str(int(metrics["best_step"]))
+        assert model.name == f"grpo-{params['grpo.reward']}-s0"  # named after its configuration and seed
+        assert model.params["best_step"] == str(int(metrics["best_step"]))
         inputs = {i.tags[0].value: i.dataset for i in run.inputs.dataset_inputs}
         assert set(inputs) == {"train", "validation", "test"}
         assert json.loads(inputs["test"].profile)["num_rows"] == 4
@@ -364,15 +357,6 @@ def test_end_to_end_sweep_mlflow_layout(tmp_path: Path, stores, base_model, monk
     assert logged["ids"] == [ex.id for ex in test] and answers == logged["hypotheses"]
 
 
-def wait_for(condition, timeout: float, what: str) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if condition():
-            return
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def in_flight(storage: str, name: str) -> bool:
     """One trial COMPLETE and the next one RUNNING with its MLflow run started."""
     try:
@@ -386,7 +370,7 @@ def in_flight(storage: str, name: str) -> bool:
 
 @pytest.mark.slow
 def test_killed_sweep_resumes_without_repeating(tmp_path: Path, stores, base_model) -> None:
-    path = write_study(tmp_path, "space:\n  grpo.reward: {choices: [bleu, rouge1, rouge2]}\n", name="killed")
+    path = study_file(tmp_path, "space:\n  grpo.reward: {choices: [bleu, rouge1, rouge2]}\n", name="killed")
     storage, uri = stores
     env = cli_env(stores)
     proc = subprocess.Popen(
@@ -401,6 +385,7 @@ def test_killed_sweep_resumes_without_repeating(tmp_path: Path, stores, base_mod
             lambda: in_flight(storage, "killed") or proc.poll() is not None,
             300,
             "a trial running after the first one completed",
+            every=0.3,
         )
         proc.send_signal(signal.SIGKILL)  # no chance to clean up: the running trial stays RUNNING
         proc.wait()
@@ -438,7 +423,7 @@ def test_killed_sweep_resumes_without_repeating(tmp_path: Path, stores, base_mod
 
 @pytest.mark.slow
 def test_two_workers_run_distinct_trials(tmp_path: Path, stores, base_model) -> None:
-    path = write_study(
+    path = study_file(
         tmp_path,
         """
         space:
@@ -481,9 +466,9 @@ def test_identical_trial_is_reused(tmp_path: Path, stores, fake, monkeypatch) ->
     real = trial_lib.run_trial
     monkeypatch.setattr(trial_lib, "run_trial", lambda cfg, **kw: calls.append(cfg.grpo.reward) or real(cfg, **kw))
     storage, uri = stores
-    first = write_study(tmp_path, "space:\n  grpo.reward: {choices: [bleu, rouge1]}\n", name="first")
+    first = study_file(tmp_path, "space:\n  grpo.reward: {choices: [bleu, rouge1]}\n", name="first")
     run_sweep(load_study(first), storage=storage, tracking_uri=uri, progress=False)
-    second = write_study(tmp_path, "space:\n  grpo.reward: {choices: [rouge1, meteor]}\n", name="second")
+    second = study_file(tmp_path, "space:\n  grpo.reward: {choices: [rouge1, meteor]}\n", name="second")
     run_sweep(load_study(second), storage=storage, tracking_uri=uri, progress=False)
     assert sorted(calls) == ["bleu", "meteor", "rouge1"]  # rouge1 trained once, in the first study
     client, _, _, first_trials = runs_of(uri, "first")
@@ -499,6 +484,6 @@ def test_identical_trial_is_reused(tmp_path: Path, stores, fake, monkeypatch) ->
     assert {"test_examples.json", "trial_config.yaml", "samples"} <= artifacts
 
     monkeypatch.setattr(objective_lib, "git_commit", lambda: "0123456789abcdef0123456789abcdef01234567-dirty")
-    third = write_study(tmp_path, "space:\n  grpo.reward: {choices: [rouge1]}\n", name="third")
+    third = study_file(tmp_path, "space:\n  grpo.reward: {choices: [rouge1]}\n", name="third")
     run_sweep(load_study(third), storage=storage, tracking_uri=uri, progress=False)
     assert calls.count("rouge1") == 2  # dirty code: trained again

@@ -6,6 +6,7 @@ import pytest
 
 from harness.config import TrialConfig
 from harness.train.trial import run_trial
+from harness.vocabulary import STEP_GENERATED_TOKENS, STEP_TIME, time_key
 
 pytestmark = pytest.mark.slow
 
@@ -62,7 +63,7 @@ def test_grpo_raises_training_reward():
         assert 0 <= m["frac_zero_std_groups"] <= 1 and m["kl"] >= 0 and m["entropy"] >= 0
         assert 0 <= m["clip_low"] <= 1 and 0 <= m["clip_high"] <= 1 and m["grad_norm"] >= 0
         assert m["completion_len_mean"] >= 1 and m["completion_len_mean"] <= m["completion_len_max"] <= 24
-        assert "reward/rougeL" in m and "tokens_per_s" in m and "step_time_s" in m
+        assert "reward/rougeL" in m and "tokens_per_s" in m and STEP_TIME in m and time_key("rollout", step=True) in m
     assert steps[0]["kl"] == pytest.approx(0.0, abs=1e-6)  # policy == reference before any update
     assert result.samples and all(len(rows) > 0 for rows in result.samples.values())
     assert result.generated_tokens > 0 and result.times["train_s"] > 0
@@ -87,8 +88,8 @@ def test_mp_grpo_groups_hold_the_reference():
     assert off and all(row["completion"] == row["reference"] for row in off)
     # only the G-1 sampled completions per group count as generated (the reference is not sampled)
     for m in steps:
-        assert m["generated_tokens"] == pytest.approx(m["completion_len_mean"] * 4 * (4 - 1))
-    assert result.generated_tokens == sum(int(m["generated_tokens"]) for m in steps)
+        assert m[STEP_GENERATED_TOKENS] == pytest.approx(m["completion_len_mean"] * 4 * (4 - 1))
+    assert result.generated_tokens == sum(int(m[STEP_GENERATED_TOKENS]) for m in steps)
 
 
 def test_base_eval_trains_nothing():

@@ -20,7 +20,7 @@ from harness.data.dataset import SpokenSet
 from harness.eval.bleu_stats import bleu_stats
 from harness.eval.metrics import corpus_and_example_scores, corpus_scores
 from harness.models.speech_lm import Prefill, Prompts, SpeechLM, completions_from_targets
-from harness.vocabulary import METRICS, SAMPLED
+from harness.vocabulary import METRICS, NLL, SAMPLED, VALIDATION_METRICS
 
 __all__ = ["EVALUATION_VERSION", "Evaluation", "decode", "evaluate", "greedy_and_nll", "reference_nll"]
 
@@ -31,7 +31,7 @@ EVALUATION_VERSION = 2
 
 @dataclass
 class Evaluation:
-    scores: dict[str, float]  # corpus-level metrics x100, 'nll', and 'sampled/<metric>' (mean over passes)
+    scores: dict[str, float]  # corpus-level metrics x100, NLL, and 'sampled/<metric>' (mean over passes)
     ids: list[str] = field(default_factory=list)  # the examples, in order (full evaluation)
     references: list[str] = field(default_factory=list)
     hypotheses: list[str] = field(default_factory=list)  # greedy
@@ -114,11 +114,12 @@ def evaluate(lm: SpeechLM, data: SpokenSet, cfg: EvalConfig, seed: int = 0, full
     ``full=True`` (test): every metric, per-example scores, and the sampled passes if configured."""
     refs = [ex.answer for ex in data.examples]
     hyps, nll = greedy_and_nll(lm, data, cfg)
-    metrics = None if full and cfg.bertscore else [m for m in METRICS if m != "bertscore"]
-    if not full:
-        return Evaluation({**corpus_scores(hyps, refs, metrics=metrics), "nll": nll})
+    if not full:  # validation: VALIDATION_METRICS, the greedy text metrics among them and the NLL
+        scores = {**corpus_scores(hyps, refs, metrics=[m for m in VALIDATION_METRICS if m in METRICS]), NLL: nll}
+        return Evaluation({name: scores[name] for name in VALIDATION_METRICS})
+    metrics = None if cfg.bertscore else [m for m in METRICS if m != "bertscore"]
     corpus, per_example = corpus_and_example_scores(hyps, refs, metrics)
-    scores = {**corpus, "nll": nll}
+    scores = {**corpus, NLL: nll}
     result = Evaluation(scores, [ex.id for ex in data.examples], refs, hyps, per_example, bleu_stats(hyps, refs))
     if cfg.sampling_passes:
         generator = torch.Generator(device=lm.device).manual_seed(seed)

@@ -22,6 +22,7 @@ Modules, in the order a report is built:
 """
 
 from harness.report.build import DirtyTree, build_report, rebuild_report, write_index
+from harness.report.hypotheses import round_evidence
 from harness.report.inference import Comparison, adjust, compare, seeds_needed
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "build_report",
     "compare",
     "rebuild_report",
+    "round_evidence",
     "seeds_needed",
     "write_index",
 ]

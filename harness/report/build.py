@@ -13,6 +13,7 @@ import pandas as pd
 import yaml
 from mlflow import MlflowClient
 
+from harness.report.answer import answer_section, verdict_line
 from harness.report.comparisons import (
     ALPHA,
     MIN_SEEDS,
@@ -23,11 +24,15 @@ from harness.report.comparisons import (
     pairs,
     primary_decoding,
     seed_aware,
+    untrained,
 )
 from harness.report.document import ReportWriter, fmt_num, fmt_p, slug
 from harness.report.export import FILES, export_study
 from harness.report.findings import findings_table, identical_configs, render
 from harness.report.folder import ReportData, load_folder
+from harness.report.hypotheses import HYPOTHESES_FILE, declared, select, verdicts
+from harness.report.hypotheses import evaluate as evaluate_hypotheses
+from harness.report.index import FINDINGS_FILE, write_index
 from harness.report.optuna_views import optuna_analysis_section, pareto_section
 from harness.report.plots import plot_mp_bars, plot_sweep, plot_training, plot_validation
 from harness.report.published import PUBLISHED_TABLES, PUBLISHED_TITLE, published_tables
@@ -44,15 +49,15 @@ from harness.report.tables import (
     sweep_table,
     sweeps,
 )
-from harness.vocabulary import METRIC_NAMES, METRICS, SELECT_METRIC, STATES
+from harness.report.test_outputs import test_outputs_section
+from harness.report.variance import variance_section
+from harness.vocabulary import METRIC_NAMES, METRICS, SELECT_METRIC, STATES, VERDICT_TAG_PREFIX
 
 __all__ = ["DirtyTree", "build_report", "rebuild_report", "write_index"]
 
 log = logging.getLogger("harness.report")
 
-FINDINGS_FILE = "findings.csv"
 COMPARISONS_FILE = "comparisons.csv"
-REPORT_FILE = "report.md"
 
 
 class DirtyTree(RuntimeError):
@@ -168,14 +173,16 @@ def _setup(w: ReportWriter, data: ReportData) -> None:
 
 
 def _findings(w: ReportWriter, data: ReportData, comparisons: pd.DataFrame) -> pd.DataFrame:
-    params = {c.name: c.params for c in data.configs}
-    findings = findings_table(comparisons, params)
+    findings = findings_table(comparisons, data)
     w.text(
-        "## Findings",
+        "## Exploratory comparisons (not declared before the run: no verdicts)",
         "",
-        "Written from the adjusted comparisons below in fixed wording: *beats* / *is below* only at "
-        "p_adjusted < 0.05, otherwise *no evidence of a difference* with the smallest difference the seeds "
-        "could detect. Each is set beside the paper's published direction (Granite-Speech 2B).",
+        "Every pair the report compares on its own (fine-tuned vs base, GRPO vs SFT, variants vs their "
+        "reference, each swept level vs the default), written from the adjusted comparisons below in fixed "
+        "wording: *higher* / *lower* where the Holm-adjusted p < 0.05, otherwise the interval includes 0, with "
+        "the smallest difference the seeds could detect at the family's level. Each is set beside the paper's "
+        "row for the same configurations (Granite-Speech 2B; `harness/report/paper.py`). Only the Answer "
+        "above decides.",
         "",
     )
     w.text(*render(findings))
@@ -187,6 +194,13 @@ def _findings(w: ReportWriter, data: ReportData, comparisons: pd.DataFrame) -> p
             "A configuration is compared with the base, SFT, plain GRPO (or MP-GRPO) or its swept "
             "parameter's default level on the same task; this study has no such pair (an optimiser's "
             "trials are each their own configuration: see the Optuna analysis below).",
+        )
+    idle = sorted({c.name for a, b, _ in every for c in (a, b) if untrained(c)})
+    if idle:
+        w.text(
+            "",
+            f"**Not compared: {', '.join(idle)}**: every seed selected step 0, the starting model (training never "
+            "beat it on validation), so a comparison would test the base model under another name.",
         )
     if single:
         w.text(
@@ -215,19 +229,26 @@ def _findings(w: ReportWriter, data: ReportData, comparisons: pd.DataFrame) -> p
     return findings
 
 
-def _methods(w: ReportWriter, data: ReportData, folded: dict[str, str]) -> None:
+PAPER_NOTE = (
+    "Granite-Speech 2B on LibriSQA / CoVoST2: another model, data and scale, so levels are not comparable; "
+    "the order of the rows is. BERTScore here is MiniLM's, not roberta-large's"
+)
+
+
+def _methods(w: ReportWriter, data: ReportData, folded: dict[str, dict[str, str]]) -> None:
     w.text("## Method comparison (test set)")
     if not data.configs:
         w.text("No trial finished: nothing to compare (the unfinished trials are listed below).")
-    if folded:
+    for task, same in folded.items():
         w.text(
             *(
-                f"- {METRIC_NAMES[a]} equals {METRIC_NAMES[b]} on every example of every run here, so it is "
-                f"reported once (comparisons and AVG use {METRIC_NAMES[b]})."
-                for a, b in folded.items()
+                f"- {METRIC_NAMES[a]} equals {METRIC_NAMES[b]} on every example of every run of task `{task}`, so "
+                "it is shown and compared once there (one column, one comparison); AVG counts both, as the "
+                "paper's does."
+                for a, b in same.items()
             )
         )
-        if folded.get("rouge1") == "rougeL":
+        if same.get("rouge1") == "rougeL":
             w.text(
                 "  Why: the spoken-QA answers are short templated phrases (2-6 words, no word repeated, one "
                 "word order), so the words a hypothesis shares with its reference always come in the same "
@@ -235,15 +256,16 @@ def _methods(w: ReportWriter, data: ReportData, folded: dict[str, str]) -> None:
             )
     for (task, model), configs in data.task_models().items():
         w.text(f"### Task `{task}`, model `{model}`")
-        for decoding in data.decodings():
+        for decoding in reversed(data.decodings()):  # sampled first: the paper's protocol
             sampled = decoding == "sampled"
-            numeric, shown = method_table(configs, sampled)
+            numeric, shown = method_table(configs, sampled, folded.get(task, {}))
             w.table(
                 slug("methods", task, model, decoding),
                 numeric,
                 shown,
                 f"{'Sampled decoding (the paper’s protocol)' if sampled else 'Greedy decoding'}, best validation "
-                "checkpoint; mean ± sample std over seeds (n = seeds).",
+                "checkpoint; mean ± sample std over seeds, beside the paper's row for the same configuration "
+                f"({PAPER_NOTE}); AVG = mean of the six metrics, as the paper's; rank by AVG.",
             )
         rel = relative_improvements(configs, sampled=data.decodings()[-1] == "sampled")
         if not rel.empty:
@@ -273,21 +295,22 @@ def _group_names(groups: list[list], factor: str) -> list[tuple[str, str]]:
     return out
 
 
-def _ablation(w: ReportWriter, data: ReportData, folded: dict[str, str]) -> None:
+def _ablation(w: ReportWriter, data: ReportData, folded: dict[str, dict[str, str]]) -> None:
     groups = factor_groups(data.configs, "grpo.reward")
     if not groups:
         return
     w.text("## Reward ablation (GRPO trained with each reward)")
     for group, (name, caption) in zip(groups, _group_names(groups, "grpo.reward")):
-        for decoding in data.decodings():
-            numeric, shown, used = reward_ablation(group, folded, decoding == "sampled")
+        for decoding in reversed(data.decodings()):  # sampled first: the paper's protocol
+            numeric, shown = reward_ablation(group, folded.get(group[0].task, {}), decoding == "sampled")
             w.table(
                 slug("reward_ablation", name, decoding),
                 numeric,
                 shown,
-                f"{caption}, {decoding} decoding. Rows: training reward; AVG = mean of "
-                f"{', '.join(METRIC_NAMES[m] for m in used)} (means over seeds); bold = best mean per column (a "
-                "best mean is not evidence of a difference: see the comparisons).",
+                f"{caption}, {decoding} decoding, beside the paper's Table 3 ({PAPER_NOTE}). Rows: training "
+                "reward in Table 3's order (rewards the paper did not train with last); AVG = mean of the six "
+                "metrics (means over seeds), the paper's definition; rank by AVG; bold = best mean per column "
+                "(a best mean is not evidence of a difference: see the Answer and the comparisons).",
             )
         w.figure(
             slug("reward_training", name),
@@ -587,6 +610,22 @@ def dirty_reasons(data: ReportData, report_commit: str) -> list[str]:
     return reasons
 
 
+def _variance_pairs(data: ReportData, comparisons: pd.DataFrame) -> list:
+    """The comparisons whose variance the report splits: the declared hypotheses', else the primary family's."""
+    found = declared(data.study_text)
+    if found is not None:
+        chosen = [(select(data, t.a), select(data, t.b), t.metric) for t in found.spec.tests]
+        return [(a, b, m) for a, b, m in chosen if a is not None and b is not None]
+    if comparisons.empty:
+        return []
+    configs = {(c.task, c.model, c.name): c for c in data.configs}
+    primary = comparisons[comparisons["family"] == "primary"]
+    return [
+        (configs[(r["task"], r["model"], r["A"])], configs[(r["task"], r["model"], r["B"])], r["metric"])
+        for _, r in primary.iterrows()
+    ]
+
+
 def rebuild_report(folder: Path, n_boot: int | None = None, allow_dirty: bool = False) -> Path:
     """Write ``report.md`` (+ CSVs, PNGs, findings) in ``folder`` from its evidence files alone. The code
     doing it is recorded (``report_commit``) and held to the same rule as `build_report` when ``folder``
@@ -610,17 +649,20 @@ def rebuild_report(folder: Path, n_boot: int | None = None, allow_dirty: bool = 
     data.provenance = provenance
     w = ReportWriter(folder)
     folded = duplicate_metrics(data)
-    comparisons = comparison_table(data, n_boot=provenance["n_boot"], skip=frozenset(folded))
+    comparisons = comparison_table(data, n_boot=provenance["n_boot"], skip=folded)
     _header(w, data, dirty)
-    _setup(w, data)
-    _findings(w, data, comparisons)
-    _methods(w, data, folded)
+    answer_section(w, data, evaluate_hypotheses(data, provenance["n_boot"]))  # the answer first
+    _methods(w, data, folded)  # then the paper's tables, measured beside published
     _ablation(w, data, folded)
     _sweeps(w, data)
     _mp(w, data)
+    variance_section(w, data, _variance_pairs(data, comparisons), provenance["n_boot"] // 5)
+    _setup(w, data)  # then the details
+    _findings(w, data, comparisons)
     pareto_section(w, data)
     optuna_analysis_section(w, data)
     _curves(w, data)
+    test_outputs_section(w, data)
     samples_section(w, data)
     _hearing(w, data)
     _comparisons(w, comparisons)
@@ -691,42 +733,10 @@ def _log_files(client: MlflowClient, run_id: str | None, folder: Path) -> None:
         log.warning("no study run: report not logged to MLflow")
         return
     client.log_artifacts(run_id, str(folder), "report")  # the whole folder in one call
-
-
-def write_index(reports: Path) -> Path:
-    """``reports/README.md``: every study report, its primary findings and where they come from."""
-    lines = [
-        "# Reports",
-        "",
-        "Generated by `harness report` (`harness.report.build.write_index`) from each folder's `findings.csv`; "
-        "every number links to the table row it comes from. Findings use fixed wording: *beats* / *is below* "
-        "only at Holm-adjusted p < 0.05, else *no evidence of a difference*.",
-        "",
-    ]
-    for folder in sorted(p for p in reports.iterdir() if (p / REPORT_FILE).is_file()):
-        first = (folder / REPORT_FILE).read_text(encoding="utf-8").splitlines()[0].lstrip("# ")
-        lines += [f"## [{folder.name}]({folder.name}/{REPORT_FILE})", "", f"{first}.", ""]
-        path = folder / FINDINGS_FILE
-        if not path.is_file():
-            lines += ["No findings recorded.", ""]
-            continue
-        findings = pd.read_csv(path)
-        primary = findings[findings["family"] == "primary"]
-        for _, r in primary.iterrows():
-            lines.append(
-                f"- `{r['task']}` {r['A']} vs {r['B']}: {r['verdict']} (BLEU {r['decoding']}, Δ "
-                f"{fmt_num(r['diff'], sign=True)} [{fmt_num(r['ci_low'], sign=True)}, "
-                f"{fmt_num(r['ci_high'], sign=True)}], p_adj {fmt_p(r['p_adjusted'])}, MDD "
-                f"{fmt_num(r['mdd'])}); paper: {r['relation']} "
-                f"([row]({folder.name}/{FINDINGS_FILE}#L{r.name + 2}))"
-            )
-        against = findings[findings["relation"] == "against the paper"]
-        lines += [
-            "",
-            f"Against the paper (both families): {len(against)}; agreeing: "
-            f"{int((findings['relation'] == 'agrees with the paper').sum())}.",
-            "",
+    table = pd.read_csv(folder / HYPOTHESES_FILE) if (folder / HYPOTHESES_FILE).is_file() else pd.DataFrame()
+    if not table.empty:  # the Answer on the study run, one tag per hypothesis (the UI's run page shows them)
+        tags = [
+            mlflow.entities.RunTag(f"{VERDICT_TAG_PREFIX}{r['hypothesis']}", verdict_line(r))
+            for _, r in verdicts(table).iterrows()
         ]
-    path = reports / "README.md"
-    path.write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")
-    return path
+        client.log_batch(run_id, tags=tags)

@@ -13,7 +13,8 @@ A pair is compared only when each trained side has >= 2 seeds (`seed_aware`). Ea
 on every metric and decoding with `harness.report.inference.compare`: a
 two-level bootstrap over training seeds and test examples (corpus BLEU re-scored from sufficient
 statistics; the other metrics are means of per-example scores), t-based CI and p-value, and the
-minimum detectable difference at 80 % power. p-values are Holm-adjusted within two stated families:
+minimum detectable difference at 80 % power (``mdd`` at alpha, ``mdd_adjusted`` at the family's level
+alpha / m). p-values are Holm-adjusted within two stated families:
 the *primary* family is corpus BLEU (the paper's reward and headline metric) under the primary
 decoding (the paper's sampled decoding when the trials ran it, else greedy); every other
 metric x decoding is the *secondary* family.
@@ -22,14 +23,16 @@ metric x decoding is the *secondary* family.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Collection, Mapping
 from dataclasses import asdict
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from harness.report.folder import Config, ReportData
 from harness.report.inference import adjust, bleu_passes_score, bleu_score, compare, mean_passes_score, mean_score
-from harness.vocabulary import BASE_EVAL, GRPO, METRICS, SFT
+from harness.vocabulary import BASE_EVAL, BEST_STEP, GRPO, METRICS, SFT, TRAIN_STEPS
 
 __all__ = [
     "ALPHA",
@@ -38,11 +41,15 @@ __all__ = [
     "POWER",
     "PRIMARY_METRIC",
     "comparison_table",
+    "last_step_seeds",
     "factor_groups",
     "pairs",
     "primary_decoding",
     "reference_config",
+    "score_for",
     "seed_aware",
+    "twins",
+    "untrained",
 ]
 
 N_BOOTSTRAP = 10_000
@@ -93,7 +100,7 @@ def _same(value, default) -> bool:
         return str(value).lower() == str(default).lower()
 
 
-def _twins(mp: Config, other: Config) -> bool:
+def twins(mp: Config, other: Config) -> bool:
     """``other`` is ``mp`` without ``grpo.mp_grpo``: every other setting equal, in the resolved configs
     where the folder has them (a baseline's settings are not searched parameters), else in the searched
     parameters."""
@@ -131,7 +138,7 @@ def pairs(data: ReportData) -> list[tuple[Config, Config, str]]:
             ]
         for c in group:
             if c.is_grpo and c.mp:
-                twin = next((o for o in group if o.is_grpo and not o.mp and _twins(c, o)), grpo)
+                twin = next((o for o in group if o.is_grpo and not o.mp and twins(c, o)), grpo)
                 if twin is not None:
                     out.append((c, twin, "MP-GRPO vs GRPO"))
         for factor, default in data.swept.items():
@@ -146,10 +153,27 @@ def pairs(data: ReportData) -> list[tuple[Config, Config, str]]:
     return unique
 
 
-def _score(metric: str, decoding: str):
+def score_for(metric: str, decoding: str):
+    """How a comparison scores one seed's features of ``metric`` under ``decoding`` (`harness.report.inference`)."""
     if metric == "bleu":
         return bleu_passes_score if decoding == "sampled" else bleu_score
     return mean_passes_score if decoding == "sampled" else mean_score
+
+
+def untrained(c: Config) -> bool:
+    """A trained configuration whose every seed selected step 0 (the starting model: training never beat it
+    on validation): comparing it would compare the base model under another name."""
+    steps = c.values(BEST_STEP)
+    return c.method != BASE_EVAL and len(steps) > 0 and bool(np.all(steps == 0))
+
+
+def last_step_seeds(c: Config) -> int:
+    """Seeds of a trained configuration that selected their last validation point: still improving when
+    the step budget ran out."""
+    if c.method == BASE_EVAL:
+        return 0
+    best, steps = c.values(BEST_STEP), c.values(TRAIN_STEPS)
+    return int(np.sum((best == steps) & (steps > 0)))
 
 
 def seed_aware(a: Config, b: Config) -> bool:
@@ -158,22 +182,28 @@ def seed_aware(a: Config, b: Config) -> bool:
     return all(c.method == BASE_EVAL or len(c.seeds) >= MIN_SEEDS for c in (a, b))
 
 
-def comparison_table(data: ReportData, n_boot: int = N_BOOTSTRAP, skip: frozenset[str] = frozenset()) -> pd.DataFrame:
+def comparison_table(
+    data: ReportData, n_boot: int = N_BOOTSTRAP, skip: Mapping[str, Collection[str]] | None = None
+) -> pd.DataFrame:
     """Every pair x metric x decoding: effect, CI, p, Holm-adjusted p within its family, MDD. Metrics in
-    ``skip`` (reported once under another name, `tables.duplicate_metrics`) are left out of the families."""
+    ``skip[task]`` (reported once under another name on that task, `tables.duplicate_metrics`) are left out
+    of the families."""
+    skip = skip or {}
     primary = primary_decoding(data)
     rows = []
     for a, b, why in pairs(data):
         if not seed_aware(a, b):
             continue  # one training seed: an example-only p-value would ignore run-to-run variance
+        if untrained(a) or untrained(b):
+            continue  # step 0 selected everywhere: the starting model, not the method
         if data.example_ids(a, "greedy") != data.example_ids(b, "greedy"):
             continue  # different test sets: nothing to pair
         for decoding in data.decodings():
-            for metric in (m for m in METRICS if m not in skip):
+            for metric in (m for m in METRICS if m not in skip.get(a.task, ())):
                 fa, fb = data.features(a, metric, decoding), data.features(b, metric, decoding)
                 if fa is None or fb is None:
                     continue
-                result = compare(fa, fb, score=_score(metric, decoding), n_boot=n_boot, alpha=ALPHA, power=POWER)
+                result = compare(fa, fb, score=score_for(metric, decoding), n_boot=n_boot, alpha=ALPHA, power=POWER)
                 family = "primary" if (metric, decoding) == (PRIMARY_METRIC, primary) else "secondary"
                 rows.append(
                     {
@@ -191,9 +221,15 @@ def comparison_table(data: ReportData, n_boot: int = N_BOOTSTRAP, skip: frozense
     table = pd.DataFrame(rows)
     if table.empty:
         return table
-    table["p_adjusted"] = np.nan
+    table["p_adjusted"] = table["mdd_adjusted"] = np.nan
     for _, index in table.groupby("family").groups.items():
         table.loc[index, "p_adjusted"] = adjust(table.loc[index, "p_value"].to_numpy(), "holm")
+        # the smallest difference detectable at the family's level: Bonferroni's alpha / m (Holm's first step)
+        level = ALPHA / len(index)
+        part = table.loc[index]
+        table.loc[index, "mdd_adjusted"] = (stats.t.isf(level / 2, part["df"]) + stats.t.ppf(POWER, part["df"])) * part[
+            "se"
+        ]
     table["metric_order"] = table["metric"].map(METRICS.index)
     table = table.sort_values(
         ["task", "model", "family", "metric_order", "decoding"],

@@ -20,12 +20,13 @@ __all__ = ["ReportWriter", "display_cells", "fmt_cell", "fmt_num", "fmt_p", "md_
 
 
 def fmt_cell(mean: float, std: float, n: int, bold: bool = False) -> str:
-    """``mean ± std (n=k)``, two decimals; "—" when no trial logged the metric."""
+    """``mean ± std``, two decimals (the seeds are the table's own column); "—" when no trial logged the
+    metric, ``± n/a`` for one seed."""
     if not n:
         return "—"
     value = f"**{mean:.2f}**" if bold else f"{mean:.2f}"
     spread = f"{std:.2f}" if n > 1 and np.isfinite(std) else "n/a"
-    return f"{value} ± {spread} (n={int(n)})"
+    return f"{value} ± {spread}"
 
 
 def fmt_p(p: float) -> str:
@@ -67,7 +68,7 @@ def stats_columns(stats: dict[str, tuple[float, float, int]]) -> dict[str, float
 
 
 def display_cells(numeric: pd.DataFrame, bold: dict[str, set[int]] | None = None) -> dict[str, list[str]]:
-    """Metric columns of a numeric table formatted as ``mean ± std (n=k)``; rows in ``bold[name]`` bolded."""
+    """Metric columns of a numeric table formatted as ``mean ± std``; rows in ``bold[name]`` bolded."""
     bold = bold or {}
     out = {}
     for metric in METRICS:

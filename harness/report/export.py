@@ -40,6 +40,7 @@ from mlflow.entities import Run, ViewType
 
 from harness.report.optuna_trials import export_optuna_trials
 from harness.report.samples import export_samples
+from harness.report.test_outputs import TEST_OUTPUTS_FILE, test_outputs_frame
 from harness.sweep.stores import quiet_downloads
 from harness.vocabulary import (
     BEST_STEP,
@@ -78,6 +79,7 @@ from harness.vocabulary import (
     WALL_TIME,
     method_label,
     metric_key,
+    time_key,
 )
 
 __all__ = ["CURVE_METRICS", "FILES", "PER_SEED_COLUMNS", "export_study"]
@@ -94,9 +96,20 @@ FILES = {
     "hearing": "hearing.csv",
     "optuna_trials": OPTUNA_TRIALS_FILE,
     "samples": SAMPLES_FILE,
+    "test_outputs": TEST_OUTPUTS_FILE,
 }
 # What each finished trial logged of its compute and model (per_seed.csv columns).
-COMPUTE = (BEST_STEP, TRAIN_STEPS, WALL_TIME, GENERATED_TOKENS, TRAINED_TOKENS, PARAMS_TOTAL, PARAMS_TRAINABLE)
+COMPUTE = (
+    BEST_STEP,
+    TRAIN_STEPS,
+    WALL_TIME,
+    time_key("train"),  # the CPU-seconds behind a seed, a decoding pass and a test example (report/variance.py)
+    time_key("test"),
+    GENERATED_TOKENS,
+    TRAINED_TOKENS,
+    PARAMS_TOTAL,
+    PARAMS_TRAINABLE,
+)
 PER_SEED_COLUMNS = [
     "study",
     "config",
@@ -241,6 +254,7 @@ def export_study(client: MlflowClient, experiment_name: str, out_dir: Path, prev
     curves = _curves(client, complete)
     _per_seed(experiment_name, complete, names, searched, curves).to_csv(out_dir / FILES["per_seed"], index=False)
     _per_example(examples).to_csv(out_dir / FILES["per_example"], index=False, float_format="%.6g", compression=GZIP)
+    test_outputs_frame(examples).to_csv(out_dir / FILES["test_outputs"], index=False, compression=GZIP)
     curves.to_csv(out_dir / FILES["curves"], index=False, float_format="%.6g", compression=GZIP)
     _trials_table(client, trials, names).to_csv(out_dir / FILES["trials"], index=False)
     export_optuna_trials(client, [t.run for t in trials], out_dir / FILES["optuna_trials"])

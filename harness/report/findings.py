@@ -1,19 +1,17 @@
-"""The report's claims, written from the adjusted comparisons in fixed wording, each set beside what the
-paper published for the same comparison.
+"""The report's exploratory comparisons, written from the adjusted comparisons in fixed wording, each set
+beside what the paper published for the same configurations (`harness.report.paper`).
 
-A finding is one comparison on one metric and decoding (`harness.report.comparisons`):
+These are *not* the study's declared hypotheses (`harness.report.hypotheses`, the report's Answer): they
+were not declared before the run, so they get no verdict words. A comparison (one pair on one metric and
+decoding, `harness.report.comparisons`) is described as:
 
-- **"A beats B" / "A is below B"** only when the Holm-adjusted p-value is below 0.05 (and so the
-  95 % CI excludes 0);
-- otherwise **"no evidence of a difference"**, with the smallest difference the comparison's seeds
-  and examples could detect at 80 % power (a reader sees whether "no evidence" means "no
-  difference" or "too few seeds").
+- **"A higher" / "A lower"** when its Holm-adjusted p-value is below 0.05 (its 95 % CI excludes 0);
+- otherwise **"interval includes 0"**, with the smallest difference the seeds and examples could detect
+  at 80 % power at the family's adjusted level (Bonferroni's alpha / m, Holm's first step).
 
-The paper's direction for the same comparison comes from its published tables (Granite-Speech 2B:
-Table 1 LibriSQA for spoken QA, Table 2 CoVoST2 for translation, Table 3 for rewards) and, for
-MP-GRPO, from its text (it helps translation, the task the base knew, and hurts spoken QA). A
-significant finding *agrees* with the paper when the signs match and goes *against* it when they
-do not; a finding without evidence is *not resolved*, its point estimate's direction noted.
+The paper's direction comes from the published rows of the two configurations; a comparison whose
+interval excludes 0 *agrees* with the paper when the signs match and goes *against* it when they do
+not; otherwise it is *not resolved*, its point estimate's direction noted.
 """
 
 from __future__ import annotations
@@ -21,76 +19,49 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from harness.report.document import fmt_num, fmt_p
+from harness.report.document import fmt_num, fmt_p, md_table
 from harness.report.folder import ReportData
-from harness.report.published import published_tables
+from harness.report.paper import paper_direction
 from harness.vocabulary import METRIC_NAMES, TEST
 
-__all__ = ["LEVEL", "findings_table", "identical_configs", "paper_direction", "render"]
+__all__ = ["HIGHER", "LEVEL", "LOWER", "OPEN", "findings_table", "identical_configs", "render"]
 
-LEVEL = 0.05  # adjusted p below this is a finding with evidence
-PAPER_TABLES = {"sqa": "table1_librisqa.csv", "ast": "table2_covost2_en_de.csv"}
-PAPER_MODEL = "granite-speech-2b"
-MP_DIRECTION = {"sqa": -1, "ast": +1}  # paper, section 5: MP-GRPO hurts spoken QA, helps AST
-
-
-def _published_score(task: str, method: str, metric: str) -> float:
-    table = published_tables().get(PAPER_TABLES.get(task, ""), pd.DataFrame())
-    rows = table[(table.get("model") == PAPER_MODEL) & (table.get("method") == method)] if not table.empty else table
-    column = METRIC_NAMES[metric]
-    return float(rows[column].iloc[0]) if len(rows) and column in rows and pd.notna(rows[column].iloc[0]) else np.nan
-
-
-def _published_reward(reward: str, metric: str) -> float:
-    table = published_tables().get("table3_reward_ablation.csv", pd.DataFrame())
-    rows = table[table["train_reward"] == reward] if not table.empty else table
-    column = METRIC_NAMES[metric]
-    return float(rows[column].iloc[0]) if len(rows) and column in rows else np.nan
-
-
-def _method_kind(name: str) -> str:
-    return name.split(" [")[0]
-
-
-def paper_direction(row: pd.Series, params_a: dict, params_b: dict) -> tuple[int, str]:
-    """(+1 / -1 / 0 = none published, where it was published) for "A vs B" on the row's metric."""
-    task, metric, why = row["task"], row["metric"], row["comparison"]
-    kind_a = {"mp-grpo": "grpo"}.get(_method_kind(row["A"]), _method_kind(row["A"]))
-    if why == "vs base":
-        a, b = (
-            _published_score(task, kind_a if kind_a in ("sft", "grpo") else "grpo", metric),
-            _published_score(task, "base", metric),
-        )
-        source = f"Table {1 if task == 'sqa' else 2}, 2B"
-    elif why == "GRPO vs SFT":
-        a, b = _published_score(task, "grpo", metric), _published_score(task, "sft", metric)
-        source = f"Table {1 if task == 'sqa' else 2}, 2B"
-    elif why == "MP-GRPO vs GRPO":
-        return MP_DIRECTION.get(task, 0), "section 5, MP-GRPO"
-    elif why == "grpo.reward vs default":
-        a, b = (
-            _published_reward(str(params_a.get("grpo.reward")), metric),
-            _published_reward(str(params_b.get("grpo.reward")), metric),
-        )
-        source = "Table 3, 2B"
-    else:
-        return 0, ""
-    if not (np.isfinite(a) and np.isfinite(b)) or a == b:
-        return 0, ""
-    return (1 if a > b else -1), f"{source}: {fmt_num(a)} vs {fmt_num(b)}"
+LEVEL = 0.05  # adjusted p below this: the interval excludes 0
+HIGHER, LOWER, OPEN = "A higher", "A lower", "interval includes 0"
+KEPT = (
+    "task",
+    "model",
+    "comparison",
+    "A",
+    "B",
+    "metric",
+    "decoding",
+    "family",
+    "diff",
+    "ci_low",
+    "ci_high",
+    "p_value",
+    "p_adjusted",
+    "mdd",
+    "mdd_adjusted",
+    "seeds_a",
+    "seeds_b",
+    "examples",
+)
 
 
-def findings_table(comparisons: pd.DataFrame, params: dict[str, dict]) -> pd.DataFrame:
-    """One row per comparison with its verdict, the paper's direction and how the two relate.
-    ``params``: configuration name -> its searched parameters (for the reward ablation's rows)."""
+def findings_table(comparisons: pd.DataFrame, data: ReportData) -> pd.DataFrame:
+    """One row per comparison with its description, the paper's direction and how the two relate."""
     if comparisons.empty:
         return pd.DataFrame()
+    configs = {(c.task, c.model, c.name): c for c in data.configs}
     rows = []
     for _, row in comparisons.iterrows():
         evidence = bool(row["p_adjusted"] < LEVEL)
         sign = int(np.sign(row["diff"]))
-        verdict = ("A beats B" if sign > 0 else "A is below B") if evidence else "no evidence of a difference"
-        direction, source = paper_direction(row, params.get(row["A"], {}), params.get(row["B"], {}))
+        verdict = (HIGHER if sign > 0 else LOWER) if evidence else OPEN
+        a, b = configs[(row["task"], row["model"], row["A"])], configs[(row["task"], row["model"], row["B"])]
+        direction, source = paper_direction(a, b, row["metric"], twins=row["comparison"] == "MP-GRPO vs GRPO")
         if direction == 0:
             relation = "no published counterpart"
         elif evidence:
@@ -105,28 +76,7 @@ def findings_table(comparisons: pd.DataFrame, params: dict[str, dict]) -> pd.Dat
             )
         rows.append(
             {
-                **{
-                    k: row[k]
-                    for k in (
-                        "task",
-                        "model",
-                        "comparison",
-                        "A",
-                        "B",
-                        "metric",
-                        "decoding",
-                        "family",
-                        "diff",
-                        "ci_low",
-                        "ci_high",
-                        "p_value",
-                        "p_adjusted",
-                        "mdd",
-                        "seeds_a",
-                        "seeds_b",
-                        "examples",
-                    )
-                },
+                **{k: row[k] for k in KEPT if k in row},
                 "verdict": verdict,
                 "paper_direction": direction,
                 "paper_source": source,
@@ -136,55 +86,50 @@ def findings_table(comparisons: pd.DataFrame, params: dict[str, dict]) -> pd.Dat
     return pd.DataFrame(rows)
 
 
-def sentence(row: pd.Series) -> str:
-    """The fixed wording of one finding."""
-    where = f"on {METRIC_NAMES[row['metric']]} ({row['decoding']}, task `{row['task']}`)"
-    numbers = (
-        f"Δ {fmt_num(row['diff'], sign=True)} (95 % CI [{fmt_num(row['ci_low'], sign=True)}, "
-        f"{fmt_num(row['ci_high'], sign=True)}]), p_adjusted {fmt_p(row['p_adjusted'])}, "
-        f"{int(row['seeds_a'])} vs {int(row['seeds_b'])} seeds x {int(row['examples'])} examples"
-    )
-    if row["verdict"] == "no evidence of a difference":
-        text = (
-            f"**No evidence of a difference** between {row['A']} and {row['B']} {where}: {numbers}; the "
-            f"smallest difference these seeds could detect (80 % power) is {fmt_num(row['mdd'])}."
-        )
-    else:
-        text = (
-            f"**{row['A']} {'beats' if row['verdict'] == 'A beats B' else 'is below'} {row['B']}** {where}: {numbers}."
-        )
-    if row["paper_source"]:
-        text += f" Paper ({row['paper_source']}): {row['relation']}."
-    return text
+def _row(row: pd.Series) -> dict[str, str]:
+    """One exploratory comparison as a table row, in fixed wording."""
+    what = {HIGHER: "A higher", LOWER: "A lower"}.get(row["verdict"], "includes 0")
+    return {
+        "task": f"`{row['task']}`",
+        "A vs B": f"{row['A']} vs {row['B']}",
+        "metric": f"{METRIC_NAMES[row['metric']]}, {row['decoding']}",
+        "Δ [95 % CI]": f"{fmt_num(row['diff'], sign=True)} [{fmt_num(row['ci_low'], sign=True)}, "
+        f"{fmt_num(row['ci_high'], sign=True)}]",
+        "p_adj": fmt_p(row["p_adjusted"]),
+        "interval": what,
+        "detects (family)": fmt_num(row.get("mdd_adjusted", row["mdd"])),
+        "seeds": f"{int(row['seeds_a'])} vs {int(row['seeds_b'])}",
+        "paper": f"{row['relation']} ({row['paper_source']})" if row["paper_source"] else row["relation"],
+    }
 
 
 def render(findings: pd.DataFrame) -> list[str]:
-    """Markdown lines: the primary family's findings, then the results against / with the paper, then
-    the secondary family's findings with evidence."""
+    """Markdown lines: the BLEU family's comparisons, then the other metrics' whose interval excludes 0
+    (each comparison once, one table row each), then how many go against the paper."""
     if findings.empty:
         return ["No comparison could be made (why: below)."]
     primary = findings[findings["family"] == "primary"]
     lines = [
-        "### Primary endpoint (corpus BLEU, "
+        "### Corpus BLEU, "
         + (primary["decoding"].iloc[0] if len(primary) else "—")
-        + " decoding; Holm over these comparisons)",
+        + " decoding (Holm over these comparisons)",
+        "",
+        "*interval*: whether the Holm-adjusted 95 % interval excludes 0; *detects*: the smallest difference these "
+        "seeds and examples detect with 80 % power at the family's level (alpha / m).",
         "",
     ]
-    lines += [f"- {sentence(r)}" for _, r in primary.iterrows()] or ["- none"]
-    for title, mask in (
-        ("Against the paper", findings["relation"] == "against the paper"),
-        ("Agreeing with the paper", findings["relation"] == "agrees with the paper"),
-    ):
-        chosen = findings[mask]
-        lines += ["", f"### {title} (both families)", ""]
-        lines += [f"- {sentence(r)}" for _, r in chosen.iterrows()] or ["- none"]
-    secondary = findings[(findings["family"] == "secondary") & (findings["verdict"] != "no evidence of a difference")]
-    lines += ["", "### Secondary endpoints with evidence (other metrics and decodings; Holm over all of them)", ""]
-    lines += [f"- {sentence(r)}" for _, r in secondary.iterrows()] or ["- none"]
-    unresolved = int((findings[findings["family"] == "secondary"]["verdict"] == "no evidence of a difference").sum())
+    lines += [md_table(pd.DataFrame([_row(r) for _, r in primary.iterrows()]))] if len(primary) else ["none"]
+    secondary = findings[(findings["family"] == "secondary") & (findings["verdict"] != OPEN)]
+    lines += ["", "### Other metrics and decodings whose interval excludes 0 (Holm over all of them)", ""]
+    lines += [md_table(pd.DataFrame([_row(r) for _, r in secondary.iterrows()]))] if len(secondary) else ["none"]
+    unresolved = int((findings[findings["family"] == "secondary"]["verdict"] == OPEN).sum())
+    against = int((findings["relation"] == "against the paper").sum())
+    agrees = int((findings["relation"] == "agrees with the paper").sum())
     lines += [
         "",
-        f"{unresolved} secondary comparisons show no evidence of a difference (all in the comparisons table).",
+        f"{unresolved} other comparisons have an interval that includes 0 (all in the comparisons table). "
+        f"Of all comparisons whose interval excludes 0, {against} go against the paper's published "
+        f"direction and {agrees} agree with it (column `relation` of `findings.csv`).",
     ]
     return lines
 

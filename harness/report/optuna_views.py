@@ -134,8 +134,12 @@ def _objectives_line(view: OptunaView) -> str:
 def pareto_front_table(view: OptunaView, data: ReportData) -> pd.DataFrame:
     """The front's trials (Optuna's ``best_trials``): trial, label, configuration, seed, parameters, values."""
     names = _configurations(data)
-    rows = []
+    rows, seen = [], set()
     for t in sorted(view.study.best_trials, key=lambda t: t.number):
+        key = tuple(sorted((k, str(v)) for k, v in t.params.items()))
+        if key in seen:
+            continue  # the sampler proposed a configuration and seed again: the same trial, counted once
+        seen.add(key)
         config, seed = names.get(view.run_id(t), ("", str(t.params.get(SEED, ""))))
         rows.append(
             {
@@ -196,17 +200,25 @@ def pareto_section(w: ReportWriter, data: ReportData) -> None:
     if view is None or not view.multi_objective:
         return
     complete = view.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    front = pareto_front_table(view, data)
     w.text(
         f"## Pareto front: {' vs '.join(f'`{m}`' for m in view.metrics)}",
         "",
         f"Objectives: {_objectives_line(view)}.",
         f"A trial is on the front when no other complete trial is at least as good on every objective and "
         f"better on one (Optuna's `study.best_trials`, on the study rebuilt from `{OPTUNA_TRIALS_FILE}`): "
-        f"{len(view.study.best_trials)} of {len(complete)} complete trials. Each trial is one configuration "
-        "and seed; a front of one seed per configuration does not tell seed noise from a real trade-off.",
+        f"{len(front)} distinct configurations of {len(complete)} complete trials"
+        + (
+            f" ({len(view.study.best_trials) - len(front)} repeated trials of a configuration and seed already "
+            "on the front are listed once)"
+            if len(view.study.best_trials) > len(front)
+            else ""
+        )
+        + ". Each trial is one configuration and seed; a front of one seed per configuration does not tell seed "
+        "noise from a real trade-off.",
     )
     w.figure("pareto_front", plot_pareto(view), "Pareto front")
-    table = pareto_front_table(view, data)
+    table = front
     if table.empty:
         w.text("No complete trial.")
         return

@@ -32,71 +32,94 @@ def seed_curves(data: ReportData, config: Config, metric: str) -> pd.DataFrame:
 
 
 def plot_validation(data: ReportData, configs: list[Config], title: str, metric: str = "bleu") -> Figure | None:
-    """Validation ``metric`` against step for every trained configuration (band: ± 1 std over seeds);
-    each seed's selected checkpoint (highest validation BLEU) is a marker on that seed's own value."""
+    """Small multiples, one panel per trained configuration (shared axes): validation ``metric`` against
+    step, each seed a thin line, the mean over seeds with a ± 1 std band, each seed's selected checkpoint
+    (highest validation BLEU) a star on that seed's own value; the first configuration (the reference:
+    SFT where there is one) is repeated as a dashed gray line in every other panel."""
     trained = [c for c in configs if np.nanmax(c.values("train_steps"), initial=0) > 0]
     if not trained:
         return None
-    fig = Figure(figsize=(7.5, 3.6), layout="constrained")
-    ax = fig.add_subplot()
     key = metric_key(VAL, metric)
-    for c in trained:
+    fig, axes = _grid(len(trained), width=3.3, height=2.5, cols=4)
+    reference = seed_curves(data, trained[0], key)
+    for i, (ax, c) in enumerate(zip(axes, trained)):
+        color = f"C{i % 10}"
+        runs = data.curves[(data.curves["metric"] == key) & data.curves["run_id"].isin(c.run_ids)]
+        for _, run in runs.groupby("run_id"):
+            ax.plot(run["step"], run["value"], color=color, linewidth=0.5, alpha=0.4)
         curve = seed_curves(data, c, key)
-        if curve.empty:
-            continue
-        (line,) = ax.plot(curve.index, curve["mean"], marker=".", label=f"{c.name} (n={len(c.rows)})")
-        std = curve["std"].fillna(0.0)
-        ax.fill_between(curve.index, curve["mean"] - std, curve["mean"] + std, alpha=0.15, color=line.get_color())
-        selected = data.curves[(data.curves["metric"] == key) & data.curves["run_id"].isin(c.run_ids)]
+        if not curve.empty:
+            std = curve["std"].fillna(0.0)
+            ax.plot(curve.index, curve["mean"], color=color, linewidth=2, label="mean")
+            ax.fill_between(curve.index, curve["mean"] - std, curve["mean"] + std, color=color, alpha=0.15)
+        if i and not reference.empty:
+            ax.plot(
+                reference.index, reference["mean"], color="gray", linestyle="--", linewidth=1, label=trained[0].name
+            )
         for run_id, best in zip(c.run_ids, c.values("best_step")):
-            point = selected[(selected["run_id"] == run_id) & (selected["step"] == best)]
+            point = runs[(runs["run_id"] == run_id) & (runs["step"] == best)]
             ax.plot(
                 point["step"],
                 point["value"],
                 marker="*",
-                markersize=9,
+                markersize=8,
                 linestyle="none",
-                color=line.get_color(),
+                color=color,
                 markeredgecolor="black",
                 markeredgewidth=0.5,
             )
-    ax.set_xlabel("training step")
-    ax.set_ylabel(f"validation {METRIC_NAMES.get(metric, metric)} (greedy, x100)")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.plot([], [], marker="*", linestyle="none", color="gray", markeredgecolor="black", label="selected checkpoint")
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+        ax.set_title(f"{c.name} ({len(c.rows)} seeds)", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+    for ax in axes:
+        ax.sharex(axes[0])
+        ax.sharey(axes[0])
+    cols = min(len(trained), 4)
+    for k, ax in enumerate(axes):
+        if k >= len(axes) - cols:
+            ax.set_xlabel("training step", fontsize=8)
+        if k % cols == 0:
+            ax.set_ylabel(f"val {METRIC_NAMES.get(metric, metric)} (greedy)", fontsize=8)
+    fig.suptitle(
+        f"{title}: each seed (thin), mean ± 1 std (band), selected checkpoints (stars); dashed: {trained[0].name}",
+        fontsize=9,
+    )
     return fig
 
 
 def plot_training(data: ReportData, configs: list[Config], title: str) -> Figure | None:
-    """Per GRPO configuration, its training reward (its own metric, its own axis), KL to the reference
-    ("no reference" when beta = 0) and completion length, mean over seeds ± 1 std."""
+    """Per GRPO configuration (a row), its training reward (its own metric, its own axis), KL to the
+    reference ("no reference" when beta = 0) and completion length (columns), mean over seeds ± 1 std."""
     grpo = [c for c in configs if c.is_grpo]
     if not grpo:
         return None
     panels = [
-        ("reward", "training reward ({})"),
+        ("reward", "training reward (its own metric)"),
         ("kl", "KL to reference"),
         ("completion_len_mean", "completion tokens"),
     ]
-    fig, axes = _grid(len(grpo) * len(panels), width=3.2, height=2.4, cols=len(panels))
+    fig, axes = _grid(len(grpo) * len(panels), width=3.2, height=2.1, cols=len(panels))
     for row, c in enumerate(grpo):
         for col, (metric, label) in enumerate(panels):
             ax = axes[row * len(panels) + col]
             curve = seed_curves(data, c, metric)
-            reward = str(c.params.get("grpo.reward", "the study's reward"))
             if curve.empty:
                 note = "no reference (β = 0)" if metric == "kl" else "not logged"
                 ax.text(0.5, 0.5, note, ha="center", va="center", transform=ax.transAxes, color="gray")
             else:
                 std = curve["std"].fillna(0.0)
-                ax.plot(curve.index, curve["mean"], linewidth=1)
-                ax.fill_between(curve.index, curve["mean"] - std, curve["mean"] + std, alpha=0.2)
-            ax.set_title(f"{c.name}: {label.format(reward)}", fontsize=7)
+                ax.plot(curve.index, curve["mean"], linewidth=1, color=f"C{row % 10}")
+                ax.fill_between(curve.index, curve["mean"] - std, curve["mean"] + std, alpha=0.2, color=f"C{row % 10}")
+            if row == 0:
+                ax.set_title(label, fontsize=8)
+            if col == 0:
+                reward = str(c.params.get("grpo.reward", ""))
+                ax.set_ylabel(reward or c.name, fontsize=7)
+            if row == len(grpo) - 1:
+                ax.set_xlabel("training step", fontsize=7)
             ax.tick_params(labelsize=7)
             ax.grid(alpha=0.3)
-    fig.suptitle(title)
+    fig.suptitle(f"{title} (rows: configurations, by their reward)", fontsize=9)
     return fig
 
 

@@ -6,9 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from harness.report.comparisons import factor_groups, reference_config
+from harness.report.comparisons import factor_groups, level_key, reference_config
 from harness.report.document import display_cells, fmt_num, stats_columns
 from harness.report.folder import Config, ReportData
+from harness.report.paper import REWARD_TABLE, published_score
+from harness.report.published import published_tables
 from harness.vocabulary import (
     BASE_EVAL,
     BEST_STEP,
@@ -33,6 +35,7 @@ __all__ = [
     "relative_improvements",
     "reward_ablation",
     "runs_table",
+    "side_by_side",
     "sweep_table",
 ]
 
@@ -43,38 +46,80 @@ def metric_stats(config: Config, sampled: bool = False) -> dict[str, tuple[float
     return {m: config.stats(metric_key(TEST, m, sampled)) for m in METRICS}
 
 
-def duplicate_metrics(data: ReportData) -> dict[str, str]:
-    """{folded metric: the metric it equals}: metrics whose per-example greedy scores equal another's on
-    every example of every run are reported once (ROUGE-1 folds into ROUGE-L, otherwise the later
-    metric into the earlier)."""
+def duplicate_metrics(data: ReportData) -> dict[str, dict[str, str]]:
+    """Per task, {folded metric: the metric it equals}: metrics whose per-example greedy scores equal
+    another's on every example of every run of that task are shown and compared once (ROUGE-1 folds into
+    ROUGE-L, otherwise the later metric into the earlier). The rule is the same for every report and
+    task: spoken QA's templated answers fold ROUGE-1 into ROUGE-L wherever they are scored."""
     pe = data.per_example
     if pe.empty:
         return {}
     greedy = pe[pe["decoding"] == "greedy"]
-    out: dict[str, str] = {}
-    for i, first in enumerate(METRICS):
-        for second in METRICS[i + 1 :]:
-            if first in out or second in out or first not in greedy or second not in greedy:
-                continue
-            a, b = greedy[first].to_numpy(float), greedy[second].to_numpy(float)
-            if len(a) and np.all(np.isfinite(a)) and np.array_equal(a, b):
-                folded, kept = (first, second) if (first, second) == ("rouge1", "rougeL") else (second, first)
-                out[folded] = kept
+    runs = {
+        task: {r for c in data.configs if c.task == task for r in c.run_ids} for task in {c.task for c in data.configs}
+    }
+    out: dict[str, dict[str, str]] = {}
+    for task, ids in sorted(runs.items()):
+        rows = greedy[greedy["run_id"].isin(ids)]
+        found: dict[str, str] = {}
+        for i, first in enumerate(METRICS):
+            for second in METRICS[i + 1 :]:
+                if first in found or second in found or first not in rows or second not in rows:
+                    continue
+                a, b = rows[first].to_numpy(float), rows[second].to_numpy(float)
+                if len(a) and np.all(np.isfinite(a)) and np.array_equal(a, b):
+                    folded, kept = (first, second) if (first, second) == ("rouge1", "rougeL") else (second, first)
+                    found[folded] = kept
+        if found:
+            out[task] = found
     return out
 
 
-def method_table(configs: list[Config], sampled: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """One row per configuration: mean ± std over seeds of every metric (numeric CSV, shown markdown)."""
-    numeric = pd.DataFrame(
-        [
-            {"Model": c.model, "Method": c.name, "seeds": len(c.rows), **stats_columns(metric_stats(c, sampled))}
-            for c in configs
+def method_table(configs: list[Config], sampled: bool = False, folded: dict[str, str] | None = None):
+    """One row per configuration in the paper's row order (base, SFT, GRPO, MP-GRPO): mean ± std over seeds
+    of every metric beside the paper's row for that configuration (`harness.report.paper`), AVG as the
+    paper's (the six metrics) and ranks by it (numeric CSV, shown markdown)."""
+    return side_by_side(configs, [c.name for c in configs], "Method", sampled, folded or {})
+
+
+def side_by_side(
+    configs: list[Config], labels: list[str], key: str, sampled: bool, folded: dict[str, str]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Measured beside published, one row per configuration (``labels``: its row name, column ``key``).
+    Numeric: ``<metric> mean/std/n``, ``<metric> paper``, ``AVG`` (mean of the six metric means, the
+    paper's definition), ``AVG paper`` (where the paper has all six), ``rank`` / ``rank paper`` (1 = best
+    AVG). Shown: each metric once (a folded metric shares its twin's column), "here" then "paper"."""
+    rows = []
+    for label, c in zip(labels, configs):
+        stats = metric_stats(c, sampled)
+        published = {m: published_score(c, m) for m in METRICS}
+        row = {key: label, "config": c.name, "seeds": len(c.rows), **stats_columns(stats)}
+        row.update({f"{METRIC_NAMES[m]} paper": v[0] if v else np.nan for m, v in published.items()})
+        row["AVG"] = float(np.mean([stats[m][0] for m in METRICS]))
+        row["AVG paper"] = float(np.mean([published[m][0] for m in METRICS])) if all(published.values()) else np.nan
+        rows.append(row)
+    numeric = pd.DataFrame(rows)
+    numeric["rank"] = numeric["AVG"].rank(ascending=False, method="min")
+    numeric["rank paper"] = numeric["AVG paper"].rank(ascending=False, method="min")
+    bold = {METRIC_NAMES[m]: best_rows(numeric[f"{METRIC_NAMES[m]} mean"]) for m in METRICS}
+    cells = display_cells(numeric, bold)
+    shown = {key: numeric[key], "seeds": numeric["seeds"]}
+    for m in METRICS:
+        if m in folded:
+            continue
+        twins = [m, *(f for f, kept in folded.items() if kept == m)]
+        name = " = ".join(METRIC_NAMES[t] for t in sorted(twins, key=METRICS.index))
+        shown[name] = cells[METRIC_NAMES[m]]
+        shown[f"{name} (paper)"] = [
+            " / ".join(fmt_num(r[f"{METRIC_NAMES[t]} paper"]) for t in sorted(twins, key=METRICS.index))
+            for r in numeric.to_dict("records")
         ]
-    )
-    shown = pd.DataFrame(
-        {"Model": numeric["Model"], "Method": numeric["Method"], "seeds": numeric["seeds"], **display_cells(numeric)}
-    )
-    return numeric, shown
+    best_avg = best_rows(numeric["AVG"])
+    shown["AVG"] = [f"**{fmt_num(v)}**" if i in best_avg else fmt_num(v) for i, v in enumerate(numeric["AVG"])]
+    shown["AVG (paper)"] = [fmt_num(v) for v in numeric["AVG paper"]]
+    shown["rank"] = [fmt_num(v, 0) for v in numeric["rank"]]
+    shown["rank (paper)"] = [fmt_num(v, 0) for v in numeric["rank paper"]]
+    return numeric, pd.DataFrame(shown)
 
 
 def relative_change(value: float, reference: float) -> float:
@@ -113,34 +158,22 @@ def reward_ablation(
     group: list[Config],
     folded: dict[str, str],
     sampled: bool = False,
-) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
-    """Table 3 style: rows = training reward, the metrics + AVG, best per column in bold. AVG is the mean
-    of the configuration's metric means over the metrics every row has, each metric once (``folded``
-    metrics, identical to another, are left out); the metrics used are returned."""
-    numeric = pd.DataFrame(
-        [
-            {
-                "train_reward": c.params["grpo.reward"],
-                "config": c.name,
-                "seeds": len(c.rows),
-                **stats_columns(metric_stats(c, sampled)),
-            }
-            for c in group
-        ]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Table 3 beside the measured one: rows = training reward in the paper's row order (the rewards it
+    did not train with last), the metrics here and published, AVG as the paper's (all six metrics) and
+    ranks by it."""
+    paper = published_tables().get(REWARD_TABLE[0], pd.DataFrame())
+    order = list(paper["train_reward"]) if "train_reward" in paper else []
+
+    def paper_order(c: Config) -> tuple:
+        reward = str(c.params["grpo.reward"])
+        return (order.index(reward) if reward in order else len(order), level_key(reward))
+
+    ranked = sorted(group, key=paper_order)
+    numeric, shown = side_by_side(
+        ranked, [str(c.params["grpo.reward"]) for c in ranked], "Training reward", sampled, folded
     )
-    used = [m for m in METRICS if m not in folded and numeric[f"{METRIC_NAMES[m]} mean"].notna().all()]
-    numeric["AVG"] = numeric[[f"{METRIC_NAMES[m]} mean" for m in used]].mean(axis=1) if used else np.nan
-    bold = {METRIC_NAMES[m]: best_rows(numeric[f"{METRIC_NAMES[m]} mean"]) for m in METRICS}
-    best_avg = best_rows(numeric["AVG"])
-    shown = pd.DataFrame(
-        {
-            "Training reward": numeric["train_reward"],
-            **display_cells(numeric, bold),
-            "AVG": [f"**{fmt_num(v)}**" if i in best_avg else fmt_num(v) for i, v in enumerate(numeric["AVG"])],
-            "seeds": numeric["seeds"],
-        }
-    )
-    return numeric, shown, used
+    return numeric.rename(columns={"Training reward": "train_reward"}), shown
 
 
 def sweep_table(group: list[Config], factor: str, sampled: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -28,6 +28,8 @@ from harness.vocabulary import METRICS
 __all__ = [
     "BERTSCORE_MODEL",
     "REWARD_NAMES",
+    "SCORERS",
+    "Scorer",
     "bertscore",
     "bertscore_model_dir",
     "bertscorer",
@@ -175,25 +177,51 @@ def bertscore(hyps: Sequence[str], refs: Sequence[str], batch_size: int = 64) ->
     return np.clip(out, 0.0, 1.0)
 
 
-# --- dispatch ---------------------------------------------------------------------------------
+# --- registry ---------------------------------------------------------------------------------
+
+# A scorer scores the metrics asked of it in one pass: (hyps, refs, names) -> {name: scores}. Metrics
+# that share one (the ROUGE kinds) are scored together.
+Scorer = Callable[[list[str], list[str], tuple[str, ...]], dict[str, np.ndarray]]
+
+
+def _alone(score: Callable[[list[str], list[str]], np.ndarray]) -> Scorer:
+    """The scorer of a metric computed on its own."""
+
+    def scorer(hyps: list[str], refs: list[str], names: tuple[str, ...]) -> dict[str, np.ndarray]:
+        return {name: score(hyps, refs) for name in names}
+
+    return scorer
+
+
+# Every metric of harness.vocabulary.METRICS, and only those: a new metric is a scorer here.
+SCORERS: dict[str, Scorer] = {
+    "bleu": _alone(bleu),
+    "bertscore": _alone(bertscore),
+    **dict.fromkeys(_ROUGE, rouge),
+    "meteor": _alone(meteor),
+}
+_unscored, _unlisted = [m for m in METRICS if m not in SCORERS], [m for m in SCORERS if m not in METRICS]
+if _unscored or _unlisted:
+    raise ImportError(
+        "harness.rewards.metrics.SCORERS must hold one scorer per metric of harness.vocabulary.METRICS: "
+        + "; ".join(
+            [f"no scorer for {m!r} (add one to SCORERS)" for m in _unscored]
+            + [f"a scorer for {m!r}, which METRICS does not list" for m in _unlisted]
+        )
+    )
 
 
 def score_many(names: Sequence[str], hyps: Sequence[str], refs: Sequence[str]) -> dict[str, np.ndarray]:
-    """Scores in [0, 1] for each metric in ``names`` (ROUGE kinds share one pass)."""
-    unknown = [n for n in names if n not in REWARD_NAMES]
+    """Scores in [0, 1] for each metric in ``names`` (metrics that share a scorer, one pass)."""
+    unknown = [n for n in names if n not in SCORERS]
     if unknown:
         raise ValueError(f"unknown metrics {unknown}; valid: {', '.join(REWARD_NAMES)}")
     hyps, refs = list(hyps), list(refs)
     _check(hyps, refs)
+    passes: dict[Scorer, list[str]] = {}
+    for name in dict.fromkeys(names):
+        passes.setdefault(SCORERS[name], []).append(name)
     out: dict[str, np.ndarray] = {}
-    rouge_kinds = [n for n in names if n in _ROUGE]
-    if rouge_kinds:
-        out.update(rouge(hyps, refs, rouge_kinds))
-    for name in names:
-        if name == "bleu":
-            out[name] = bleu(hyps, refs)
-        elif name == "meteor":
-            out[name] = meteor(hyps, refs)
-        elif name == "bertscore":
-            out[name] = bertscore(hyps, refs)
+    for scorer, group in passes.items():
+        out.update(scorer(hyps, refs, tuple(group)))
     return {n: out[n] for n in names}

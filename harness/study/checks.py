@@ -16,11 +16,12 @@ from pydantic import ValidationError
 from harness.config import TrialConfig
 from harness.study.base import SEED, Scalar, StudyError, YamlPath
 from harness.study.explain import end_sentence, explain
+from harness.study.hypotheses import LABEL_KEY, StudyConfiguration, matches
 from harness.study.keys import DEFAULTS, config_keys, leaves
 from harness.study.samplers import PRUNERS, SAMPLERS, make_pruner, make_sampler
 from harness.study.spec import StudyConfig
 from harness.study.yaml_lines import dotted, line_of
-from harness.vocabulary import COMPUTE_OBJECTIVES, SAMPLED, TEST, VAL, VALIDATION_METRICS
+from harness.vocabulary import COMPUTE_OBJECTIVES, METRICS, SAMPLED, TEST, TEST_METRICS, VAL, VALIDATION_METRICS
 
 __all__ = ["VALIDATION_METRICS", "check_paths", "check_source", "check_study", "objective_metric"]
 
@@ -71,6 +72,7 @@ def check_study(study: StudyConfig) -> None:
     _check_objective(study)
     _check_pruner(study)
     _check_points(study)
+    _check_hypotheses(study)
 
 
 def _is_categorical(annotation: Any) -> bool:
@@ -186,10 +188,10 @@ def _check_objective(study: StudyConfig) -> None:
 
 
 def _check_objective_metric(study: StudyConfig, name: str, where: YamlPath) -> None:
-    known = set(VALIDATION_METRICS) | {"bertscore"}
+    known = {TEST: set(TEST_METRICS), SAMPLED: set(METRICS), VAL: set(VALIDATION_METRICS)}  # what each logs
     fix = (
-        f"use test/<m>, test/sampled/<m> or val/<m> with m in {', '.join(sorted(known))}, or a compute column: "
-        f"{', '.join(COMPUTE_OBJECTIVES)}"
+        f"use test/<m> with m in {', '.join(TEST_METRICS)}, test/sampled/<m> with m in {', '.join(METRICS)}, "
+        f"val/<m> with m in {', '.join(VALIDATION_METRICS)}, or a compute column: {', '.join(COMPUTE_OBJECTIVES)}"
     )
     if name in COMPUTE_OBJECTIVES:
         return
@@ -198,8 +200,10 @@ def _check_objective_metric(study: StudyConfig, name: str, where: YamlPath) -> N
     if not shape:
         raise _fail(study, where, f"unknown objective metric {name!r}", fix)
     base = parts[-1]
-    if base not in known:
+    if base not in known[TEST]:
         raise _fail(study, where, f"unknown metric {base!r} in {name!r}", fix)
+    if len(parts) == 3 and base not in known[SAMPLED]:
+        raise _fail(study, where, f"sampled decoding does not score {base!r}", f"use test/{base} or {fix}")
     if parts[0] == VAL and base not in VALIDATION_METRICS:
         raise _fail(
             study,
@@ -340,3 +344,70 @@ def _check_model(
         + (" and not in the local Hugging Face cache" if hub_like else "")
         + ". Fix: give the directory of a downloaded checkpoint, or 'tiny'."
     )
+
+
+def _check_hypotheses(study: StudyConfig) -> None:
+    """Declared hypotheses: a grid study, rounds that end at the seed budget, and selectors that each
+    name exactly one configuration of the same task, which ran the hypothesis's metric and decoding."""
+    spec = study.hypotheses
+    if spec is None:
+        return
+    if study.sampler.type != "grid":
+        raise _fail(
+            study,
+            ("hypotheses",),
+            f"hypotheses need configurations known before the run, but the sampler is {study.sampler.type!r}",
+            "use 'sampler: grid' or remove 'hypotheses' (a search study selects; it does not test)",
+        )
+    if spec.rounds and spec.rounds[-1] != len(study.seed_list):
+        raise _fail(
+            study,
+            ("hypotheses", "rounds"),
+            f"the rounds end at {spec.rounds[-1]} seeds but 'seeds' lists {len(study.seed_list)}",
+            f"make the last round {len(study.seed_list)} (the budget) or list {spec.rounds[-1]} seeds",
+        )
+    configurations = study.configurations()
+    keys = config_keys()
+    for i, test in enumerate(spec.tests):
+        chosen = []
+        for side in ("a", "b"):
+            where = ("hypotheses", "tests", i, side)
+            selector = getattr(test, side)
+            for key in selector:
+                if key != LABEL_KEY and key not in keys:
+                    raise _fail(study, where + (key,), f"unknown TrialConfig key {key!r}", _suggest_key(key, keys))
+            found = [c for c in configurations if matches(selector, c.label, c.flat)]
+            if len(found) != 1:
+                names = "; ".join(_describe(c) for c in (found or configurations))
+                problem = f"{selector} matches {len(found)} configurations" + (
+                    f" ({names})" if found else f"; the study's are: {names}"
+                )
+                raise _fail(study, where, problem, "name exactly one configuration (add keys such as task or label)")
+            chosen.append(found[0])
+        a, b = chosen
+        where = ("hypotheses", "tests", i)
+        if a is b:
+            raise _fail(study, where, "a and b select the same configuration", "compare two different configurations")
+        if a.flat.get("task") != b.flat.get("task"):
+            tasks = f"a is task {a.flat.get('task')!r}, b task {b.flat.get('task')!r}"
+            raise _fail(study, where, tasks, "compare within one task")
+        for c in (a, b):
+            if test.decoding == "sampled" and not c.flat.get("eval.sampling_passes"):
+                raise _fail(
+                    study,
+                    where + ("decoding",),
+                    f"{_describe(c)} does not run sampled decoding (eval.sampling_passes is 0)",
+                    "set eval.sampling_passes (e.g. 2) or use 'decoding: greedy'",
+                )
+            if test.metric == "bertscore" and not c.flat.get("eval.bertscore"):
+                raise _fail(
+                    study,
+                    where + ("metric",),
+                    f"{_describe(c)} does not compute BERTScore",
+                    "set eval.bertscore: true or choose another metric",
+                )
+
+
+def _describe(c: StudyConfiguration) -> str:
+    settings = ", ".join(f"{k}={v}" for k, v in c.params.items())
+    return f"{c.label} [task={c.flat.get('task')}{', ' + settings if settings else ''}]"

@@ -14,7 +14,8 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, PrivateAttr, T
 
 from harness.config import TrialConfig
 from harness.study.base import OBJECTIVE_LIST, ONE_OBJECTIVE, SEED, Scalar, YamlPath
-from harness.study.keys import DEFAULTS, leaves, set_dotted
+from harness.study.hypotheses import HypothesesSpec, StudyConfiguration
+from harness.study.keys import DEFAULTS, flatten, leaves, set_dotted
 from harness.vocabulary import method_label
 
 __all__ = ["Objectives", "ObjectiveSpec", "ParamSpec", "PrunerSpec", "SamplerSpec", "StudyConfig", "label_of"]
@@ -137,6 +138,7 @@ class StudyConfig(_Strict):
     n_trials: int | None = Field(None, ge=1)  # sampled trials (baselines come on top); grid: its size
     seeds: list[int] | None = Field(None, min_length=1)
     baselines: list[dict[str, Any]] = []  # partial configs (+ optional 'label'), each run for each seed
+    hypotheses: HypothesesSpec | None = None  # declared comparisons and their rounds of seeds (hypotheses.py)
 
     _path: Path | None = PrivateAttr(None)
     _text: str = PrivateAttr("")
@@ -186,7 +188,36 @@ class StudyConfig(_Strict):
 
     @property
     def seed_list(self) -> list[int]:
+        """Every seed the study may run (with rounds: the budget)."""
         return self.seeds if self.seeds is not None else [int(self.fixed.get(SEED, 0))]
+
+    @property
+    def looks(self) -> list[int]:
+        """Seeds per configuration at each look at the hypotheses (one look, all seeds, without rounds)."""
+        return self.hypotheses.looks(len(self.seed_list)) if self.hypotheses else [len(self.seed_list)]
+
+    def round_seeds(self, look: int) -> list[int]:
+        """The seeds every configuration in play has after look ``look`` (0-based)."""
+        return self.seed_list[: self.looks[look]]
+
+    @property
+    def first_seeds(self) -> list[int]:
+        """The seeds of the first round: every configuration runs them (the grid and the baselines)."""
+        return self.round_seeds(0)
+
+    def configurations(self) -> list[StudyConfiguration]:
+        """Every configuration of a grid study, seeds aside: the grid points, then the baselines."""
+        out = []
+        for point in self.grid_points():
+            if point.get(SEED) != self.first_seeds[0]:
+                continue
+            params = {k: v for k, v in point.items() if k != SEED}
+            cfg = self.resolve(point)
+            out.append(StudyConfiguration(label_of(cfg), params, None, _flat_config(cfg)))
+        for index in range(len(self.baselines)):
+            cfg = self.resolve({SEED: self.first_seeds[0]}, baseline=index)
+            out.append(StudyConfiguration(self.baseline_label(index), {}, index, _flat_config(cfg)))
+        return out
 
     def baseline_label(self, index: int) -> str:
         item = self.baselines[index]
@@ -200,7 +231,7 @@ class StudyConfig(_Strict):
         """The GridSampler search space: every active parameter's values plus ``seed``."""
         fixed = self.fixed_flat()
         space = {key: spec.grid_values() for key, spec in self.space.items() if spec.holds(fixed)}
-        return {**space, SEED: list(self.seed_list)}
+        return {**space, SEED: list(self.first_seeds)}
 
     def grid_points(self) -> list[dict[str, Scalar]]:
         grid = self.grid()
@@ -216,7 +247,8 @@ class StudyConfig(_Strict):
 
     @property
     def total_trials(self) -> int:
-        return self.n_sampled + len(self.baselines) * len(self.seed_list)
+        """Trials of the first round (later rounds' trials are added to the Optuna study as they are planned)."""
+        return self.n_sampled + len(self.baselines) * len(self.first_seeds)
 
     def resolve(self, trial_params: Mapping[str, Any], baseline: int | None = None) -> TrialConfig:
         """One trial's TrialConfig: fixed, then the baseline's overrides, then the trial's parameters."""
@@ -242,6 +274,12 @@ class StudyConfig(_Strict):
             set_dotted(tree, key, value)
             origin[key] = ("seeds",) if key == SEED else ("space", key)
         return tree, origin
+
+
+def _flat_config(cfg: TrialConfig) -> dict[str, Any]:
+    flat = flatten(cfg.model_dump(mode="json"))
+    flat.pop(SEED, None)
+    return flat
 
 
 def label_of(cfg: TrialConfig) -> str:

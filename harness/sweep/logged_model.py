@@ -1,12 +1,13 @@
 """A finished trial's best checkpoint as an MLflow model (MLflow 3 ``LoggedModel``) under its run.
 
-The model is what training changed and no more: the trainable tensors of the selected checkpoint
-(`harness.train.checkpoint.trained`) as one safetensors file, the trial's resolved config
-(``trial_config.yaml``) and the identity of the starting checkpoint they apply to (tag and model
-config ``harness.checkpoint_revision``), with the code's commit (tag ``harness.git_commit``). A 2B
-model is not copied: `BestCheckpoint.load_context` loads the starting checkpoint the config names,
-checks it is the recorded one, and puts the trained tensors on it. The MLflow UI lists the model
-under the trial's run (its "Logged models"), from where it can be registered.
+The model is named after its trial's configuration (``grpo-rouge1-s1``, `model_name`), so the UI's
+model list says which configuration each is. It is what training changed and no more: the trainable
+tensors of the selected checkpoint (`harness.train.checkpoint.trained`) as one safetensors file, the
+trial's resolved config (``trial_config.yaml``) and the identity of the starting checkpoint they apply
+to (tag and model config ``harness.checkpoint_revision``), with the code's commit (tag
+``harness.git_commit``). A 2B model is not copied: `BestCheckpoint.load_context` loads the starting
+checkpoint the config names, checks it is the recorded one, and puts the trained tensors on it. The
+MLflow UI lists the model under the trial's run (its "Logged models"), from where it can be registered.
 
 The model's code is `harness.sweep.best_checkpoint_model` (MLflow's "models from code": stored with the
 model, nothing pickled). Loading (``mlflow.pyfunc.load_model("models:/<model_id>")``) needs this harness
@@ -20,9 +21,12 @@ tensors are the whole model).
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -44,12 +48,19 @@ __all__ = [
     "link_model",
     "log_best_checkpoint",
     "model_logging",
+    "model_name",
 ]
 
 LOG_MODEL_ENV = "HARNESS_LOG_MODEL"
 WEIGHTS_FILE = "trained.safetensors"
 MODEL_CODE = Path(__file__).with_name("best_checkpoint_model.py")  # MLflow's "models from code": no pickle
 _REQUIREMENTS = ("torch", "transformers", "peft", "safetensors", "pyyaml", "pydantic", "mlflow")
+
+
+def model_name(trial_name: str) -> str:
+    """A trial's name (`harness.sweep.tracking.trial_name`, ``grpo-0.0001-s1``) as an MLflow model name
+    (``grpo-0_0001-s1``: MLflow refuses ``/ : . % " '`` in one); `LOGGED_MODEL` when nothing is left."""
+    return re.sub(r"[^A-Za-z0-9_=-]+", "_", trial_name).strip("_") or LOGGED_MODEL
 
 
 def model_logging() -> bool:
@@ -103,9 +114,16 @@ class BestCheckpoint(mlflow.pyfunc.PythonModel):
 
 
 def log_best_checkpoint(
-    weights: Mapping[str, object], config_yaml: str, start: str, commit: str, best_step: int, params: Mapping[str, str]
+    weights: Mapping[str, object],
+    config_yaml: str,
+    start: str,
+    commit: str,
+    best_step: int,
+    params: Mapping[str, str],
+    name: str = LOGGED_MODEL,
 ) -> str:
-    """Log the trained tensors of the best checkpoint as the active run's LoggedModel; returns its id."""
+    """Log the trained tensors of the best checkpoint as the active run's LoggedModel named ``name``
+    (`model_name`); returns its id."""
     from safetensors.torch import save_file
 
     tensors = {
@@ -115,9 +133,9 @@ def log_best_checkpoint(
     with tempfile.TemporaryDirectory(prefix="harness-model-") as tmp:
         save_file(tensors, str(Path(tmp, WEIGHTS_FILE)))
         Path(tmp, TRIAL_CONFIG_ARTIFACT).write_text(config_yaml, encoding="utf-8")
-        with quiet_downloads():
+        with quiet_downloads(), _no_type_hint_notice():
             info = mlflow.pyfunc.log_model(
-                name=LOGGED_MODEL,
+                name=name,
                 python_model=str(MODEL_CODE),
                 artifacts={"weights": str(Path(tmp, WEIGHTS_FILE)), "config": str(Path(tmp, TRIAL_CONFIG_ARTIFACT))},
                 pip_requirements=_requirements(),
@@ -131,6 +149,23 @@ def log_best_checkpoint(
                 step=best_step,
             )
     return info.model_id
+
+
+class _TypeHintNotice(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Failed to infer model signature: Type hint")
+
+
+@contextmanager
+def _no_type_hint_notice() -> Iterator[None]:
+    """MLflow says at every logged model that ``predict``'s type hints (a DataFrame in, a list of str out) do
+    not make a signature: true and harmless, and it would cut the sweep's progress lines on the terminal."""
+    notice, log = _TypeHintNotice(), logging.getLogger("mlflow.pyfunc")
+    log.addFilter(notice)
+    try:
+        yield
+    finally:
+        log.removeFilter(notice)
 
 
 def link_model(client: MlflowClient, source: Run, run_id: str) -> list[str]:

@@ -28,7 +28,7 @@ from optuna.trial import TrialState
 from harness.study import SEED, StudyConfig, StudyError, make_pruner, make_sampler
 from harness.sweep.stores import MAX_RETRIES, mask_url
 from harness.sweep.tracking import changed_error, study_params
-from harness.vocabulary import ROLE_TRIAL, TAG_ERROR, TAG_NUMBER, TAG_ROLE, TAG_STATE
+from harness.vocabulary import ROLE_TRIAL, TAG_ERROR, TAG_NUMBER, TAG_ROLE, TAG_STATE, TOTAL_TRIALS_ATTR
 
 __all__ = [
     "BUDGETED",
@@ -89,14 +89,15 @@ def load_study_for_worker(
 
 
 def enqueue_baselines(optuna_study: optuna.Study, study: StudyConfig) -> None:
-    """Each baseline x seed once (idempotent: a baseline x seed already in the study is not added again)."""
+    """Each baseline x first-round seed once (idempotent: a baseline x seed already in the study is not
+    added again; later rounds' seeds are planned by the rounds, `harness.sweep.rounds`)."""
     present = {
         (t.user_attrs.get("baseline"), t.params.get(SEED, t.system_attrs.get("fixed_params", {}).get(SEED)))
         for t in optuna_study.get_trials(deepcopy=False)
         if "baseline" in t.user_attrs
     }
     for index in range(len(study.baselines)):
-        for seed in study.seed_list:
+        for seed in study.first_seeds:
             if (index, seed) not in present:
                 optuna_study.enqueue_trial({SEED: seed}, user_attrs={"baseline": index})
 
@@ -218,5 +219,5 @@ def wait_for_others(
 
 def budget_spent(optuna_study: optuna.Study, total: int | None) -> bool:
     if total is None:
-        total = optuna_study.user_attrs.get("total_trials")
+        total = optuna_study.user_attrs.get(TOTAL_TRIALS_ATTR)
     return total is not None and len(optuna_study.get_trials(deepcopy=False, states=BUDGETED)) >= total

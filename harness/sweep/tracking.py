@@ -7,29 +7,68 @@ again; one nested run per Optuna trial (tags ``harness.role=trial``, ``harness.t
 ``harness.state``, ``harness.label``, ``harness.error``; params = the resolved TrialConfig, dotted;
 per-step metrics, ``test/*``, ``best_step``, ``train_steps``, ``generated_tokens``, ``wall_time_s``,
 ``time/*``; artifacts ``trial_config.yaml``, ``test_examples.json``, ``samples/step_NNNN.json``,
-``optuna_trial.json``; dataset inputs ``<task>-train|validation|test``; the MLflow model
-``best_checkpoint``).
+``optuna_trial.json``, ``test_predictions.json`` (an MLflow table); dataset inputs
+``<task>-train|validation|test``; the MLflow model of its best checkpoint, named after its configuration).
 The trial runs are written by :mod:`harness.sweep.objective`; every tag, metric and artifact name is
 `harness.vocabulary`'s.
+
+For people reading the MLflow UI (none of it is read by the reports): a trial run is named
+``024-grpo-rouge1-s1`` (`run_name`) and described in one line (`trial_note`, MLflow's run
+description); the study run gets the best value of each objective so far (``best/<objective>``, and
+``best_trial``) as the trials end (`log_best`).
 """
 
 from __future__ import annotations
 
 import json
+import re
+import time
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import mlflow
+import optuna
+from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
+from optuna.trial import TrialState
 
 from harness.study import StudyConfig, StudyError, flatten
+from harness.sweep.display import fmt_value, outcome_text, swept_values
 from harness.sweep.provenance import environment_tags
 from harness.sweep.stores import artifact_root, mask_url
-from harness.vocabulary import ROLE_STUDY, STUDY_FILE_ARTIFACT, SWEPT_ARTIFACT, TAG_N_TRIALS, TAG_ROLE, TAG_STUDY
+from harness.vocabulary import (
+    BEST_TRIAL,
+    METHOD_PARAM,
+    NOTE_TAG,
+    ROLE_STUDY,
+    SEED,
+    STUDY_FILE_ARTIFACT,
+    SWEPT_ARTIFACT,
+    TAG_N_TRIALS,
+    TAG_ROLE,
+    TAG_STUDY,
+    best_key,
+)
 
 EXPERIMENT_KIND, MODEL_TRAINING = "mlflow.experimentKind", "custom_model_development"
-NOTE = "mlflow.note.content"  # MLflow's description field of an experiment or run
+NOTE = NOTE_TAG  # MLflow's description field of an experiment or run
+NAME_CHARS = 80  # a trial's name (run name without its number, model name) is cut to this
+VALUE_CHARS = 24  # each swept value in it to this
 
-__all__ = ["changed_error", "ensure_experiment", "ensure_study_run", "find_study_run", "param_value", "study_params"]
+__all__ = [
+    "best_metrics",
+    "changed_error",
+    "ensure_experiment",
+    "ensure_study_run",
+    "find_study_run",
+    "log_best",
+    "outcome_of",
+    "param_value",
+    "run_name",
+    "study_params",
+    "trial_name",
+    "trial_note",
+]
 
 
 def ensure_experiment(client: MlflowClient, name: str, uri: str, description: str = "") -> str:
@@ -123,3 +162,85 @@ def changed_error(study: StudyConfig, changed: list[str], where: str) -> StudyEr
         f"definition (changed: {shown}), so it cannot be resumed. Fix: set a new 'name:' in the study file "
         "(only 'description' and 'n_trials' may change between runs of one study)."
     )
+
+
+# --------------------------------------------------------------------------------------------------
+# What the MLflow UI shows of a trial and of the study (read by people, never by the reports)
+
+
+def _slug(text: str) -> str:
+    """Filesystem-safe: letters, digits and ``._+=-``; anything else becomes ``_``."""
+    return re.sub(r"[^A-Za-z0-9._+=-]+", "_", text).strip("_")
+
+
+def trial_name(label: str, params: Mapping[str, Any]) -> str:
+    """``grpo-rouge1-s1``: the trial's label, the values of the study's swept parameters (space order) and
+    ``s<seed>``; filesystem-safe and short (values cut to 24 characters, the name to 80)."""
+    head = _slug(label) or "trial"
+    tail = f"s{_slug(fmt_value(params[SEED]))}" if SEED in params else ""
+    values = "-".join(v for v in (_slug(fmt_value(value))[:VALUE_CHARS] for _, value in swept_values(params)) if v)
+    room = NAME_CHARS - len(head) - len(tail) - 2
+    return "-".join(p for p in (head, values[:room].rstrip("-_."), tail) if p)
+
+
+def run_name(number: int, label: str, params: Mapping[str, Any]) -> str:
+    """``024-grpo-rouge1-s1``: the Optuna trial number (3 digits, so the UI sorts names in trial order)
+    and `trial_name`."""
+    return f"{number:03d}-{trial_name(label, params)}"
+
+
+def trial_note(
+    label: str, method: str, params: Mapping[str, Any], state: str = "RUNNING", outcome: str | None = None
+) -> str:
+    """The trial run's one-line description: ``grpo; grpo.reward=rouge1; seed=1; COMPLETE: test/bleu=18.83``
+    (method in brackets when the label is not the method: ``base (base-eval); seed=0; ...``)."""
+    swept = "; ".join(f"{k}={fmt_value(v)}" for k, v in params.items() if k not in (SEED, METHOD_PARAM))
+    parts = [label if label == method else f"{label} ({method})", swept, f"{SEED}={params.get(SEED, '?')}"]
+    end = f"{state}: {outcome.strip().splitlines()[0]}" if outcome and outcome.strip() else state
+    return "; ".join(p for p in parts if p) + f"; {end}"
+
+
+def best_metrics(study: StudyConfig, results: Iterable[tuple[int, Sequence[float]]]) -> dict[str, float]:
+    """From finished trials' (number, objective values): ``best/<objective>`` for each objective (the best
+    value in its direction), and with one objective ``best_trial`` (the first trial with that value)."""
+    results = list(results)
+    out: dict[str, float] = {}
+    if not results:
+        return out
+    for i, objective in enumerate(study.objectives):
+        pick = max if objective.direction == "maximize" else min
+        number, values = pick(results, key=lambda r: (r[1][i], -r[0]) if pick is max else (r[1][i], r[0]))
+        out[best_key(objective.metric)] = float(values[i])
+        if not study.multi_objective:
+            out[BEST_TRIAL] = float(number)
+    return out
+
+
+def log_best(
+    client: MlflowClient,
+    run_id: str,
+    study: StudyConfig,
+    optuna_study: optuna.Study,
+    pending: tuple[int, Sequence[float]] | None = None,
+) -> dict[str, float]:
+    """Log on the study's run ``run_id`` the best value of each objective over the study's COMPLETE trials
+    (`best_metrics`; ``pending``: a trial that has completed but that Optuna has not recorded yet), at step
+    = how many trials that is. The trial runner calls it as each trial completes (a curve of the best so
+    far); call it once more when the study ends. Returns what it logged (nothing before a trial completes)."""
+    results = [
+        (t.number, t.values)
+        for t in optuna_study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if t.values and (pending is None or t.number != pending[0])
+    ]
+    if pending is not None:
+        results.append((pending[0], list(pending[1])))
+    best = best_metrics(study, results)
+    if best:
+        now = int(time.time() * 1000)
+        client.log_batch(run_id, metrics=[Metric(k, v, now, len(results)) for k, v in best.items()])
+    return best
+
+
+def outcome_of(study: StudyConfig, values: Sequence[float]) -> str:
+    """``test/sampled/bleu=18.83``: a trial's objective values as its line and description show them."""
+    return outcome_text([o.metric for o in study.objectives], values)

@@ -32,6 +32,7 @@ from harness.sweep.recovery import (
     recover,
     wait_for_others,
 )
+from harness.sweep.rounds import planned_total
 from harness.sweep.stores import (
     STORAGE_ENV,
     STORE_DIR,
@@ -43,6 +44,7 @@ from harness.sweep.stores import (
     resolve_tracking_uri,
 )
 from harness.sweep.tracking import ensure_experiment, ensure_study_run, find_study_run
+from harness.vocabulary import TOTAL_TRIALS_ATTR
 
 __all__ = ["SYSTEM_METRICS_INTERVAL_S", "WorkersFailed", "join_sweep", "run_sweep"]
 
@@ -92,7 +94,7 @@ def run_sweep(
         mlflow.set_tracking_uri(uri)
         optuna_storage = open_storage(storage_url)
         optuna_study = create_study(study, optuna_storage)
-        optuna_study.set_user_attr("total_trials", study.total_trials)
+        optuna_study.set_user_attr(TOTAL_TRIALS_ATTR, planned_total(study, optuna_study))  # (later rounds' trials too)
         experiment_id = ensure_experiment(client, study.name, uri, study.description)
         parent = ensure_study_run(client, experiment_id, study)
         enqueue_baselines(optuna_study, study)
@@ -171,7 +173,7 @@ def join_sweep(
 
 def _nothing_left(study: StudyConfig, optuna_study: optuna.Study) -> bool:
     """Budget spent, or (grid) every point finished or taken by a live worker and nothing enqueued."""
-    if budget_spent(optuna_study, study.total_trials):
+    if budget_spent(optuna_study, planned_total(study, optuna_study)):
         return True
     trials = optuna_study.get_trials(deepcopy=False)
     if any(t.state == TrialState.WAITING for t in trials) or study.sampler.type != "grid":
@@ -198,7 +200,8 @@ def _work(
     # buffering its thread polls with a 1 s timeout, which adds ~1 s to every end_run (measured).
     os.environ.setdefault("MLFLOW_ASYNC_LOGGING_BUFFERING_SECONDS", "2")
     done = len(optuna_study.get_trials(deepcopy=False, states=COUNTED))
-    display = Display(study.total_trials, done, progress)
+    total = planned_total(study, optuna_study)  # fixed for this launch: rounds are planned between launches
+    display = Display(total, done, progress)
 
     def stop_when_done(s: optuna.Study, _trial: optuna.trial.FrozenTrial) -> None:
         if _nothing_left(study, s):
@@ -211,10 +214,10 @@ def _work(
         while True:
             optuna_study.optimize(
                 objective,
-                n_trials=study.total_trials,
+                n_trials=total,
                 catch=(Exception,),
                 gc_after_trial=False,
-                callbacks=[optuna.study.MaxTrialsCallback(study.total_trials, states=BUDGETED), stop_when_done],
+                callbacks=[optuna.study.MaxTrialsCallback(total, states=BUDGETED), stop_when_done],
             )
             if objective.fatal:
                 raise objective.fatal[0]
@@ -280,7 +283,7 @@ def _watch_workers(
 ) -> None:
     """Show the workers' progress until they exit; a failed worker fails the sweep unless the others
     finished the study."""
-    display = Display(study.total_trials, 0, progress)
+    display = Display(planned_total(study, optuna_study), 0, progress)
     display.reported.update(t.number for t in optuna_study.get_trials(deepcopy=False) if t.state.is_finished())
     try:
         while any(p.poll() is None for p, _ in procs):

@@ -1,7 +1,8 @@
 """Where a trial's time goes: wall time per named phase, summed over the trial.
 
 The training and evaluation code marks its phases (``with clock("rollout"): ...``); a trial logs
-the totals as ``time/<phase>`` and each GRPO step its own share as ``time_<phase>_s``, and
+the totals as ``time/<phase>_s``, each GRPO step its own share as ``step/time/<phase>_s`` and every
+training step their sum as ``step/time/total_s`` (`harness.vocabulary.time_key`), and
 `bench/grpo_step.py` reads the same clock, so nothing is timed by patching functions. On CUDA each
 boundary synchronises the device, so GPU work is charged to the phase that queued it.
 """

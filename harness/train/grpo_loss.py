@@ -15,12 +15,18 @@ for a prompt q the group holds G completions o_1..o_G with rewards r_1..r_G; a b
   (5) loss        L_GRPO = -1/Z sum_i sum_t m_{i,t} (s_{i,t} - beta D_{i,t}),  Z by loss_type:
                       dapo     Z = completion tokens of the global batch (all processes)
                       bnpo     Z = completion tokens of this process's batch
-                      dr_grpo  Z = N * max_completion_length
+                      dr_grpo  Z = N * max_new_tokens
               or  L_GRPO = -1/N sum_i 1/|o_i| sum_t m_{i,t} (s_{i,t} - beta D_{i,t})     ('grpo', per sequence)
   (6) truncation  m_{i,t} = 0 for every t when o_i has no EOS within the token budget   (mask_truncated)
   (7) SFT         L_SFT = -1/sum_b |y_b| sum_b sum_t phi_{b,t} log pi_theta(y_{b,t} | q_b, y_{b,<t})
                   on each prompt's reference answer y_b;  phi = 1, or sg[p (1 - p)], p = pi_theta(y_{b,t})
   (8) total       L = (1 - mu_k) L_GRPO + mu_k L_SFT   at training step k = 1..K
+
+The settings are `GRPOConfig`'s fields, read here as they are (a new knob: its field there, its
+equation line here): scale_rewards (1); importance_level (2) token / (2s) sequence; epsilon,
+epsilon_high (3); remove_clip (3u); mp_shaping_gamma = gamma (3o), unset: f = identity; beta (4)-(5),
+0: no reference model; loss_type, max_new_tokens (5); mask_truncated (6); sft_phi (7); sft_weight,
+sft_weight_final, sft_weight_schedule (8). Their value lists are `harness.config`'s Literals.
 
 Where each comes from, and what it settles:
 
@@ -53,8 +59,9 @@ Where each comes from, and what it settles:
 (4) Schulman's k3 estimator of KL(pi_theta || pi_ref), unbiased and >= 0, as TRL.
 (5) TRL's GRPOTrainer._compute_loss, l = per-token loss: 'grpo' ((l*m).sum(-1) / m.sum(-1)).mean();
     'bnpo' (l*m).sum() / m.sum() over the local batch; 'dr_grpo' (l*m).sum() / (l.size(0) *
-    max_completion_length) (Liu et al. 2025, "Understanding R1-Zero-Like Training: A Critical
-    Perspective": a constant normaliser removes the length bias); 'dapo' (l*m).sum() /
+    max_completion_length) (TRL's max_completion_length is max_new_tokens here; Liu et al. 2025,
+    "Understanding R1-Zero-Like Training: A Critical Perspective": a constant normaliser removes the
+    length bias); 'dapo' (l*m).sum() /
     (num_items_in_batch / num_processes), num_items_in_batch counting the global batch's tokens, so
     after the processes' gradients are averaged Z is the global token count. Here one step's batch
     is one process's share of the prompts (row chunks are a memory device whose weighted losses sum
@@ -77,17 +84,20 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import get_args
 
 import torch
 
+from harness import distributed
+from harness.config import AdvantageScale, GRPOConfig, ImportanceLevel, LossType, SFTSchedule
+
 __all__ = [
-    "AdvantageScale",
-    "ImportanceLevel",
-    "LossSettings",
+    "GLOBAL_TOKENS",
+    "NORMALISERS",
+    "PER_SEQUENCE",
+    "ROWS_X_LENGTH",
+    "TOKENS",
     "LossStats",
-    "LossType",
-    "SFTSchedule",
     "aggregate",
     "chunk_weight",
     "group_advantages",
@@ -98,13 +108,30 @@ __all__ = [
     "sft_loss",
     "sft_weight",
     "shaped",
+    "tokens_per_process",
+    "uses_reference",
+    "uses_sft",
 ]
 
-AdvantageScale = Literal["group", "batch", "none"]
-LossType = Literal["dapo", "grpo", "dr_grpo", "bnpo"]
-ImportanceLevel = Literal["token", "sequence"]
-SFTSchedule = Literal["constant", "linear_decay", "cosine_decay"]
-LOSS_TYPES: tuple[str, ...] = ("dapo", "grpo", "dr_grpo", "bnpo")
+# Eq. (5)'s normaliser Z of each loss_type, decided here only.
+GLOBAL_TOKENS, TOKENS, ROWS_X_LENGTH, PER_SEQUENCE = "global tokens", "tokens", "rows x max_new_tokens", "per sequence"
+NORMALISERS: dict[str, str] = {"dapo": GLOBAL_TOKENS, "bnpo": TOKENS, "dr_grpo": ROWS_X_LENGTH, "grpo": PER_SEQUENCE}
+if set(NORMALISERS) != set(get_args(LossType)):
+    raise ImportError(f"grpo_loss.NORMALISERS covers {sorted(NORMALISERS)}, config.LossType {get_args(LossType)}")
+
+
+def _unknown(what: str, value: str, literal) -> ValueError:
+    return ValueError(f"unknown {what} {value!r}: use one of {', '.join(get_args(literal))}")
+
+
+def uses_reference(cfg: GRPOConfig) -> bool:
+    """Whether the loss needs log pi_ref (4): the one place that decides if a reference model exists."""
+    return cfg.beta != 0.0
+
+
+def uses_sft(cfg: GRPOConfig) -> bool:
+    """Whether (8) has an SFT term at some step (the step then runs a pass over the references)."""
+    return cfg.sft_weight != 0.0 or (cfg.sft_weight_schedule != "constant" and cfg.sft_weight_final != 0.0)
 
 
 def group_advantages(rewards: torch.Tensor, scale: AdvantageScale = "group", eps: float = 1e-4) -> torch.Tensor:
@@ -120,50 +147,13 @@ def group_advantages(rewards: torch.Tensor, scale: AdvantageScale = "group", eps
         return centred / (rewards.std() + eps)
     if scale == "none":
         return centred
-    raise ValueError(f"unknown advantage scale {scale!r}: use group, batch or none")
+    raise _unknown("advantage scale", scale, AdvantageScale)
 
 
 def k3_kl(logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:
     """Eq. (4), per token: unbiased, always >= 0 estimator of KL(pi_theta || pi_ref) (Schulman's k3)."""
     log_ratio = ref_logp - logp
     return torch.exp(log_ratio) - log_ratio - 1
-
-
-@dataclass(frozen=True)
-class LossSettings:
-    """The objective's settings (from `GRPOConfig`; see `harness.train.grpo.loss_settings`)."""
-
-    beta: float = 0.0  # (4)-(5): KL coefficient; 0 needs no reference model
-    epsilon: float = 0.2  # (3): lower clip
-    epsilon_high: float | None = None  # (3): DAPO's clip-higher; None = epsilon
-    loss_type: LossType = "dapo"  # (5)
-    max_completion_length: int | None = None  # (5): dr_grpo's constant (the rollouts' max_new_tokens)
-    importance_level: ImportanceLevel = "token"  # (2) token, (2s) sequence (GSPO)
-    remove_clip: bool = False  # (3u): LUFFY's unclipped on-policy rows
-    off_policy_gamma: float | None = None  # (3o): LUFFY's gamma; None: f = identity (MP-GRPO)
-    mask_truncated: bool = False  # (6)
-    sft_weight: float = 0.0  # (8): mu at the first step; 0 (and final 0): no SFT term
-    sft_weight_final: float = 0.0  # (8): mu at the last step of a decaying schedule
-    sft_schedule: SFTSchedule = "constant"  # (8)
-    sft_phi: bool = False  # (7): CHORD-phi token weights
-
-    def __post_init__(self):
-        if self.loss_type not in LOSS_TYPES:
-            raise ValueError(f"unknown loss_type {self.loss_type!r}: use one of {', '.join(LOSS_TYPES)}")
-        if self.importance_level not in ("token", "sequence"):
-            raise ValueError(f"unknown importance_level {self.importance_level!r}: use token or sequence")
-        if self.loss_type == "dr_grpo" and not self.max_completion_length:
-            raise ValueError("loss_type dr_grpo needs max_completion_length (its constant normaliser)")
-
-    @property
-    def uses_reference(self) -> bool:
-        """Whether the loss needs log pi_ref: the one place that decides if a reference model exists."""
-        return self.beta != 0.0
-
-    @property
-    def uses_sft(self) -> bool:
-        """Whether (8) has an SFT term at some step (the step then runs a pass over the references)."""
-        return self.sft_weight != 0.0 or (self.sft_schedule != "constant" and self.sft_weight_final != 0.0)
 
 
 @dataclass
@@ -176,10 +166,10 @@ class LossStats:
     off_weight_mean: float | None = None  # mean f(rho) there, (3o) with gamma; None without shaping
 
 
-def loss_mask(mask: torch.Tensor, truncated: torch.Tensor, settings: LossSettings) -> torch.Tensor:
+def loss_mask(mask: torch.Tensor, truncated: torch.Tensor, cfg: GRPOConfig) -> torch.Tensor:
     """Eq. (6): the completion mask [N, L], with every token of a truncated row [N] masked when
-    settings.mask_truncated."""
-    if not settings.mask_truncated:
+    cfg.mask_truncated."""
+    if not cfg.mask_truncated:
         return mask
     return mask * (~truncated.bool())[:, None].to(mask.dtype)
 
@@ -193,7 +183,9 @@ def importance_ratio(log_ratio: torch.Tensor, keep: torch.Tensor, level: Importa
     """Eq. (2) [N, L] per token, or Eq. (2s) [N, 1] per sequence (broadcast over its tokens)."""
     if level == "token":
         return torch.exp(log_ratio)
-    return torch.exp(log_ratio.sum(1, keepdim=True) / keep.sum(1, keepdim=True).clamp(min=1))
+    if level == "sequence":
+        return torch.exp(log_ratio.sum(1, keepdim=True) / keep.sum(1, keepdim=True).clamp(min=1))
+    raise _unknown("importance_level", level, ImportanceLevel)
 
 
 def shaped(ratio: torch.Tensor, gamma: float | None) -> torch.Tensor:
@@ -201,26 +193,38 @@ def shaped(ratio: torch.Tensor, gamma: float | None) -> torch.Tensor:
     return ratio if gamma is None else ratio / (ratio + gamma)
 
 
-def aggregate(values: torch.Tensor, m: torch.Tensor, settings: LossSettings) -> torch.Tensor:
+def aggregate(values: torch.Tensor, m: torch.Tensor, cfg: GRPOConfig) -> torch.Tensor:
     """Eq. (5)'s sum and normaliser over masked per-token values [N, L] (0 at padding); m: the mask."""
-    if settings.loss_type in ("dapo", "bnpo"):  # on one process's batch; see chunk_weight for dapo's Z
+    z = NORMALISERS[cfg.loss_type]
+    if z in (GLOBAL_TOKENS, TOKENS):  # on one process's batch; see chunk_weight for the global count
         return values.sum() / m.sum().clamp(min=1)
-    if settings.loss_type == "dr_grpo":
-        return values.sum() / (m.shape[0] * settings.max_completion_length)
-    return (values.sum(1) / m.sum(1).clamp(min=1)).mean()  # grpo
+    if z == ROWS_X_LENGTH:
+        return values.sum() / (m.shape[0] * cfg.max_new_tokens)
+    return (values.sum(1) / m.sum(1).clamp(min=1)).mean()  # PER_SEQUENCE
+
+
+def tokens_per_process(cfg: GRPOConfig, mask: torch.Tensor) -> float | None:
+    """Z / number of processes for a normaliser over the global batch's tokens (dapo): the mean of the
+    processes' token counts in `mask`, to pass to `chunk_weight`; None for the other normalisers.
+    Collective: every process calls it at the same point."""
+    if NORMALISERS[cfg.loss_type] != GLOBAL_TOKENS:
+        return None
+    return distributed.mean_over_processes(float(mask.sum()))
 
 
 def chunk_weight(
-    settings: LossSettings, chunk_mask: torch.Tensor, batch_mask: torch.Tensor, tokens_per_process: float | None = None
+    cfg: GRPOConfig, chunk_mask: torch.Tensor, batch_mask: torch.Tensor, tokens_per_process: float | None = None
 ) -> float:
     """The factor that makes `grpo_loss` on a chunk of a batch's rows a summand of the batch's (5):
     the weighted chunk losses sum to the loss of the whole batch. Token normalisers weigh a chunk by
     its share of the tokens, row means by its share of the rows. `tokens_per_process`: dapo's Z
     divided by the number of processes (TRL: num_items_in_batch / num_processes), i.e. the mean of
-    the processes' token counts; None on one process. bnpo always uses this process's tokens."""
-    if settings.loss_type in ("dapo", "bnpo"):
-        z = batch_mask.sum() if settings.loss_type == "bnpo" or tokens_per_process is None else tokens_per_process
-        return float(chunk_mask.sum()) / max(float(z), 1.0)
+    the processes' token counts (`tokens_per_process`); None on one process. bnpo always uses this
+    process's tokens."""
+    z = NORMALISERS[cfg.loss_type]
+    if z in (GLOBAL_TOKENS, TOKENS):
+        count = batch_mask.sum() if z == TOKENS or tokens_per_process is None else tokens_per_process
+        return float(chunk_mask.sum()) / max(float(count), 1.0)
     return chunk_mask.shape[0] / batch_mask.shape[0]
 
 
@@ -229,17 +233,17 @@ def grpo_loss(
     old_logp: torch.Tensor,  # [N, L] log pi_old at sampling time (ignored for off-policy rows)
     advantages: torch.Tensor,  # [N] one per completion (Eq. 1, flattened groups)
     mask: torch.Tensor,  # [N, L] 1 for completion tokens in the loss (Eq. 6), 0 for padding
-    settings: LossSettings,
+    cfg: GRPOConfig,
     off_policy: torch.Tensor | None = None,  # [N] bool, True for MP-GRPO's ground-truth rows
-    ref_logp: torch.Tensor | None = None,  # [N, L] log pi_ref, needed when settings.uses_reference
+    ref_logp: torch.Tensor | None = None,  # [N, L] log pi_ref, needed when uses_reference(cfg)
 ) -> tuple[torch.Tensor, LossStats]:
     keep = mask.bool()
     m = mask.to(logp.dtype)
     if off_policy is None:
         off_policy = torch.zeros(logp.shape[0], dtype=torch.bool, device=logp.device)
     off = off_policy[:, None]
-    eps_low = settings.epsilon
-    eps_high = settings.epsilon if settings.epsilon_high is None else settings.epsilon_high
+    eps_low = cfg.epsilon
+    eps_high = cfg.epsilon if cfg.epsilon_high is None else cfg.epsilon_high
     adv = advantages[:, None].to(logp.dtype)
 
     # (0) nothing at padding reaches the arithmetic below.
@@ -248,34 +252,32 @@ def grpo_loss(
 
     # (2) / (2s) rho = pi_theta / pi_old; for the reference sample pi_old = 1, i.e. log pi_old = 0.
     log_old = torch.where(off, torch.zeros_like(log_old), log_old)
-    ratio = importance_ratio(logp - log_old, keep, settings.importance_level)
+    ratio = importance_ratio(logp - log_old, keep, cfg.importance_level)
 
     # (3) clipped surrogate, (3u) unclipped with remove_clip; (3o) the off-policy row: f(rho) A, never clipped.
     unclipped = ratio * adv
     on_policy = (
-        unclipped
-        if settings.remove_clip
-        else torch.minimum(unclipped, torch.clamp(ratio, 1 - eps_low, 1 + eps_high) * adv)
+        unclipped if cfg.remove_clip else torch.minimum(unclipped, torch.clamp(ratio, 1 - eps_low, 1 + eps_high) * adv)
     )
-    surrogate = torch.where(off, shaped(ratio, settings.off_policy_gamma) * adv, on_policy)
+    surrogate = torch.where(off, shaped(ratio, cfg.mp_shaping_gamma) * adv, on_policy)
 
     # (4) KL penalty to the frozen reference model.
     per_token = surrogate  # [N, L], or [N, 1] for (2s) without KL: broadcast over the tokens in (5)
     kl = None
-    if settings.uses_reference:
+    if uses_reference(cfg):
         if ref_logp is None:
             raise ValueError("beta > 0 needs ref_logp")
         kl = k3_kl(logp, _zero_padding(ref_logp.detach(), keep))
-        per_token = per_token - settings.beta * kl
+        per_token = per_token - cfg.beta * kl
 
     # (5) aggregate over the completion tokens in the loss and negate (we minimise).
-    loss = -aggregate(per_token * m, m, settings)
+    loss = -aggregate(per_token * m, m, cfg)
 
     with torch.no_grad():
-        units = keep if settings.importance_level == "token" else keep.any(1, keepdim=True)  # (2s): sequences
+        units = keep if cfg.importance_level == "token" else keep.any(1, keepdim=True)  # (2s): sequences
         on, off_units = units & ~off, units & off
         n_on = on.sum().clamp(min=1)
-        clipping = not settings.remove_clip
+        clipping = not cfg.remove_clip
         stats = LossStats(
             kl=None if kl is None else float((kl * m).sum() / m.sum().clamp(min=1)),
             clip_low=float(((ratio < 1 - eps_low) & (adv < 0) & on).sum() / n_on) if clipping else 0.0,
@@ -284,32 +286,30 @@ def grpo_loss(
         )
         if off_units.any():
             stats.off_ratio_mean = float((ratio * off_units).sum() / off_units.sum())
-            if settings.off_policy_gamma is not None:
-                stats.off_weight_mean = float(
-                    (shaped(ratio, settings.off_policy_gamma) * off_units).sum() / off_units.sum()
-                )
+            if cfg.mp_shaping_gamma is not None:
+                stats.off_weight_mean = float((shaped(ratio, cfg.mp_shaping_gamma) * off_units).sum() / off_units.sum())
     return loss, stats
 
 
-def sft_loss(logp: torch.Tensor, mask: torch.Tensor, settings: LossSettings) -> torch.Tensor:
+def sft_loss(logp: torch.Tensor, mask: torch.Tensor, cfg: GRPOConfig) -> torch.Tensor:
     """Eq. (7): token-mean NLL of the reference answers, [B, L] log-probs at temperature 1; with
-    settings.sft_phi each token weighs phi = p (1 - p), detached (CHORD-phi)."""
+    cfg.sft_phi each token weighs phi = p (1 - p), detached (CHORD-phi)."""
     keep = mask.bool()
     m = mask.to(logp.dtype)
     logp = _zero_padding(logp, keep)  # (0)
-    phi = (logp.exp() * (1 - logp.exp())).detach() if settings.sft_phi else torch.ones_like(logp)
+    phi = (logp.exp() * (1 - logp.exp())).detach() if cfg.sft_phi else torch.ones_like(logp)
     return -(phi * logp * m).sum() / m.sum().clamp(min=1)
 
 
-def sft_weight(settings: LossSettings, step: int, total_steps: int) -> float:
+def sft_weight(cfg: GRPOConfig, step: int, total_steps: int) -> float:
     """Eq. (8)'s mu_k at training step k = `step` (1-based) of K = `total_steps`: sft_weight at step 1,
     sft_weight_final at step K for the decaying schedules (linear, or half a cosine)."""
-    start, end = settings.sft_weight, settings.sft_weight_final
-    if settings.sft_schedule == "constant" or total_steps <= 1:
+    start, end = cfg.sft_weight, cfg.sft_weight_final
+    if cfg.sft_weight_schedule == "constant" or total_steps <= 1:
         return start
     x = min(max((step - 1) / (total_steps - 1), 0.0), 1.0)
-    if settings.sft_schedule == "linear_decay":
+    if cfg.sft_weight_schedule == "linear_decay":
         return end + (start - end) * (1 - x)
-    if settings.sft_schedule == "cosine_decay":
+    if cfg.sft_weight_schedule == "cosine_decay":
         return end + (start - end) * 0.5 * (1 + math.cos(math.pi * x))
-    raise ValueError(f"unknown sft schedule {settings.sft_schedule!r}: use constant, linear_decay or cosine_decay")
+    raise _unknown("sft_weight_schedule", cfg.sft_weight_schedule, SFTSchedule)

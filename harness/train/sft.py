@@ -9,6 +9,7 @@ from harness.eval.evaluate import reference_nll
 from harness.models.speech_lm import Prompts
 from harness.train.learner import Learner, StepResult
 from harness.train.optimizer import apply_gradients
+from harness.vocabulary import STEP_TIME, STEP_TRAINED_TOKENS
 
 __all__ = ["sft_step"]
 
@@ -33,8 +34,8 @@ def sft_step(learner: Learner, prompts: Prompts, answers: list[str]) -> StepResu
             "loss": loss.item(),
             "grad_norm": grad_norm,
             "lr": learner.scheduler.get_last_lr()[0],
-            "trained_tokens": float(tokens),
+            STEP_TRAINED_TOKENS: float(tokens),
             "tokens_per_s": tokens / elapsed,
-            "step_time_s": elapsed,
+            STEP_TIME: elapsed,
         }
     )

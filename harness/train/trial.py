@@ -34,17 +34,30 @@ from harness.config import TrialConfig
 from harness.data.dataset import BatchSampler, SpokenSet
 from harness.eval.evaluate import EVALUATION_VERSION, Evaluation, evaluate
 from harness.models.loader import frozen_copy, load_speech_lm
+from harness.models.speech_lm import SpeechLM
 from harness.paths import cache_root
-from harness.rewards import parse_reward
+from harness.rewards import Reward, parse_reward
 from harness.runtime import configure_threads
 from harness.train import checkpoint
-from harness.train.base_model import starting_point
+from harness.train.base_model import StartingPoint, starting_point
 from harness.train.clock import PhaseClock
-from harness.train.grpo import grpo_step, needs_reference
+from harness.train.grpo import grpo_step
+from harness.train.grpo_loss import uses_reference
 from harness.train.learner import Learner, MicroBatching
 from harness.train.optimizer import make_optimizer
 from harness.train.sft import sft_step
-from harness.vocabulary import BASE_EVAL, GRPO, PARAMS_TOTAL, PARAMS_TRAINABLE, SELECT_METRIC, VAL, metric_key
+from harness.vocabulary import (
+    BASE_EVAL,
+    BEST_STEP,
+    GRPO,
+    PARAMS_TOTAL,
+    PARAMS_TRAINABLE,
+    SELECT_METRIC,
+    STEP_GENERATED_TOKENS,
+    STEP_TRAINED_TOKENS,
+    VAL,
+    metric_key,
+)
 
 __all__ = ["TrialResult", "check_finite", "clear_process_caches", "load_task_data", "run_trial", "seed_everything"]
 
@@ -177,6 +190,59 @@ def run_trial(
         log, report = (lambda metrics, step: None), (lambda scores, step: None)
     clock = clock or PhaseClock()
     seed_everything(cfg.seed)
+    trial = _set_up(cfg, world, clock, log, report)
+    steps = 0 if cfg.method == BASE_EVAL else cfg.train.steps
+    progress = (_resume(trial, checkpoint_dir) if steps else None) or _start(trial, steps)
+    sample_at = set(np.linspace(1, steps, sample_steps, dtype=int).tolist()) if steps else set()
+    for step in range(progress.step + 1, steps + 1):
+        _train_step(trial, progress, step, steps, keep_samples=step in sample_at)
+        if step % cfg.train.eval_every == 0 or step == steps:
+            _keep_if_best(trial, progress, step, _validate(trial, step))
+        if checkpoint_dir is not None and _checkpoint_due(cfg, step, steps):
+            _save_checkpoint(trial, progress, checkpoint_dir)
+    test = _test(trial, progress)
+    log({BEST_STEP: progress.best_step}, steps)
+    return _result(trial, progress, test, steps)
+
+
+@dataclass
+class _Trial:
+    """What a trial trains and evaluates, loaded once: its data, the policy with its optimiser
+    (`learner`), the reward (GRPO), the batch order, and where results go."""
+
+    cfg: TrialConfig
+    data: dict[str, SpokenSet]
+    start: StartingPoint  # the checkpoint every trial of this model starts from
+    learner: Learner
+    sampler: BatchSampler
+    reward: Reward | None  # GRPO's
+    world: distributed.World
+    clock: PhaseClock
+    log: Callable[[dict, int], None]
+    report: Callable[[dict[str, float], int], None]
+
+    @property
+    def policy(self) -> SpeechLM:
+        return self.learner.policy
+
+
+@dataclass
+class _Progress:
+    """Where training stands after `step`: what a checkpoint saves and a trial's result reports."""
+
+    best_scores: dict[str, float]  # validation at best_step
+    best_step: int
+    best_state: dict[str, torch.Tensor] | None  # the policy's state_dict at best_step (None: nothing trained)
+    samples: dict[int, list[dict]] = field(default_factory=dict)  # step -> sample generations
+    generated: int = 0  # tokens the rollouts sampled, over the steps
+    trained: int = 0  # completion tokens that entered a loss, over the steps
+    step: int = 0  # the last step taken
+    resumed_from: int = 0  # the checkpoint step this run continued from (0: started fresh)
+    train_s: float = 0.0  # seconds in training steps (this run's)
+
+
+def _set_up(cfg: TrialConfig, world: distributed.World, clock: PhaseClock, log, report) -> _Trial:
+    """The task's data and the model, optimiser, reward and batch order a trial trains with."""
     with clock("data"):
         data = load_task_data(cfg)
     if cfg.data.source != "synthetic":  # real data: how many examples, and how many clips were left out
@@ -188,15 +254,14 @@ def run_trial(
             },
             0,
         )
-
     with clock("model"):
-        start = starting_point(cfg.model)  # the checkpoint every trial of this model starts from
+        start = starting_point(cfg.model)
         policy = load_speech_lm(cfg.model, path=start.path)
         # Fine-tuning runs in eval mode: no dropout and frozen BatchNorm statistics (the conformer has
         # BatchNorm), so the policy that samples is exactly the policy whose log-probs are trained.
         policy.model.eval()
         grpo = cfg.method == GRPO
-        reference = frozen_copy(policy) if grpo and needs_reference(cfg.grpo) else None
+        reference = frozen_copy(policy) if grpo and uses_reference(cfg.grpo) else None
         reward = parse_reward(cfg.grpo.reward) if grpo else None
     log(
         {
@@ -205,8 +270,6 @@ def run_trial(
         },
         0,
     )
-
-    steps = 0 if cfg.method == BASE_EVAL else cfg.train.steps
     optimizer, scheduler = make_optimizer(policy.model, cfg.train.lr, cfg.train.weight_decay, cfg.train.warmup_steps)
     sampler = BatchSampler(len(data["train"]), cfg.train.batch_size, cfg.seed)
     generator = torch.Generator(device=policy.device).manual_seed(cfg.seed + 1_000_003 * world.rank)
@@ -220,107 +283,148 @@ def run_trial(
         MicroBatching(cfg.model.micro_batch_size),
         clock,
     )
+    return _Trial(cfg, data, start, learner, sampler, reward, world, clock, log, report)
 
-    def validate(step: int) -> dict[str, float]:
-        with clock("validation"):
-            if step == 0:
-                scores = _evaluate_initial(policy, data["validation"], "validation", cfg, start.identity, False).scores
-            else:
-                scores = evaluate(policy, data["validation"], cfg.eval, seed=cfg.seed, full=False).scores
-        log({metric_key(VAL, k): v for k, v in scores.items()}, step)
-        report(scores, step)
-        return scores
 
-    digest = cfg.digest()
-    saved = checkpoint.load(checkpoint_dir, digest) if steps else None
+def _validate(trial: _Trial, step: int) -> dict[str, float]:
+    """Validation scores at `step` (step 0: the starting model's, computed once), logged and reported."""
+    cfg, policy = trial.cfg, trial.policy
+    with trial.clock("validation"):
+        if step == 0:
+            scores = _evaluate_initial(policy, trial.data["validation"], "validation", cfg, trial.start.identity, False)
+        else:
+            scores = evaluate(policy, trial.data["validation"], cfg.eval, seed=cfg.seed, full=False)
+    trial.log({metric_key(VAL, k): v for k, v in scores.scores.items()}, step)
+    trial.report(scores.scores, step)
+    return scores.scores
+
+
+def _start(trial: _Trial, steps: int) -> _Progress:
+    """A fresh start: the starting model validated at step 0 is the best so far."""
+    scores = _validate(trial, 0)
+    best_state = copy.deepcopy(trial.policy.model.state_dict()) if steps else None
+    return _Progress(scores, 0, best_state)
+
+
+def _resume(trial: _Trial, checkpoint_dir: Path | None) -> _Progress | None:
+    """Everything as it was right after the checkpoint's step, or None without a checkpoint of this config."""
+    saved = checkpoint.load(checkpoint_dir, trial.cfg.digest())
     if saved is None:
-        best_scores, best_step = validate(0), 0
-        best_state = copy.deepcopy(policy.model.state_dict()) if steps else None
-        samples: dict[int, list[dict]] = {}
-        generated, trained, first = 0, 0, 1
-    else:  # resume: everything as it was right after step saved["step"]
-        best_state = {**copy.deepcopy(policy.model.state_dict()), **saved["best_state"]}
-        checkpoint.restore(policy.model, saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
-        scheduler.load_state_dict(saved["scheduler"])
-        checkpoint.set_rng_state(saved["rng"], generator, sampler)
-        best_scores, best_step = saved["best_scores"], saved["best_step"]
-        samples, generated, first = saved["samples"], saved["generated"], saved["step"] + 1
-        trained = saved.get("trained", 0)
-    sample_at = set(np.linspace(1, steps, sample_steps, dtype=int).tolist()) if steps else set()
-    t_train = 0.0
+        return None
+    learner = trial.learner
+    model = learner.policy.model
+    best_state = {**copy.deepcopy(model.state_dict()), **saved["best_state"]}
+    checkpoint.restore(model, saved["model"])
+    learner.optimizer.load_state_dict(saved["optimizer"])
+    learner.scheduler.load_state_dict(saved["scheduler"])
+    checkpoint.set_rng_state(saved["rng"], learner.generator, trial.sampler)
+    step = saved["step"]
+    return _Progress(
+        saved["best_scores"],
+        saved["best_step"],
+        best_state,
+        saved["samples"],
+        saved["generated"],
+        saved.get("trained", 0),
+        step=step,
+        resumed_from=step,
+    )
+
+
+def _draw(trial: _Trial):
+    """This rank's share of the next training batch: (examples, prompts, answers)."""
+    examples, feats = trial.data["train"].batch(distributed.shard(trial.sampler.next(), trial.world))
+    return examples, trial.policy.prepare([ex.prompt for ex in examples], feats), [ex.answer for ex in examples]
+
+
+def _train_step(trial: _Trial, progress: _Progress, step: int, steps: int, keep_samples: bool) -> None:
+    """One SFT or GRPO step on the next batch: its metrics checked and logged, the counts added up."""
+    t = time.perf_counter()
+    examples, prompts, answers = _draw(trial)
+    if trial.cfg.method == GRPO:
+        result = grpo_step(
+            trial.learner,
+            prompts,
+            answers,
+            trial.reward,
+            trial.cfg.grpo,
+            step=step,
+            total_steps=steps,
+            draw_more=lambda: _draw(trial)[1:],  # further prompts for DAPO's dynamic sampling
+        )
+        if keep_samples:
+            progress.samples[step] = [dict(r, prompt=examples[r["prompt"]].prompt) for r in result.samples]
+        progress.generated += int(result.metrics[STEP_GENERATED_TOKENS])
+    else:
+        result = sft_step(trial.learner, prompts, answers)
+    progress.trained += int(result.metrics[STEP_TRAINED_TOKENS])
+    progress.train_s += time.perf_counter() - t
+    progress.step = step
+    check_finite(result.metrics, step)
+    trial.log(result.metrics, step)
+
+
+def _keep_if_best(trial: _Trial, progress: _Progress, step: int, scores: dict[str, float]) -> None:
+    """The selection rule: the checkpoint with the best validation SELECT_METRIC so far is kept."""
+    if scores[SELECT_METRIC] > progress.best_scores[SELECT_METRIC]:
+        progress.best_scores, progress.best_step = scores, step
+        progress.best_state = copy.deepcopy(trial.policy.model.state_dict())
+
+
+def _checkpoint_due(cfg: TrialConfig, step: int, steps: int) -> bool:
+    """Every `train.checkpoint_every` steps (0: never), but not after the last step (the trial ends)."""
     every = cfg.train.checkpoint_every
+    return bool(every) and step % every == 0 and step < steps
 
-    def draw():  # this rank's share of the next training batch: (examples, prompts, answers)
-        examples, feats = data["train"].batch(distributed.shard(sampler.next(), world))
-        return examples, policy.prepare([ex.prompt for ex in examples], feats), [ex.answer for ex in examples]
 
-    def draw_more():  # further prompts for DAPO's dynamic sampling (grpo.dynamic_sampling)
-        return draw()[1:]
+def _save_checkpoint(trial: _Trial, progress: _Progress, checkpoint_dir: Path) -> None:
+    """The resumable state after `progress.step` (what `_resume` reads)."""
+    learner, model = trial.learner, trial.policy.model
+    checkpoint.save(
+        checkpoint_dir,
+        {
+            "config": trial.cfg.digest(),
+            "step": progress.step,
+            "model": checkpoint.trained(model, model.state_dict()),
+            "optimizer": learner.optimizer.state_dict(),
+            "scheduler": learner.scheduler.state_dict(),
+            "rng": checkpoint.rng_state(learner.generator, trial.sampler),
+            "best_scores": progress.best_scores,
+            "best_step": progress.best_step,
+            "best_state": checkpoint.trained(model, progress.best_state),
+            "samples": progress.samples,
+            "generated": progress.generated,
+            "trained": progress.trained,
+        },
+    )
 
-    for step in range(first, steps + 1):
-        t = time.perf_counter()
-        examples, prompts, answers = draw()
-        if grpo:
-            result = grpo_step(
-                learner, prompts, answers, reward, cfg.grpo, step=step, total_steps=steps, draw_more=draw_more
-            )
-            if step in sample_at:
-                samples[step] = [dict(r, prompt=examples[r["prompt"]].prompt) for r in result.samples]
-            generated += int(result.metrics["generated_tokens"])
-        else:
-            result = sft_step(learner, prompts, answers)
-        trained += int(result.metrics["trained_tokens"])
-        t_train += time.perf_counter() - t
-        check_finite(result.metrics, step)
-        log(result.metrics, step)
 
-        if step % cfg.train.eval_every == 0 or step == steps:
-            scores = validate(step)
-            if scores[SELECT_METRIC] > best_scores[SELECT_METRIC]:
-                best_scores, best_step = scores, step
-                best_state = copy.deepcopy(policy.model.state_dict())
-        if checkpoint_dir is not None and every and step % every == 0 and step < steps:
-            checkpoint.save(
-                checkpoint_dir,
-                {
-                    "config": digest,
-                    "step": step,
-                    "model": checkpoint.trained(policy.model, policy.model.state_dict()),
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(),
-                    "rng": checkpoint.rng_state(generator, sampler),
-                    "best_scores": best_scores,
-                    "best_step": best_step,
-                    "best_state": checkpoint.trained(policy.model, best_state),
-                    "samples": samples,
-                    "generated": generated,
-                    "trained": trained,
-                },
-            )
+def _test(trial: _Trial, progress: _Progress) -> Evaluation:
+    """The selected checkpoint's full evaluation on the test split."""
+    cfg, policy = trial.cfg, trial.policy
+    if progress.best_state is not None:
+        policy.model.load_state_dict(progress.best_state)
+    with trial.clock("test"):
+        if progress.best_step == 0:  # the starting model itself (base-eval, or no step beat it on validation)
+            return _evaluate_initial(policy, trial.data["test"], "test", cfg, trial.start.identity, True)
+        return evaluate(policy, trial.data["test"], cfg.eval, seed=cfg.seed, full=True)
 
-    if best_state is not None:
-        policy.model.load_state_dict(best_state)
-    with clock("test"):
-        if best_step == 0:  # the starting model itself (base-eval, or no step beat it on validation)
-            test = _evaluate_initial(policy, data["test"], "test", cfg, start.identity, True)
-        else:
-            test = evaluate(policy, data["test"], cfg.eval, seed=cfg.seed, full=True)
-    log({"best_step": best_step}, steps)
-    times = {f"{phase}_s": seconds for phase, seconds in clock.totals.items()}
-    times["train_s"] = t_train
-    best_weights = checkpoint.trained(policy.model, best_state) if best_state is not None else None
+
+def _result(trial: _Trial, progress: _Progress, test: Evaluation, steps: int) -> TrialResult:
+    times = {f"{phase}_s": seconds for phase, seconds in trial.clock.totals.items()}
+    times["train_s"] = progress.train_s
+    model = trial.policy.model
     return TrialResult(
         test,
-        best_scores,
-        best_step,
+        progress.best_scores,
+        progress.best_step,
         steps,
-        generated,
+        progress.generated,
         times,
-        samples,
-        resumed_from=first - 1 if saved is not None else 0,
-        trained_tokens=trained,
-        best_weights=best_weights,
+        progress.samples,
+        resumed_from=progress.resumed_from,
+        trained_tokens=progress.trained,
+        best_weights=checkpoint.trained(model, progress.best_state) if progress.best_state is not None else None,
     )
 
 
