@@ -123,7 +123,7 @@ def block() -> str:
         table = pd.read_csv(ablation[0])
         lines += [
             "`reward_ablation`, spoken QA, sampled decoding (from `" + str(ablation[0].relative_to(ROOT)) + "`; "
-            "AVG as the report computes it):",
+            "AVG of the six metrics as the paper's, ROUGE-1 = ROUGE-L here; Table 3 beside it in the report):",
             "",
             "| training reward | seeds | " + " | ".join(METRICS) + " | AVG |",
             "|---" * (3 + len(METRICS)) + "|",

@@ -272,6 +272,10 @@ def _methods(w: ReportWriter, data: ReportData, folded: dict[str, dict[str, str]
             shown = rel.copy()
             for m in METRICS:
                 shown[METRIC_NAMES[m]] = [fmt_num(v, sign=True, suffix="%") for v in rel[METRIC_NAMES[m]]]
+            same = folded.get(task, {})
+            shown = shown.drop(columns=[METRIC_NAMES[m] for m in same]).rename(  # a folded metric: one column
+                columns={METRIC_NAMES[kept]: f"{METRIC_NAMES[m]} = {METRIC_NAMES[kept]}" for m, kept in same.items()}
+            )
             w.table(
                 slug("relative_improvement", task, model),
                 rel,
