@@ -260,3 +260,8 @@ TEST_METRICS: tuple[str, ...] = (*METRICS, NLL)  # bertscore only with eval.bert
 # The study run's Answer: one tag per declared hypothesis (harness.report), e.g. harness.verdict.grpo_vs_sft_sqa
 VERDICT_TAG_PREFIX = "harness.verdict."
 __all__ += ["VERDICT_TAG_PREFIX"]
+
+# A trial's phase lines (its data synthesised, the base model evaluated: `harness.sweep.display.Display.phase`)
+# as an Optuna user attr, which a `--workers N` parent reads from the shared storage and prints.
+PHASES_ATTR = "phases"
+__all__ += ["PHASES_ATTR"]

@@ -18,7 +18,7 @@ from optuna.trial import TrialState
 from harness.study import load_study
 from harness.sweep import run_sweep
 from harness.sweep.display import Display, Finished, config_text
-from harness.vocabulary import TOTAL_TRIALS_ATTR
+from harness.vocabulary import PHASES_ATTR, TOTAL_TRIALS_ATTR
 
 LINE = re.compile(
     r"^\[(\d+)/(\d+)\] trial (\d+) (.+?) seed=(\S+) (COMPLETE|PRUNED|FAIL)(?: (.*))? "
@@ -133,16 +133,24 @@ def test_parent_of_workers_prints_lines_from_the_storage(capsys, monkeypatch) ->
             params={"seed": 0},
             distributions={"seed": seed},
             state=TrialState.FAIL,
-            user_attrs={"label": "sft", "error": "RuntimeError: out of memory"},
+            user_attrs={
+                "label": "sft",
+                "error": "RuntimeError: out of memory",
+                PHASES_ATTR: ["data: sqa 8/4/4 examples ...", "data: sqa 8/4/4 examples: done in 1.2s"],
+            },
         )
     )
     display.poll(study)
     display.poll(study)  # nothing new: nothing printed again
-    lines = trial_lines(capsys.readouterr().err)
+    err = capsys.readouterr().err
+    lines = trial_lines(err)
     assert [(m[1], m[2], m[3], m[4], m[5], m[6], m[7]) for m in lines] == [
         ("1", "3", "0", "grpo reward=rouge1", "1", "COMPLETE", "test/sampled/bleu=18.83"),
         ("1", "3", "1", "sft", "0", "FAIL", "RuntimeError: out of memory"),
     ]
+    # a worker's phase lines (its data, the base model's evaluation) reach the parent's terminal, once each
+    phases = [line for line in err.splitlines() if line.startswith("trial 1: data")]
+    assert phases == ["trial 1: data: sqa 8/4/4 examples ...", "trial 1: data: sqa 8/4/4 examples: done in 1.2s"]
     display.close()
 
 

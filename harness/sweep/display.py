@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -26,7 +26,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from harness.vocabulary import METHOD_PARAM, SEED, TOTAL_TRIALS_ATTR
+from harness.vocabulary import METHOD_PARAM, PHASES_ATTR, SEED, TOTAL_TRIALS_ATTR
 
 __all__ = [
     "Display",
@@ -123,6 +123,7 @@ class Display:
         )
         self.current, self.reward = None, None
         self.reported: set[int] = set()  # trials already printed by `poll`
+        self.phases_shown: set[tuple[int, int]] = set()  # (trial, line) of the workers' phase lines printed
         if self.progress:
             self.progress.start()
             self.overall = self.progress.add_task("trials", total=total, completed=done, info=self._pace(done, 1))
@@ -181,18 +182,24 @@ class Display:
             self.progress.update(self.current, completed=step, info=info)
 
     @contextmanager
-    def phase(self, what: str) -> Iterator[None]:
-        """A line when ``what`` starts and one when it ends (with its time, or that it failed)."""
-        self._print(f"{what} ...")
+    def phase(self, what: str, record: Callable[[str], None] = lambda line: None) -> Iterator[None]:
+        """A line when ``what`` starts and one when it ends (with its time, or that it failed); ``record``
+        gets each line too (the trial keeps them for a `--workers` parent, `poll`)."""
+
+        def say(line: str) -> None:
+            self._print(line)
+            record(line)
+
+        say(f"{what} ...")
         if self.progress and self.current is not None:
             self.progress.update(self.current, info=what)
         start = time.monotonic()
         try:
             yield
         except BaseException:
-            self._print(f"{what}: failed after {fmt_duration(time.monotonic() - start)}")
+            say(f"{what}: failed after {fmt_duration(time.monotonic() - start)}")
             raise
-        self._print(f"{what}: done in {fmt_duration(time.monotonic() - start)}")
+        say(f"{what}: done in {fmt_duration(time.monotonic() - start)}")
 
     def trial_ended(self, trial: Finished, optuna_study: optuna.Study | None = None) -> None:
         """The line of a trial this process ran, before Optuna records its end (so the study's storage
@@ -229,6 +236,11 @@ class Display:
             key=lambda t: (t.datetime_complete is None, t.datetime_complete or 0, t.number),
         )
         running = [t for t in trials if t.state == TrialState.RUNNING]
+        for t in sorted(trials, key=lambda t: t.number):  # the workers' phase lines (data, base model), once each
+            for i, line in enumerate(t.user_attrs.get(PHASES_ATTR, [])):
+                if (t.number, i) not in self.phases_shown:
+                    self.phases_shown.add((t.number, i))
+                    self._print(f"trial {t.number}: {line}")
         k = sum(t.state in COUNTED for t in trials) - sum(t.state in COUNTED for t in new)
         names = _metric_names(optuna_study)
         for t in new:

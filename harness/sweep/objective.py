@@ -58,6 +58,7 @@ from harness.vocabulary import (
     METRICS,
     NOTE_TAG,
     OPTUNA_TRIAL_ARTIFACT,
+    PHASES_ATTR,
     PREDICTION_COLUMNS,
     PREDICTIONS_ARTIFACT,
     ROLE_TRIAL,
@@ -227,12 +228,22 @@ def _quiet_tables() -> Iterator[None]:
 
 class ShownClock(PhaseClock):
     """The trial's `PhaseClock`, which also shows the start and end of the phases named in ``announce``
-    (phase -> what to say; each said once, then forgotten) on the display."""
+    (phase -> what to say; each said once, then forgotten) on the display, and records each such line in
+    the Optuna trial's ``PHASES_ATTR`` (a `--workers` parent shows them from the shared storage)."""
 
-    def __init__(self, display: Display):
+    def __init__(self, display: Display, trial: optuna.Trial | None = None):
         super().__init__()
-        self.display = display
+        self.display, self.trial = display, trial
         self.announce: dict[str, str] = {}
+        self.lines: list[str] = []
+
+    def _record(self, line: str) -> None:
+        self.lines.append(line)
+        if self.trial is not None:
+            try:  # a line is never worth failing a trial
+                self.trial.set_user_attr(PHASES_ATTR, list(self.lines))
+            except Exception:
+                pass
 
     @contextmanager
     def __call__(self, phase: str) -> Iterator[None]:
@@ -241,7 +252,7 @@ class ShownClock(PhaseClock):
             with super().__call__(phase):
                 yield
         else:
-            with self.display.phase(what), super().__call__(phase):
+            with self.display.phase(what, record=self._record), super().__call__(phase):
                 yield
 
 
@@ -268,7 +279,7 @@ class TrialRunner:
     def __call__(self, trial: optuna.Trial) -> float | tuple[float, ...]:
         from harness.data.audio import MissingToolError  # torch & co. load only when a trial runs
 
-        clock = ShownClock(self.display)
+        clock = ShownClock(self.display, trial)
         started = time.perf_counter()
         state, status, error, run, sender, ckpt, label = "FAIL", "FAILED", None, None, None, None, "?"
         values: list[float] | None = None

@@ -44,7 +44,7 @@ from harness.sweep.stores import (
     resolve_tracking_uri,
 )
 from harness.sweep.tracking import ensure_experiment, ensure_study_run, find_study_run
-from harness.vocabulary import TOTAL_TRIALS_ATTR
+from harness.vocabulary import PHASES_ATTR, TOTAL_TRIALS_ATTR
 
 __all__ = ["SYSTEM_METRICS_INTERVAL_S", "WorkersFailed", "join_sweep", "run_sweep"]
 
@@ -284,7 +284,9 @@ def _watch_workers(
     """Show the workers' progress until they exit; a failed worker fails the sweep unless the others
     finished the study."""
     display = Display(planned_total(study, optuna_study), 0, progress)
-    display.reported.update(t.number for t in optuna_study.get_trials(deepcopy=False) if t.state.is_finished())
+    finished = [t for t in optuna_study.get_trials(deepcopy=False) if t.state.is_finished()]
+    display.reported.update(t.number for t in finished)  # a resumed study: earlier launches' lines are not repeated
+    display.phases_shown.update((t.number, i) for t in finished for i in range(len(t.user_attrs.get(PHASES_ATTR, []))))
     try:
         while any(p.poll() is None for p, _ in procs):
             display.poll(optuna_study)
