@@ -99,8 +99,8 @@ def table(stats: dict) -> list[str]:
 
 def main() -> None:
     from harness.config import TrialConfig
+    from harness.models.batches import completions_from_targets
     from harness.models.loader import load_speech_lm
-    from harness.models.speech_lm import completions_from_targets
     from harness.runtime import configure_threads
     from harness.train.trial import load_task_data
 

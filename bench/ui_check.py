@@ -83,7 +83,7 @@ def main() -> int:
         return 2
     from mlflow import MlflowClient
 
-    from harness.cli import runs_url, study_experiments
+    from harness.sweep.ui import runs_url, study_experiments
     from harness.vocabulary import PREDICTIONS_ARTIFACT
 
     (name, experiment_id), *_ = study_experiments(args.tracking_uri, args.study)

@@ -20,7 +20,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Annotated
@@ -33,8 +32,6 @@ __all__ = [
     "TRACKING_HELP",
     "main",
     "report_cmd",
-    "runs_url",
-    "study_experiments",
     "sweep",
     "trial",
     "ui",
@@ -80,7 +77,7 @@ def _explained(err: Exception) -> int | None:
     was running), else None. The error classes are imported only now, so that starting a command (a
     sweep's worker) does not load every subpackage for them."""
     from harness.data.audio import MissingToolError
-    from harness.data.real import DataSourceError
+    from harness.data.source import DataSourceError
     from harness.models.tiny_base import BaseModelError
     from harness.report import DirtyTree
     from harness.rewards import RewardSpecError
@@ -135,6 +132,7 @@ def sweep(
     hypotheses still undecided."""
     from harness.study import load_study
     from harness.sweep import resolve_tracking_uri, run_sweep
+    from harness.sweep.hearing import log_hearing
 
     study = load_study(study_file)
     _terminate_as_interrupt()
@@ -146,6 +144,7 @@ def sweep(
     if stopped is not None:
         optuna_study = stopped
         _summary(optuna_study, study)
+    log_hearing(study, optuna_study, uri)  # the base model's hearing, once per study: its report copies it
     if report:
         _build_report(study.name, Path("reports") / study.name, uri, allow_dirty)
 
@@ -253,97 +252,6 @@ def report_cmd(
     _build_report(name, out or Path("reports") / name, resolve_tracking_uri(tracking_uri), allow_dirty)
 
 
-UI_HOST = "127.0.0.1"
-UI_READY_S = 120.0  # how long `harness ui` waits for the MLflow server to answer before it opens a browser
-
-
-def runs_url(port: int, experiment_id: str, host: str = UI_HOST, trials_only: bool = True) -> str:
-    """The MLflow UI's runs table of an experiment (MLflow 3 would otherwise open its GenAI traces view);
-    by default the study's trial runs alone, sorted by name (unfiltered, MLflow shows the study run with
-    its trials folded under it)."""
-    import urllib.parse
-
-    from harness.vocabulary import ROLE_TRIAL, TAG_ROLE
-
-    url = f"http://{host}:{port}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
-    if not trials_only:
-        return url
-    query = {"searchFilter": f"tags.`{TAG_ROLE}` = '{ROLE_TRIAL}'", "orderByKey": "attributes.run_name"}
-    return url + "&" + urllib.parse.urlencode({**query, "orderByAsc": "true"}, quote_via=urllib.parse.quote)
-
-
-def study_experiments(uri: str, name: str | None = None) -> list[tuple[str, str]]:
-    """(study name, experiment id) of every experiment in the store that has a study run, the most recently
-    created first; with ``name``, that study's alone (a StudyError names the studies there are)."""
-    from mlflow.tracking import MlflowClient
-
-    from harness.study import StudyError
-    from harness.sweep import mask_url
-    from harness.vocabulary import ROLE_STUDY, TAG_ROLE
-
-    client = MlflowClient(uri)
-    experiments = {e.experiment_id: e for e in client.search_experiments()}
-    with_study: set[str] = set()
-    ids = list(experiments)
-    for start in range(0, len(ids), 100):  # (search_runs takes a bounded list of experiments)
-        token = None
-        while True:
-            page = client.search_runs(
-                ids[start : start + 100],
-                filter_string=f"tags.`{TAG_ROLE}` = '{ROLE_STUDY}'",
-                max_results=1000,
-                page_token=token,
-            )
-            with_study.update(r.info.experiment_id for r in page)
-            token = page.token
-            if not token:
-                break
-    found = sorted(
-        (experiments[i] for i in with_study), key=lambda e: (e.creation_time or 0, e.experiment_id), reverse=True
-    )
-    out = [(e.name, e.experiment_id) for e in found]
-    if name is None:
-        return out
-    chosen = [pair for pair in out if pair[0] == name]
-    if not chosen:
-        known = ", ".join(n for n, _ in out) or "none yet"
-        raise StudyError(
-            f"no study named {name!r} in {mask_url(uri)} (studies there: {known}). Fix: pass one of them to "
-            "--study, or leave --study out for the most recent one."
-        )
-    return chosen
-
-
-def _answers(url: str) -> bool:
-    import urllib.request
-
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return response.status == 200
-    except OSError:
-        return False
-
-
-def _open_in_browser(url: str) -> bool:
-    """Open ``url`` in a web browser when there is a display to show one on (never a text-mode browser in
-    this terminal); never fails."""
-    if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or sys.platform in ("darwin", "win32")):
-        return False
-    try:
-        import webbrowser
-
-        return bool(webbrowser.open(url, new=2))
-    except Exception:
-        return False
-
-
-def _log_tail(path: Path, lines: int = 5) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").strip().splitlines()[-lines:])
-    except OSError:
-        return ""
-
-
 @app.command()
 @_user_errors
 def ui(
@@ -362,6 +270,16 @@ def ui(
     study (or of --study) and opens the most recent one's in a browser. The server's own output (its
     request log, warnings) goes to mlruns/logs/ui-PORT.log."""
     from harness.sweep import STORE_DIR, artifact_root, mask_url, resolve_tracking_uri
+    from harness.sweep.ui import (
+        UI_HOST,
+        UI_READY_S,
+        answers,
+        log_tail,
+        open_in_browser,
+        runs_url,
+        start_server,
+        study_experiments,
+    )
 
     uri = resolve_tracking_uri(tracking_uri)
     if uri.startswith(("http://", "https://")):
@@ -373,27 +291,7 @@ def ui(
             typer.echo(f"error: port {port} on {UI_HOST} is in use. Fix: pass --port with a free port.", err=True)
             raise typer.Exit(2)
     studies = study_experiments(uri, study)
-    cmd = [
-        sys.executable,
-        "-m",
-        "mlflow",
-        "server",
-        "--backend-store-uri",
-        uri,
-        "--default-artifact-root",
-        artifacts,
-        "--host",
-        UI_HOST,
-        "--port",
-        str(port),
-        "--workers",
-        "1",
-    ]
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    log_path = Path(STORE_DIR, "logs", f"ui-{port}.log")
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "ab") as log:  # the server's request log and warnings, not this terminal
-        server = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+    server, log_path = start_server(uri, artifacts, port)
     _terminate_as_interrupt()
     try:
         typer.echo(
@@ -407,11 +305,11 @@ def ui(
         deadline = time.monotonic() + UI_READY_S
         ready = False
         while server.poll() is None and not ready and time.monotonic() < deadline:
-            ready = _answers(f"http://{UI_HOST}:{port}/health")
+            ready = answers(f"http://{UI_HOST}:{port}/health")
             if not ready:
                 time.sleep(0.5)
         if ready and studies and open_browser:
-            _open_in_browser(runs_url(port, studies[0][1]))
+            open_in_browser(runs_url(port, studies[0][1]))
         while server.poll() is None:
             time.sleep(0.5)
     except KeyboardInterrupt:
@@ -421,7 +319,7 @@ def ui(
         except subprocess.TimeoutExpired:
             server.kill()
         return
-    tail = _log_tail(log_path)
+    tail = log_tail(log_path)
     typer.echo(
         f"error: the MLflow server exited with code {server.returncode}; its log: {log_path}"
         + (f"\n{tail}" if tail else ""),
@@ -454,46 +352,14 @@ def trial(config: Annotated[Path, typer.Argument(metavar="CONFIG.yaml", help="A 
 
 def _summary(optuna_study, study) -> bool:
     """Print the study's outcome; False when no trial completed or was pruned (all failed)."""
-    from optuna.trial import TrialState
+    from harness.sweep.outcome import study_outcome
 
-    trials = optuna_study.get_trials(deepcopy=False)
-    counts = {
-        s.name: sum(t.state == s for t in trials) for s in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
-    }
-    line = f"study {study.name}: " + ", ".join(f"{n} {k.lower()}" for k, n in counts.items())
-    completed = [t for t in trials if t.state == TrialState.COMPLETE]
-    if completed and study.multi_objective:  # no single best: the trials no other trial beats on every objective
-        front = sorted(optuna_study.best_trials, key=lambda t: t.number)
-        line += (
-            f"; Pareto front of {', '.join(f'{o.metric} ({o.direction})' for o in study.objectives)}: "
-            f"{len(front)} trial(s) ({', '.join(str(t.number) for t in front)})"
-        )
-    elif completed:
-        best = optuna_study.best_trial
-        line += (
-            f"; best {study.objective.metric}={best.value:.2f} (trial {best.number}, {best.user_attrs.get('label')})"
-        )
+    line, failure = study_outcome(optuna_study, study)
     typer.echo(line, err=True)
-    if counts["COMPLETE"] or counts["PRUNED"]:
+    if failure is None:
         return True
-    typer.echo(_all_failed(study, [t for t in trials if t.state == TrialState.FAIL]), err=True)
+    typer.echo(failure, err=True)
     return False
-
-
-def _all_failed(study, failed) -> str:
-    """One line for a study whose every trial failed: the last error, and where to read all of them."""
-    from harness.sweep import STORE_DIR
-
-    last = ""
-    if failed:
-        error = failed[-1].user_attrs.get("error") or "no error recorded"
-        last = f"; the last, trial {failed[-1].number}: {error.splitlines()[0]}"
-    return (
-        f"error: study {study.name}: no trial completed ({len(failed)} failed{last}). Fix: read each trial's "
-        f"error in its MLflow run (tag harness.error, artifact error.txt; `harness ui`), or with --workers in "
-        f"{STORE_DIR}/logs/{study.name}-worker*.log; fix the cause, then run the same command again (failed "
-        f"trials are re-run). No report was built."
-    )
 
 
 def _build_report(name: str, out: Path, tracking_uri: str, allow_dirty: bool) -> None:

@@ -84,7 +84,7 @@ class SplitFiles(Strict):
 
 class Columns(Strict):
     """Real data: column / JSON key names of each Example field; unset = the format's usual names
-    (see harness/data/real.py: COLUMN_ALIASES)."""
+    (see harness/data/source.py: COLUMN_ALIASES)."""
 
     audio: str | None = None
     question: str | None = None

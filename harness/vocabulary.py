@@ -13,8 +13,9 @@ contract between them silently. This module imports nothing from the harness.
   defaults when it ran (`SWEPT_ARTIFACT`); reports read that instead of guessing from today's code.
 - **Optuna records, models, datasets, samples**: each trial run's Optuna view (`OPTUNA_TRIAL_ARTIFACT`),
   its best checkpoint as an MLflow model (`LOGGED_MODEL`), its data as MLflow dataset inputs
-  (`DATASET_CONTEXTS`), its sample generations (`sample_artifact`); and the report folder's files made
-  from them (`OPTUNA_TRIALS_FILE`, `SAMPLES_FILE`).
+  (`DATASET_CONTEXTS`), its sample generations (`sample_artifact`); the study run's measurement of the
+  base model's hearing (`HEARING_ARTIFACT`); and the report folder's files made from them
+  (`OPTUNA_TRIALS_FILE`, `SAMPLES_FILE`).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ __all__ = [
     "EXAMPLES_ARTIFACT",
     "GENERATED_TOKENS",
     "GRPO",
+    "HEARING_ARTIFACT",
     "LOGGED_MODEL",
     "METHOD_PARAM",
     "METRICS",
@@ -156,6 +158,8 @@ EXAMPLES_ARTIFACT = "test_examples.json"  # per-example test scores (trial run)
 SAMPLES_DIR = "samples"  # sample generations of a few training steps, one MLflow table per step (trial run)
 OPTUNA_TRIAL_ARTIFACT = "optuna_trial.json"  # the trial as Optuna saw it: state, values, params, distributions,
 # intermediate values (trial run; harness.sweep.optuna_record writes it, harness.report.optuna_trials reads it)
+HEARING_ARTIFACT = "hearing.csv"  # the base model's transcription errors per task, voice and clip (study run;
+# harness.sweep.hearing measures it when the study ends, the report folder keeps it under the same name)
 LOGGED_MODEL = "best_checkpoint"  # name of the MLflow LoggedModel holding a trial's best checkpoint
 DATASET_CONTEXTS: tuple[str, ...] = ("train", "validation", "test")  # MLflow dataset inputs of a trial run
 # (the context of each is its split's name)

@@ -66,6 +66,6 @@ def base_model() -> Path:
 def pytest_terminal_summary(terminalreporter) -> None:
     """The CPU family at the end of every test log (shown under -q too): float reduction order differs
     between Intel and AMD, and the suite is meant to pass on both; CI's log says which one ran."""
-    from harness.sweep.provenance import machine
+    from harness.provenance import machine
 
     terminalreporter.write_line(f"machine: {machine()}")

@@ -11,9 +11,10 @@ from fakes import SMALL_SPEC, grads_of, make_learner, make_prompts
 
 from harness.config import GRPOConfig, TrialConfig
 from harness.eval.evaluate import reference_nll
+from harness.models.batches import Completions, completions_from_targets, join_prompts
 from harness.models.features import log_mel
 from harness.models.loader import frozen_copy
-from harness.models.speech_lm import Completions, SpeechLM, completions_from_targets, join_prompts
+from harness.models.speech_lm import SpeechLM
 from harness.models.tiny import build_tiny, train_tokenizer
 from harness.train.grpo import grpo_step
 from harness.train.grpo_loss import grpo_loss, loss_mask

@@ -14,13 +14,13 @@ from optuna.trial import TrialState
 
 import harness.train.trial as trial_lib
 from harness.eval.evaluate import Evaluation
+from harness.provenance import CHECKOUT
 from harness.report.comparisons import N_BOOTSTRAP
 from harness.report.findings import findings_table
 from harness.report.folder import load_folder
 from harness.report.hypotheses import declared, evaluate, next_round, verdicts
 from harness.report.sequential import CONTINUE, VERDICTS
 from harness.study import StudyError, load_study
-from harness.sweep.provenance import CHECKOUT
 from harness.sweep.rounds import ROUND_ATTR
 
 REPORTS = Path(CHECKOUT) / "reports"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.sweep import provenance
+from harness import provenance
 
 
 def test_a_rewritten_report_leaves_the_commit_clean(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

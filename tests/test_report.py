@@ -3,7 +3,8 @@ sweep writes it (issue 12's "Done when").
 
 The store follows `harness.sweep.tracking.ensure_study_run` and `harness.sweep.objective.TrialRunner`: one
 experiment per study, a study run (``harness.role=study``, provenance tags, ``study.yaml`` and
-``swept.json``) and one nested run per trial (trial tags, the flattened TrialConfig as params,
+``swept.json``; the main study's also ``hearing.csv``, as `harness.sweep.hearing` logs it) and one nested
+run per trial (trial tags, the flattened TrialConfig as params,
 ``final_metrics``, curves, ``trial_config.yaml`` and ``test_examples.json`` with per-example scores and
 BLEU statistics of greedy and sampled decoding).
 
@@ -36,6 +37,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import tempfile
 import uuid
 import zlib
 from pathlib import Path
@@ -51,7 +53,9 @@ from mlflow.entities import Metric, Param
 from scipy import stats as scipy_stats
 
 import harness.report.build as report_build
+from harness import provenance
 from harness.config import TrialConfig
+from harness.data.synthetic import VOICE as PRETRAINING_VOICE
 from harness.eval.bleu_stats import bleu_stats
 from harness.report import DirtyTree, adjust, build_report, compare, rebuild_report, write_index
 from harness.report.export import FILES
@@ -61,7 +65,6 @@ from harness.report.inference import bleu_passes_score, bleu_score, mean_passes_
 from harness.report.plots import plot_training
 from harness.report.published import PUBLISHED_TITLE
 from harness.study.keys import flatten
-from harness.sweep import provenance
 from harness.sweep.tracking import param_value
 from harness.vocabulary import METRIC_NAMES, METRICS
 
@@ -293,6 +296,35 @@ def log_trial(
     return out
 
 
+def log_hearing(client: MlflowClient, parent: str) -> pd.DataFrame:
+    """The base model's hearing as the sweep logs it on the study run when the study ends
+    (`harness.sweep.hearing`): each of the first test clips in the study's voice and in the pretraining
+    voice, with its word / character errors. Returns the table."""
+    rows = []
+    for voice, dropped in ((VOICE, 2), (PRETRAINING_VOICE, 0)):  # the study's voice loses two words a clip
+        for i in range(6):
+            heard = " ".join(REF_TOKENS[i][dropped:])
+            rows.append(
+                {
+                    "task": "sqa",
+                    "voice": voice,
+                    "id": IDS[i],
+                    "reference": REFERENCES[i],
+                    "transcript": heard,
+                    "word_errors": dropped,
+                    "words": len(REF_TOKENS[i]),
+                    "char_errors": len(REFERENCES[i]) - len(heard),
+                    "chars": len(REFERENCES[i]),
+                    "checkpoint": "tiny-test",
+                }
+            )
+    table = pd.DataFrame(rows)
+    with tempfile.TemporaryDirectory() as scratch:
+        table.to_csv(Path(scratch) / "hearing.csv", index=False)
+        client.log_artifact(parent, str(Path(scratch) / "hearing.csv"))
+    return table
+
+
 def log_study(
     client: MlflowClient,
     name: str,
@@ -411,7 +443,7 @@ def clean_checkout():
     """The code writing the reports is a clean commit (whatever state this checkout is in while the tests
     run); tests about a dirty checkout patch it again."""
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(provenance, "git_commit", lambda: REPORT_COMMIT)
+        mp.setattr(report_build, "git_commit", lambda: REPORT_COMMIT)
         yield
 
 
@@ -429,6 +461,7 @@ def main(mlflow_store):
     rebuilt from a copy of the folder's evidence files alone."""
     client, root = mlflow_store["client"], mlflow_store["root"]
     parent, trials = log_study(client, MAIN, MAIN_SWEPT, MAIN_CONFIGS)
+    hearing = log_hearing(client, parent)
     sft0 = next(t for t in trials if t["config_key"] == "sft" and t["seed"] == 0)
     client.set_tag(sft0["run_id"], "harness.reused_from", REUSED_SOURCE)  # a reused trial (from another study)
     exp_id = client.get_experiment_by_name(MAIN).experiment_id
@@ -475,6 +508,7 @@ def main(mlflow_store):
         "per_seed": per_seed,
         "comparisons": pd.read_csv(out / "comparisons.csv"),
         "findings": pd.read_csv(out / "findings.csv"),
+        "hearing": hearing,
     }
 
 
@@ -1062,7 +1096,7 @@ def test_dirty_trials_allowed_say_so_in_the_title(dirty_study, in_repo):
 
 def test_dirty_report_code_refused_in_reports(main, in_repo, monkeypatch):
     folder, _ = in_repo
-    monkeypatch.setattr(provenance, "git_commit", lambda: REPORT_COMMIT + "-dirty")
+    monkeypatch.setattr(report_build, "git_commit", lambda: REPORT_COMMIT + "-dirty")
     with pytest.raises(DirtyTree, match="the report was written at"):
         build_report(MAIN, folder, tracking_uri=main["uri"], log_to_parent=False, n_boot=N_BOOT)
 
@@ -1290,6 +1324,18 @@ def artifact_paths(client: MlflowClient, run_id: str, path: str) -> set[str]:
     for info in client.list_artifacts(run_id, path):
         out |= artifact_paths(client, run_id, info.path) if info.is_dir else {info.path}
     return out
+
+
+def test_hearing_comes_from_the_study_run(main):
+    """The report copies the base model's hearing that the sweep logged on the study run (it loads no
+    model) and shows each voice's error rates."""
+    copied = pd.read_csv(main["out"] / "hearing.csv", dtype={"id": str})
+    pd.testing.assert_frame_equal(copied, main["hearing"])
+    shown = md_tables(section(main["md"], "The base model's hearing"))[0]
+    wer = {v.split()[0]: float(w) for v, w in zip(shown["voice"], shown["WER %"])}
+    part = main["hearing"][main["hearing"]["voice"] == VOICE]
+    expected = {VOICE: 100 * part["word_errors"].sum() / part["words"].sum(), PRETRAINING_VOICE: 0.0}
+    assert wer == pytest.approx(expected, abs=0.01)  # (shown to two decimals)
 
 
 def test_files_logged_to_the_study_run(main):

@@ -5,8 +5,9 @@ import pytest
 import torch
 from fakes import make_prompts
 
+from harness.models.batches import completions_from_targets
 from harness.models.features import log_mel, num_audio_tokens
-from harness.models.speech_lm import SpeechLM, completions_from_targets
+from harness.models.speech_lm import SpeechLM
 from harness.models.tiny import TinySpec, build_tiny, train_tokenizer
 
 

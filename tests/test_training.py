@@ -115,7 +115,7 @@ def test_projector_lora_policy_trains_only_those_and_keeps_the_adapter_on():
     examples, feats = data.batch(range(4))
     prompts = lm.prepare([ex.prompt for ex in examples], feats)
     answers = lm.tokenize_targets([ex.answer for ex in examples])
-    from harness.models.speech_lm import completions_from_targets
+    from harness.models.batches import completions_from_targets
 
     targets = completions_from_targets(answers, lm.pad_id, lm.device)
     with torch.no_grad():

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from harness.config import DataConfig
-from harness.data.real import Candidate, DataSourceError, candidate, find_split_files, resolve_audio, resolve_columns
+from harness.data.source import Candidate, DataSourceError, candidate, find_split_files, resolve_audio, resolve_columns
 
 __all__ = ["SPLIT_NAMES", "check_covost2", "iter_tsv", "read_covost2"]
 

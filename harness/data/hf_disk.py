@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from harness.config import DataConfig
-from harness.data.real import Candidate, DataSourceError, candidate, resolve_columns
+from harness.data.source import Candidate, DataSourceError, candidate, resolve_columns
 from harness.paths import cache_dir
 
 __all__ = ["SPLIT_NAMES", "check_hf_disk", "read_hf_disk"]

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.config import DataConfig
-from harness.data.real import Candidate, DataSourceError, candidate, find_split_files, resolve_audio, resolve_columns
+from harness.data.source import Candidate, DataSourceError, candidate, find_split_files, resolve_audio, resolve_columns
 
 __all__ = ["LIBRISPEECH_NAME", "SUFFIXES", "check_librisqa", "first_row", "read_librisqa", "read_rows", "split_files"]
 

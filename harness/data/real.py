@@ -23,61 +23,31 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from harness.config import DataConfig
 from harness.data.audio import AudioError
 from harness.data.clips import probe_clip
+from harness.data.covost2 import check_covost2, read_covost2
 from harness.data.example import PROMPTS, Example
+from harness.data.hf_disk import check_hf_disk, read_hf_disk
+from harness.data.librisqa import check_librisqa, read_librisqa
+from harness.data.source import SPLITS, Candidate, DataSourceError
 
-__all__ = [
-    "COLUMN_ALIASES",
-    "Candidate",
-    "DataSourceError",
-    "FORMAT_TASK",
-    "LoadReport",
-    "REQUIRED",
-    "SPLITS",
-    "candidate",
-    "check_source",
-    "detect_format",
-    "find_split_files",
-    "load_real",
-    "resolve_audio",
-    "resolve_columns",
-]
+__all__ = ["DataSourceError", "FORMAT_TASK", "LoadReport", "READERS", "check_source", "detect_format", "load_real"]
 
 log = logging.getLogger("harness.data")
 
-SPLITS = ("train", "validation", "test")
 FORMAT_TASK = {"librisqa": "sqa", "covost2": "ast"}  # hf-disk serves either task
-# Usual names of each field in released metadata, tried in order (data.columns overrides).
-COLUMN_ALIASES: dict[str, tuple[str, ...]] = {
-    "audio": ("audio", "speech_path", "audio_path", "path", "file", "filename", "wav"),
-    "question": ("question", "query", "instruction"),
-    "answer": ("answer", "translation", "target", "response", "output"),
-    "transcript": ("transcript", "text", "sentence", "speech_text", "transcription"),
+# Each format's (read, check): `read(cfg, task)` -> split -> candidates; `check(cfg, task)` -> the splits
+# found, from the metadata alone.
+READERS: dict[str, tuple[Callable, Callable]] = {
+    "librisqa": (read_librisqa, check_librisqa),
+    "covost2": (read_covost2, check_covost2),
+    "hf-disk": (read_hf_disk, check_hf_disk),
 }
-REQUIRED = {"sqa": ("audio", "question", "answer"), "ast": ("audio", "answer")}
-
-
-class DataSourceError(ValueError):
-    """Real data that cannot be used as configured; the message names the file/field and the fix."""
-
-
-@dataclass
-class Candidate:
-    """One metadata row before its clip is vetted."""
-
-    id: str
-    audio: Path
-    question: str
-    answer: str
-    transcript: str
-    duration: float | None = None  # from metadata, if it has one
 
 
 @dataclass
@@ -87,46 +57,6 @@ class LoadReport:
     kept: dict[str, int] = field(default_factory=dict)
     skipped: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
     too_long: dict[str, int] = field(default_factory=dict)
-
-
-def resolve_columns(keys: Iterable[str], cfg: DataConfig, task: str, where: str) -> dict[str, str | None]:
-    """Our field -> the source's column name; missing required ones raise naming `where` and the fix."""
-    keys = list(keys)
-    out: dict[str, str | None] = {}
-    for name, aliases in COLUMN_ALIASES.items():
-        chosen = getattr(cfg.columns, name)
-        if chosen is not None:
-            if chosen not in keys:
-                raise DataSourceError(
-                    f"{where}: data.columns.{name} = {chosen!r} is not a column; it has {keys}. "
-                    f"Fix: set data.columns.{name} to one of them."
-                )
-            out[name] = chosen
-            continue
-        out[name] = next((a for a in aliases if a in keys), None)
-    if task == "ast" and cfg.columns.answer is None and "translation" in keys:
-        out["answer"] = "translation"
-    for name in REQUIRED[task]:
-        if out[name] is None:
-            raise DataSourceError(
-                f"{where}: no column for {name!r} (looked for {list(COLUMN_ALIASES[name])}); "
-                f"it has {keys}. Fix: set data.columns.{name} to the column that holds it."
-            )
-    return out
-
-
-def candidate(row: Mapping[str, Any], cols: Mapping[str, str | None], audio: Path, row_id: str) -> Candidate:
-    def text(name: str) -> str:
-        col = cols.get(name)
-        value = row.get(col) if col else None
-        return "" if value is None else " ".join(str(value).split())
-
-    duration = row.get("duration")
-    try:
-        duration = float(duration) if duration not in (None, "") else None
-    except (TypeError, ValueError):
-        duration = None
-    return Candidate(row_id, audio, text("question"), text("answer"), text("transcript"), duration)
 
 
 def detect_format(cfg: DataConfig) -> str:
@@ -153,38 +83,12 @@ def detect_format(cfg: DataConfig) -> str:
     )
 
 
-def find_split_files(directory: Path, suffixes: tuple[str, ...], given: Mapping[str, str | None]) -> dict[str, Path]:
-    """Split -> file: `given` (relative to `directory`) first, else by name: *train*, *dev*|*valid*, *test*."""
-    out: dict[str, Path] = {}
-    files = sorted(p for p in directory.iterdir() if p.is_file() and p.name.lower().endswith(suffixes))
-    patterns = {"train": ("train",), "validation": ("dev", "valid"), "test": ("test",)}
-    for split in SPLITS:
-        if given.get(split):
-            path = directory / given[split]
-            if not path.is_file():
-                raise DataSourceError(
-                    f"data.splits.{split}: {str(path)!r} does not exist. "
-                    f"Fix: give a file relative to data.source ({directory})."
-                )
-            out[split] = path
-            continue
-        hits = [p for p in files if any(k in p.name.lower() for k in patterns[split])]
-        if len(hits) > 1:
-            raise DataSourceError(
-                f"data.source {str(directory)!r}: several {split} files {[p.name for p in hits]}. "
-                f"Fix: set data.splits.{split} to one of them."
-            )
-        if hits:
-            out[split] = hits[0]
-    return out
-
-
 def check_source(cfg: DataConfig, task: str) -> None:
     """What `load_real` would reject before vetting a clip, read from the metadata alone (file listing,
     headers, first rows; no audio): the format and its task, the split files, the required columns.
     The study checks run this once per source before any trial starts; raises `DataSourceError`."""
     fmt = _source_format(cfg, task)
-    _, check = _reader(fmt)
+    _, check = READERS[fmt]
     _need_train_and_test(cfg, fmt, check(cfg, task))
 
 
@@ -199,21 +103,6 @@ def _source_format(cfg: DataConfig, task: str) -> str:
     return fmt
 
 
-def _reader(fmt: str) -> tuple[Callable, Callable]:
-    """(read, check) of a format: `read(cfg, task)` -> split -> candidates; `check(cfg, task)` -> the
-    splits found, from the metadata alone."""
-    if fmt == "librisqa":
-        from harness.data.librisqa import check_librisqa as check
-        from harness.data.librisqa import read_librisqa as read
-    elif fmt == "covost2":
-        from harness.data.covost2 import check_covost2 as check
-        from harness.data.covost2 import read_covost2 as read
-    else:
-        from harness.data.hf_disk import check_hf_disk as check
-        from harness.data.hf_disk import read_hf_disk as read
-    return read, check
-
-
 def _need_train_and_test(cfg: DataConfig, fmt: str, splits: Collection[str]) -> None:
     if not {"train", "test"} <= set(splits):
         raise DataSourceError(
@@ -224,7 +113,7 @@ def _need_train_and_test(cfg: DataConfig, fmt: str, splits: Collection[str]) -> 
 
 def load_real(cfg: DataConfig, task: str) -> tuple[dict[str, list[Example]], LoadReport]:
     fmt = _source_format(cfg, task)
-    read, _ = _reader(fmt)
+    read, _ = READERS[fmt]
     raw = dict(read(cfg, task))
     _need_train_and_test(cfg, fmt, raw)
     if "validation" not in raw:  # the paper holds out 20% of LibriSQA train
@@ -298,14 +187,3 @@ def _vet(
             f"{too_long} longer than data.max_audio_s). Fix: check the source and data.max_audio_s."
         )
     return kept
-
-
-def resolve_audio(rel: str, roots: list[Path]) -> Path:
-    """A clip path from metadata: absolute, or the first existing `root / rel` (else the first root's)."""
-    path = Path(rel).expanduser()
-    if path.is_absolute():
-        return path
-    for root in roots:
-        if (root / path).exists():
-            return root / path
-    return roots[0] / path

@@ -19,7 +19,8 @@ from harness.config import EvalConfig
 from harness.data.dataset import SpokenSet
 from harness.eval.bleu_stats import bleu_stats
 from harness.eval.metrics import corpus_and_example_scores, corpus_scores
-from harness.models.speech_lm import Prefill, Prompts, SpeechLM, completions_from_targets
+from harness.models.batches import Prefill, Prompts, completions_from_targets
+from harness.models.speech_lm import SpeechLM
 from harness.vocabulary import METRICS, NLL, SAMPLED, VALIDATION_METRICS
 
 __all__ = ["EVALUATION_VERSION", "Evaluation", "decode", "evaluate", "greedy_and_nll", "reference_nll"]

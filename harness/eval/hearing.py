@@ -6,7 +6,8 @@ The reports explain the speech-translation results by the tiny base mishearing t
 This measures it: the base is asked to transcribe (the ASR prompt it was pretrained on) the spoken
 test texts of a task, synthesised in each voice, and every transcript is scored against what was
 said. Errors are edit distances over lower-cased words / characters without punctuation, summed
-over the clips and divided by the reference length (corpus WER / CER).
+over the clips and divided by the reference length (corpus WER / CER). `harness.sweep.hearing`
+measures it once per study, when the study ends, and logs the table on the study's run.
 """
 
 from __future__ import annotations
@@ -20,9 +21,7 @@ from harness.config import EvalConfig, TrialConfig
 from harness.data.dataset import SpokenSet
 from harness.data.example import PROMPTS
 
-__all__ = ["HEARING_FILE", "edit_distance", "normalize", "transcription_errors"]
-
-HEARING_FILE = "hearing.csv"
+__all__ = ["edit_distance", "normalize", "transcription_errors"]
 
 
 def normalize(text: str) -> str:

@@ -7,7 +7,9 @@ alone (`rebuild_report`, ``harness report --from-folder``), and the index ``repo
 
 Modules, in the order a report is built:
 
-* `export`: MLflow store -> report folder (the files and their columns).
+* `export`: MLflow store -> report folder (the files and their columns); `artifacts`: the files the
+  runs logged (per-example test scores and answers, sample tables, resolved configs, the study file,
+  the base model's hearing) read back into it.
 * `folder`: the folder read back (`ReportData`, `Config`: a configuration = its seeds).
 * `inference`: the seed-aware comparison of two configurations (two-level bootstrap, t-based CI and
   p-value, minimum detectable difference, seeds needed, Holm / BH adjustment).
@@ -17,6 +19,9 @@ Modules, in the order a report is built:
 * `plots`: validation curves with selected checkpoints, training curves, sweeps, MP-GRPO bars.
 * `document`: cell and markdown formatting, `ReportWriter`.
 * `published`: the paper's tables shipped in ``harness/published``.
+* `sections`: the report's sections that only show what the modules above compute (setup, the paper's
+  tables, exploratory comparisons, curves, hearing, details); `answer`, `variance`, `optuna_views`,
+  `test_outputs` and `samples` write their sections beside their computations.
 * `build`: the sections in order, provenance rules (`DirtyTree`), `build_report`, `rebuild_report`,
   `write_index`.
 """

@@ -15,37 +15,45 @@ recompute it, and a reviewer can check it, from the repository:
 - ``study.yaml`` (the study file as run), ``swept.json`` (searched parameters and their default
   level), ``configs/*.yaml`` (each configuration's resolved config), ``provenance.json`` (commits,
   machine, command, package versions);
+- ``test_outputs.csv.gz``: every finished trial's greedy test answers beside their references;
 - ``hearing.csv`` (studies that evaluate the tiny base): the base's transcription of each task's
-  test clips in the study's voice and in its pretraining voice, with word / character errors;
+  test clips in the study's voice and in its pretraining voice, with word / character errors, as the
+  sweep measured it when the study ended (`harness.sweep.hearing`);
 - ``optuna_trials.csv``: every trial as Optuna saw it (`harness.report.optuna_trials`);
-- ``samples.csv``: the finished trials' sample generations (`harness.report.samples`).
+- ``samples.csv``: the finished trials' sample generations.
+
+This module reads the runs (their tags, params and metric histories) and writes the tables made from
+them; the files the runs logged as artifacts are read by `harness.report.artifacts`.
 """
 
 from __future__ import annotations
 
 import json
-import re
-import tempfile
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import mlflow.artifacts
 import pandas as pd
-import yaml
 from mlflow import MlflowClient
 from mlflow.entities import Run, ViewType
 
+from harness.report.artifacts import (
+    TEST_OUTPUTS_FILE,
+    copy_hearing,
+    copy_text_artifacts,
+    export_configs,
+    export_samples,
+    per_example_frame,
+    read_examples,
+    test_outputs_frame,
+)
 from harness.report.optuna_trials import export_optuna_trials
-from harness.report.samples import export_samples
-from harness.report.test_outputs import TEST_OUTPUTS_FILE, test_outputs_frame
-from harness.sweep.stores import quiet_downloads
 from harness.vocabulary import (
     BEST_STEP,
-    EXAMPLES_ARTIFACT,
     GENERATED_TOKENS,
+    HEARING_ARTIFACT,
     METRICS,
     OPTUNA_TRIALS_FILE,
     PARAMS_TOTAL,
@@ -73,7 +81,6 @@ from harness.vocabulary import (
     TEST,
     TRAIN_STEPS,
     TRAINED_TOKENS,
-    TRIAL_CONFIG_ARTIFACT,
     VAL,
     VALIDATION_METRICS,
     WALL_TIME,
@@ -89,11 +96,11 @@ FILES = {
     "per_example": "per_example.csv.gz",
     "curves": "curves.csv.gz",
     "trials": "trials.csv",
-    "study": "study.yaml",
-    "swept": "swept.json",
+    "study": STUDY_FILE_ARTIFACT,
+    "swept": SWEPT_ARTIFACT,
     "provenance": "provenance.json",
     "configs": "configs",
-    "hearing": "hearing.csv",
+    "hearing": HEARING_ARTIFACT,
     "optuna_trials": OPTUNA_TRIALS_FILE,
     "samples": SAMPLES_FILE,
     "test_outputs": TEST_OUTPUTS_FILE,
@@ -128,12 +135,6 @@ TEST_COLUMNS = [metric_key(TEST, m) for m in METRICS] + [metric_key(TEST, m, sam
 VAL_COLUMNS = [metric_key(VAL, m) for m in VALIDATION_METRICS]  # at the selected checkpoint
 # Training curves the report draws (besides every validation metric).
 CURVE_METRICS: tuple[str, ...] = ("reward", "kl", "completion_len_mean", "entropy", "loss", "truncated_frac")
-BLEU_STAT_COLUMNS = [
-    "bleu_sys_len",
-    "bleu_ref_len",
-    *(f"bleu_correct_{n}" for n in range(1, 5)),
-    *(f"bleu_total_{n}" for n in range(1, 5)),
-]
 GZIP = {"method": "gzip", "mtime": 0}  # no timestamp in the header: the same data gives the same bytes
 MLFLOW_STATUS_TO_STATE = {
     "FINISHED": "COMPLETE",
@@ -226,8 +227,8 @@ def _config_names(trials: list[_Trial]) -> dict[str, str]:
 
 def export_study(client: MlflowClient, experiment_name: str, out_dir: Path, previous: Path | None = None) -> None:
     """Write the study's evidence files (module docstring) into ``out_dir``; ``previous``: an earlier
-    export of the study, whose measurements of the starting checkpoint (``hearing.csv``) are kept while
-    the checkpoint is the same."""
+    export of the study, whose ``hearing.csv`` is kept when the study's run has none (a store from
+    before the sweep measured it)."""
     experiment = client.get_experiment_by_name(experiment_name)
     if experiment is None:
         raise ValueError(f"no MLflow experiment named {experiment_name!r} at {client.tracking_uri}")
@@ -247,13 +248,12 @@ def export_study(client: MlflowClient, experiment_name: str, out_dir: Path, prev
     complete = [t for t in trials if t.state == "COMPLETE"]
     names = _config_names(complete)
     searched = _study_files(client, parent, out_dir)
-    with tempfile.TemporaryDirectory(prefix="harness-export-") as scratch:
-        examples = {
-            t.run.info.run_id: _examples(t.run.info.run_id, Path(scratch), client.tracking_uri) for t in complete
-        }
+    examples = read_examples(client, [t.run.info.run_id for t in complete])
     curves = _curves(client, complete)
     _per_seed(experiment_name, complete, names, searched, curves).to_csv(out_dir / FILES["per_seed"], index=False)
-    _per_example(examples).to_csv(out_dir / FILES["per_example"], index=False, float_format="%.6g", compression=GZIP)
+    per_example_frame(examples).to_csv(
+        out_dir / FILES["per_example"], index=False, float_format="%.6g", compression=GZIP
+    )
     test_outputs_frame(examples).to_csv(out_dir / FILES["test_outputs"], index=False, compression=GZIP)
     curves.to_csv(out_dir / FILES["curves"], index=False, float_format="%.6g", compression=GZIP)
     _trials_table(client, trials, names).to_csv(out_dir / FILES["trials"], index=False)
@@ -261,26 +261,20 @@ def export_study(client: MlflowClient, experiment_name: str, out_dir: Path, prev
     export_samples(client, [t.run for t in complete], out_dir / FILES["samples"])
     _configs(client, complete, names, out_dir / FILES["configs"])
     (out_dir / FILES["provenance"]).write_text(json.dumps(_provenance(parent, complete), indent=2) + "\n")
-    _hearing(out_dir, previous or out_dir)
+    copy_hearing(
+        client,
+        parent.info.run_id if parent is not None else None,
+        out_dir / FILES["hearing"],
+        (previous or out_dir) / FILES["hearing"],
+    )
 
 
 def _study_files(client: MlflowClient, parent: Run | None, out_dir: Path) -> list[str]:
     """study.yaml and swept.json from the study's run; returns the searched parameters."""
     swept: dict[str, Any] = {}
     if parent is not None:
-        with tempfile.TemporaryDirectory(prefix="harness-export-") as scratch:
-            for name, target in ((STUDY_FILE_ARTIFACT, FILES["study"]), (SWEPT_ARTIFACT, FILES["swept"])):
-                try:
-                    with quiet_downloads():
-                        path = mlflow.artifacts.download_artifacts(
-                            run_id=parent.info.run_id,
-                            artifact_path=name,
-                            dst_path=scratch,
-                            tracking_uri=client.tracking_uri,
-                        )
-                    (out_dir / target).write_text(Path(path).read_text(encoding="utf-8"), encoding="utf-8")
-                except Exception:  # an older store without the file: the report says what is missing
-                    continue
+        targets = {STUDY_FILE_ARTIFACT: out_dir / FILES["study"], SWEPT_ARTIFACT: out_dir / FILES["swept"]}
+        copy_text_artifacts(client, parent.info.run_id, targets)
     if (out_dir / FILES["swept"]).is_file():
         swept = json.loads((out_dir / FILES["swept"]).read_text())
     return list(swept)
@@ -315,46 +309,6 @@ def _per_seed(
         )
     columns = PER_SEED_COLUMNS + [k for k in searched if k not in PER_SEED_COLUMNS] + TEST_COLUMNS + VAL_COLUMNS
     return pd.DataFrame(rows, columns=columns)
-
-
-def _examples(run_id: str, scratch: Path, tracking_uri: str) -> dict | None:
-    try:
-        with quiet_downloads():
-            path = mlflow.artifacts.download_artifacts(
-                run_id=run_id,
-                artifact_path=EXAMPLES_ARTIFACT,
-                dst_path=str(scratch / run_id),
-                tracking_uri=tracking_uri,
-            )
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except Exception:
-        return None
-
-
-def _per_example(examples: dict[str, dict | None]) -> pd.DataFrame:
-    frames = []
-    for run_id, data in examples.items():
-        if not data:
-            continue
-        blocks = [("greedy", 0, data.get("scores", {}), data.get("bleu_stats"))]
-        sampled = data.get("sampled") or {}
-        for k, stats in enumerate(sampled.get("bleu_stats") or []):
-            blocks.append(("sampled", k, {m: v[k] for m, v in sampled.get("scores", {}).items()}, stats))
-        for decoding, k, scores, stats in blocks:
-            frame = pd.DataFrame(
-                {
-                    "run_id": run_id,
-                    "decoding": decoding,
-                    "pass": k,
-                    "id": data["ids"],
-                    **{m: scores[m] for m in METRICS if m in scores},
-                }
-            )
-            if stats is not None:
-                frame[BLEU_STAT_COLUMNS] = pd.DataFrame(stats, columns=BLEU_STAT_COLUMNS, dtype="int64")
-            frames.append(frame)
-    columns = ["run_id", "decoding", "pass", "id", *METRICS, *BLEU_STAT_COLUMNS]
-    return pd.concat(frames, ignore_index=True).reindex(columns=columns) if frames else pd.DataFrame(columns=columns)
 
 
 def _curves(client: MlflowClient, complete: list[_Trial]) -> pd.DataFrame:
@@ -412,39 +366,12 @@ def _trials_table(client: MlflowClient, trials: list[_Trial], names: dict[str, s
     )
 
 
-def config_file(name: str, task: str) -> str:
-    """The file name of a configuration's resolved config in ``configs/``."""
-    return re.sub(r"[^A-Za-z0-9._+=-]+", "_", f"{task}__{name}").strip("_") + ".yaml"
-
-
 def _configs(client: MlflowClient, complete: list[_Trial], names: dict[str, str], folder: Path) -> None:
-    """Each configuration's resolved TrialConfig (its first trial's, the seed shown as the list of seeds)."""
-    folder.mkdir(exist_ok=True)
-    for old in folder.glob("*.yaml"):
-        old.unlink()
-    members: dict[tuple[str, str], list[_Trial]] = defaultdict(list)
+    """Each configuration's resolved TrialConfig (`export_configs`: its first trial's, the seeds listed)."""
+    members: dict[tuple[str, str], list[tuple[str, str]]] = defaultdict(list)
     for t in complete:
-        members[(names[t.run.info.run_id], t.params.get("task", "?"))].append(t)
-    with tempfile.TemporaryDirectory(prefix="harness-export-") as scratch:
-        for (name, task), group in members.items():
-            first = group[0].run.info.run_id
-            try:
-                with quiet_downloads():
-                    path = mlflow.artifacts.download_artifacts(
-                        run_id=first,
-                        artifact_path=TRIAL_CONFIG_ARTIFACT,
-                        dst_path=str(Path(scratch) / first),
-                        tracking_uri=client.tracking_uri,
-                    )
-                config = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-            except Exception:
-                continue
-            config[SEED] = sorted(int(t.params[SEED]) for t in group)
-            header = (
-                f"# configuration {name!r} (task {task}): the resolved TrialConfig of its trials, which differ "
-                f"only by seed\n# runs: {', '.join(t.run.info.run_id for t in group)}\n"
-            )
-            (folder / config_file(name, task)).write_text(header + yaml.safe_dump(config, sort_keys=False))
+        members[(names[t.run.info.run_id], t.params.get("task", "?"))].append((t.run.info.run_id, t.params[SEED]))
+    export_configs(client, members, folder)
 
 
 def _provenance(parent: Run | None, complete: list[_Trial]) -> dict[str, Any]:
@@ -466,39 +393,3 @@ def _provenance(parent: Run | None, complete: list[_Trial]) -> dict[str, Any]:
         "reused_trials": sum(bool(t.get(TAG_REUSED)) for t in trial_tags),
         "exported": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-
-
-def _hearing(out_dir: Path, previous: Path) -> None:
-    """For a study that evaluates the tiny base on synthetic speech: the base's transcription errors on
-    each task's test clips in the study's voice and in its pretraining voice (`harness.eval.hearing`),
-    measured once per starting checkpoint (kept while the checkpoint is the same)."""
-    configs = [
-        yaml.safe_load(p.read_text(encoding="utf-8")) for p in sorted((out_dir / FILES["configs"]).glob("*.yaml"))
-    ]
-    bases = {
-        c["task"]: c
-        for c in configs
-        if c.get("method") == "base-eval" and c["model"]["name"] == "tiny" and c["data"]["source"] == "synthetic"
-    }
-    path, earlier = out_dir / FILES["hearing"], previous / FILES["hearing"]
-    if not bases:
-        path.unlink(missing_ok=True)
-        return
-    from harness.config import TrialConfig  # the model stack loads only when there is a base to measure
-    from harness.data.synthetic import VOICE
-    from harness.eval.hearing import transcription_errors
-    from harness.train.base_model import starting_point
-
-    frames = []
-    for task, raw in sorted(bases.items()):
-        cfg = TrialConfig.model_validate({**raw, "seed": raw["seed"][0]})
-        voices = sorted({cfg.data.voice, VOICE})
-        if earlier.is_file():
-            old = pd.read_csv(earlier, dtype={"id": str})
-            same = old[(old["task"] == task) & (old["checkpoint"] == starting_point(cfg.model).identity)]
-            if set(same["voice"]) == set(voices):
-                frames.append(same)
-                continue
-        start = starting_point(cfg.model)
-        frames.append(transcription_errors(cfg, voices, start.path, start.identity))
-    pd.concat(frames, ignore_index=True).to_csv(path, index=False)

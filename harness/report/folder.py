@@ -17,7 +17,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from harness.report.export import BLEU_STAT_COLUMNS, FILES, config_file
+from harness.report.artifacts import BLEU_STAT_COLUMNS, config_file
+from harness.report.export import FILES
 from harness.vocabulary import BASE_EVAL, GRPO, MP_LABEL, SFT, TEST, metric_key
 
 __all__ = ["Config", "ReportData", "load_folder", "natural_key"]

@@ -31,7 +31,14 @@ from optuna.distributions import json_to_distribution
 from optuna.trial import TrialState
 
 from harness.report.artifacts import read_json_artifact
-from harness.vocabulary import OPTUNA_TRIAL_ARTIFACT, OPTUNA_TRIALS_FILE, TAG_LABEL, TAG_NUMBER, TAG_STATE
+from harness.vocabulary import (
+    OPTUNA_TRIAL_ARTIFACT,
+    OPTUNA_TRIALS_FILE,
+    STUDY_FILE_ARTIFACT,
+    TAG_LABEL,
+    TAG_NUMBER,
+    TAG_STATE,
+)
 
 __all__ = ["COLUMNS", "OptunaView", "export_optuna_trials", "load_optuna_study", "read_optuna_trials"]
 
@@ -49,7 +56,6 @@ COLUMNS = [
     "datetime_start",
     "datetime_complete",
 ]
-STUDY_FILE = "study.yaml"  # harness.report.export.FILES["study"]: the study file as run
 
 
 # --------------------------------------------------------------------------------------------------
@@ -135,9 +141,9 @@ def load_optuna_study(folder: Path) -> OptunaView | None:
 
     folder = Path(folder)
     table = read_optuna_trials(folder)
-    if table is None or not (folder / STUDY_FILE).is_file():
+    if table is None or not (folder / STUDY_FILE_ARTIFACT).is_file():  # (the folder keeps it under that name)
         return None
-    data, _ = read_yaml(folder / STUDY_FILE)
+    data, _ = read_yaml(folder / STUDY_FILE_ARTIFACT)
     try:
         config = StudyConfig.model_validate(data or {})
     except ValidationError:  # not a study file this code reads (e.g. an older schema): no Optuna views

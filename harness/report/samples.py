@@ -1,58 +1,29 @@
 """Sample generations in the report: what the policy actually wrote during GRPO training.
 
-Export (`export_samples`): every finished trial's sample tables (``samples/step_NNNN.json``, MLflow
-tables of a few training steps: prompt, reference, completion, reward, off_policy) into the folder's
-``samples.csv`` (``run_id, step`` + those columns). Section (`samples_section`), from that file alone:
-per configuration, its lowest seed's last sampled step, the first prompts of that step, each with its
-reference and the best and the worst on-policy completion of its group by training reward (MP-GRPO's
-reference row is off-policy and left out).
+From the folder's ``samples.csv`` alone (`harness.report.artifacts.export_samples` wrote it from the
+trials' ``samples/step_NNNN.json`` tables): per configuration, its lowest seed's last sampled step, the
+first prompts of that step, each with its reference and the best and the worst on-policy completion of
+its group by training reward (MP-GRPO's reference row is off-policy and left out).
 """
 
 from __future__ import annotations
 
-import re
-from typing import TYPE_CHECKING
-
 import pandas as pd
-from mlflow import MlflowClient
-from mlflow.entities import Run
 
-from harness.report.artifacts import artifact_files, read_json_artifact
+from harness.report.artifacts import SAMPLES_COLUMNS
 from harness.report.document import ReportWriter, fmt_num
+from harness.report.folder import ReportData
 from harness.vocabulary import AUDIO_TOKEN, SAMPLES_DIR, SAMPLES_FILE
 
-if TYPE_CHECKING:  # (harness.report.folder imports export, which imports this module)
-    from harness.report.folder import ReportData
+__all__ = ["PROMPTS_SHOWN", "read_samples", "sample_generations", "samples_section"]
 
-__all__ = ["COLUMNS", "PROMPTS_SHOWN", "export_samples", "read_samples", "sample_generations", "samples_section"]
-
-COLUMNS = ["run_id", "step", "prompt", "reference", "completion", "reward", "off_policy"]
 PROMPTS_SHOWN = 2  # prompts per configuration in the report
-_STEP = re.compile(r"step_(\d+)\.json$")
-
-
-def export_samples(client: MlflowClient, runs: list[Run], path) -> pd.DataFrame:
-    """Write ``samples.csv`` from the runs' sample tables; returns the table."""
-    frames = []
-    for run in runs:
-        for file in artifact_files(client, run.info.run_id, SAMPLES_DIR):
-            match = _STEP.search(file)
-            table = read_json_artifact(client, run.info.run_id, file) if match else None
-            if not table or "columns" not in table:
-                continue
-            frame = pd.DataFrame(table["data"], columns=table["columns"])
-            frame.insert(0, "step", int(match.group(1)))
-            frame.insert(0, "run_id", run.info.run_id)
-            frames.append(frame.reindex(columns=COLUMNS))
-    table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COLUMNS)
-    table.to_csv(path, index=False)
-    return table
 
 
 def read_samples(data: ReportData) -> pd.DataFrame:
     path = data.dir / SAMPLES_FILE
     if not path.is_file():
-        return pd.DataFrame(columns=COLUMNS)
+        return pd.DataFrame(columns=SAMPLES_COLUMNS)
     return pd.read_csv(
         path, dtype={"run_id": str, "prompt": str, "reference": str, "completion": str}, keep_default_na=False
     )

@@ -1,46 +1,23 @@
 """What the trained models answered on the test set, beside the reference and its score.
 
-Export (`test_outputs_frame`): from each finished trial's per-example test artifact
-(``EXAMPLES_ARTIFACT``: ids, references, greedy hypotheses), the folder's ``test_outputs.csv.gz``
-(``run_id, id, reference, hypothesis``). Section (`test_outputs_section`), from that file and
+From the folder's ``test_outputs.csv.gz`` (`harness.report.artifacts.test_outputs_frame` wrote it from
+each finished trial's per-example test artifact: ``run_id, id, reference, hypothesis``) and
 ``per_example.csv.gz`` alone: the first test examples (by id), each with its reference and every
 configuration's greedy answer (its lowest seed) with that answer's sentence BLEU.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import pandas as pd
 
+from harness.report.artifacts import TEST_OUTPUTS_FILE
 from harness.report.document import ReportWriter, fmt_num
+from harness.report.folder import ReportData
 from harness.vocabulary import AUDIO_TOKEN
 
-if TYPE_CHECKING:  # (harness.report.folder imports export, which imports this module)
-    from harness.report.folder import ReportData
+__all__ = ["EXAMPLES_SHOWN", "test_outputs_section"]
 
-__all__ = ["EXAMPLES_SHOWN", "TEST_OUTPUTS_FILE", "test_outputs_frame", "test_outputs_section"]
-
-TEST_OUTPUTS_FILE = "test_outputs.csv.gz"
 EXAMPLES_SHOWN = 3
-
-
-def test_outputs_frame(examples: dict[str, dict | None]) -> pd.DataFrame:
-    """``run_id, id, reference, hypothesis`` of every run's greedy test outputs."""
-    frames = [
-        pd.DataFrame(
-            {
-                "run_id": run_id,
-                "id": data["ids"],
-                "reference": data.get("references") or [""] * len(data["ids"]),
-                "hypothesis": data.get("hypotheses") or [""] * len(data["ids"]),
-            }
-        )
-        for run_id, data in examples.items()
-        if data and data.get("ids")
-    ]
-    columns = ["run_id", "id", "reference", "hypothesis"]
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
 
 
 def test_outputs_section(w: ReportWriter, data: ReportData) -> None:

@@ -29,10 +29,11 @@ from harness.eval.bleu_stats import corpus_bleu_from_stats
 from harness.report.comparisons import score_for
 from harness.report.document import ReportWriter, fmt_num
 from harness.report.folder import Config, ReportData
+from harness.report.hypotheses import declared, select
 from harness.report.inference import compare
 from harness.vocabulary import WALL_TIME, time_key
 
-__all__ = ["BUYS", "decompose", "pass_scores", "variance_section"]
+__all__ = ["BUYS", "decompose", "pass_scores", "variance_pairs", "variance_section"]
 
 BUYS = ("one more seed", "one more sampled pass", "twice the test examples")
 TEST_TIME = time_key("test")
@@ -103,6 +104,22 @@ def decompose(data: ReportData, a: Config, b: Config, metric: str, n_boot: int =
     rates = {k: out[f"per_cpu_s/{k}"] for k in BUYS if np.isfinite(out[f"per_cpu_s/{k}"])}
     out["best_buy"] = max(rates, key=rates.get) if rates else "unknown (no timing recorded)"
     return out
+
+
+def variance_pairs(data: ReportData, comparisons: pd.DataFrame) -> list[tuple[Config, Config, str]]:
+    """The comparisons whose variance the report splits: the declared hypotheses', else the primary family's."""
+    found = declared(data.study_text)
+    if found is not None:
+        chosen = [(select(data, t.a), select(data, t.b), t.metric) for t in found.spec.tests]
+        return [(a, b, m) for a, b, m in chosen if a is not None and b is not None]
+    if comparisons.empty:
+        return []
+    configs = {(c.task, c.model, c.name): c for c in data.configs}
+    primary = comparisons[comparisons["family"] == "primary"]
+    return [
+        (configs[(r["task"], r["model"], r["A"])], configs[(r["task"], r["model"], r["B"])], r["metric"])
+        for _, r in primary.iterrows()
+    ]
 
 
 def variance_section(w: ReportWriter, data: ReportData, pairs: list[tuple[Config, Config, str]], n_boot: int) -> None:

@@ -30,6 +30,8 @@ Modules, in the order a study file meets them:
 * `load`: `load_study` and `load_trial_config`, the entry points.
 * `checks`: the semantic checks `load` runs after the schema (keys, sampler, pruner, objective,
   every point resolved through TrialConfig, data and model paths).
+* `sources`: what a trial config points at (model, data path, a real source's metadata), checked for
+  every configuration and for `load_trial_config`'s one.
 * `explain`: pydantic errors turned into ``file:line: field: problem. Fix: ...``.
 * `samplers`: the Optuna sampler and pruner a study names (`make_sampler`, `make_pruner`).
 """

@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import difflib
 import itertools
-import re
 from collections.abc import Iterator, Mapping
-from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import ValidationError
@@ -19,17 +17,18 @@ from harness.study.explain import end_sentence, explain
 from harness.study.hypotheses import LABEL_KEY, StudyConfiguration, matches
 from harness.study.keys import DEFAULTS, config_keys, leaves
 from harness.study.samplers import PRUNERS, SAMPLERS, make_pruner, make_sampler
+from harness.study.sources import check_paths, check_source
 from harness.study.spec import StudyConfig
 from harness.study.yaml_lines import dotted, line_of
 from harness.vocabulary import COMPUTE_OBJECTIVES, METRICS, SAMPLED, TEST, TEST_METRICS, VAL, VALIDATION_METRICS
 
-__all__ = ["VALIDATION_METRICS", "check_paths", "check_source", "check_study", "objective_metric"]
+__all__ = ["VALIDATION_METRICS", "check_study", "objective_metric"]
 
 _MAX_CHECKED_POINTS = 20_000  # combinations validated for random/tpe spaces (grids: all points)
 
 
 def _fail(study: StudyConfig, loc: YamlPath, problem: str, fix: str) -> StudyError:
-    line = line_of(study._marks, loc)
+    line = line_of(study.marks, loc)
     return StudyError(
         f"{study.path}:{line or '?'}: field {dotted(loc)}: {end_sentence(problem)} Fix: {end_sentence(fix)}"
     )
@@ -262,7 +261,7 @@ def _check_points(study: StudyConfig) -> None:
     if study.sampler.type == "grid" and not points:
         raise _fail(study, ("space",), "the grid is empty", "give every dimension at least one value")
     for cfg, origin in sources.values():
-        check_source(study.path, study._marks, cfg, origin)
+        check_source(study.path, study.marks, cfg, origin)
 
 
 def _probe_points(study: StudyConfig) -> Iterator[dict[str, Scalar]]:
@@ -284,66 +283,16 @@ def _validate(
     origin_override: Mapping[str, YamlPath] | None = None,
 ) -> tuple[TrialConfig, dict[str, YamlPath]]:
     """The point's TrialConfig and where each of its keys is set, once it validates and its paths exist."""
-    tree, origin = study._tree(params, baseline)
+    tree, origin = study.tree(params, baseline)
     origin.update(origin_override or {})
     try:
         cfg = TrialConfig.model_validate(tree)
     except ValidationError as err:
         point = {k: v for k, v in params.items() if k != SEED or len(study.seed_list) > 1}
         where = f" (trial parameters {point})" if context == ("space",) else ""
-        raise StudyError(explain(study.path, study._marks, err, TrialConfig, origin, context, where)) from None
-    check_paths(study.path, study._marks, cfg, origin)
+        raise StudyError(explain(study.path, study.marks, err, TrialConfig, origin, context, where)) from None
+    check_paths(study.path, study.marks, cfg, origin)
     return cfg, origin
-
-
-def check_paths(
-    path: Path | None, marks: Mapping[YamlPath, int], cfg: TrialConfig, origin: Mapping[str, YamlPath]
-) -> None:
-    _check_model(path, marks, cfg, origin)
-    source = cfg.data.source
-    if source != "synthetic" and not Path(source).expanduser().exists():
-        where = origin.get("data.source", ("fixed", "data", "source"))
-        raise StudyError(
-            f"{path}:{line_of(marks, where) or '?'}: field {dotted(where)}: data path {source!r} does not exist "
-            f"(relative paths start at {Path.cwd()}). Fix: give an existing directory or 'synthetic'."
-        )
-
-
-def check_source(
-    path: Path | None, marks: Mapping[YamlPath, int], cfg: TrialConfig, origin: Mapping[str, YamlPath]
-) -> None:
-    """A real data source as a trial would read it (format, split files, columns), from its metadata."""
-    if cfg.data.source == "synthetic":
-        return
-    from harness.data.real import DataSourceError, check_source
-
-    try:
-        check_source(cfg.data, cfg.task)
-    except DataSourceError as err:
-        where = origin.get("data.source", ("fixed", "data", "source"))
-        raise StudyError(f"{path}:{line_of(marks, where) or '?'}: field {dotted(where)}: {err}") from None
-
-
-def _check_model(
-    path: Path | None, marks: Mapping[YamlPath, int], cfg: TrialConfig, origin: Mapping[str, YamlPath]
-) -> None:
-    """model.name: 'tiny', an existing directory, or a hub name already in the local Hugging Face cache."""
-    name = cfg.model.name
-    if name == "tiny" or Path(name).expanduser().is_dir():
-        return
-    hub_like = re.fullmatch(r"[\w.-]+/[\w.-]+", name) and not name.startswith((".", "~"))
-    if hub_like:
-        from huggingface_hub import try_to_load_from_cache
-
-        if isinstance(try_to_load_from_cache(name, "config.json"), str):
-            return
-    where = origin.get("model.name", ("fixed", "model", "name"))
-    raise StudyError(
-        f"{path}:{line_of(marks, where) or '?'}: field {dotted(where)}: model {name!r} is not 'tiny', not an "
-        f"existing directory (relative paths start at {Path.cwd()})"
-        + (" and not in the local Hugging Face cache" if hub_like else "")
-        + ". Fix: give the directory of a downloaded checkpoint, or 'tiny'."
-    )
 
 
 def _check_hypotheses(study: StudyConfig) -> None:

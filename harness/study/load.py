@@ -9,8 +9,9 @@ from pydantic import ValidationError
 
 from harness.config import TrialConfig
 from harness.study.base import StudyError
-from harness.study.checks import check_paths, check_source, check_study
+from harness.study.checks import check_study
 from harness.study.explain import explain
+from harness.study.sources import check_paths, check_source
 from harness.study.spec import StudyConfig
 from harness.study.yaml_lines import read_yaml
 
@@ -41,8 +42,7 @@ def load_study(path: str | Path) -> StudyConfig:
         study = StudyConfig.model_validate(data)
     except ValidationError as err:
         raise StudyError(explain(path, marks, err, StudyConfig)) from None
-    study._path, study._marks = path, marks
-    study._text = path.read_text(encoding="utf-8")
+    study.attach_source(path, marks, path.read_text(encoding="utf-8"))
     if not study.name:
         study.name = path.stem
     check_study(study)

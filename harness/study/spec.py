@@ -168,9 +168,21 @@ class StudyConfig(_Strict):
 
     # -- what the study file says, resolved ----------------------------------------------------
 
+    def attach_source(self, path: Path, marks: Mapping[YamlPath, int], text: str) -> None:
+        """Record the file this study was read from: its path, the line of each YAML node (``marks``, for
+        messages that name file and line) and its text as written (logged as the study run's
+        ``study.yaml``). A study built in code has none (`path` None, `marks` empty, `text` dumped)."""
+        self._path, self._marks, self._text = path, dict(marks), text
+
     @property
     def path(self) -> Path | None:
+        """The study file it was read from (None: built in code)."""
         return self._path
+
+    @property
+    def marks(self) -> dict[YamlPath, int]:
+        """Line of each node of the study file (`harness.study.yaml_lines`), for file:line messages."""
+        return self._marks
 
     @property
     def text(self) -> str:
@@ -252,14 +264,16 @@ class StudyConfig(_Strict):
 
     def resolve(self, trial_params: Mapping[str, Any], baseline: int | None = None) -> TrialConfig:
         """One trial's TrialConfig: fixed, then the baseline's overrides, then the trial's parameters."""
-        tree, _ = self._tree(trial_params, baseline)
+        tree, _ = self.tree(trial_params, baseline)
         return TrialConfig.model_validate(tree)
 
     def fixed_flat(self) -> dict[str, Any]:
         return {key: value for key, value, _ in leaves(self.fixed, ())}
 
-    def _tree(self, params: Mapping[str, Any], baseline: int | None) -> tuple[dict, dict[str, YamlPath]]:
-        """The nested config dict plus, for each dotted key, where in the study file it came from."""
+    def tree(self, params: Mapping[str, Any], baseline: int | None) -> tuple[dict, dict[str, YamlPath]]:
+        """One trial's config as a nested dict, before validation (fixed, then baseline ``baseline``'s
+        overrides, then the trial's ``params``), and for each dotted key where in the study file it came
+        from (the checks validate it and name that place when it fails)."""
         tree: dict[str, Any] = {}
         origin: dict[str, YamlPath] = {}
         layers = [leaves(self.fixed, ("fixed",))]

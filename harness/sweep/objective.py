@@ -5,21 +5,20 @@ metrics and artifacts, and what an error means for the study (the trial fails, o
 open its MLflow run (tags: label, state, provenance, starting model, result key), then either reuse
 a finished identical trial's result (`harness.sweep.reuse`) or run it: its data logged as dataset
 inputs (`harness.sweep.datasets`), trained and tested (`harness.train.trial`), the result and the best
-checkpoint logged (`harness.sweep.logged_model`); finally the run gets the trial's Optuna record
-(`harness.sweep.optuna_record`) and is closed with the trial's state. A study with several objectives
-returns one value per objective (Optuna keeps the Pareto front). Metric delivery and tracking
-outages are `harness.sweep.delivery`'s.
+checkpoint logged (`harness.sweep.results`, `harness.sweep.logged_model`); finally the run gets the
+trial's Optuna record (`harness.sweep.optuna_record`) and is closed with the trial's state. A study
+with several objectives returns one value per objective (Optuna keeps the Pareto front). Metric
+delivery and tracking outages are `harness.sweep.delivery`'s.
 
 For people watching (`harness.sweep.display`, the MLflow UI): each finished trial prints its line; the
 task's data and the starting model's evaluation print when they start and end (once per process and
-task); the run is named after its configuration and seed and described in one line; its test
+task: `harness.sweep.phases`); the run is named after its configuration and seed and described in one line; its test
 predictions are an MLflow table (``test_predictions.json``); the study's run gets the best objective
 value so far as each trial completes.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -27,8 +26,7 @@ import shutil
 import time
 import traceback
 import warnings
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,31 +36,34 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from harness.config import TrialConfig
-from harness.study import SEED, StudyConfig, StudyError, flatten, objective_metric
+from harness.provenance import git_commit
+from harness.study import SEED, StudyConfig, StudyError, flatten
 from harness.sweep.datasets import copy_inputs, log_datasets
 from harness.sweep.delivery import MetricSender, TrackingLost, as_lost, numeric, tracking_down
 from harness.sweep.display import Finished, config_text
-from harness.sweep.logged_model import link_model, log_best_checkpoint, model_logging, model_name
+from harness.sweep.logged_model import link_model
 from harness.sweep.optuna_record import trial_record
-from harness.sweep.provenance import environment_tags, git_commit
+from harness.sweep.phases import ShownClock, first_phases
 from harness.sweep.recovery import worker_identity
+from harness.sweep.results import final_metrics, log_result, objective_values, reported_metric
 from harness.sweep.reuse import copy_result, find_result, result_key, validation_history
 from harness.sweep.stores import STORE_DIR, mask_url
-from harness.sweep.tracking import log_best, outcome_of, param_value, run_name, trial_name, trial_note
+from harness.sweep.tracking import (
+    environment_tags,
+    log_best,
+    outcome_of,
+    param_value,
+    run_name,
+    trial_name,
+    trial_note,
+)
 from harness.train.clock import PhaseClock
 from harness.vocabulary import (
     BASE_EVAL,
     BEST_STEP,
-    EXAMPLES_ARTIFACT,
-    GENERATED_TOKENS,
-    METRICS,
     NOTE_TAG,
     OPTUNA_TRIAL_ARTIFACT,
-    PHASES_ATTR,
-    PREDICTION_COLUMNS,
-    PREDICTIONS_ARTIFACT,
     ROLE_TRIAL,
-    SELECT_METRIC,
     TAG_BERTSCORE,
     TAG_CHECKPOINT,
     TAG_ERROR,
@@ -70,38 +71,23 @@ from harness.vocabulary import (
     TAG_METEOR,
     TAG_NUMBER,
     TAG_RESULT_KEY,
-    TAG_RESUMED,
     TAG_ROLE,
     TAG_STATE,
     TAG_STUDY,
-    TEST,
-    TIME_PREFIX,
-    TRAIN_STEPS,
-    TRAINED_TOKENS,
     TRIAL_CONFIG_ARTIFACT,
     VAL,
-    VALIDATION_METRICS,
-    WALL_TIME,
     method_label,
     metric_key,
-    sample_artifact,
 )
 
 if TYPE_CHECKING:
-    import pandas as pd
-
     from harness.sweep.display import Display
-    from harness.train.trial import TrialResult
 
 __all__ = [
     "CHECKPOINT_ENV",
     "SAMPLE_STEPS",
-    "ShownClock",
     "TrialRunner",
     "checkpoint_dir",
-    "objective_values",
-    "predictions_table",
-    "reported_metric",
     "suggest",
 ]
 
@@ -128,132 +114,6 @@ def suggest(study: StudyConfig, trial: optuna.Trial) -> dict[str, Any]:
             params[key] = trial.suggest_float(key, spec.low, spec.high, step=spec.step, log=spec.log)
     params[SEED] = trial.suggest_categorical(SEED, study.seed_list)
     return params
-
-
-def objective_values(study: StudyConfig, metrics: Mapping[str, float]) -> list[float]:
-    """The study's objectives from a trial's final metrics (``test/<m>``, ``val/<m>`` at the best step, or a
-    compute column such as ``generated_tokens``), in the study's order."""
-    values = []
-    for objective in study.objectives:
-        metric = objective.metric
-        if metric not in metrics:
-            raise KeyError(
-                f"objective {metric!r}: the trial computed {sorted(k for k in metrics if '/' in k)} "
-                "(bertscore needs eval.bertscore: true; sampled metrics need eval.sampling_passes > 0)"
-            )
-        value = float(metrics[metric])
-        if not math.isfinite(value):
-            raise FloatingPointError(f"objective {metric!r} is {value}")
-        values.append(value)
-    return values
-
-
-def reported_metric(study: StudyConfig) -> str:
-    """The validation metric a trial reports to Optuna at each validation (what a pruner compares): the
-    first objective's metric when validation computes it (``val/bleu`` for ``test/bleu``), else BLEU."""
-    metric = objective_metric(study.objectives[0].metric)
-    return metric if metric in VALIDATION_METRICS else SELECT_METRIC
-
-
-def final_metrics(result: TrialResult, wall: float) -> dict[str, float]:
-    """What a trial logs at its end: test scores, the validation scores of the selected checkpoint
-    (``val/<m>`` at ``best_step``), compute and the time per phase."""
-    out = {metric_key(TEST, k): float(v) for k, v in result.test.scores.items()}
-    out.update(
-        {
-            BEST_STEP: result.best_step,
-            TRAIN_STEPS: result.steps,
-            GENERATED_TOKENS: result.generated_tokens,
-            TRAINED_TOKENS: result.trained_tokens,
-            WALL_TIME: wall,
-        }
-    )
-    out.update({f"{TIME_PREFIX}{stage}": float(s) for stage, s in result.times.items()})  # stage: "<phase>_s"
-    return out
-
-
-def examples_artifact(result: TrialResult) -> dict[str, Any]:
-    """Per-example test scores (greedy, and each sampled pass) with BLEU's sufficient statistics: what
-    the report's seed-aware bootstrap re-scores (`harness.report.inference`)."""
-    test = result.test
-    out: dict[str, Any] = {
-        "ids": list(test.ids),
-        "references": list(test.references),
-        "hypotheses": list(test.hypotheses),
-        "scores": {m: [float(x) for x in v] for m, v in test.per_example.items()},
-        "bleu_stats": test.bleu_stats.tolist() if test.bleu_stats is not None else None,
-    }
-    if test.sampled_per_example:
-        out["sampled"] = {
-            "scores": {m: v.tolist() for m, v in test.sampled_per_example.items()},
-            "bleu_stats": test.sampled_bleu_stats.tolist(),
-            "hypotheses": test.sampled_hypotheses,
-        }
-    return out
-
-
-def predictions_table(result: TrialResult, examples: list | None = None) -> pd.DataFrame:
-    """One row per test example: id, prompt and transcript (from the test split's examples, when given),
-    reference, greedy prediction and each metric's score of it (x100): what the MLflow UI shows as the
-    run's ``test_predictions.json`` table."""
-    import pandas as pd
-
-    test = result.test
-    by_id = {ex.id: ex for ex in examples or []}
-    metrics = [m for m in METRICS if m in test.per_example] + [m for m in test.per_example if m not in METRICS]
-    rows = []
-    for i, example_id in enumerate(test.ids):
-        ex = by_id.get(example_id)
-        rows.append(
-            [
-                example_id,
-                ex.prompt if ex is not None else None,
-                ex.transcript if ex is not None else None,
-                test.references[i],
-                test.hypotheses[i],
-                *(float(test.per_example[m][i]) for m in metrics),
-            ]
-        )
-    return pd.DataFrame(rows, columns=[*PREDICTION_COLUMNS, *metrics])
-
-
-@contextmanager
-def _quiet_tables() -> Iterator[None]:
-    """MLflow's log_table asks pandas for 'object' columns, which pandas 3 answers with a deprecation
-    notice on the terminal for every sweep: not ours to act on."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="For backward compatibility, 'str' dtypes are included")
-        yield
-
-
-class ShownClock(PhaseClock):
-    """The trial's `PhaseClock`, which also shows the start and end of the phases named in ``announce``
-    (phase -> what to say; each said once, then forgotten) on the display, and records each such line in
-    the Optuna trial's ``PHASES_ATTR`` (a `--workers` parent shows them from the shared storage)."""
-
-    def __init__(self, display: Display, trial: optuna.Trial | None = None):
-        super().__init__()
-        self.display, self.trial = display, trial
-        self.announce: dict[str, str] = {}
-        self.lines: list[str] = []
-
-    def _record(self, line: str) -> None:
-        self.lines.append(line)
-        if self.trial is not None:
-            try:  # a line is never worth failing a trial
-                self.trial.set_user_attr(PHASES_ATTR, list(self.lines))
-            except Exception:
-                pass
-
-    @contextmanager
-    def __call__(self, phase: str) -> Iterator[None]:
-        what = self.announce.pop(phase, None)
-        if what is None:
-            with super().__call__(phase):
-                yield
-        else:
-            with self.display.phase(what, record=self._record), super().__call__(phase):
-                yield
 
 
 def checkpoint_dir(study: StudyConfig, cfg: TrialConfig) -> Path:
@@ -453,7 +313,7 @@ class TrialRunner:
         self.display.trial_started(trial.number, title, 0 if cfg.method == BASE_EVAL else cfg.train.steps)
         t0 = time.perf_counter()
         configure_threads()
-        self._announce(cfg, start, clock)
+        clock.announce.update(first_phases(cfg, start, self.shown))
         with clock("data"):  # the process keeps it: run_trial gets the same splits without loading them again
             data = trial_lib.load_task_data(cfg)
         with clock("tracking"):
@@ -465,58 +325,9 @@ class TrialRunner:
         selected = {metric_key(VAL, k): v for k, v in result.validation.items()}  # at the best step (in history)
         values = objective_values(self.study, {**final, **selected})
         with clock("tracking"):
-            if result.resumed_from:
-                mlflow.set_tag(TAG_RESUMED, str(result.resumed_from))
-            sender.log(final, result.steps)
-            mlflow.log_dict(examples_artifact(result), EXAMPLES_ARTIFACT)
             test_examples = list(data["test"].examples) if "test" in data else []
-            with _quiet_tables():
-                mlflow.log_table(predictions_table(result, test_examples), artifact_file=PREDICTIONS_ARTIFACT)
-                if result.samples:
-                    import pandas as pd
-
-                    for step, rows in sorted(result.samples.items()):
-                        mlflow.log_table(pd.DataFrame(rows), artifact_file=sample_artifact(step))
-            if result.best_weights is not None and model_logging():
-                config = cfg.model_dump(mode="json")
-                log_best_checkpoint(
-                    result.best_weights,
-                    yaml.safe_dump(config, sort_keys=False),
-                    start=start,
-                    commit=git_commit(),
-                    best_step=result.best_step,
-                    params={k: param_value(v) for k, v in flatten(config).items()},
-                    name=model_name(trial_name(label, params)),
-                )
-            sender.deliver()
+            log_result(result, final, sender, cfg, test_examples, start, git_commit(), trial_name(label, params))
         return values
-
-    def _announce(self, cfg: TrialConfig, start: str, clock: ShownClock) -> None:
-        """Which of this trial's phases the display shows, the first time this process meets them: the
-        task's data (synthesised on first use, then read from its cache), the starting model's validation
-        at step 0 and a base-model trial's test evaluation (each computed once, then cached; a test with
-        sampled passes once per seed)."""
-        data = json.dumps([cfg.task, cfg.data.model_dump(mode="json")], sort_keys=True)
-        evaluation = json.dumps([start, data, cfg.model.model_dump(mode="json"), cfg.eval.model_dump(mode="json")])
-        seeded = cfg.eval.sampling_passes > 0
-        phases = {
-            "data": (
-                data,
-                f"data: {cfg.task} train/validation/test, {cfg.data.train_size}/{cfg.data.validation_size}/"
-                f"{cfg.data.test_size} examples"
-                + (" (synthesised with espeak-ng on first use)" if cfg.data.source == "synthetic" else ""),
-            ),
-            "validation": (evaluation, f"starting model: {cfg.task} validation at step 0"),
-        }
-        if cfg.method == BASE_EVAL:
-            phases["test"] = (
-                evaluation + (f" seed {cfg.seed}" if seeded else ""),
-                f"base model: {cfg.task} test" + (f" (seed {cfg.seed})" if seeded else ""),
-            )
-        for phase, (key, what) in phases.items():
-            if f"{phase}:{key}" not in self.shown:
-                self.shown.add(f"{phase}:{key}")
-                clock.announce[phase] = what
 
     def _reuse(
         self, trial: optuna.Trial, source, run_id: str, label: str, params: Mapping[str, Any], clock: PhaseClock

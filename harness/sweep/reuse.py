@@ -24,7 +24,7 @@ from mlflow.entities import Metric, Run
 from mlflow.tracking import MlflowClient
 
 from harness.config import TrialConfig
-from harness.sweep.provenance import is_clean
+from harness.provenance import is_clean
 from harness.vocabulary import (
     OPTUNA_TRIAL_ARTIFACT,
     SELECT_METRIC,

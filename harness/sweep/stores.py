@@ -19,10 +19,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import mlflow.artifacts
 import optuna
 from mlflow.tracking import MlflowClient
 
 __all__ = [
+    "download_artifact",
     "quiet_downloads",
     "HEARTBEAT_ENV",
     "MAX_RETRIES",
@@ -173,3 +175,16 @@ def quiet_downloads() -> Iterator[None]:
         yield
     finally:
         os.environ.pop(key, None)
+
+
+def download_artifact(tracking_uri: str, run_id: str, path: str, dst: Path) -> Path | None:
+    """The run's artifact ``path`` downloaded into the folder ``dst`` (no progress bar), or None when the run
+    has no such file (an older run, or one that ended before writing it)."""
+    try:
+        with quiet_downloads():
+            local = mlflow.artifacts.download_artifacts(
+                run_id=run_id, artifact_path=path, dst_path=str(dst), tracking_uri=tracking_uri
+            )
+    except Exception:
+        return None
+    return Path(local)

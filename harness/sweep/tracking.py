@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -32,9 +33,9 @@ from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
+from harness.provenance import git_commit, machine, versions
 from harness.study import StudyConfig, StudyError, flatten
 from harness.sweep.display import fmt_value, outcome_text, swept_values
-from harness.sweep.provenance import environment_tags
 from harness.sweep.stores import artifact_root, mask_url
 from harness.vocabulary import (
     BEST_TRIAL,
@@ -44,9 +45,13 @@ from harness.vocabulary import (
     SEED,
     STUDY_FILE_ARTIFACT,
     SWEPT_ARTIFACT,
+    TAG_COMMAND,
+    TAG_COMMIT,
+    TAG_MACHINE,
     TAG_N_TRIALS,
     TAG_ROLE,
     TAG_STUDY,
+    TAG_VERSION_PREFIX,
     best_key,
 )
 
@@ -59,6 +64,7 @@ __all__ = [
     "best_metrics",
     "changed_error",
     "ensure_experiment",
+    "environment_tags",
     "ensure_study_run",
     "find_study_run",
     "log_best",
@@ -93,6 +99,17 @@ def ensure_experiment(client: MlflowClient, name: str, uri: str, description: st
         if experiment.tags.get(key) != value:
             client.set_experiment_tag(experiment.experiment_id, key, value)
     return experiment.experiment_id
+
+
+def environment_tags() -> dict[str, str]:
+    """Commit, machine, command line (passwords masked) and package versions (`harness.provenance`), as
+    MLflow tags of the study's run and of every trial run."""
+    return {
+        TAG_COMMIT: git_commit(),
+        TAG_MACHINE: machine(),
+        TAG_COMMAND: " ".join(["harness", *(mask_url(arg) for arg in sys.argv[1:])]),
+        **{f"{TAG_VERSION_PREFIX}{package}": v for package, v in versions().items()},
+    }
 
 
 def study_params(study: StudyConfig) -> dict[str, str]:

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from harness.config import GRPOConfig
-from harness.models.speech_lm import Completions, Prompts, completions_from_targets
+from harness.models.batches import Completions, Prompts, completions_from_targets
 from harness.rewards import Reward
 from harness.train.clock import STEP_PHASES
 from harness.train.grpo_loss import group_advantages, loss_mask, sft_weight, uses_reference, uses_sft

@@ -13,14 +13,8 @@ import torch
 
 from harness import distributed
 from harness.config import GRPOConfig
-from harness.models.speech_lm import (
-    Completions,
-    Prompts,
-    SpeechLM,
-    completions_from_targets,
-    join_completions,
-    join_prompts,
-)
+from harness.models.batches import Completions, Prompts, completions_from_targets, join_completions, join_prompts
+from harness.models.speech_lm import SpeechLM
 from harness.rewards import Reward
 from harness.train.learner import Learner
 from harness.vocabulary import STEP_GENERATED_TOKENS

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 import torch
 
 from harness.config import GRPOConfig
-from harness.models.speech_lm import Completions, Prompts, SpeechLM
+from harness.models.batches import Completions, Prompts
+from harness.models.speech_lm import SpeechLM
 from harness.train.grpo_loss import LossStats, chunk_weight, grpo_loss, sft_loss, tokens_per_process
 from harness.train.learner import Learner
 from harness.train.optimizer import apply_gradients

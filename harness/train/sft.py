@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 
 from harness.eval.evaluate import reference_nll
-from harness.models.speech_lm import Prompts
+from harness.models.batches import Prompts
 from harness.train.learner import Learner, StepResult
 from harness.train.optimizer import apply_gradients
 from harness.vocabulary import STEP_TIME, STEP_TRAINED_TOKENS

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import torch
 
-from harness.models.speech_lm import Completions, Prompts, SpeechLM
+from harness.models.batches import Completions, Prompts
+from harness.models.speech_lm import SpeechLM
 
 __all__ = ["PerSampleLM"]
 

@@ -1,6 +1,7 @@
-"""Where a result came from: the code's commit (and whether the tree was clean), the machine, the
-command line and the versions of the packages that compute it. Recorded on the study's run and on
-every trial run (a worker may join later, from another checkout), and read by the reports."""
+"""Where a result came from: the code's commit (and whether the tree was clean), the machine and the
+versions of the packages that compute it. The sweep records them on the study's run and on every trial
+run (`harness.sweep.tracking.environment_tags`, with the command line; a worker may join later, from
+another checkout); the reports read them back and hold their own code to the same commit rule."""
 
 from __future__ import annotations
 
@@ -13,12 +14,9 @@ from functools import lru_cache
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from harness.sweep.stores import mask_url
-from harness.vocabulary import TAG_COMMAND, TAG_COMMIT, TAG_MACHINE, TAG_VERSION_PREFIX
+__all__ = ["CHECKOUT", "DIRTY", "PACKAGES", "git_commit", "is_clean", "machine", "versions"]
 
-__all__ = ["CHECKOUT", "DIRTY", "PACKAGES", "environment_tags", "git_commit", "is_clean", "machine", "versions"]
-
-CHECKOUT = Path(__file__).resolve().parents[2]  # the checkout this harness runs from
+CHECKOUT = Path(__file__).resolve().parents[1]  # the checkout this harness runs from
 DIRTY = "-dirty"  # appended to the commit when tracked files had uncommitted changes
 # What computes a result: the numerics (torch, transformers, numpy), the metrics (sacrebleu,
 # rouge-score, nltk, bert-score), the statistics (scipy, statsmodels) and the stores (mlflow, optuna).
@@ -106,13 +104,3 @@ def versions() -> dict[str, str]:
         except PackageNotFoundError:
             out[package] = "not installed"
     return out
-
-
-def environment_tags() -> dict[str, str]:
-    """Commit, machine, command line (passwords masked) and package versions, as MLflow tags."""
-    return {
-        TAG_COMMIT: git_commit(),
-        TAG_MACHINE: machine(),
-        TAG_COMMAND: " ".join(["harness", *(mask_url(arg) for arg in sys.argv[1:])]),
-        **{f"{TAG_VERSION_PREFIX}{package}": v for package, v in versions().items()},
-    }
