@@ -1538,3 +1538,29 @@ def test_test_outputs_beside_their_reference(main):
         (per_example["run_id"] == run) & (per_example["id"] == hit["example"]) & (per_example["decoding"] == "greedy")
     ]["bleu"].iloc[0]
     assert hit["greedy answer"] == answer and hit["sentence BLEU"] == (f"{bleu:.2f}" if np.isfinite(bleu) else "—")
+
+
+def test_setup_shows_every_setting_a_configuration_changes():
+    """A GRPOConfig / TrainConfig field appears in the Setup as soon as one configuration sets it away
+    from its default (GSPO's importance level, CHORD's SFT weight), and not otherwise."""
+    from harness.config import TrialConfig
+    from harness.report.sections.setup import settings_table
+
+    def resolved(method: str, **grpo) -> dict:
+        cfg = TrialConfig.model_validate({"task": "sqa", "method": method, "seed": 0, "grpo": grpo})
+        return {**cfg.model_dump(mode="json"), "seed": [0, 1]}
+
+    table = settings_table(
+        {
+            "sqa__grpo": resolved("grpo"),
+            "sqa__gspo": resolved("grpo", importance_level="sequence", loss_type="grpo"),
+            "sqa__sft": resolved("sft"),
+        }
+    ).set_index("configuration")
+    assert table.loc["sqa__gspo", "grpo.importance_level"] == "sequence"
+    assert (
+        table.loc["sqa__grpo", "grpo.importance_level"] == "token"
+        and table.loc["sqa__sft", "grpo.importance_level"] == "—"
+    )
+    assert "grpo.sft_weight" not in table and "grpo.epsilon" not in table  # at their defaults everywhere: elided
+    assert table.loc["sqa__gspo", "loss"] == "grpo" and table.loc["sqa__sft", "G"] == "—"

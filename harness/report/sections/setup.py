@@ -6,13 +6,36 @@ from __future__ import annotations
 import pandas as pd
 import yaml
 
+from harness.config import GRPOConfig, TrainConfig
 from harness.report.comparisons import ALPHA, N_BOOTSTRAP, POWER, primary_decoding
 from harness.report.document import ReportWriter
 from harness.report.export import FILES
 from harness.report.folder import ReportData
-from harness.vocabulary import METRIC_NAMES, SELECT_METRIC, STATES
+from harness.vocabulary import BASE_EVAL, GRPO, METRIC_NAMES, SELECT_METRIC, STATES
 
-__all__ = ["header_section", "setup_section"]
+__all__ = ["header_section", "settings_table", "setup_section"]
+
+# The settings every report shows, under short names; any other TrainConfig / GRPOConfig field appears (as
+# train.<field> / grpo.<field>) as soon as one configuration sets it away from its default, so a new knob
+# shows itself in the Setup of the study that sweeps it.
+SHOWN_TRAIN = {
+    "steps": "steps",
+    "batch_size": "prompts/step",
+    "lr": "lr",
+    "warmup_steps": "warmup",
+    "eval_every": "eval every",
+}
+SHOWN_GRPO = {
+    "reward": "reward",
+    "group_size": "G",
+    "beta": "beta",
+    "temperature": "T (rollout)",
+    "max_new_tokens": "new tokens",
+    "loss_type": "loss",
+    "scale_rewards": "adv. scale",
+    "iterations": "mu",
+    "mp_grpo": "MP-GRPO",
+}
 
 
 def header_section(w: ReportWriter, data: ReportData, dirty: list[str]) -> None:
@@ -33,6 +56,40 @@ def header_section(w: ReportWriter, data: ReportData, dirty: list[str]) -> None:
         "ids are in [the appendix](#appendix-runs-per-configuration).",
         *([f"- **Not reproducible from a commit:** {'; '.join(dirty)}."] if dirty else []),
     )
+
+
+def settings_table(configs: dict[str, dict]) -> pd.DataFrame:
+    """One row per configuration (its resolved config): the shown training and GRPO settings, then every
+    other TrainConfig / GRPOConfig field some configuration sets away from its default (GRPO settings
+    "—" for a method that has none)."""
+    sections = (("train", TrainConfig, SHOWN_TRAIN), ("grpo", GRPOConfig, SHOWN_GRPO))
+    extra: dict[str, list[str]] = {}
+    for section, model, shown in sections:
+        defaults = model().model_dump(mode="json")
+        extra[section] = [
+            field
+            for field in defaults
+            if field not in shown
+            and any(
+                cfg.get(section, {}).get(field, defaults[field]) != defaults[field]
+                for cfg in configs.values()
+                if section == "train" or cfg["method"] == GRPO
+            )
+        ]
+    rows = []
+    for name, cfg in configs.items():
+        row = {"configuration": name, "method": cfg["method"], "seeds": ", ".join(map(str, cfg["seed"]))}
+        for section, _, shown in sections:
+            values = cfg.get(section, {})
+            has = section == "train" or cfg["method"] == GRPO
+            for field, label in [*shown.items(), *((f, f"{section}.{f}") for f in extra[section])]:
+                if section == "train" and field == "steps" and cfg["method"] == BASE_EVAL:
+                    row[label] = 0
+                else:
+                    value = values.get(field) if has else None
+                    row[label] = "—" if value is None else value
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def setup_section(w: ReportWriter, data: ReportData) -> None:
@@ -72,36 +129,11 @@ def setup_section(w: ReportWriter, data: ReportData) -> None:
         f"({', '.join(prov.get('meteor', []))}); BERTScore = {', '.join(prov.get('bertscore', []))}: not the "
         "paper's roberta-large, so not comparable in level. Other metrics are means of per-example scores.",
     )
-    rows = []
-    for name, cfg in configs.items():
-        t, g = cfg["train"], cfg["grpo"]
-        grpo = cfg["method"] == "grpo"
-        rows.append(
-            {
-                "configuration": name,
-                "method": cfg["method"],
-                "seeds": ", ".join(map(str, cfg["seed"])),
-                "steps": t["steps"] if cfg["method"] != "base-eval" else 0,
-                "prompts/step": t["batch_size"],
-                "lr": t["lr"],
-                "warmup": t["warmup_steps"],
-                "eval every": t["eval_every"],
-                "reward": g["reward"] if grpo else "—",
-                "G": g["group_size"] if grpo else "—",
-                "beta": g["beta"] if grpo else "—",
-                "T (rollout)": g["temperature"] if grpo else "—",
-                "new tokens": g["max_new_tokens"] if grpo else "—",
-                "loss": g["loss_type"] if grpo else "—",
-                "adv. scale": g["scale_rewards"] if grpo else "—",
-                "mu": g["iterations"] if grpo else "—",
-                "MP-GRPO": g["mp_grpo"] if grpo else "—",
-            }
-        )
     w.text(
         "Per configuration (AdamW, linear warmup then constant lr, gradient norm clipped at "
         f"{first['train']['max_grad_norm']}; resolved configs in `configs/`):"
     )
-    w.text_table(pd.DataFrame(rows))
+    w.text_table(settings_table(configs))
     w.text(
         f"- **Statistics**: every comparison is a two-level bootstrap ({data.provenance.get('n_boot', N_BOOTSTRAP):,} "
         "replicates) over "
