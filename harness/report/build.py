@@ -88,8 +88,8 @@ def rebuild_report(folder: Path, n_boot: int | None = None, allow_dirty: bool = 
     comparisons = comparison_table(data, n_boot=provenance["n_boot"], skip=folded)
     header_section(w, data, dirty)
     answer_section(w, data, evaluate_hypotheses(data, provenance["n_boot"]))  # the answer first
-    methods_section(w, data, folded)  # then the paper's tables, measured beside published
-    ablation_section(w, data, folded)
+    ablation_section(w, data, folded)  # then the paper's tables, measured beside published: Table 3 first
+    methods_section(w, data, folded)
     sweeps_section(w, data)
     mp_section(w, data)
     variance_section(w, data, variance_pairs(data, comparisons), provenance["n_boot"] // 5)
