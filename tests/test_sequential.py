@@ -32,11 +32,16 @@ def test_boundaries_spend_alpha_as_the_spending_function_says(spending: str, alp
     t = np.array(LOOKS) / LOOKS[-1]
     c = np.array(boundaries(list(t), alpha, spending))
     corr = np.sqrt(np.minimum.outer(t, t) / np.maximum.outer(t, t))
-    for k in range(1, len(t) + 1):
-        mvn = stats.multivariate_normal(np.zeros(k), corr[:k, :k])
-        stay = mvn.cdf(c[:k], lower_limit=-c[:k], rng=np.random.default_rng(0))
-        assert 1 - stay == pytest.approx(spent(t[k - 1], alpha, spending), abs=2e-5)
+
+    def crossed(bounds: np.ndarray, k: int) -> float:  # P(|Z_j| >= c_j for some j <= k), scipy's integration
+        mvn = stats.multivariate_normal(np.zeros(k), corr[:k, :k], abseps=1e-10, releps=1e-8, maxpts=4_000_000)
+        return 1 - mvn.cdf(bounds[:k], lower_limit=-bounds[:k], rng=np.random.default_rng(0))
+
+    for k in range(1, len(t) + 1):  # relative: the first looks spend as little as 6e-7
+        assert crossed(c, k) == pytest.approx(spent(t[k - 1], alpha, spending), rel=2e-4, abs=1e-12)
     assert c[-1] > stats.norm.isf(alpha / 2)  # repeated looks cost: the last boundary is above the fixed one
+    naive = np.full(len(t), stats.norm.isf(alpha / 2))  # the fixed design's boundary at every look overspends
+    assert crossed(naive, len(t)) > 1.5 * alpha
 
 
 def test_one_look_is_the_fixed_design() -> None:

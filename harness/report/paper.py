@@ -18,6 +18,8 @@ A measured configuration has a published counterpart (Granite-Speech 2B) only wh
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pandas as pd
 
@@ -59,8 +61,13 @@ def _paper_settings(config: Config) -> bool:
     grpo = config.resolved.get("grpo")
     if not isinstance(grpo, dict):
         return False
-    defaults = GRPOConfig().model_dump(mode="json")
+    defaults = _grpo_defaults()
     return all(grpo.get(k, defaults.get(k)) == v for k, v in PAPER_GRPO.items())
+
+
+@functools.cache
+def _grpo_defaults() -> dict:
+    return GRPOConfig().model_dump(mode="json")
 
 
 def _reward(config: Config) -> str:

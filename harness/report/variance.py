@@ -39,14 +39,10 @@ BUYS = ("one more seed", "one more sampled pass", "twice the test examples")
 TEST_TIME = time_key("test")
 
 
-def pass_scores(data: ReportData, config: Config, metric: str) -> np.ndarray | None:
-    """``[S, P]`` corpus score of each seed's each sampled pass (None without sampled passes)."""
-    features = data.features(config, metric, "sampled")
-    if features is None:
-        return None
+def pass_scores(features: np.ndarray, metric: str) -> np.ndarray:
+    """``[S, P]`` corpus score of each seed's each sampled pass, from ``[S, M, P, *F]`` features."""
     sums = features.sum(axis=1)  # [S, P, *F]
-    m = features.shape[1]
-    return corpus_bleu_from_stats(sums) if metric == "bleu" else sums / m
+    return corpus_bleu_from_stats(sums) if metric == "bleu" else sums / features.shape[1]
 
 
 def _parts(scores: np.ndarray) -> tuple[float, float]:
@@ -68,10 +64,10 @@ def _cost(config: Config, passes: int) -> tuple[float, float]:
 def decompose(data: ReportData, a: Config, b: Config, metric: str, n_boot: int = 2000) -> dict | None:
     """One comparison's variance parts (x100 points squared), what each buy costs and gains, and the
     best buy; None when the trials did not run sampled decoding."""
-    sa, sb = pass_scores(data, a, metric), pass_scores(data, b, metric)
     fa, fb = data.features(a, metric, "sampled"), data.features(b, metric, "sampled")
-    if sa is None or sb is None or fa is None or fb is None:
+    if fa is None or fb is None:
         return None
+    sa, sb = pass_scores(fa, metric), pass_scores(fb, metric)
     c = compare(fa, fb, score=score_for(metric, "sampled"), n_boot=n_boot)
     out: dict = {"A": a.name, "B": b.name, "metric": metric, "se": c.se}
     gain_seed = gain_pass = 0.0

@@ -340,21 +340,29 @@ def _check_hypotheses(study: StudyConfig) -> None:
         if a.flat.get("task") != b.flat.get("task"):
             tasks = f"a is task {a.flat.get('task')!r}, b task {b.flat.get('task')!r}"
             raise _fail(study, where, tasks, "compare within one task")
-        for c in (a, b):
-            if test.decoding == "sampled" and not c.flat.get("eval.sampling_passes"):
-                raise _fail(
-                    study,
-                    where + ("decoding",),
-                    f"{_describe(c)} does not run sampled decoding (eval.sampling_passes is 0)",
+        needs = []  # (field, the TrialConfig key the hypothesis needs set, the problem without it, the fix)
+        if test.decoding == "sampled":
+            needs.append(
+                (
+                    "decoding",
+                    "eval.sampling_passes",
+                    "does not run sampled decoding (eval.sampling_passes is 0)",
                     "set eval.sampling_passes (e.g. 2) or use 'decoding: greedy'",
                 )
-            if test.metric == "bertscore" and not c.flat.get("eval.bertscore"):
-                raise _fail(
-                    study,
-                    where + ("metric",),
-                    f"{_describe(c)} does not compute BERTScore",
+            )
+        if test.metric == "bertscore":
+            needs.append(
+                (
+                    "metric",
+                    "eval.bertscore",
+                    "does not compute BERTScore",
                     "set eval.bertscore: true or choose another metric",
                 )
+            )
+        for c in (a, b):
+            for field, key, problem, fix in needs:
+                if not c.flat.get(key):
+                    raise _fail(study, where + (field,), f"{_describe(c)} {problem}", fix)
 
 
 def _describe(c: StudyConfiguration) -> str:
