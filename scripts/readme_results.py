@@ -19,9 +19,10 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from harness.report.answer import verdict_text
+from harness.report.answer import interval_text, verdict_text
 from harness.report.findings import OPEN
 from harness.report.hypotheses import HYPOTHESES_FILE, verdicts
+from harness.vocabulary import WALL_TIME
 
 ROOT = Path(__file__).resolve().parents[1]
 README, REPORTS = ROOT / "README.md", ROOT / "reports"
@@ -57,13 +58,24 @@ def declared(folder: Path) -> list[str]:
     if not path.is_file():
         return []
     kept = verdicts(pd.read_csv(path))
-    out = ["| hypothesis | verdict | Δ [RCI] | seeds |", "|---|---|---|---|"]
+    out = ["| hypothesis | verdict | Δ [interval] | seeds |", "|---|---|---|---|"]
     for _, r in kept.iterrows():
-        out.append(
-            f"| `{r['hypothesis']}` | {verdict_text(r)} | {r['diff']:+.2f} [{r['low']:+.2f}, {r['high']:+.2f}] | "
-            f"{int(r['seeds'])} |"
-        )
+        diff = f"{r['diff']:+.2f} {interval_text(r)}"
+        out.append(f"| `{r['hypothesis']}` | {verdict_text(r)} | {diff} | {int(r['seeds'])} |")
     return out
+
+
+def budget(folder: Path) -> str:
+    """What the study spent: trials (and how many were reused), the trials' own run time, rounds run."""
+    per_seed = pd.read_csv(folder / "per_seed.csv")
+    ran = per_seed[per_seed["reused_from"].isna()]
+    looks = pd.read_csv(folder / HYPOTHESES_FILE)
+    return (
+        f"family-wise error {looks['alpha_family'].iloc[0]:g} over every hypothesis and look; "
+        f"{len(per_seed)} trials ({len(per_seed) - len(ran)} reused from identical finished trials), "
+        f"{ran[WALL_TIME].sum() / 3600:.1f} CPU-hours of trial run time, {int(looks['look'].max())} of "
+        f"{int(looks['looks'].max())} rounds"
+    )
 
 
 def exploratory(folder: Path) -> str:
@@ -95,7 +107,7 @@ def block() -> str:
     for folder in answered:
         lines += [
             f"**[{folder.name}](reports/{folder.name}/report.md)**, hypotheses declared in its study file before "
-            "the run (the only verdicts; family-wise error 0.05 over every hypothesis and look):",
+            f"the run (the only verdicts; {budget(folder)}):",
             "",
             *declared(folder),
             "",

@@ -112,7 +112,8 @@ hypotheses:
 def folder(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("declared") / "paper_tables"
     shutil.copytree(REPORTS / "paper_tables", out)
-    (out / "study.yaml").write_text((out / "study.yaml").read_text() + DECLARED)
+    text = (out / "study.yaml").read_text()
+    (out / "study.yaml").write_text(text.split("\nhypotheses:")[0].rstrip("\n") + "\n" + DECLARED)
     return out
 
 
@@ -130,7 +131,8 @@ def test_each_look_uses_exactly_its_first_seeds(folder: Path, tmp_path: Path) ->
     cut = tmp_path / "cut"
     shutil.copytree(folder, cut)
     per_seed = pd.read_csv(cut / "per_seed.csv")
-    per_seed[per_seed["seed"] < 4].to_csv(cut / "per_seed.csv", index=False)
+    first_four = declared(load_folder(folder).study_text).seeds[:4]
+    per_seed[per_seed["seed"].isin(first_four)].to_csv(cut / "per_seed.csv", index=False)
     early = evaluate(load_folder(cut), n_boot=2000)
     assert early["look"].max() == 2
     pd.testing.assert_frame_equal(early.reset_index(drop=True), table[table["look"] <= 2].reset_index(drop=True))
@@ -268,3 +270,20 @@ def test_rounds_add_seeds_only_while_undecided_and_resume(tmp_path: Path, stores
     again_table = pd.read_csv(tmp_path / "reports" / "tiny" / "hypotheses.csv")
     pd.testing.assert_frame_equal(table, again_table)
     assert N_BOOTSTRAP == 10_000
+
+
+def test_an_equivalence_verdict_shows_the_interval_that_decided_it() -> None:
+    """TOST decides equivalence on the 1 - 2 alpha_h interval; the 1 - alpha_h RCI may reach past the
+    margin. The Answer, the terminal and the index quote the interval that decided."""
+    from harness.report.answer import interval_text, verdict_line
+    from harness.report.document import fmt_num
+    from harness.report.sequential import EQUIVALENT, decide
+
+    look = decide(diff=-0.5, se=0.6, df=30, seeds=15, level=0.01, eq_level=0.02, margin=2.0, last=False)
+    assert look.verdict == EQUIVALENT and look.low < -2.0 < look.eq_low and look.eq_high < 2.0
+    row = pd.Series({**dataclasses.asdict(look), "A": "grpo", "B": "sft", "margin": 2.0})
+    shown = f"[{fmt_num(look.eq_low, sign=True)}, {fmt_num(look.eq_high, sign=True)}] (TOST)"
+    assert interval_text(row) == shown and shown in verdict_line(row)
+    assert fmt_num(look.low, sign=True) not in verdict_line(row)
+    wider = pd.Series({**row, "verdict": CONTINUE})
+    assert interval_text(wider) == f"[{fmt_num(look.low, sign=True)}, {fmt_num(look.high, sign=True)}]"

@@ -32,6 +32,7 @@ __all__ = [
     "declared",
     "evaluate",
     "next_round",
+    "restricted",
     "round_evidence",
     "select",
     "verdicts",
@@ -67,7 +68,7 @@ def select(data: ReportData, selector: dict) -> Config | None:
     return found[0] if len(found) == 1 else None
 
 
-def _first_seeds(config: Config, seeds: list[int]) -> Config | None:
+def restricted(config: Config, seeds: list[int]) -> Config | None:
     """``config`` restricted to ``seeds`` (None unless it has every one of them)."""
     rows = config.rows[config.rows["seed"].isin(seeds)].sort_values("seed").reset_index(drop=True)
     return dataclasses.replace(config, rows=rows) if sorted(rows["seed"]) == sorted(seeds) else None
@@ -78,7 +79,7 @@ def _features(data: ReportData, test: HypothesisSpec, a_all: Config | None, b_al
     if a_all is None or b_all is None or data.example_ids(a_all, "greedy") != data.example_ids(b_all, "greedy"):
         return
     for n in found.looks:
-        a, b = _first_seeds(a_all, found.seeds[:n]), _first_seeds(b_all, found.seeds[:n])
+        a, b = restricted(a_all, found.seeds[:n]), restricted(b_all, found.seeds[:n])
         if a is None or b is None:
             return
         fa, fb = data.features(a, test.metric, test.decoding), data.features(b, test.metric, test.decoding)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness.report.answer import verdict_text
+from harness.report.answer import interval_text, verdict_text
 from harness.report.document import fmt_num, md_table
 from harness.report.findings import OPEN
 from harness.report.hypotheses import HYPOTHESES_FILE, verdicts
@@ -41,8 +41,7 @@ def write_index(reports: Path) -> Path:
                     {
                         "hypothesis": f"`{r['hypothesis']}`: {r['A']} vs {r['B']}",
                         "verdict": verdict_text(r),
-                        "Δ [RCI]": f"{fmt_num(r['diff'], sign=True)} [{fmt_num(r['low'], sign=True)}, "
-                        f"{fmt_num(r['high'], sign=True)}]",
+                        "Δ [interval]": f"{fmt_num(r['diff'], sign=True)} {interval_text(r)}",
                         "seeds": int(r["seeds"]),
                         "row": f"[{HYPOTHESES_FILE}]({folder.name}/{HYPOTHESES_FILE}#L{line + 2})",
                     }

@@ -69,7 +69,7 @@ def decompose(data: ReportData, a: Config, b: Config, metric: str, n_boot: int =
         return None
     sa, sb = pass_scores(fa, metric), pass_scores(fb, metric)
     c = compare(fa, fb, score=score_for(metric, "sampled"), n_boot=n_boot)
-    out: dict = {"A": a.name, "B": b.name, "metric": metric, "se": c.se}
+    out: dict = {"task": a.task, "A": a.name, "B": b.name, "metric": metric, "se": c.se}
     gain_seed = gain_pass = 0.0
     cost_seed = cost_pass = cost_examples = 0.0
     for side, scores, config in (("A", sa, a), ("B", sb, b)):
@@ -84,11 +84,17 @@ def decompose(data: ReportData, a: Config, b: Config, metric: str, n_boot: int =
         cost_pass += s * per_pass
         cost_examples += s * per_pass * (1 + p)
     out["example_se"] = c.se_examples
-    out["share_train"] = sum(out[f"train_sd_{x}"] ** 2 / out[f"seeds_{x}"] for x in "AB") / c.se**2
-    out["share_decode"] = (
-        sum(out[f"decode_sd_{x}"] ** 2 / (out[f"seeds_{x}"] * out[f"passes_{x}"]) for x in "AB") / c.se**2
-    )
-    out["share_examples"] = c.se_examples**2 / c.se**2
+    parts = {
+        "train": sum(out[f"train_sd_{x}"] ** 2 / out[f"seeds_{x}"] for x in "AB"),
+        "decode": sum(out[f"decode_sd_{x}"] ** 2 / (out[f"seeds_{x}"] * out[f"passes_{x}"]) for x in "AB"),
+        "examples": c.se_examples**2,
+    }
+    # Estimated separately (moments over seeds and passes; the bootstrap's example part), the three parts
+    # need not add up to the bootstrap's se^2: the shares are of their sum, which is kept beside se^2.
+    total = sum(parts.values())
+    for name, part in parts.items():
+        out[f"share_{name}"] = part / total if total > 0 else np.nan
+    out["parts_over_se2"] = total / c.se**2 if c.se > 0 else np.nan
     gains = {
         BUYS[0]: (gain_seed, cost_seed),
         BUYS[1]: (gain_pass, cost_pass),
@@ -129,7 +135,8 @@ def variance_section(w: ReportWriter, data: ReportData, pairs: list[tuple[Config
         "## Where the uncertainty comes from",
         "",
         "Each comparison's se² split into training seeds, decoding (the sampled passes of one model) and test "
-        "examples (`harness/report/variance.py`), and what shrinks it most per CPU-second of these trials: one "
+        "examples (`harness/report/variance.py`; the three parts are estimated separately and shown as shares of "
+        "their sum), and what shrinks it most per CPU-second of these trials: one "
         "more seed on both sides, one more sampled pass for every seed, or twice the test examples ("
         + (
             "costs from each trial's wall time and test time"
@@ -145,6 +152,7 @@ def variance_section(w: ReportWriter, data: ReportData, pairs: list[tuple[Config
 
     shown = pd.DataFrame(
         {
+            "task": [r["task"] for r in rows],
             "A vs B": [f"{r['A']} vs {r['B']}" for r in rows],
             "se": [fmt_num(r["se"]) for r in rows],
             "seeds": [pct(r["share_train"]) for r in rows],
