@@ -7,11 +7,12 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import time
 import urllib.request
 import uuid
 from pathlib import Path
+
+from harness.sweep.ui import server_command
 
 POSTGRES_ENV = "HARNESS_TEST_POSTGRES_URL"  # set by `make test` (scripts/start_postgres.sh)
 
@@ -32,23 +33,9 @@ class MlflowServer:
         self.uri, self.proc = f"http://127.0.0.1:{self.port}", None
 
     def start(self, timeout: float = 120) -> MlflowServer:
-        cmd = [
-            sys.executable,
-            "-m",
-            "mlflow",
-            "server",
-            "--backend-store-uri",
-            f"sqlite:///{self.root / 'mlflow.db'}",
-            "--artifacts-destination",
-            str(self.root / "artifacts"),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-            "--workers",
-            "1",
-        ]
-        env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+        cmd, env = server_command(
+            f"sqlite:///{self.root / 'mlflow.db'}", self.port, "--artifacts-destination", str(self.root / "artifacts")
+        )
         log = open(self.root / "server.log", "ab")
         self.proc = subprocess.Popen(cmd, cwd=self.root, env=env, stdout=log, stderr=subprocess.STDOUT)
         end = time.monotonic() + timeout
