@@ -364,9 +364,12 @@ def _summary(optuna_study, study) -> bool:
 
 def _build_report(name: str, out: Path, tracking_uri: str, allow_dirty: bool) -> None:
     from harness.report import build_report
+    from harness.report.answer import summary_lines
 
     build_report(name, out, tracking_uri, allow_dirty=allow_dirty)
-    typer.echo(f"report: {out}", err=True)
+    typer.echo(f"report: {out / 'report.md'}", err=True)
+    for line in summary_lines(out):
+        typer.echo(line, err=True)
 
 
 def main() -> None:

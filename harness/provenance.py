@@ -14,7 +14,7 @@ from functools import lru_cache
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-__all__ = ["CHECKOUT", "DIRTY", "PACKAGES", "git_commit", "is_clean", "machine", "versions"]
+__all__ = ["CHECKOUT", "DIRTY", "PACKAGES", "committed_at", "git_commit", "is_clean", "machine", "versions"]
 
 CHECKOUT = Path(__file__).resolve().parents[1]  # the checkout this harness runs from
 DIRTY = "-dirty"  # appended to the commit when tracked files had uncommitted changes
@@ -57,6 +57,27 @@ def git_commit() -> str:
     if head.returncode != 0:
         return "unknown"
     return head.stdout.strip() + (DIRTY if dirty.stdout.strip() else "")
+
+
+def committed_at(path: Path) -> str | None:
+    """The commit that last changed ``path`` (a file or folder of the checkout), when the working tree
+    holds exactly that commit's copy of it (nothing modified or untracked under it); else None."""
+    try:
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--", str(path)], cwd=CHECKOUT, capture_output=True, text=True, timeout=10
+        )
+        last = subprocess.run(
+            ["git", "log", "-1", "--format=%H", "--", str(path)],
+            cwd=CHECKOUT,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if status.returncode or last.returncode or status.stdout.strip() or not last.stdout.strip():
+        return None
+    return last.stdout.strip()
 
 
 def is_clean(commit: str) -> bool:

@@ -235,7 +235,9 @@ def _trials(storage: str, name: str):
     return optuna.load_study(study_name=name, storage=open_storage(storage)).get_trials(deepcopy=False)
 
 
-def test_rounds_add_seeds_only_while_undecided_and_resume(tmp_path: Path, stores, monkeypatch) -> None:
+def test_rounds_add_seeds_only_while_undecided_and_resume(
+    tmp_path: Path, stores, empty_mlflow_db: Path, monkeypatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     storage, uri = stores
     _noisy(monkeypatch, {"rouge1": 0.0, "bleu": 0.0})
@@ -270,6 +272,25 @@ def test_rounds_add_seeds_only_while_undecided_and_resume(tmp_path: Path, stores
     again_table = pd.read_csv(tmp_path / "reports" / "tiny" / "hypotheses.csv")
     pd.testing.assert_frame_equal(table, again_table)
     assert N_BOOTSTRAP == 10_000
+
+    # The first round again, into fresh stores (as `make sweep` in a fresh clone over the committed full
+    # report): the Answer quotes the full run it replaced (carried into earlier_run/) and checks this round
+    # against it; the terminal says both answers
+    fresh = {
+        "HARNESS_OPTUNA_STORAGE": str(tmp_path / "fresh.log"),
+        "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'fresh.db'}",
+    }
+    shutil.copy(empty_mlflow_db, tmp_path / "fresh.db")
+    round1 = invoke("sweep", str(path), "--rounds", "1", "--allow-dirty", env=fresh)
+    assert round1.exit_code == 0, round1.output
+    assert len(_trials(str(tmp_path / "fresh.log"), "tiny")) == 6
+    folder = tmp_path / "reports" / "tiny"
+    pd.testing.assert_frame_equal(pd.read_csv(folder / "earlier_run" / "hypotheses.csv"), table)
+    answer = (folder / "report.md").read_text().split("## Answer", 1)[1].split("<details>", 1)[0]
+    assert "This run, look 1 of 2: **0 of 1 decided**; 1 still open" in answer
+    assert "ran 2 of 2 looks: 10 trials" in answer and "This run reproduces it so far: its 6 trials" in answer
+    assert "| hypothesis | verdict (earlier run) |" in answer
+    assert "answer of the earlier run in earlier_run/ (look 2 of 2)" in round1.output
 
 
 def test_an_equivalence_verdict_shows_the_interval_that_decided_it() -> None:

@@ -22,6 +22,9 @@ Modules, in the order a report is built:
 * `sections`: the report's sections that only show what the modules above compute (setup, the paper's
   tables, exploratory comparisons, curves, hearing, details); `answer`, `variance`, `optuna_views`,
   `test_outputs` and `samples` write their sections beside their computations.
+* `earlier_run`: an earlier run of the same study file that got further than the run replacing its
+  folder (the committed full report under `make sweep`'s first round), carried into ``earlier_run/``,
+  quoted by the Answer and checked trial by trial against this run.
 * `build`: the sections in order, provenance rules (`DirtyTree`), `build_report`, `rebuild_report`,
   `write_index`.
 """

@@ -1,22 +1,31 @@
 """The report's first section: the study's declared hypotheses, each with its verdict, difference and
 repeated confidence interval, the seeds it took, and one sentence against the paper
-(`harness.report.hypotheses` computes them; `harness.report.paper` gives the published rows). Then the
-verdicts look by look, folded. A study that declared none says that nothing in its report is a verdict.
+(`harness.report.hypotheses` computes them; `harness.report.paper` gives the published rows); a line per
+configuration that several hypotheses compare against (which of them is better); then the verdicts look
+by look, folded. A study that declared none says that nothing in its report is a verdict.
+
+A run stopped before its last look (`make sweep` runs the first round) whose folder carries an earlier run
+of the same study file that ran further (`harness.report.earlier_run`) answers with that run's verdicts,
+says how far this run reproduces it, and shows this run's own estimates beside them.
 """
 
 from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
 
 import pandas as pd
 
 from harness.report.comparisons import last_step_seeds, twins
 from harness.report.document import ReportWriter, fmt_num
-from harness.report.folder import ReportData
+from harness.report.earlier_run import EARLIER_DIR, TOLERANCE, EarlierRun, load_earlier, reproduction
+from harness.report.folder import ReportData, load_folder
 from harness.report.hypotheses import HYPOTHESES_FILE, declared, restricted, select, verdicts
 from harness.report.paper import paper_direction
 from harness.report.sequential import BETTER, CONTINUE, EQUIVALENT, UNRESOLVED, WORSE
 from harness.vocabulary import METRIC_NAMES
 
-__all__ = ["answer_section", "interval_text", "verdict_line", "verdict_text"]
+__all__ = ["ahead", "answer_section", "interval_text", "summary_lines", "verdict_line", "verdict_text"]
 
 
 def verdict_text(row: pd.Series) -> str:
@@ -88,29 +97,32 @@ def answer_section(w: ReportWriter, data: ReportData, table: pd.DataFrame) -> No
         f"seeds per configuration, {ran} of {len(looks)} run"
         + (" (stopped early: run `harness sweep` on the study file again to continue)." if _open(table) else ".")
     )
-    tests = {t.name: t for t in spec.tests}
-    rows = []
     kept = verdicts(table)
+    earlier = ahead(data.dir, table)
+    answered = verdicts(earlier.hypotheses) if earlier is not None else kept
     if not kept.empty:
-        w.text(_tally(kept, len(spec.tests)))
+        w.text(
+            (f"This run, look {ran} of {len(looks)}: " if earlier is not None else "") + _tally(kept, len(spec.tests))
+        )
+    if earlier is not None:
+        w.text(_earlier_text(data, table, earlier, len(looks)) + " Its answer: " + _tally(answered, len(spec.tests)))
+    if against := _against(answered):
+        w.text(*against)
+    rows = []
     for test in spec.tests:
-        done = kept[kept["hypothesis"] == test.name] if not kept.empty else kept
+        done = answered[answered["hypothesis"] == test.name] if not answered.empty else answered
         if done.empty:
             rows.append({"hypothesis": test.name, "verdict": "not run (no trials of both sides)"})
             continue
-        r = done.iloc[0]
-        rows.append(
-            {
-                "hypothesis": test.name,
-                "verdict": verdict_text(r),
-                "Δ (A − B) [interval]": f"{fmt_num(r['diff'], sign=True)} {interval_text(r)}",
-                "metric": f"{METRIC_NAMES[r['metric']]}, {r['decoding']}",
-                "seeds": f"{int(r['seeds'])} (look {int(r['look'])})",
-                "replication": fmt_num(r["replication"], 2) if r["verdict"] in (BETTER, WORSE) else "",
-                "paper": _paper(data, r, tests[test.name]),
-                "still improving": _climbing(data, tests[test.name], found.seeds[: int(r["seeds"])]),
-            }
-        )
+        row = _row(data, done.iloc[0], test, found.seeds, earlier)
+        if earlier is not None:  # this run's own estimate at its last look, beside the earlier run's verdict
+            mine = kept[kept["hypothesis"] == test.name]
+            row[f"this run: Δ [RCI] at look {ran}"] = (
+                f"{fmt_num(mine['diff'].iloc[0], sign=True)} {_pair(mine['low'].iloc[0], mine['high'].iloc[0])}"
+                if len(mine)
+                else ""
+            )
+        rows.append(row)
     shown = pd.DataFrame(rows).fillna("")
     if "still improving" in shown and not shown["still improving"].any():
         shown = shown.drop(columns="still improving")  # every side had stopped improving before its last step
@@ -139,6 +151,20 @@ def answer_section(w: ReportWriter, data: ReportData, table: pd.DataFrame) -> No
         w.text(f"<sub>CSV: `{HYPOTHESES_FILE}`</sub>", "</details>")
 
 
+def _row(data: ReportData, r: pd.Series, test, seeds: list[int], earlier: EarlierRun | None) -> dict[str, str]:
+    """The Answer's row of one hypothesis from its kept verdict ``r`` (the earlier run's, when given)."""
+    return {
+        "hypothesis": test.name,
+        "verdict" + (" (earlier run)" if earlier is not None else ""): verdict_text(r),
+        "Δ (A − B) [interval]": f"{fmt_num(r['diff'], sign=True)} {interval_text(r)}",
+        "metric": f"{METRIC_NAMES[r['metric']]}, {r['decoding']}",
+        "seeds": f"{int(r['seeds'])} (look {int(r['look'])})",
+        "replication": fmt_num(r["replication"], 2) if r["verdict"] in (BETTER, WORSE) else "",
+        "paper": _paper(data, r, test),
+        "still improving": _climbing(data, test, seeds[: int(r["seeds"])], earlier),
+    }
+
+
 def _tally(kept: pd.DataFrame, declared_count: int) -> str:
     """One line: how many hypotheses each kind of verdict has (decided, unresolved at the budget, open)."""
     counts = kept["verdict"].value_counts()
@@ -154,12 +180,14 @@ def _tally(kept: pd.DataFrame, declared_count: int) -> str:
     return "; ".join(parts) + "."
 
 
-def _climbing(data: ReportData, spec, seeds: list[int]) -> str:
+def _climbing(data: ReportData, spec, seeds: list[int], earlier: EarlierRun | None = None) -> str:
     """Which side's seeds (those of the deciding look) selected their last validation point: still
-    improving when the step budget ran out."""
+    improving when the step budget ran out (the earlier run's seeds when its verdicts are shown)."""
     parts = []
     for side in (spec.a, spec.b):
         c = select(data, side)
+        if c is not None and earlier is not None:
+            c = dataclasses.replace(c, rows=earlier.configuration_rows(c, seeds))
         c = restricted(c, seeds) if c is not None else None
         if c is not None and (n := last_step_seeds(c)):
             parts.append(f"{c.name}: {n}/{len(c.rows)} seeds at the last step")
@@ -169,3 +197,89 @@ def _climbing(data: ReportData, spec, seeds: list[int]) -> str:
 def _open(table: pd.DataFrame) -> bool:
     kept = verdicts(table)
     return bool(len(kept)) and bool((kept["verdict"] == CONTINUE).any())
+
+
+def ahead(folder: Path, table: pd.DataFrame) -> EarlierRun | None:
+    """The earlier run carried into ``folder``, when this run (``table``: its hypotheses x looks) left
+    hypotheses open at a look that run went past (None otherwise: this run's own verdicts are the answer)."""
+    earlier = load_earlier(folder)
+    if earlier is None or table.empty or not _open(table):
+        return None
+    return earlier if earlier.looks_run > int(table["look"].max()) else None
+
+
+def _earlier_text(data: ReportData, table: pd.DataFrame, earlier: EarlierRun, looks: int) -> str:
+    """Which run answers, where its files are, and how far this run reproduces it."""
+    commits = ", ".join(f"`{c[:7]}`" for c in earlier.provenance.get("trial_commits", []))
+    committed = earlier.source.get("committed_at")
+    rep = reproduction(data.per_seed, table, earlier)
+    where = f"`{earlier.source.get('folder', '?')}`" + (f" as committed at `{committed[:7]}`" if committed else "")
+    said = (
+        f"**The earlier run of this study file**, which this folder replaced ({where}; its verdicts and "
+        f"per-seed scores are in `{EARLIER_DIR}/`), ran {earlier.looks_run} of {looks} looks: {earlier.trials} "
+        f"trials at {commits or 'unknown commits'}. "
+    )
+    same = rep.equal == rep.shared == rep.trials and rep.looks_equal == rep.looks
+    if same:
+        return said + (
+            f"This run reproduces it so far: its {rep.trials} trials score as the earlier run's same "
+            f"configuration and seed, every test and validation score within {TOLERANCE:g} (largest "
+            f"difference {rep.largest:.2g}), and Δ and RCI of its {rep.looks} hypothesis-looks are the earlier "
+            "run's."
+        )
+    return said + (
+        f"**This run does not reproduce it so far**: {rep.shared} of its {rep.trials} trials are in the earlier "
+        f"run, {rep.equal} of them score the same within {TOLERANCE:g} (largest difference {rep.largest:.3g}); "
+        f"Δ and RCI agree at {rep.looks_equal} of {rep.looks} hypothesis-looks. Compare the commits and "
+        "machines in both provenance files before quoting the earlier verdicts."
+    )
+
+
+def _against(kept: pd.DataFrame) -> list[str]:
+    """A line per configuration (and task) that two or more hypotheses compare against: which of the
+    others are better, worse or equivalent against it, and how many are undecided."""
+    lines = []
+    if kept.empty:
+        return lines
+    for (b, task), rows in kept.groupby(["B", "task"], sort=False):
+        if len(rows) < 2:
+            continue
+        margin = fmt_num(rows["margin"].max())
+        by = {v: rows[rows["verdict"] == v] for v in (BETTER, WORSE, EQUIVALENT, UNRESOLVED, CONTINUE)}
+        named = ((BETTER, "better"), (WORSE, "worse"), (EQUIVALENT, f"equivalent within ±{margin}"))
+        said = [f"{word}: {', '.join(by[v]['A'])}" for v, word in named if len(by[v])] or [
+            f"none of the {len(rows)} is shown better, worse or equivalent within ±{margin}"
+        ]
+        if len(u := by[UNRESOLVED]):
+            low, high = fmt_num(u["mdd"].min()), fmt_num(u["mdd"].max())
+            said.append(
+                f"{len(u)} unresolved at {int(u['seeds'].max())} seeds (detectable difference "
+                f"{low if low == high else f'{low}–{high}'})"
+            )
+        if len(by[CONTINUE]):
+            said.append(f"{len(by[CONTINUE])} still open")
+        lines.append(f"Against **{b}** ({task}): " + "; ".join(said) + ".")
+    return lines
+
+
+def summary_lines(folder: Path) -> list[str]:
+    """The Answer in a few plain lines for the terminal: the tally, the lines against a shared
+    configuration, and the earlier run's answer when the report quotes it."""
+    data = load_folder(folder)
+    found = declared(data.study_text)
+    path = data.dir / HYPOTHESES_FILE
+    if found is None or not path.is_file():
+        return []
+    table = pd.read_csv(path)
+    n = len(found.spec.tests)
+    lines = ["answer: " + _tally(verdicts(table), n).replace("**", "")]
+    earlier = ahead(data.dir, table)
+    answered = verdicts(earlier.hypotheses) if earlier is not None else verdicts(table)
+    if earlier is not None:
+        lines.append(
+            f"answer of the earlier run in {EARLIER_DIR}/ (look {earlier.looks_run} of {len(found.looks)}): "
+            + _tally(answered, n).replace("**", "")
+        )
+    lines += [f"  {r['hypothesis']}: {verdict_line(r)}" for _, r in answered.iterrows()]
+    lines += ["  " + line.replace("**", "") for line in _against(answered)]
+    return lines

@@ -19,6 +19,7 @@ from harness.provenance import CHECKOUT, git_commit, is_clean
 from harness.report.answer import answer_section, verdict_line
 from harness.report.comparisons import N_BOOTSTRAP, comparison_table
 from harness.report.document import ReportWriter
+from harness.report.earlier_run import carry
 from harness.report.export import FILES, export_study
 from harness.report.folder import ReportData, load_folder
 from harness.report.hypotheses import HYPOTHESES_FILE, verdicts
@@ -138,6 +139,8 @@ def build_report(
     with tempfile.TemporaryDirectory(prefix="harness-report-") as scratch:
         staged = Path(scratch) / "evidence"
         export_study(client, experiment_name, staged, previous=out_dir)
+        if out_dir.is_dir():
+            carry(out_dir, staged)  # an earlier run of the same study that got further: quoted, checked
         dirty = dirty_reasons(load_folder(staged), git_commit())
         if dirty and _in_reports(out_dir) and not allow_dirty:
             raise _refusal(out_dir, dirty)

@@ -173,7 +173,8 @@ class ReportData:
 
 def load_folder(folder: Path) -> ReportData:
     folder = Path(folder)
-    per_seed = pd.read_csv(folder / FILES["per_seed"], dtype={"run_id": str, "config": str, "label": str})
+    text = {"run_id": str, "config": str, "label": str, "reused_from": str, "commit": str}
+    per_seed = pd.read_csv(folder / FILES["per_seed"], dtype=text)
     for column in ("reused_from", "commit"):
         per_seed[column] = per_seed[column].fillna("").astype(str)
     trials_path = folder / FILES["trials"]

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness.report.answer import interval_text, verdict_text
+from harness.report.answer import ahead, interval_text, verdict_text
 from harness.report.document import fmt_num, md_table
+from harness.report.earlier_run import EARLIER_DIR
 from harness.report.findings import OPEN
 from harness.report.hypotheses import HYPOTHESES_FILE, verdicts
 
@@ -34,6 +35,16 @@ def write_index(reports: Path) -> Path:
         lines += [f"## [{folder.name}]({folder.name}/{REPORT_FILE})", "", f"{first}.", ""]
         table = pd.read_csv(folder / HYPOTHESES_FILE) if (folder / HYPOTHESES_FILE).is_file() else pd.DataFrame()
         if not table.empty:
+            earlier = ahead(folder, table)
+            source = f"{EARLIER_DIR}/{HYPOTHESES_FILE}" if earlier is not None else HYPOTHESES_FILE
+            if earlier is not None:
+                lines += [
+                    f"This run stopped at look {int(table['look'].max())} with hypotheses still open; the verdicts "
+                    f"below are those of the earlier run of the same study file (look {earlier.looks_run}), carried "
+                    f"in `{EARLIER_DIR}/`; the report's Answer says how far this run reproduces it.",
+                    "",
+                ]
+                table = earlier.hypotheses
             rows = []
             for _, r in verdicts(table).iterrows():
                 line = table[(table["hypothesis"] == r["hypothesis"]) & (table["look"] == r["look"])].index[0]
@@ -43,7 +54,7 @@ def write_index(reports: Path) -> Path:
                         "verdict": verdict_text(r),
                         "Δ [interval]": f"{fmt_num(r['diff'], sign=True)} {interval_text(r)}",
                         "seeds": int(r["seeds"]),
-                        "row": f"[{HYPOTHESES_FILE}]({folder.name}/{HYPOTHESES_FILE}#L{line + 2})",
+                        "row": f"[{source}]({folder.name}/{source}#L{line + 2})",
                     }
                 )
             lines += [md_table(pd.DataFrame(rows)), ""]
