@@ -240,7 +240,7 @@ def report_cmd(
     if from_folder is not None:
         from harness.report import rebuild_report
 
-        typer.echo(f"report: {rebuild_report(from_folder, allow_dirty=allow_dirty)}", err=True)
+        _say_report(rebuild_report(from_folder, allow_dirty=allow_dirty))
         return
     if study is None:
         raise typer.BadParameter("give a STUDY (file or name), or --from-folder DIR")
@@ -364,11 +364,16 @@ def _summary(optuna_study, study) -> bool:
 
 def _build_report(name: str, out: Path, tracking_uri: str, allow_dirty: bool) -> None:
     from harness.report import build_report
+
+    _say_report(build_report(name, out, tracking_uri, allow_dirty=allow_dirty))
+
+
+def _say_report(path: Path) -> None:
+    """Where the report is, and its Answer in a few lines."""
     from harness.report.answer import summary_lines
 
-    build_report(name, out, tracking_uri, allow_dirty=allow_dirty)
-    typer.echo(f"report: {out / 'report.md'}", err=True)
-    for line in summary_lines(out):
+    typer.echo(f"report: {path}", err=True)
+    for line in summary_lines(path.parent):
         typer.echo(line, err=True)
 
 

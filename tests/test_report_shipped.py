@@ -97,3 +97,27 @@ def test_a_single_seed_configuration_is_not_compared():
     md = (folder / "report.md").read_text()
     assert f"**Not compared: {len(found)} pair(s)**" in section(md, "Exploratory comparisons")
     assert not (folder / "comparisons.csv").is_file()
+
+
+def test_an_answer_row_says_when_its_two_sides_gave_identical_scores(tmp_path):
+    """grpo_variants declares mask_truncated_vs_grpo; the two gave the same generations seed by seed (nothing
+    was truncated), so its Answer row says A = B rather than leaving a bare 'unresolved'; other rows don't."""
+    import shutil
+
+    from harness.report.answer import answer_section
+    from harness.report.document import ReportWriter
+    from harness.report.hypotheses import evaluate
+
+    folder = provenance.CHECKOUT / "reports" / "grpo_variants"
+    if not (folder / "hypotheses.csv").is_file():
+        pytest.skip("no shipped grpo_variants report with hypotheses")
+    shutil.copytree(folder, tmp_path / "grpo_variants")
+    data = load_folder(tmp_path / "grpo_variants")
+    w = ReportWriter(data.dir)
+    answer_section(w, data, evaluate(data, n_boot=500))
+    rows: dict[str, str] = {}
+    for line in w.write().read_text().splitlines():
+        if line.startswith("| "):
+            rows.setdefault(line.split("|")[1].strip(), line)  # the Answer's row, before the folded looks
+    assert "A = B seed by seed" in rows["mask_truncated_vs_grpo"]
+    assert "A = B" not in rows["dr_grpo_vs_grpo"] and "A = B" not in rows["gspo_vs_grpo"]

@@ -19,6 +19,7 @@ import pandas as pd
 from harness.report.comparisons import last_step_seeds, twins
 from harness.report.document import ReportWriter, fmt_num
 from harness.report.earlier_run import EARLIER_DIR, TOLERANCE, EarlierRun, load_earlier, reproduction
+from harness.report.findings import identical_configs
 from harness.report.folder import ReportData, load_folder
 from harness.report.hypotheses import HYPOTHESES_FILE, declared, restricted, select, verdicts
 from harness.report.paper import paper_direction
@@ -91,13 +92,15 @@ def answer_section(w: ReportWriter, data: ReportData, table: pd.DataFrame) -> No
     spec, looks = found.spec, found.looks
     ran = int(table["look"].max()) if not table.empty else 0
     w.text(
-        f"{len(spec.tests)} hypotheses declared in the study file before the run; family-wise error "
+        f"{len(spec.tests)} {'hypothesis' if len(spec.tests) == 1 else 'hypotheses'} declared in the study file "
+        "before the run; family-wise error "
         f"{spec.alpha} over all of them and every look (Bonferroni, {spec.alpha / len(spec.tests):.4g} each; "
         f"repeated confidence intervals with {spec.spending} spending); looks at {', '.join(map(str, looks))} "
         f"seeds per configuration, {ran} of {len(looks)} run"
         + (" (stopped early: run `harness sweep` on the study file again to continue)." if _open(table) else ".")
     )
     kept = verdicts(table)
+    same = identical_configs(data)  # configurations whose setting changed nothing here
     earlier = ahead(data.dir, table)
     answered = verdicts(earlier.hypotheses) if earlier is not None else kept
     if not kept.empty:
@@ -114,7 +117,10 @@ def answer_section(w: ReportWriter, data: ReportData, table: pd.DataFrame) -> No
         if done.empty:
             rows.append({"hypothesis": test.name, "verdict": "not run (no trials of both sides)"})
             continue
-        row = _row(data, done.iloc[0], test, found.seeds, earlier)
+        r = done.iloc[0]
+        row = _row(data, r, test, found.seeds, earlier)
+        if earlier is None and any(r["task"] == task and {r["A"], r["B"]} <= set(names) for task, names in same):
+            row["verdict"] += " (A = B seed by seed: identical test scores; 'Identical results' below says why)"
         if earlier is not None:  # this run's own estimate at its last look, beside the earlier run's verdict
             mine = kept[kept["hypothesis"] == test.name]
             row[f"this run: Δ [RCI] at look {ran}"] = (
