@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 README, REPORTS = ROOT / "README.md", ROOT / "reports"
 START, END = "<!-- results:start (scripts/readme_results.py) -->", "<!-- results:end -->"
 METRICS = ["BLEU", "BERTScore", "ROUGE-2", "ROUGE-L", "METEOR"]
+MAIN_STUDIES = ("paper_tables", "reward_ablation")  # the paper's tables: their verdicts come first
 SELECTION_STUDIES = {"lr_selection"}  # their purpose is a choice on validation, not a verdict
 
 
@@ -103,7 +104,10 @@ def selected(folder: Path) -> list[str]:
 
 def block() -> str:
     lines = [START, ""]
-    answered = [folder for folder in sorted(REPORTS.iterdir()) if (folder / HYPOTHESES_FILE).is_file()]
+    answered = sorted(
+        (folder for folder in REPORTS.iterdir() if (folder / HYPOTHESES_FILE).is_file()),
+        key=lambda folder: (folder.name not in MAIN_STUDIES, folder.name),
+    )
     for folder in answered:
         lines += [
             f"**[{folder.name}](reports/{folder.name}/report.md)**, hypotheses declared in its study file before "
