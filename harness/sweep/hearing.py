@@ -49,9 +49,13 @@ def log_hearing(study: StudyConfig, optuna_study: optuna.Study, tracking_uri: st
     parent = find_study_run(client, experiment.experiment_id) if experiment is not None else None
     if parent is None:
         return None
+    from transformers.utils import logging as hf_logging
+
     from harness.data.synthetic import VOICE  # the model stack loads only when there is a base to measure
     from harness.eval.hearing import transcription_errors
     from harness.train.base_model import starting_point
+
+    hf_logging.disable_progress_bar()  # no "Loading weights" bar in the sweep's terminal
 
     run_id = parent.info.run_id
     with tempfile.TemporaryDirectory(prefix="harness-hearing-") as scratch:
