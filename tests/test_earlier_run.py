@@ -91,6 +91,7 @@ def test_a_changed_score_or_look_is_reported_as_not_reproduced(answered) -> None
     changed = reproduction(per_seed, moved, earlier)
     assert changed.equal == len(per_seed) - 1 and changed.largest == pytest.approx(0.01)
     assert changed.looks_equal == len(table) - 1
+    assert same.holds and not changed.holds
 
 
 def test_the_terminal_and_the_index_give_the_earlier_answer(answered, tmp_path: Path) -> None:
@@ -99,6 +100,7 @@ def test_the_terminal_and_the_index_give_the_earlier_answer(answered, tmp_path: 
     lines = summary_lines(out)
     assert lines[0] == "answer: 0 of 4 decided; 4 still open (the next round adds seeds to them)."
     assert lines[1].startswith("answer of the earlier run in earlier_run/ (look 4 of 4): 4 of 4 decided")
+    assert lines[1].endswith(f"This run reproduces its {len(pd.read_csv(out / 'per_seed.csv'))} trials so far.")
     assert any(line.startswith("  grpo_vs_sft_sqa: grpo better than sft: Δ +") for line in lines)
     reports = tmp_path / "reports"
     shutil.copytree(out, reports / "paper_tables")

@@ -291,6 +291,7 @@ def test_rounds_add_seeds_only_while_undecided_and_resume(
     assert "ran 2 of 2 looks: 10 trials" in answer and "This run reproduces it so far: its 6 trials" in answer
     assert "| hypothesis | verdict (earlier run) |" in answer
     assert "answer of the earlier run in earlier_run/ (look 2 of 2)" in round1.output
+    assert "This run reproduces its 6 trials so far." in round1.output
 
 
 def test_an_equivalence_verdict_shows_the_interval_that_decided_it() -> None:

@@ -225,8 +225,7 @@ def _earlier_text(data: ReportData, table: pd.DataFrame, earlier: EarlierRun, lo
         f"per-seed scores are in `{EARLIER_DIR}/`), ran {earlier.looks_run} of {looks} looks: {earlier.trials} "
         f"trials at {commits or 'unknown commits'}. "
     )
-    same = rep.equal == rep.shared == rep.trials and rep.looks_equal == rep.looks
-    if same:
+    if rep.holds:
         return said + (
             f"This run reproduces it so far: its {rep.trials} trials score as the earlier run's same "
             f"configuration and seed, every test and validation score within {TOLERANCE:g} (largest "
@@ -282,9 +281,15 @@ def summary_lines(folder: Path) -> list[str]:
     earlier = ahead(data.dir, table)
     answered = verdicts(earlier.hypotheses) if earlier is not None else verdicts(table)
     if earlier is not None:
+        rep = reproduction(data.per_seed, table, earlier)
         lines.append(
             f"answer of the earlier run in {EARLIER_DIR}/ (look {earlier.looks_run} of {len(found.looks)}): "
             + _tally(answered, n).replace("**", "")
+            + (
+                f" This run reproduces its {rep.trials} trials so far."
+                if rep.holds
+                else " THIS RUN DOES NOT REPRODUCE IT (the report's Answer says where)."
+            )
         )
     lines += [f"  {r['hypothesis']}: {verdict_line(r)}" for _, r in answered.iterrows()]
     lines += ["  " + line.replace("**", "") for line in _against(answered)]

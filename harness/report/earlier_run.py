@@ -71,6 +71,11 @@ class Reproduction:
     looks_equal: int  # (hypothesis, look) rows of this run whose Δ and RCI equal the earlier run's
     looks: int  # (hypothesis, look) rows of this run that the earlier run has
 
+    @property
+    def holds(self) -> bool:
+        """Every trial of this run is the earlier run's, score for score, and so is every look."""
+        return self.equal == self.shared == self.trials and self.looks_equal == self.looks
+
 
 def carry(previous: Path, staged: Path) -> None:
     """Into ``staged/earlier_run/``: the fullest earlier run of the same study file among ``previous``
