@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from harness.report.answer import interval_text, verdict_text
+from harness.report.answer import delta_text, verdict_text
 from harness.report.findings import OPEN
 from harness.report.hypotheses import HYPOTHESES_FILE, verdicts
 from harness.vocabulary import WALL_TIME
@@ -61,8 +61,7 @@ def declared(folder: Path) -> list[str]:
     kept = verdicts(pd.read_csv(path))
     out = ["| hypothesis | verdict | Δ [interval] | seeds |", "|---|---|---|---|"]
     for _, r in kept.iterrows():
-        diff = f"{r['diff']:+.2f} {interval_text(r)}"
-        out.append(f"| `{r['hypothesis']}` | {verdict_text(r)} | {diff} | {int(r['seeds'])} |")
+        out.append(f"| `{r['hypothesis']}` | {verdict_text(r)} | {delta_text(r)} | {int(r['seeds'])} |")
     return out
 
 

@@ -28,8 +28,8 @@ def _first_round(out: Path) -> Path:
     """The shipped folder as its study's first round leaves it: the first look's seeds, no verdicts yet."""
     shutil.copytree(SHIPPED, out)
     (out / HYPOTHESES_FILE).unlink()
-    first = declared((out / "study.yaml").read_text()).looks[0]
-    seeds = declared((out / "study.yaml").read_text()).seeds[:first]
+    found = declared((out / "study.yaml").read_text())
+    seeds = found.seeds[: found.looks[0]]
     per_seed = pd.read_csv(out / "per_seed.csv")
     per_seed[per_seed["seed"].isin(seeds)].to_csv(out / "per_seed.csv", index=False)
     return out

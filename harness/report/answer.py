@@ -26,7 +26,7 @@ from harness.report.paper import paper_direction
 from harness.report.sequential import BETTER, CONTINUE, EQUIVALENT, UNRESOLVED, WORSE
 from harness.vocabulary import METRIC_NAMES
 
-__all__ = ["ahead", "answer_section", "interval_text", "summary_lines", "verdict_line", "verdict_text"]
+__all__ = ["ahead", "answer_section", "delta_text", "interval_text", "summary_lines", "verdict_line", "verdict_text"]
 
 
 def verdict_text(row: pd.Series) -> str:
@@ -43,6 +43,11 @@ def verdict_text(row: pd.Series) -> str:
     return f"open after look {int(row['look'])} of {int(row['looks'])}: more seeds next round"
 
 
+def delta_text(row: pd.Series) -> str:
+    """Δ and the interval that decides the row's verdict, as every verdict table prints them."""
+    return f"{fmt_num(row['diff'], sign=True)} {interval_text(row)}"
+
+
 def interval_text(row: pd.Series) -> str:
     """The interval that decides the row's verdict: for an equivalence verdict the two one-sided tests'
     (1 - 2 alpha_h) interval, which lies inside the margin; otherwise the (1 - alpha_h) repeated CI."""
@@ -57,10 +62,7 @@ def _pair(low: float, high: float) -> str:
 
 def verdict_line(row: pd.Series) -> str:
     """One line of plain text: the verdict, Δ and its interval, seeds (the study run's tag, the terminal)."""
-    return (
-        f"{verdict_text(row).replace('**', '')}: Δ {fmt_num(row['diff'], sign=True)} {interval_text(row)}, "
-        f"{int(row['seeds'])} seeds"
-    )
+    return f"{verdict_text(row).replace('**', '')}: Δ {delta_text(row)}, {int(row['seeds'])} seeds"
 
 
 def _paper(data: ReportData, row: pd.Series, spec) -> str:
@@ -100,8 +102,8 @@ def answer_section(w: ReportWriter, data: ReportData, table: pd.DataFrame) -> No
         + (" (stopped early: run `harness sweep` on the study file again to continue)." if _open(table) else ".")
     )
     kept = verdicts(table)
-    same = identical_configs(data)  # configurations whose setting changed nothing here
     earlier = ahead(data.dir, table)
+    same = identical_configs(data) if earlier is None else []  # configurations whose setting changed nothing
     answered = verdicts(earlier.hypotheses) if earlier is not None else kept
     if not kept.empty:
         w.text(
@@ -119,7 +121,7 @@ def answer_section(w: ReportWriter, data: ReportData, table: pd.DataFrame) -> No
             continue
         r = done.iloc[0]
         row = _row(data, r, test, found.seeds, earlier)
-        if earlier is None and any(r["task"] == task and {r["A"], r["B"]} <= set(names) for task, names in same):
+        if any(r["task"] == task and {r["A"], r["B"]} <= set(names) for task, names in same):
             row["verdict"] += " (A = B seed by seed: identical test scores; 'Identical results' below says why)"
         if earlier is not None:  # this run's own estimate at its last look, beside the earlier run's verdict
             mine = kept[kept["hypothesis"] == test.name]
@@ -162,7 +164,7 @@ def _row(data: ReportData, r: pd.Series, test, seeds: list[int], earlier: Earlie
     return {
         "hypothesis": test.name,
         "verdict" + (" (earlier run)" if earlier is not None else ""): verdict_text(r),
-        "Δ (A − B) [interval]": f"{fmt_num(r['diff'], sign=True)} {interval_text(r)}",
+        "Δ (A − B) [interval]": delta_text(r),
         "metric": f"{METRIC_NAMES[r['metric']]}, {r['decoding']}",
         "seeds": f"{int(r['seeds'])} (look {int(r['look'])})",
         "replication": fmt_num(r["replication"], 2) if r["verdict"] in (BETTER, WORSE) else "",
@@ -277,9 +279,10 @@ def summary_lines(folder: Path) -> list[str]:
         return []
     table = pd.read_csv(path)
     n = len(found.spec.tests)
-    lines = ["answer: " + _tally(verdicts(table), n).replace("**", "")]
+    kept = verdicts(table)
+    lines = ["answer: " + _tally(kept, n).replace("**", "")]
     earlier = ahead(data.dir, table)
-    answered = verdicts(earlier.hypotheses) if earlier is not None else verdicts(table)
+    answered = verdicts(earlier.hypotheses) if earlier is not None else kept
     if earlier is not None:
         rep = reproduction(data.per_seed, table, earlier)
         lines.append(

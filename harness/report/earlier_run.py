@@ -127,13 +127,10 @@ def reproduction(per_seed: pd.DataFrame, table: pd.DataFrame, earlier: EarlierRu
     and looks. Two scores are equal when both are missing or they differ by at most `TOLERANCE`."""
     scores = [c for c in per_seed.columns if c.startswith((f"{TEST}/", f"{VAL}/")) and c in earlier.per_seed.columns]
     both = per_seed.merge(earlier.per_seed, on=_KEYS, suffixes=("", "@earlier"))
-    gaps = np.zeros((len(both), len(scores)))
-    for j, c in enumerate(scores):
-        a, b = pd.to_numeric(both[c], errors="coerce"), pd.to_numeric(both[f"{c}@earlier"], errors="coerce")
-        gap = np.array((a - b).abs(), dtype=float)
-        gap[(a.isna() & b.isna()).to_numpy()] = 0.0
-        gap[(a.isna() ^ b.isna()).to_numpy()] = np.inf
-        gaps[:, j] = gap
+    a, b = both[scores].to_numpy(float), both[[f"{c}@earlier" for c in scores]].to_numpy(float)
+    gaps = np.abs(a - b)
+    gaps[np.isnan(a) & np.isnan(b)] = 0.0  # missing in both: equal
+    gaps[np.isnan(a) ^ np.isnan(b)] = np.inf  # missing in one: not
     worst = gaps.max(axis=1) if scores else np.zeros(len(both))
     looks = table.merge(earlier.hypotheses, on=["hypothesis", "look"], suffixes=("", "@earlier"))
     same_look = np.ones(len(looks), dtype=bool)

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness.report.answer import ahead, interval_text, verdict_text
-from harness.report.document import fmt_num, md_table
+from harness.report.answer import ahead, delta_text, verdict_text
+from harness.report.document import md_table
 from harness.report.earlier_run import EARLIER_DIR
 from harness.report.findings import OPEN
 from harness.report.hypotheses import HYPOTHESES_FILE, verdicts
@@ -52,7 +52,7 @@ def write_index(reports: Path) -> Path:
                     {
                         "hypothesis": f"`{r['hypothesis']}`: {r['A']} vs {r['B']}",
                         "verdict": verdict_text(r),
-                        "Δ [interval]": f"{fmt_num(r['diff'], sign=True)} {interval_text(r)}",
+                        "Δ [interval]": delta_text(r),
                         "seeds": int(r["seeds"]),
                         "row": f"[{source}]({folder.name}/{source}#L{line + 2})",
                     }
